@@ -1,0 +1,117 @@
+//! `PaymentRoute` (`pr`): the verifier's whole view of one offer, derived by the controller.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::condition::Condition;
+
+/// One priced route the verifier gates. `price` is in atomic units of the asset.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[kube(
+    group = "obol.org",
+    version = "v1alpha1",
+    kind = "PaymentRoute",
+    namespaced,
+    shortname = "pr",
+    status = "PaymentRouteStatus",
+    doc = "A priced route loaded by the x402 verifier; written by the ServiceOffer controller.",
+    printcolumn(name = "Pattern", type_ = "string", json_path = ".spec.pattern"),
+    printcolumn(name = "Price", type_ = "string", json_path = ".spec.price"),
+    printcolumn(name = "Network", type_ = "string", json_path = ".spec.network"),
+    printcolumn(name = "Admitted", type_ = "boolean", json_path = ".status.admitted"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRouteSpec {
+    /// Request path pattern: exact, `<prefix>/*`, or a segment glob.
+    #[schemars(regex(pattern = r"^/[a-zA-Z0-9/_.*-]*$"), length(max = 1024))]
+    pub pattern: String,
+    /// Price per request in atomic units of the asset (`"1000"` = 0.001 USDC).
+    #[schemars(regex(pattern = r"^[0-9]+$"), length(max = 78))]
+    pub price: String,
+    /// The seller's wallet.
+    #[serde(rename = "payTo")]
+    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    pub pay_to: String,
+    /// Chain as a CAIP-2 id (`eip155:84532`); legacy names are accepted too.
+    #[schemars(regex(pattern = r"^([a-z0-9][a-z0-9-]*|eip155:[0-9]+)$"))]
+    pub network: String,
+    /// Token contract; default the chain's USDC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    pub asset: Option<String>,
+    /// Facilitator for this route; default the verifier's.
+    #[serde(
+        default,
+        rename = "facilitatorURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub facilitator_url: Option<String>,
+    /// How the price was derived (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_model: Option<PriceModel>,
+    /// The offer's per-million-token price in atomic units, when priced that way.
+    #[serde(default, rename = "perMTok", skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+$"))]
+    pub per_mtok: Option<String>,
+    /// Tokens per request assumed by the per-MTok conversion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub approx_tokens_per_request: Option<u64>,
+    /// Shown to buyers in the 402 answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    /// Longest validity window a payment may ask for, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub max_timeout_seconds: Option<i64>,
+    /// `Authorization` value the verifier hands to the gateway for the upstream on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_auth: Option<String>,
+}
+
+/// How a route's price was derived.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PriceModel {
+    /// A fixed price per request.
+    #[serde(rename = "per-request")]
+    PerRequest,
+    /// Per million tokens × tokens per request.
+    #[serde(rename = "per-mtok")]
+    PerMTok,
+    /// Per hour, five minutes per request.
+    #[serde(rename = "per-hour")]
+    PerHour,
+}
+
+/// What the verifier reports.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRouteStatus {
+    /// The verifier loaded the route (only after a successful load).
+    #[serde(default)]
+    pub admitted: bool,
+    /// `metadata.generation` that was admitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_admitted_generation: Option<i64>,
+    /// `Admitted`, with the reason when the route could not be loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl PaymentRoute {
+    /// Whether the verifier admitted this route at its current generation.
+    pub fn admitted_at_current_generation(&self) -> bool {
+        let generation = self.metadata.generation;
+        self.status.as_ref().is_some_and(|s| {
+            s.admitted && generation.is_some() && s.last_admitted_generation == generation
+        })
+    }
+}

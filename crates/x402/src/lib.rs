@@ -1,0 +1,1 @@
+//! x402 protocol core (being written).
