@@ -1,0 +1,102 @@
+//! The payer's signing key, kept out of logs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use alloy::primitives::{Address, B256, Signature};
+use alloy::signers::SignerSync as _;
+use alloy::signers::local::PrivateKeySigner;
+
+/// A secp256k1 private key used to sign EIP-3009 authorizations.
+///
+/// `Debug` prints only the address; there is deliberately no `Display`, `Serialize` or accessor
+/// for the key bytes. The underlying k256 key is zeroized on drop.
+#[derive(Clone)]
+pub struct PrivateKey(PrivateKeySigner);
+
+/// A private key string that is not `0x` + 64 hex digits, or not a valid secp256k1 scalar.
+/// Carries no part of the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid private key (expected 0x + 64 hex digits of a valid secp256k1 scalar)")]
+pub struct InvalidPrivateKey;
+
+impl PrivateKey {
+    /// From 32 raw bytes.
+    pub fn from_bytes(bytes: &B256) -> Result<Self, InvalidPrivateKey> {
+        PrivateKeySigner::from_bytes(bytes)
+            .map(Self)
+            .map_err(|_| InvalidPrivateKey)
+    }
+
+    /// The address this key signs for.
+    pub fn address(&self) -> Address {
+        self.0.address()
+    }
+
+    /// Signs a 32-byte digest (RFC 6979 nonce, low-s, `v` as parity).
+    pub fn sign_hash(&self, digest: &B256) -> Result<Signature, crate::eip3009::SignatureError> {
+        self.0
+            .sign_hash_sync(digest)
+            .map_err(|_| crate::eip3009::SignatureError::SigningFailed)
+    }
+}
+
+impl FromStr for PrivateKey {
+    type Err = InvalidPrivateKey;
+
+    /// Parses `0x` + 64 hex digits (surrounding whitespace, e.g. a trailing newline from a
+    /// mounted secret file, is ignored).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = crate::wire::scalar::parse_b256(s.trim()).map_err(|_| InvalidPrivateKey)?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("address", &self.address())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Public Anvil/Hardhat dev key #1 (test-only).
+    const DEV_KEY_1: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+    #[test]
+    fn parses_and_derives_the_address() {
+        let key: PrivateKey = format!("{DEV_KEY_1}\n").parse().unwrap();
+        let want: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+            .parse()
+            .unwrap();
+        assert_eq!(key.address(), want);
+    }
+
+    #[test]
+    fn debug_redacts_the_key() {
+        let key: PrivateKey = DEV_KEY_1.parse().unwrap();
+        let debug = format!("{key:?} {key:#?}");
+        assert!(!debug.contains(&DEV_KEY_1[2..]), "{debug}");
+        assert!(!debug.contains("59c6995e"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn bad_keys_are_refused_without_echoing_them() {
+        let zero = format!("0x{}", "0".repeat(64));
+        for bad in [
+            &DEV_KEY_1[2..],
+            &DEV_KEY_1[..64],
+            zero.as_str(),
+            "0xnot-a-key",
+        ] {
+            let err = bad.parse::<PrivateKey>().unwrap_err();
+            assert!(!err.to_string().contains("59c6"), "{err}");
+        }
+    }
+}
