@@ -1,0 +1,93 @@
+use super::*;
+
+fn mk_journal(n: usize) -> (Vec<u8>, Vec<Record>) {
+    let mut buf = JOURNAL_MAGIC.to_vec();
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record::new(format!("up{}", i % 3), format!("0x{i:064x}")))
+        .collect();
+    for r in &records {
+        encode_record(&mut buf, r).unwrap();
+    }
+    (buf, records)
+}
+
+#[test]
+fn journal_round_trips() {
+    let (buf, records) = mk_journal(5);
+    let d = decode_journal(&buf).unwrap();
+    assert_eq!(d.records, records);
+    assert_eq!(d.valid_len, buf.len() as u64);
+    assert_eq!(d.torn, None);
+}
+
+#[test]
+fn every_cut_of_the_last_frame_is_a_torn_tail() {
+    let (full, records) = mk_journal(3);
+    let (prefix, _) = mk_journal(2);
+    for cut in prefix.len()..full.len() {
+        let d = decode_journal(&full[..cut]).unwrap();
+        assert_eq!(d.records, records[..2], "cut at {cut}");
+        assert_eq!(d.valid_len, prefix.len() as u64);
+        assert_eq!(d.torn.is_some(), cut > prefix.len());
+    }
+    // A zero-filled tail (size extended, data lost) is torn too.
+    let mut zeroed = prefix.clone();
+    zeroed.extend(std::iter::repeat_n(0u8, full.len() - prefix.len()));
+    assert_eq!(decode_journal(&zeroed).unwrap().records, records[..2]);
+    // So are a cut or zeroed header.
+    for cut in 0..JOURNAL_MAGIC.len() {
+        assert!(decode_journal(&full[..cut]).unwrap().records.is_empty());
+    }
+    assert!(decode_journal(&[0u8; 30]).unwrap().records.is_empty());
+}
+
+#[test]
+fn damage_before_the_tail_is_corruption_with_its_offset() {
+    let (mut buf, _) = mk_journal(3);
+    let second = JOURNAL_MAGIC.len() + FRAME_HEADER + 1 + 2 + 3 + 2 + 66;
+    buf[second + FRAME_HEADER + 4] ^= 0x40;
+    let err = decode_journal(&buf).unwrap_err();
+    assert_eq!(err.offset, second as u64);
+    assert_eq!(err.reason, "checksum mismatch");
+
+    let (mut bad_magic, _) = mk_journal(1);
+    bad_magic[0] = b'X';
+    assert_eq!(decode_journal(&bad_magic).unwrap_err().offset, 0);
+    assert!(decode_journal(b"{\"consumed\":{}}").is_err());
+}
+
+#[test]
+fn a_flipped_bit_in_the_last_frame_is_torn_not_corrupt() {
+    let (mut buf, records) = mk_journal(2);
+    let last = buf.len() - 3;
+    buf[last] ^= 1;
+    let d = decode_journal(&buf).unwrap();
+    assert_eq!(d.records, records[..1]);
+    assert_eq!(d.torn.unwrap().reason, "checksum mismatch");
+}
+
+#[test]
+fn snapshot_round_trips_and_refuses_any_defect() {
+    let records = vec![Record::new("a", "k1"), Record::new("b", "k2")];
+    let buf = encode_snapshot(&records).unwrap();
+    assert_eq!(decode_snapshot(&buf).unwrap(), records);
+    for cut in 0..buf.len() {
+        assert!(decode_snapshot(&buf[..cut]).is_err(), "cut {cut}");
+    }
+    let mut extra = buf.clone();
+    extra.push(0);
+    assert_eq!(
+        decode_snapshot(&extra).unwrap_err().reason,
+        "data after end frame"
+    );
+    let empty = encode_snapshot(&[]).unwrap();
+    assert!(decode_snapshot(&empty).unwrap().is_empty());
+}
+
+#[test]
+fn oversized_records_are_refused() {
+    let mut out = Vec::new();
+    let huge = Record::new("a", "k".repeat(MAX_PAYLOAD));
+    assert_eq!(encode_record(&mut out, &huge), Err(TooLarge));
+    assert!(out.is_empty());
+}
