@@ -1,5 +1,8 @@
 //! `PaymentRoute` (`pr`): the verifier's whole view of one offer, derived by the controller.
 
+// kube's printcolumn(...) attributes repeat `type_ = "string"` on purpose.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -3,6 +3,9 @@
 //! Deliberately no secret reference in the spec: whoever may write an offer must not be able to
 //! point the registrar at an arbitrary Secret. The registrar's key is its own configuration.
 
+// kube's printcolumn(...) attributes repeat `type_ = "string"` on purpose.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use kube::CustomResource;

@@ -1,5 +1,8 @@
 //! `ServiceOffer` (`so`): what is sold, written by the operator (or `obol sell http`).
 
+// kube's printcolumn(...) attributes repeat `type_ = "string"` on purpose.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use kube::CustomResource;

@@ -114,7 +114,8 @@ fn ready_rule_table() {
         );
         cs
     };
-    let cases: Vec<(&str, Option<i64>, Option<i64>, Vec<Condition>, bool)> = vec![
+    type Case = (&'static str, Option<i64>, Option<i64>, Vec<Condition>, bool);
+    let cases: Vec<Case> = vec![
         ("all true, observed", Some(3), Some(3), all_true(), true),
         ("stale generation", Some(4), Some(3), all_true(), false),
         ("never observed", Some(1), None, all_true(), false),
@@ -163,7 +164,8 @@ fn phase_rule_table() {
         ConditionStatus::True,
         reasons::HEALTH_CHECK_PASSED,
     )];
-    let cases: Vec<(&str, bool, Option<i64>, Option<i64>, Vec<Condition>, Phase)> = vec![
+    type Case = (&'static str, bool, Option<i64>, Option<i64>, Vec<Condition>, Phase);
+    let cases: Vec<Case> = vec![
         (
             "deleting wins",
             true,
