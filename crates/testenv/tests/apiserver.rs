@@ -35,7 +35,7 @@ fn offer(name: &str) -> ServiceOffer {
             }
         }
     }))
-    .unwrap()
+    .expect("a ServiceOffer")
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ fn offer_json(name: &str, patch: impl FnOnce(&mut Value)) -> DynamicObject {
         }
     });
     patch(&mut v);
-    serde_json::from_value(v).unwrap()
+    serde_json::from_value(v).expect("a ServiceOffer object")
 }
 
 fn set(v: &mut Value, pointer: &str, value: Value) {
