@@ -3,6 +3,8 @@
 //! - service crates (controller, verifier, registrar, buyer) never depend on each other;
 //! - `obol-testenv` is only ever a dev-dependency.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::collections::BTreeMap;
 use std::process::Command;
 
