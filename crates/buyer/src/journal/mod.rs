@@ -27,7 +27,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 pub use codec::Record;
-pub use storage::{FileStorage, Storage};
+pub use storage::{FileStorage, MemStorage, Storage};
 
 /// The append-only log.
 pub const JOURNAL_FILE: &str = "spend.journal";
@@ -295,4 +295,4 @@ impl Journal {
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -122,3 +122,48 @@ impl Storage for FileStorage {
         File::open(&self.dir)?.sync_all()
     }
 }
+
+/// [`Storage`] in memory, for `--state ""` (the Go buyer's in-memory mode): nothing survives
+/// a restart.
+#[derive(Debug, Default)]
+pub struct MemStorage(Mutex<HashMap<String, Vec<u8>>>);
+
+impl Storage for MemStorage {
+    fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.0.lock().get(name).cloned())
+    }
+
+    fn write(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.0.lock().insert(name.to_owned(), data.to_vec());
+        Ok(())
+    }
+
+    fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.0
+            .lock()
+            .entry(name.to_owned())
+            .or_default()
+            .extend_from_slice(data);
+        Ok(())
+    }
+
+    fn sync(&self, _: &str) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut files = self.0.lock();
+        let data = files.remove(from).ok_or(io::ErrorKind::NotFound)?;
+        files.insert(to.to_owned(), data);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.0.lock().remove(name);
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! Prometheus metrics under the Go buyer's names (`obol_x402_buyer_*`, obol-reference §6.3).
+//!
+//! Labels are bounded: the upstream name and its configured remote model, or an error's
+//! `metric_label`. Gauges are reset on reload so removed upstreams disappear.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::pool::Pool;
+
+/// `{upstream, remote_model}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// Configured remote model, or empty.
+    pub remote_model: String,
+}
+
+/// `{reason}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// A `metric_label`.
+    pub reason: String,
+}
+
+/// Every buyer metric.
+#[derive(Debug)]
+pub struct BuyerMetrics {
+    registry: Registry,
+    /// Model-routed requests.
+    pub requests: Family<UpstreamLabels, Counter>,
+    /// Paid retries sent.
+    pub attempts: Family<UpstreamLabels, Counter>,
+    /// Paid retries answered below 400.
+    pub success: Family<UpstreamLabels, Counter>,
+    /// Paid retries answered 400 or more, or failed in transport.
+    pub failure: Family<UpstreamLabels, Counter>,
+    /// Authorizations a seller reported as already used (healed lost state).
+    pub already_used: Family<UpstreamLabels, Counter>,
+    /// Spends that failed before anything was sent, by reason.
+    pub spend_errors: Family<ReasonLabels, Counter>,
+    /// Authorizations left.
+    pub remaining: Family<UpstreamLabels, Gauge>,
+    /// Authorizations spent.
+    pub spent: Family<UpstreamLabels, Gauge>,
+    /// 1 per model mapping.
+    pub mappings: Family<UpstreamLabels, Gauge>,
+}
+
+impl Default for BuyerMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("obol_x402_buyer");
+        let m = Self {
+            requests: Family::default(),
+            attempts: Family::default(),
+            success: Family::default(),
+            failure: Family::default(),
+            already_used: Family::default(),
+            spend_errors: Family::default(),
+            remaining: Family::default(),
+            spent: Family::default(),
+            mappings: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("requests", "Model-routed requests", m.requests.clone());
+        registry.register("payment_attempts", "Paid retries sent", m.attempts.clone());
+        registry.register(
+            "payment_success",
+            "Paid retries below 400",
+            m.success.clone(),
+        );
+        registry.register("payment_failure", "Paid retries failed", m.failure.clone());
+        registry.register(
+            "auth_already_used",
+            "Authorizations a seller reported as already used",
+            m.already_used.clone(),
+        );
+        registry.register(
+            "spend_errors",
+            "Spends refused before sending",
+            m.spend_errors.clone(),
+        );
+        registry.register("auth_remaining", "Authorizations left", m.remaining.clone());
+        registry.register("auth_spent", "Authorizations spent", m.spent.clone());
+        registry.register(
+            "active_model_mappings",
+            "Model to upstream mappings",
+            m.mappings.clone(),
+        );
+        Self { registry, ..m }
+    }
+}
+
+impl BuyerMetrics {
+    /// Labels of an upstream.
+    pub fn labels(upstream: &str, remote_model: Option<&str>) -> UpstreamLabels {
+        UpstreamLabels {
+            upstream: upstream.to_owned(),
+            remote_model: remote_model.unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// Sets the pool gauges of one upstream.
+    pub fn set_counts(&self, labels: &UpstreamLabels, remaining: usize, spent: usize) {
+        self.remaining.get_or_create(labels).set(gauge(remaining));
+        self.spent.get_or_create(labels).set(gauge(spent));
+    }
+
+    /// Rebuilds every gauge from the pool (after a reload).
+    pub fn reset_gauges(&self, pool: &Pool) {
+        self.remaining.clear();
+        self.spent.clear();
+        self.mappings.clear();
+        for (name, s) in pool.status() {
+            let labels = Self::labels(&name, s.remote_model.as_deref());
+            self.set_counts(&labels, s.remaining, s.spent);
+        }
+        for name in pool.models().values() {
+            if let Some(u) = pool.upstream(name) {
+                let labels = Self::labels(name, u.remote_model.as_deref());
+                self.mappings.get_or_create(&labels).set(1);
+            }
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

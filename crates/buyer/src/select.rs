@@ -1,0 +1,176 @@
+//! Pure decisions about a seller's 402: read it, pick a requirement this upstream can pay,
+//! build the payment header, and recognise an answer meaning "this authorization was used".
+//!
+//! The 402 is read leniently (the Go mock seller omits `maxTimeoutSeconds` and `resource`)
+//! but matched strictly: scheme `exact`, same chain, `asset` and `payTo` equal as addresses
+//! (so case never matters), `amount` (or v1 `maxAmountRequired`) equal to the price.
+
+use obol_x402::codec::{self, headers};
+use obol_x402::wire::scalar;
+use obol_x402::{Address, U256, X402Version};
+use serde_json::{Map, Value, json};
+
+use crate::upstream::{Auth, Upstream};
+
+/// One `accepts[]` entry, as far as matching needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// `exact`.
+    pub scheme: String,
+    /// Name or CAIP-2 id, as sent.
+    pub network: String,
+    /// `amount`, else `maxAmountRequired`.
+    pub amount: U256,
+    /// The token.
+    pub asset: Address,
+    /// The recipient.
+    pub pay_to: Address,
+}
+
+/// A parsed 402.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    /// Which header the payment goes in (v1 `X-PAYMENT`, v2 `PAYMENT-SIGNATURE`).
+    pub version: X402Version,
+    /// `accepts[]` as received (the v2 `accepted` echo must be verbatim).
+    pub accepts: Vec<Value>,
+    /// v2 `resource`, echoed.
+    pub resource: Option<Value>,
+    /// v2 `extensions`, echoed.
+    pub extensions: Option<Value>,
+}
+
+/// Why a 402 could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    /// Neither a `PAYMENT-REQUIRED` header nor a JSON body with `x402Version` 1 or 2.
+    #[error("unreadable payment requirements: {0}")]
+    Unreadable(String),
+    /// `accepts` is missing or empty.
+    #[error("payment requirements list no accepted payment")]
+    Empty,
+}
+
+/// Reads a 402 from its `PAYMENT-REQUIRED` header (preferred, as TS clients do) or its body.
+pub fn parse_offer(payment_required: Option<&str>, body: &[u8]) -> Result<Offer, OfferError> {
+    let doc: Value = match payment_required {
+        Some(h) => {
+            let raw = codec::decode_base64(h).map_err(|e| OfferError::Unreadable(e.to_string()))?;
+            serde_json::from_slice(&raw).map_err(|e| OfferError::Unreadable(e.to_string()))?
+        }
+        None => {
+            if body.len() > codec::MAX_BODY_LEN {
+                return Err(OfferError::Unreadable("402 body too large".into()));
+            }
+            serde_json::from_slice(body).map_err(|e| OfferError::Unreadable(e.to_string()))?
+        }
+    };
+    let version = match doc.get("x402Version").and_then(Value::as_u64) {
+        Some(1) => X402Version::V1,
+        Some(2) => X402Version::V2,
+        _ => {
+            return Err(OfferError::Unreadable(
+                "missing or unknown x402Version".into(),
+            ));
+        }
+    };
+    let accepts = match doc.get("accepts").and_then(Value::as_array) {
+        Some(a) if !a.is_empty() => a.clone(),
+        _ => return Err(OfferError::Empty),
+    };
+    Ok(Offer {
+        version,
+        accepts,
+        resource: doc.get("resource").cloned(),
+        extensions: doc.get("extensions").cloned(),
+    })
+}
+
+/// Reads the fields matching needs; `None` for an entry that is not an EVM requirement.
+pub fn candidate(entry: &Value) -> Option<Candidate> {
+    let s = |k: &str| entry.get(k).and_then(Value::as_str);
+    let amount = s("amount").or_else(|| s("maxAmountRequired"))?;
+    Some(Candidate {
+        scheme: s("scheme")?.to_owned(),
+        network: s("network")?.to_owned(),
+        amount: scalar::parse_decimal_u256(amount).ok()?,
+        asset: scalar::parse_address(s("asset")?).ok()?,
+        pay_to: scalar::parse_address(s("payTo")?).ok()?,
+    })
+}
+
+/// The index of the first requirement `upstream` can pay.
+pub fn pick(upstream: &Upstream, offer: &Offer) -> Option<usize> {
+    offer.accepts.iter().position(|entry| {
+        candidate(entry).is_some_and(|c| {
+            c.scheme == "exact"
+                && upstream.same_network(&c.network)
+                && c.asset == upstream.asset
+                && c.pay_to == upstream.pay_to
+                && c.amount == upstream.price
+        })
+    })
+}
+
+/// The payment header (name, base64 value) spending `auth` on requirement `index`.
+pub fn payment_header(
+    offer: &Offer,
+    index: usize,
+    auth: &Auth,
+) -> Result<(&'static str, String), obol_x402::EncodeError> {
+    let accepted = &offer.accepts[index];
+    let body = match offer.version {
+        X402Version::V1 => json!({
+            "x402Version": 1,
+            "scheme": accepted.get("scheme").cloned().unwrap_or(Value::Null),
+            "network": accepted.get("network").cloned().unwrap_or(Value::Null),
+            "payload": auth.payload,
+        }),
+        X402Version::V2 => {
+            let mut m = Map::new();
+            m.insert("x402Version".into(), json!(2));
+            if let Some(r) = &offer.resource {
+                m.insert("resource".into(), r.clone());
+            }
+            m.insert("accepted".into(), accepted.clone());
+            m.insert("payload".into(), auth.payload.clone());
+            if let Some(x) = &offer.extensions {
+                m.insert("extensions".into(), x.clone());
+            }
+            Value::Object(m)
+        }
+    };
+    let name = match offer.version {
+        X402Version::V1 => headers::X_PAYMENT,
+        X402Version::V2 => headers::PAYMENT_SIGNATURE,
+    };
+    Ok((name, codec::encode_header(&body)?))
+}
+
+const USED_MARKERS: &[&str] = &[
+    "already used",
+    "already_used",
+    "used or canceled",
+    "used_or_canceled",
+    "authorization is used",
+];
+
+/// Whether a failed paid answer says the authorization's nonce was already consumed (the state
+/// was lost and this one was spent before). `texts` are the body and any decoded x402 headers.
+pub fn says_already_used(status: u16, texts: &[&[u8]]) -> bool {
+    status >= 400
+        && texts.iter().any(|t| {
+            let lower = String::from_utf8_lossy(t).to_ascii_lowercase();
+            USED_MARKERS.iter().any(|m| lower.contains(m))
+        })
+}
+
+/// The decoded JSON of an x402 response header (`PAYMENT-RESPONSE`, `PAYMENT-REQUIRED`), for
+/// [`says_already_used`]; undecodable headers give nothing.
+pub fn decoded_header(value: &str) -> Vec<u8> {
+    codec::decode_base64(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "select_tests.rs"]
+mod tests;

@@ -1,0 +1,137 @@
+use super::*;
+use crate::pool::tests::mk_config;
+
+const MOCK_402: &str = r#"{"x402Version":1,"accepts":[{"scheme":"exact","network":"base-sepolia","maxAmountRequired":"1000","asset":"0x036CbD53842c5426634e7929541eC2318f3dCF7e","payTo":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}]}"#;
+
+fn mk_upstream() -> Upstream {
+    Upstream::parse("s", &mk_config("http://s", None, "base-sepolia")).unwrap()
+}
+
+fn mk_auth() -> Auth {
+    Auth {
+        key: "0xn".into(),
+        payload: json!({"signature": "0x01", "authorization": {"nonce": "0xn"}}),
+        valid_after: None,
+        valid_before: None,
+    }
+}
+
+#[test]
+fn the_go_mock_seller_402_matches() {
+    let offer = parse_offer(None, MOCK_402.as_bytes()).unwrap();
+    assert_eq!(offer.version, X402Version::V1);
+    assert_eq!(pick(&mk_upstream(), &offer), Some(0));
+    let (name, value) = payment_header(&offer, 0, &mk_auth()).unwrap();
+    assert_eq!(name, "X-PAYMENT");
+    let decoded: Value = serde_json::from_slice(&codec::decode_base64(&value).unwrap()).unwrap();
+    assert_eq!(decoded["x402Version"], 1);
+    assert_eq!(decoded["network"], "base-sepolia");
+    assert_eq!(decoded["payload"]["authorization"]["nonce"], "0xn");
+}
+
+#[test]
+fn matching_table() {
+    let up = mk_upstream();
+    let base = serde_json::from_str::<Value>(MOCK_402).unwrap()["accepts"][0].clone();
+    let with = |k: &str, v: &str| {
+        let mut e = base.clone();
+        e[k] = json!(v);
+        e
+    };
+    let cases = [
+        (
+            "lowercase payTo",
+            with("payTo", "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"),
+            true,
+        ),
+        (
+            "uppercase asset",
+            with("asset", "0x036CBD53842C5426634E7929541EC2318F3DCF7E"),
+            true,
+        ),
+        ("caip-2 network", with("network", "eip155:84532"), true),
+        ("other chain", with("network", "base"), false),
+        (
+            "other payTo",
+            with("payTo", "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"),
+            false,
+        ),
+        ("higher amount", with("maxAmountRequired", "1001"), false),
+        ("v2 amount wins", with("amount", "1000"), true),
+        ("other scheme", with("scheme", "upto"), false),
+    ];
+    for (name, entry, want) in cases {
+        let offer = Offer {
+            version: X402Version::V1,
+            accepts: vec![json!({"scheme": "exact"}), entry],
+            resource: None,
+            extensions: None,
+        };
+        assert_eq!(pick(&up, &offer).is_some(), want, "{name}");
+    }
+}
+
+#[test]
+fn v2_header_is_preferred_and_accepted_is_echoed_verbatim() {
+    let accepted = json!({"scheme":"exact","network":"eip155:84532","amount":"1000",
+        "asset":"0x036cbd53842c5426634e7929541ec2318f3dcf7e",
+        "payTo":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","maxTimeoutSeconds":60,
+        "extra":{"name":"USDC","version":"2"}});
+    let required = json!({"x402Version":2,"resource":{"url":"http://s/x"},"accepts":[accepted]});
+    let header = codec::encode_header(&required).unwrap();
+    let offer = parse_offer(Some(&header), b"{}").unwrap();
+    assert_eq!(offer.version, X402Version::V2);
+    let idx = pick(&mk_upstream(), &offer).unwrap();
+    let (name, value) = payment_header(&offer, idx, &mk_auth()).unwrap();
+    assert_eq!(name, "PAYMENT-SIGNATURE");
+    let decoded: Value = serde_json::from_slice(&codec::decode_base64(&value).unwrap()).unwrap();
+    assert_eq!(decoded["accepted"], accepted);
+    assert_eq!(decoded["resource"]["url"], "http://s/x");
+    // The x402 codec reads what we send.
+    assert!(
+        codec::decode_payment_payload(&value).is_err(),
+        "placeholder payload is not typed"
+    );
+}
+
+#[test]
+fn unusable_402s() {
+    assert_eq!(
+        parse_offer(None, br#"{"x402Version":1,"accepts":[]}"#),
+        Err(OfferError::Empty)
+    );
+    assert!(matches!(
+        parse_offer(None, b"nope"),
+        Err(OfferError::Unreadable(_))
+    ));
+    assert!(matches!(
+        parse_offer(None, b"{\"accepts\":[{}]}"),
+        Err(OfferError::Unreadable(_))
+    ));
+    assert!(matches!(
+        parse_offer(Some("!!"), b""),
+        Err(OfferError::Unreadable(_))
+    ));
+}
+
+#[test]
+fn already_used_answers_are_recognised() {
+    let yes: &[(u16, &str)] = &[
+        (
+            402,
+            r#"{"x402Version":2,"error":"invalid_exact_evm_nonce_already_used"}"#,
+        ),
+        (400, "FiatTokenV2: authorization is used or canceled"),
+        (402, "nonce already used"),
+    ];
+    for (status, body) in yes {
+        assert!(says_already_used(*status, &[body.as_bytes()]), "{body}");
+    }
+    assert!(!says_already_used(200, &[b"already used"]));
+    assert!(!says_already_used(402, &[b"insufficient_funds"]));
+    let header = codec::encode_header(
+        &json!({"success":false,"errorReason":"invalid_exact_evm_nonce_already_used"}),
+    )
+    .unwrap();
+    assert!(says_already_used(402, &[b"{}", &decoded_header(&header)]));
+}
