@@ -8,7 +8,7 @@ use obol_api::{
 
 fn load<T: serde::de::DeserializeOwned>(file: &str) -> T {
     let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = std::fs::read_to_string(&path).expect("fixture readable");
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
