@@ -164,7 +164,14 @@ fn phase_rule_table() {
         ConditionStatus::True,
         reasons::HEALTH_CHECK_PASSED,
     )];
-    type Case = (&'static str, bool, Option<i64>, Option<i64>, Vec<Condition>, Phase);
+    type Case = (
+        &'static str,
+        bool,
+        Option<i64>,
+        Option<i64>,
+        Vec<Condition>,
+        Phase,
+    );
     let cases: Vec<Case> = vec![
         (
             "deleting wins",
