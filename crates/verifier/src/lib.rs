@@ -1,7 +1,55 @@
-//! The x402 ForwardAuth verifier: the paid request path.
+//! The x402 ForwardAuth verifier: the only component on the paid request path.
 //!
-//! Not built yet: issue #4 tracks this component. The binary `x402-verifier` exists so that manifests
-//! and scripts can name it; it refuses to run until the component is implemented.
+//! It owns the route table fed by a route source (PaymentRoutes through a kube reflector, or a
+//! YAML file), the payment gate (local checks, replay cache, facilitator `/verify` then
+//! `/settle`), the axum app, and the PaymentRoute status it reports. It depends on `obol-api`
+//! and `obol-x402` only, never on another service crate. Every failure is a deliberate status:
+//! it fails closed, never panics on input and never lets an unpaid request through a priced
+//! route.
+//!
+//! | Endpoint | Answer |
+//! |---|---|
+//! | `/verify/{namespace}/{name}` | ForwardAuth for one PaymentRoute: 200 (paid, headers `X-Payment-Payer`, `X-Payment-Tx`, `Authorization` = `upstreamAuth`), 402 (unpaid or refused payment: `PAYMENT-REQUIRED` + v1 JSON body or HTML), 503 (route not loaded, not ready, facilitator down) |
+//! | `/verify` | ForwardAuth by `X-Forwarded-Uri` (query cut off): missing → 403, unmatched → 200 (free), matched → as above |
+//! | `/healthz` | 200 `{"status":"ok"}` |
+//! | `/readyz` | 200 after the first full sync of the route source, else 503 |
+//! | `/metrics` | OpenMetrics text: `obol_x402_verifier_*` |
+//!
+//! | Flag | Environment | Default |
+//! |---|---|---|
+//! | `--listen` | `OBOL_VERIFIER_LISTEN` | `0.0.0.0:8080` |
+//! | `--facilitator-url` | `OBOL_VERIFIER_FACILITATOR_URL` | required |
+//! | `--facilitator-verify-timeout-secs` | `OBOL_VERIFIER_FACILITATOR_VERIFY_TIMEOUT_SECS` | `5` |
+//! | `--facilitator-settle-timeout-secs` | `OBOL_VERIFIER_FACILITATOR_SETTLE_TIMEOUT_SECS` | `60` |
+//! | `--route-source` | `OBOL_VERIFIER_ROUTE_SOURCE` | `kube` (or `file`) |
+//! | `--routes-file` | `OBOL_VERIFIER_ROUTES_FILE` | required with `file` |
+//! | `--routes-poll-secs` | `OBOL_VERIFIER_ROUTES_POLL_SECS` | `2` |
+//! | `--replay-capacity` | `OBOL_VERIFIER_REPLAY_CAPACITY` | `100000` |
+//! | `--log` | `OBOL_VERIFIER_LOG` | `info` |
 
-/// The issue that tracks this component.
-pub const TRACKING_ISSUE: u32 = 4;
+pub mod args;
+pub mod clock;
+pub mod decide;
+pub mod error;
+pub mod facilitators;
+pub mod file_source;
+pub mod gate;
+pub mod html;
+pub mod http;
+pub mod k8s;
+pub mod matcher;
+pub mod metrics;
+pub mod replay;
+pub mod route;
+pub mod route_table;
+pub mod state;
+pub mod status;
+#[cfg(test)]
+mod testing;
+
+pub use args::Args;
+pub use error::{Denial, Error, LoadError, Result};
+pub use http::app;
+pub use route::{RouteEntry, RouteKey};
+pub use route_table::RouteTable;
+pub use state::AppState;

@@ -1,0 +1,84 @@
+//! Which facilitator a route uses: the verifier's default, or the route's own `facilitatorURL`
+//! (clients built on first use and kept; their number is bounded by the distinct URLs loaded).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use obol_x402::Facilitator;
+use obol_x402::facilitator::Endpoint;
+use parking_lot::RwLock;
+
+use crate::error::Denial;
+use crate::route::RouteEntry;
+
+/// Builds a facilitator client for a URL.
+pub type MakeFacilitator =
+    Arc<dyn Fn(&str) -> Result<Arc<dyn Facilitator>, String> + Send + Sync + 'static>;
+
+/// The facilitators of every route.
+pub struct Facilitators {
+    default: Arc<dyn Facilitator>,
+    make: Option<MakeFacilitator>,
+    by_url: RwLock<HashMap<String, Arc<dyn Facilitator>>>,
+}
+
+impl fmt::Debug for Facilitators {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Facilitators")
+            .field("per_route", &self.by_url.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Facilitators {
+    /// Every route uses `default` (tests; routes naming their own URL are refused with 503).
+    pub fn single(default: Arc<dyn Facilitator>) -> Self {
+        Self {
+            default,
+            make: None,
+            by_url: RwLock::default(),
+        }
+    }
+
+    /// `default`, plus clients built by `make` for routes with their own URL.
+    pub fn with_factory(default: Arc<dyn Facilitator>, make: MakeFacilitator) -> Self {
+        Self {
+            make: Some(make),
+            ..Self::single(default)
+        }
+    }
+
+    /// The facilitator of `route`.
+    pub fn for_route(&self, route: &RouteEntry) -> Result<Arc<dyn Facilitator>, Denial> {
+        let Some(url) = &route.facilitator_url else {
+            return Ok(self.default.clone());
+        };
+        if let Some(f) = self.by_url.read().get(url) {
+            return Ok(f.clone());
+        }
+        let unavailable = Denial::FacilitatorUnavailable {
+            endpoint: Endpoint::Verify,
+            label: "facilitator_config",
+            transaction: None,
+        };
+        let make = self.make.as_ref().ok_or_else(|| {
+            tracing::warn!(route = %route.key, "No facilitator client for the route's own URL");
+            unavailable
+        })?;
+        match make(url) {
+            Ok(f) => {
+                self.by_url.write().insert(url.clone(), f.clone());
+                Ok(f)
+            }
+            Err(error) => {
+                tracing::warn!(route = %route.key, %error, "Cannot build the route's facilitator");
+                Err(Denial::FacilitatorUnavailable {
+                    endpoint: Endpoint::Verify,
+                    label: "facilitator_config",
+                    transaction: None,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The axum app: ForwardAuth endpoints, probes and metrics. [`app`] builds it so tests can
+//! drive it with `Router::oneshot`, without a socket.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+use crate::decide::{self, Body, Forwarded, PAYMENT_HEADERS, Reply};
+use crate::error::Denial;
+use crate::gate::gate;
+use crate::matcher::path_of;
+use crate::metrics::{Outcome, OutcomeLabels};
+use crate::state::AppState;
+
+/// `X-Forwarded-Uri`.
+pub const X_FORWARDED_URI: &str = "x-forwarded-uri";
+/// `X-Forwarded-Host`.
+pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
+/// `X-Forwarded-Proto`.
+pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+/// The verifier's router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/verify", any(verify_by_path))
+        .route("/verify/{namespace}/{name}", any(verify_exact))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// ForwardAuth for one named route: the Middleware's address names the PaymentRoute, so the
+/// lookup is exact and a route that is not loaded fails closed.
+async fn verify_exact(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let start = Instant::now();
+    let (reply, outcome) = match forwarded(&headers) {
+        Err(denial) => refuse(&state, denial),
+        Ok(_) if !state.table.is_synced() => refuse(&state, Denial::NotReady),
+        Ok(fwd) => match state.table.get(&namespace, &name) {
+            None => refuse(&state, Denial::UnknownRoute),
+            Some(route) => gate(&state, &route, &fwd, payment(&headers)).await,
+        },
+    };
+    finish(&state, start, reply, outcome)
+}
+
+/// ForwardAuth by path: the first route matching `X-Forwarded-Uri` (query string cut off);
+/// an unmatched path is not priced.
+async fn verify_by_path(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let start = Instant::now();
+    let (reply, outcome) = match forwarded(&headers) {
+        Err(denial) => refuse(&state, denial),
+        Ok(_) if !state.table.is_synced() => refuse(&state, Denial::NotReady),
+        Ok(fwd) => match state.table.find(path_of(fwd.uri)) {
+            None => (decide::free(None), Outcome::Free),
+            Some(route) => gate(&state, &route, &fwd, payment(&headers)).await,
+        },
+    };
+    finish(&state, start, reply, outcome)
+}
+
+fn refuse(state: &AppState, denial: Denial) -> (Reply, Outcome) {
+    state.metrics.denied(denial.metric_label());
+    let outcome = match denial.status() {
+        StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+        _ => Outcome::BadRequest,
+    };
+    (decide::denied(&denial), outcome)
+}
+
+fn finish(state: &AppState, start: Instant, reply: Reply, outcome: Outcome) -> Response {
+    state
+        .metrics
+        .request_duration
+        .get_or_create(&OutcomeLabels { outcome })
+        .observe(start.elapsed().as_secs_f64());
+    into_response(reply)
+}
+
+/// Reads the forwarded request; `X-Forwarded-Uri` is required.
+fn forwarded(headers: &HeaderMap) -> Result<Forwarded<'_>, Denial> {
+    let uri = headers
+        .get(X_FORWARDED_URI)
+        .ok_or(Denial::MissingForwardedUri)?
+        .to_str()
+        .map_err(|_| Denial::InvalidForwardedHeader("X-Forwarded-Uri"))?;
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    Ok(Forwarded {
+        proto: text(X_FORWARDED_PROTO),
+        host: text(X_FORWARDED_HOST),
+        uri,
+        wants_html: headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(decide::wants_html),
+    })
+}
+
+fn payment(headers: &HeaderMap) -> Result<Option<&str>, Denial> {
+    decide::payment_header(PAYMENT_HEADERS.iter().flat_map(|h| headers.get_all(*h)))
+}
+
+/// Turns a decided reply into a response.
+pub fn into_response(reply: Reply) -> Response {
+    let (content_type, body) = match reply.body {
+        Body::Empty => (None, axum::body::Body::empty()),
+        Body::Json(bytes) => (Some("application/json"), bytes.into()),
+        Body::Html(text) => (Some("text/html; charset=utf-8"), text.into()),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = reply.status;
+    let h = response.headers_mut();
+    if let Some(ct) = content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    for (name, value) in reply.headers {
+        h.append(name, value);
+    }
+    response
+}
+
+async fn healthz() -> Response {
+    json_text(StatusCode::OK, "{\"status\":\"ok\"}\n")
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.table.is_synced() {
+        json_text(StatusCode::OK, "{\"status\":\"ready\"}\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+fn json_text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.routes.set(state.table.len() as i64);
+    let text = crate::metrics::encode(&state.registry);
+    let ct = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(ct))], text).into_response()
+}

@@ -1,0 +1,189 @@
+//! `--route-source kube`: a watcher over PaymentRoutes in all namespaces feeding the route
+//! table, and the status writer that reports what was loaded.
+//!
+//! The watcher uses the default list-then-watch initial mode (Kubernetes 1.20 has no streaming
+//! lists) with `.default_backoff()`. `Init … InitDone` becomes one `reset` (the table is then
+//! synced and `/readyz` turns ready); later events `apply` or `delete` one route. A route that
+//! fails to load is removed from the table (fail closed) and reported. One bad object never
+//! stops the watch. Status patches run in their own task so a slow API server never delays the
+//! table.
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt as _;
+use kube::{Client, ResourceExt as _};
+use obol_api::{PaymentRoute, PaymentRouteStatus, VERIFIER_FIELD_MANAGER};
+use tokio::sync::mpsc;
+use tracing::{Instrument as _, debug, info, info_span, warn};
+
+use crate::error::LoadError;
+use crate::metrics::VerifierMetrics;
+use crate::route::{RouteEntry, RouteKey};
+use crate::route_table::RouteTable;
+use crate::status::desired_status;
+
+/// One status write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdate {
+    /// The route.
+    pub key: RouteKey,
+    /// Its new status.
+    pub status: PaymentRouteStatus,
+}
+
+/// The key of a PaymentRoute (cluster-scoped objects cannot exist for this kind).
+pub fn route_key(route: &PaymentRoute) -> RouteKey {
+    RouteKey::new(route.namespace().unwrap_or_default(), route.name_any())
+}
+
+/// The owning ServiceOffer's name, for metric labels.
+fn offer_name(route: &PaymentRoute) -> Option<&str> {
+    route
+        .metadata
+        .owner_references
+        .as_deref()?
+        .iter()
+        .find(|o| o.kind == "ServiceOffer")
+        .map(|o| o.name.as_str())
+}
+
+/// Loads one PaymentRoute.
+pub fn load_route(route: &PaymentRoute) -> Result<RouteEntry, LoadError> {
+    RouteEntry::load(
+        route_key(route),
+        route.metadata.generation,
+        &route.spec,
+        offer_name(route),
+    )
+}
+
+/// What watching one object decides: the entry (or why not) and the status to write.
+pub fn observe(route: &PaymentRoute, now: &str) -> (Result<RouteEntry, LoadError>, Option<StatusUpdate>) {
+    let loaded = load_route(route);
+    let status = desired_status(route, loaded.as_ref().map(|_| ()), now).map(|status| {
+        StatusUpdate {
+            key: route_key(route),
+            status,
+        }
+    });
+    (loaded, status)
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().round(jiff::Unit::Second).map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
+}
+
+/// Watches PaymentRoutes until the stream ends (it does not: the watcher retries with backoff).
+pub async fn run(client: Client, table: Arc<RouteTable>, metrics: VerifierMetrics) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(write_statuses(client.clone(), rx).instrument(info_span!("status_writer")));
+    let api: Api<PaymentRoute> = Api::all(client);
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    let mut initial: Vec<RouteEntry> = Vec::new();
+    let mut rejected = 0i64;
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                warn!(%error, "PaymentRoute watch failed; retrying");
+                continue;
+            }
+        };
+        match event {
+            Event::Init => {
+                initial.clear();
+                rejected = 0;
+            }
+            Event::InitApply(route) => {
+                let (loaded, status) = observe(&route, &now_rfc3339());
+                match loaded {
+                    Ok(entry) => initial.push(entry),
+                    Err(error) => {
+                        rejected += 1;
+                        skip(&route, &error);
+                    }
+                }
+                send(&tx, status);
+            }
+            Event::InitDone => {
+                let n = initial.len();
+                table.reset(std::mem::take(&mut initial));
+                metrics.rejected_routes.set(rejected);
+                info!(routes = n, rejected, "PaymentRoutes synced");
+            }
+            Event::Apply(route) => {
+                let (loaded, status) = observe(&route, &now_rfc3339());
+                match loaded {
+                    Ok(entry) => {
+                        let key = entry.key.clone();
+                        if table.apply(entry) {
+                            debug!(route = %key, "PaymentRoute loaded");
+                        }
+                    }
+                    Err(error) => {
+                        table.delete(&route_key(&route));
+                        skip(&route, &error);
+                    }
+                }
+                send(&tx, status);
+            }
+            Event::Delete(route) => {
+                let key = route_key(&route);
+                if table.delete(&key) {
+                    debug!(route = %key, "PaymentRoute removed");
+                }
+            }
+        }
+    }
+}
+
+fn skip(route: &PaymentRoute, error: &LoadError) {
+    warn!(
+        %error,
+        ns = %route.namespace().unwrap_or_default(),
+        name = %route.name_any(),
+        reason = error.reason(),
+        "Skipping PaymentRoute that cannot be loaded"
+    );
+}
+
+fn send(tx: &mpsc::UnboundedSender<StatusUpdate>, update: Option<StatusUpdate>) {
+    if let Some(update) = update {
+        // The writer only stops with the process.
+        let _ = tx.send(update);
+    }
+}
+
+/// Attempts per status write; a later event for the route writes again anyway.
+const STATUS_ATTEMPTS: u32 = 4;
+
+async fn write_statuses(client: Client, mut rx: mpsc::UnboundedReceiver<StatusUpdate>) {
+    let params = PatchParams {
+        field_manager: Some(VERIFIER_FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    while let Some(StatusUpdate { key, status }) = rx.recv().await {
+        let api: Api<PaymentRoute> = Api::namespaced(client.clone(), &key.namespace);
+        let patch = serde_json::json!({ "status": status });
+        for attempt in 1..=STATUS_ATTEMPTS {
+            match api.patch_status(&key.name, &params, &Patch::Merge(&patch)).await {
+                Ok(_) => {
+                    debug!(route = %key, admitted = status.admitted, "PaymentRoute status written");
+                    break;
+                }
+                // A deleted route needs no status.
+                Err(kube::Error::Api(e)) if e.code == 404 => break,
+                Err(error) if attempt == STATUS_ATTEMPTS => {
+                    warn!(%error, route = %key, "Cannot write PaymentRoute status");
+                }
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+    }
+}

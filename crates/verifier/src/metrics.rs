@@ -1,0 +1,179 @@
+//! Verifier metrics with the Go names (`obol_x402_verifier_*`, obol-reference.md §5.9).
+//!
+//! Route series carry `route`, `offer_namespace`, `offer_name` and `chain`; other labels are
+//! bounded reasons. Never a payer address or a nonce. Free requests (no route) create no route
+//! series. Each replica has its own registry; Prometheus sums them.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::route::RouteLabels;
+
+/// How a ForwardAuth call ended (the latency histogram's label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum Outcome {
+    /// No route or a zero price: 200 without payment.
+    Free,
+    /// Unpaid: 402 with requirements.
+    PaymentRequired,
+    /// Paid and settled: 200.
+    Verified,
+    /// A payment that was refused: 402.
+    Failed,
+    /// Fail closed or our outage: 503.
+    Unavailable,
+    /// Bad forwarded request: 403 / 400.
+    BadRequest,
+}
+
+/// Label set of the latency histogram.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// How the call ended.
+    pub outcome: Outcome,
+}
+
+type Labelled = [(&'static str, &'static str); 1];
+
+/// Every verifier metric.
+#[derive(Debug, Clone)]
+pub struct VerifierMetrics {
+    /// A route matched.
+    pub requests: Family<RouteLabels, Counter>,
+    /// 402 without a payment.
+    pub payment_required: Family<RouteLabels, Counter>,
+    /// 200 with a settled payment.
+    pub payment_verified: Family<RouteLabels, Counter>,
+    /// 402 with a payment.
+    pub payment_failed: Family<RouteLabels, Counter>,
+    /// 200 with a settled payment (the Go name for what was charged).
+    pub charged_requests: Family<RouteLabels, Counter>,
+    /// Refusals by machine-readable reason.
+    pub denials: Family<Labelled, Counter>,
+    /// Facilitator failures by `endpoint:label`.
+    pub facilitator_errors: Family<Labelled, Counter>,
+    /// ForwardAuth handling time, by outcome.
+    pub request_duration: Family<OutcomeLabels, Histogram>,
+    /// Routes loaded.
+    pub routes: Gauge,
+    /// Routes that could not be loaded (kube source).
+    pub rejected_routes: Gauge,
+}
+
+impl VerifierMetrics {
+    /// Creates the metrics and registers them under `obol_x402_verifier_`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let reg = registry.sub_registry_with_prefix("obol_x402_verifier");
+        let m = Self {
+            requests: Family::default(),
+            payment_required: Family::default(),
+            payment_verified: Family::default(),
+            payment_failed: Family::default(),
+            charged_requests: Family::default(),
+            denials: Family::default(),
+            facilitator_errors: Family::default(),
+            request_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_05, 4.0, 10))
+            }),
+            routes: Gauge::default(),
+            rejected_routes: Gauge::default(),
+        };
+        reg.register(
+            "requests",
+            "ForwardAuth calls that matched a priced route",
+            m.requests.clone(),
+        );
+        reg.register(
+            "payment_required",
+            "402 answers to requests without a payment",
+            m.payment_required.clone(),
+        );
+        reg.register(
+            "payment_verified",
+            "Payments verified and settled",
+            m.payment_verified.clone(),
+        );
+        reg.register(
+            "payment_failed",
+            "402 answers to requests carrying a payment",
+            m.payment_failed.clone(),
+        );
+        reg.register(
+            "charged_requests",
+            "Requests let through after a settled payment",
+            m.charged_requests.clone(),
+        );
+        reg.register(
+            "denials",
+            "ForwardAuth calls refused, by reason",
+            m.denials.clone(),
+        );
+        reg.register(
+            "facilitator_errors",
+            "Facilitator calls that did not answer yes, by endpoint and kind",
+            m.facilitator_errors.clone(),
+        );
+        reg.register(
+            "request_duration_seconds",
+            "Time to answer a ForwardAuth call, by outcome",
+            m.request_duration.clone(),
+        );
+        reg.register("routes", "Routes in the route table", m.routes.clone());
+        reg.register(
+            "rejected_routes",
+            "PaymentRoutes that could not be loaded",
+            m.rejected_routes.clone(),
+        );
+        m
+    }
+
+    /// Counts a refusal by its reason.
+    pub fn denied(&self, reason: &'static str) {
+        self.denials.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// Counts a facilitator failure.
+    pub fn facilitator_error(&self, kind: &'static str) {
+        self.facilitator_errors
+            .get_or_create(&[("kind", kind)])
+            .inc();
+    }
+}
+
+/// The text exposition of `registry`.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::mk_entry;
+
+    #[test]
+    fn go_names_and_route_labels() {
+        let mut registry = Registry::default();
+        let m = VerifierMetrics::register(&mut registry);
+        let labels = mk_entry("llm", "paid-rpc", "/rpc/*").labels;
+        m.requests.get_or_create(&labels).inc();
+        m.payment_required.get_or_create(&labels).inc();
+        let text = encode(&registry);
+        assert!(
+            text.contains(
+                "obol_x402_verifier_requests_total{route=\"/rpc/*\",offer_namespace=\"llm\",offer_name=\"paid-rpc\",chain=\"eip155:84532\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("obol_x402_verifier_payment_required_total{"));
+        // Families without observations have no series (V12).
+        assert!(!text.contains("obol_x402_verifier_payment_verified_total{"));
+        assert!(!text.contains("obol_x402_verifier_charged_requests_total{"));
+    }
+}

@@ -1,0 +1,267 @@
+//! One loaded route: a PaymentRoute spec turned into what the gate needs, checked once at load
+//! time so the request path never re-parses a string.
+
+use std::fmt;
+
+use axum::http::HeaderValue;
+use obol_api::PaymentRouteSpec;
+use obol_x402 as x402;
+use x402::{Address, Network, Requirement, U256};
+
+use crate::error::LoadError;
+use crate::matcher::Matcher;
+
+/// Default `maxTimeoutSeconds` when the route sets none (the x402 v2 default).
+pub const DEFAULT_MAX_TIMEOUT_SECS: u64 = 60;
+/// Largest `maxTimeoutSeconds` accepted (the CRD's bound).
+pub const MAX_MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// A route's identity: the PaymentRoute's namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl RouteKey {
+    /// A key from its parts.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for RouteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The bounded metric labels of a route (never a payer or a nonce).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route pattern.
+    pub route: String,
+    /// Namespace of the offer (= of the PaymentRoute).
+    pub offer_namespace: String,
+    /// Name of the offer (the owning ServiceOffer, else the PaymentRoute).
+    pub offer_name: String,
+    /// CAIP-2 id of the network.
+    pub chain: String,
+}
+
+/// The `Authorization` value handed upstream; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UpstreamAuth(HeaderValue);
+
+impl UpstreamAuth {
+    /// Checks that the value can be sent as a header; it is marked sensitive.
+    pub fn new(value: &str) -> Result<Self, LoadError> {
+        let mut v = HeaderValue::from_str(value.trim()).map_err(|_| LoadError::UpstreamAuth)?;
+        if v.is_empty() {
+            return Err(LoadError::UpstreamAuth);
+        }
+        v.set_sensitive(true);
+        Ok(Self(v))
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UpstreamAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UpstreamAuth(<redacted>)")
+    }
+}
+
+/// One loaded route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// namespace/name.
+    pub key: RouteKey,
+    /// `metadata.generation` this entry was loaded from (kube source only).
+    pub generation: Option<i64>,
+    /// The pattern as written.
+    pub pattern: String,
+    /// The compiled pattern.
+    pub matcher: Matcher,
+    /// What a payment must be. `None` for a route priced at `0`: gated by nothing but still
+    /// handed `upstreamAuth`.
+    pub requirement: Option<Requirement>,
+    /// Shown in the 402 answer.
+    pub description: Option<String>,
+    /// `Authorization` for the upstream on success.
+    pub upstream_auth: Option<UpstreamAuth>,
+    /// This route's facilitator, when not the verifier's default.
+    pub facilitator_url: Option<String>,
+    /// Metric labels.
+    pub labels: RouteLabels,
+}
+
+impl RouteEntry {
+    /// Loads a route from a PaymentRoute spec; `offer_name` labels its metrics.
+    pub fn load(
+        key: RouteKey,
+        generation: Option<i64>,
+        spec: &PaymentRouteSpec,
+        offer_name: Option<&str>,
+    ) -> Result<Self, LoadError> {
+        if !spec.pattern.starts_with('/') || spec.pattern.len() > 1024 {
+            return Err(LoadError::Pattern);
+        }
+        let network =
+            Network::resolve(spec.network.trim()).map_err(|_| LoadError::UnknownNetwork {
+                network: spec.network.clone(),
+            })?;
+        let amount = x402::wire::scalar::parse_decimal_u256(spec.price.trim())
+            .map_err(|_| LoadError::Price)?;
+        let pay_to = parse_address(&spec.pay_to).ok_or(LoadError::PayTo)?;
+        let max_timeout = match spec.max_timeout_seconds {
+            None => DEFAULT_MAX_TIMEOUT_SECS,
+            Some(s) => u64::try_from(s)
+                .ok()
+                .filter(|s| (1..=MAX_MAX_TIMEOUT_SECS).contains(s))
+                .ok_or(LoadError::MaxTimeout)?,
+        };
+        let requirement = Requirement::usdc(network, pay_to, amount, max_timeout)
+            .map_err(|_| LoadError::NoUsdc {
+                network: network.name,
+            })?;
+        if let Some(asset) = &spec.asset {
+            // Only USDC is priced: its EIP-712 domain is known. Another token's is not.
+            if parse_address(asset) != Some(requirement.asset) {
+                return Err(LoadError::Asset);
+            }
+        }
+        let facilitator_url = match spec.facilitator_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                let parsed = reqwest::Url::parse(url).map_err(|_| LoadError::FacilitatorUrl)?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(LoadError::FacilitatorUrl);
+                }
+                Some(url.to_owned())
+            }
+        };
+        let upstream_auth = match spec.upstream_auth.as_deref() {
+            None | Some("") => None,
+            Some(v) => Some(UpstreamAuth::new(v)?),
+        };
+        let labels = RouteLabels {
+            route: spec.pattern.clone(),
+            offer_namespace: key.namespace.clone(),
+            offer_name: offer_name.unwrap_or(&key.name).to_owned(),
+            chain: network.caip2().to_string(),
+        };
+        Ok(Self {
+            generation,
+            matcher: Matcher::new(&spec.pattern),
+            pattern: spec.pattern.clone(),
+            requirement: (amount != U256::ZERO).then_some(requirement),
+            description: spec.description.clone().filter(|d| !d.is_empty()),
+            upstream_auth,
+            facilitator_url,
+            labels,
+            key,
+        })
+    }
+}
+
+fn parse_address(s: &str) -> Option<Address> {
+    x402::wire::scalar::parse_address(s.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn spec(pattern: &str, price: &str, network: &str) -> PaymentRouteSpec {
+        PaymentRouteSpec {
+            pattern: pattern.into(),
+            price: price.into(),
+            pay_to: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C".into(),
+            network: network.into(),
+            asset: None,
+            facilitator_url: None,
+            price_model: None,
+            per_mtok: None,
+            approx_tokens_per_request: None,
+            description: None,
+            max_timeout_seconds: None,
+            upstream_auth: None,
+        }
+    }
+
+    fn load(spec: &PaymentRouteSpec) -> Result<RouteEntry, LoadError> {
+        RouteEntry::load(RouteKey::new("ns", "r"), Some(3), spec, Some("offer"))
+    }
+
+    #[test]
+    fn loads_names_and_caip2_alike() {
+        let a = load(&spec("/a/*", "1000", "base-sepolia")).unwrap();
+        let b = load(&spec("/a/*", "1000", "eip155:84532")).unwrap();
+        assert_eq!(a.requirement, b.requirement);
+        let req = a.requirement.unwrap();
+        assert_eq!(req.amount, U256::from(1000u64));
+        assert_eq!(req.max_timeout_seconds, DEFAULT_MAX_TIMEOUT_SECS);
+        assert_eq!(a.labels.chain, "eip155:84532");
+        assert_eq!(a.labels.offer_name, "offer");
+        assert_eq!(a.labels.offer_namespace, "ns");
+    }
+
+    #[test]
+    fn load_error_table() {
+        let mut bad_asset = spec("/a", "1", "base-sepolia");
+        bad_asset.asset = Some("0x0000000000000000000000000000000000000001".into());
+        let mut usdc_asset = spec("/a", "1", "base-sepolia");
+        usdc_asset.asset = Some("0x036cbd53842c5426634e7929541ec2318f3dcf7e".into());
+        let mut timeout = spec("/a", "1", "base-sepolia");
+        timeout.max_timeout_seconds = Some(0);
+        let mut auth = spec("/a", "1", "base-sepolia");
+        auth.upstream_auth = Some("Bearer a\nb".into());
+        let mut fac = spec("/a", "1", "base-sepolia");
+        fac.facilitator_url = Some("ftp://x".into());
+        let mut pay_to = spec("/a", "1", "base-sepolia");
+        pay_to.pay_to = "0xABC".into();
+        let cases: &[(&str, PaymentRouteSpec, Option<&str>)] = &[
+            ("ok", spec("/a", "1", "base"), None),
+            ("usdc asset any case", usdc_asset, None),
+            (
+                "unknown network",
+                spec("/a", "1", "invalid-chain"),
+                Some("UnknownNetwork"),
+            ),
+            ("no usdc", spec("/a", "1", "sepolia"), Some("NoUsdc")),
+            ("bad price", spec("/a", "0.001", "base"), Some("InvalidPrice")),
+            ("negative price", spec("/a", "-1", "base"), Some("InvalidPrice")),
+            ("empty price", spec("/a", "", "base"), Some("InvalidPrice")),
+            ("pattern", spec("a", "1", "base"), Some("InvalidPattern")),
+            ("asset", bad_asset, Some("UnsupportedAsset")),
+            ("timeout", timeout, Some("InvalidMaxTimeout")),
+            ("auth", auth, Some("InvalidUpstreamAuth")),
+            ("facilitator", fac, Some("InvalidFacilitatorURL")),
+            ("payTo", pay_to, Some("InvalidPayTo")),
+        ];
+        for (name, spec, want) in cases {
+            let got = load(spec).err().map(|e| e.reason());
+            assert_eq!(got, *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn zero_price_is_free_and_auth_is_redacted() {
+        let mut s = spec("/free", "0", "base");
+        s.upstream_auth = Some("Bearer sk-secret".into());
+        let e = load(&s).unwrap();
+        assert!(e.requirement.is_none());
+        let debug = format!("{e:?}");
+        assert!(!debug.contains("sk-secret"), "{debug}");
+    }
+}
