@@ -1,11 +1,18 @@
-//! `serviceoffer-controller`: see the library crate.
+//! `serviceoffer-controller`: see the `obol_controller` library.
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "serviceoffer-controller: this component is not implemented yet (issue #{})",
-        obol_controller::TRACKING_ISSUE
-    );
-    ExitCode::from(2)
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // One rustls provider for the whole process, before any client exists (TOOLING.md §5).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match obol_controller::args::Args::parse().run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("serviceoffer-controller: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,225 @@
+//! Conditions, phase and the two decisions that depend on observations: whether the HTTPRoute
+//! may be published (fail closed) and whether the RegistrationRequest is due.
+
+use obol_api::condition::{
+    self as cond, Condition, ConditionStatus, reasons, same_ignoring_time, set_condition, types,
+};
+use obol_api::{PaymentRoute, RegistrationRequest, ServiceOfferStatus};
+
+pub use super::conditions::{ApplyFailure, Observed, gate_conditions, registered_condition};
+
+/// What the upstream health probe found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// The health path answered below 400.
+    Healthy {
+        /// HTTP status code.
+        code: u16,
+    },
+    /// It answered 400 or more, or not at all (the message says which).
+    Unhealthy {
+        /// What went wrong.
+        message: String,
+    },
+    /// The upstream Service does not exist.
+    MissingService,
+    /// The Service has no ready endpoint address.
+    NoEndpoints,
+}
+
+impl Probe {
+    /// Whether the upstream answered healthily.
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Self::Healthy { .. })
+    }
+}
+
+/// Why the HTTPRoute is not (or no longer) published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Withheld {
+    /// An older offer owns the path.
+    PathConflict,
+    /// The verifier has not admitted the PaymentRoute (at any generation) or refused it.
+    PaymentGate,
+    /// The upstream has never answered healthily.
+    Upstream,
+}
+
+/// What to do with the HTTPRoute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteAction {
+    /// Apply the desired route.
+    Apply,
+    /// Leave whatever exists untouched: the PaymentRoute was admitted at an earlier generation
+    /// and its current one is pending. The verifier keeps gating with the version it loaded,
+    /// so the route stays closed, and a spec change does not cause an outage.
+    Hold,
+    /// Delete the route (no request may reach the upstream).
+    Withdraw(Withheld),
+}
+
+/// The fail-closed rule: the HTTPRoute is applied only when the path is ours, the PaymentRoute
+/// is admitted at its current generation and the upstream has answered healthily at least once.
+pub fn route_action(
+    payment_route: Option<&PaymentRoute>,
+    healthy_once: bool,
+    conflict: bool,
+) -> RouteAction {
+    if conflict {
+        return RouteAction::Withdraw(Withheld::PathConflict);
+    }
+    let Some(pr) = payment_route else {
+        return RouteAction::Withdraw(Withheld::PaymentGate);
+    };
+    if pr.admitted_at_current_generation() {
+        if healthy_once {
+            RouteAction::Apply
+        } else {
+            RouteAction::Withdraw(Withheld::Upstream)
+        }
+    } else if admitted_earlier(pr) && !refused(pr) {
+        RouteAction::Hold
+    } else {
+        RouteAction::Withdraw(Withheld::PaymentGate)
+    }
+}
+
+fn admitted_earlier(pr: &PaymentRoute) -> bool {
+    let generation = pr.metadata.generation;
+    pr.status.as_ref().is_some_and(|s| {
+        s.admitted
+            && s.last_admitted_generation.is_some()
+            && s.last_admitted_generation < generation
+    })
+}
+
+/// The verifier's `Admitted=False` condition, when it refused the route.
+fn refused(pr: &PaymentRoute) -> bool {
+    refusal(pr).is_some()
+}
+
+pub(super) fn refusal(pr: &PaymentRoute) -> Option<&Condition> {
+    let status = pr.status.as_ref()?;
+    cond::find(&status.conditions, types::ADMITTED).filter(|c| {
+        c.status == ConditionStatus::False
+            && (c.observed_generation.is_none() || c.observed_generation == pr.metadata.generation)
+    })
+}
+
+/// Whether the RegistrationRequest is due: registration enabled and the first three
+/// conditions True.
+pub fn registration_due(enabled: bool, gate: &[Condition]) -> bool {
+    enabled
+        && [
+            types::UPSTREAM_HEALTHY,
+            types::PAYMENT_GATE_READY,
+            types::ROUTE_PUBLISHED,
+        ]
+        .iter()
+        .all(|t| cond::is_true(gate, t))
+}
+
+/// The next status: `conditions` (without timestamps) merged into the old ones so that
+/// `lastTransitionTime` moves only on flips, plus `Ready`, phase and the copied fields.
+pub fn next_status(
+    old: Option<&ServiceOfferStatus>,
+    generation: Option<i64>,
+    conditions: Vec<Condition>,
+    path: &str,
+    registration: Option<&RegistrationRequest>,
+    now: &str,
+) -> ServiceOfferStatus {
+    let mut merged = old.map(|s| s.conditions.clone()).unwrap_or_default();
+    let ready = cond::ready_condition(generation, generation, &conditions);
+    let mut all = conditions;
+    all.push(ready);
+    merged.retain(|m| all.iter().any(|n| n.type_ == m.type_));
+    for mut condition in all {
+        condition.observed_generation = generation;
+        set_condition(&mut merged, condition, now);
+    }
+    let rr_status = registration.and_then(|r| r.status.as_ref());
+    let phase = cond::compute_phase(false, generation, generation, &merged);
+    ServiceOfferStatus {
+        phase: Some(phase),
+        observed_generation: generation,
+        conditions: merged,
+        endpoint: Some(path.to_owned()),
+        agent_id: rr_status.and_then(|s| s.agent_id.clone()),
+        registration_tx_hash: rr_status.and_then(|s| s.tx_hash.clone()),
+    }
+}
+
+/// The status of an invalid offer: `Ready=False/InvalidSpec` (phase `Failed`), every other
+/// condition `Unknown` with the same reason.
+pub fn invalid_status(
+    old: Option<&ServiceOfferStatus>,
+    generation: Option<i64>,
+    message: &str,
+    now: &str,
+) -> ServiceOfferStatus {
+    let mut merged = old.map(|s| s.conditions.clone()).unwrap_or_default();
+    let others = [
+        types::UPSTREAM_HEALTHY,
+        types::PAYMENT_GATE_READY,
+        types::ROUTE_PUBLISHED,
+        types::REGISTERED,
+    ];
+    let mut all: Vec<Condition> = others
+        .iter()
+        .map(|t| {
+            Condition::new(
+                t,
+                ConditionStatus::Unknown,
+                reasons::INVALID_SPEC,
+                "Spec is invalid",
+            )
+        })
+        .collect();
+    all.push(Condition::new(
+        types::READY,
+        ConditionStatus::False,
+        reasons::INVALID_SPEC,
+        message,
+    ));
+    merged.retain(|m| all.iter().any(|n| n.type_ == m.type_));
+    for mut condition in all {
+        condition.observed_generation = generation;
+        set_condition(&mut merged, condition, now);
+    }
+    ServiceOfferStatus {
+        phase: Some(cond::compute_phase(false, generation, generation, &merged)),
+        observed_generation: generation,
+        conditions: merged,
+        endpoint: None,
+        agent_id: old.and_then(|s| s.agent_id.clone()),
+        registration_tx_hash: old.and_then(|s| s.registration_tx_hash.clone()),
+    }
+}
+
+/// Whether `new` says something `old` does not, ignoring timestamps (no write otherwise).
+pub fn status_changed(old: Option<&ServiceOfferStatus>, new: &ServiceOfferStatus) -> bool {
+    let Some(old) = old else { return true };
+    old.phase != new.phase
+        || old.observed_generation != new.observed_generation
+        || old.endpoint != new.endpoint
+        || old.agent_id != new.agent_id
+        || old.registration_tx_hash != new.registration_tx_hash
+        || !same_ignoring_time(&old.conditions, &new.conditions)
+}
+
+/// Conditions whose status differs between `old` and `new` (for Events): `(new, was)`.
+pub fn transitions<'a>(
+    old: Option<&'a ServiceOfferStatus>,
+    new: &'a ServiceOfferStatus,
+) -> Vec<(&'a Condition, Option<ConditionStatus>)> {
+    new.conditions
+        .iter()
+        .filter_map(|n| {
+            let was = old
+                .and_then(|o| cond::find(&o.conditions, &n.type_))
+                .map(|c| c.status);
+            (was != Some(n.status)).then_some((n, was))
+        })
+        .collect()
+}

@@ -1,0 +1,298 @@
+//! Table tests of the pure plan: children, invalid specs, path conflicts.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use obol_api::ServiceOffer;
+use obol_api::payment_route::PriceModel;
+use serde_json::json;
+
+use super::conflict::path_owner;
+use super::*;
+
+mod status_tests;
+mod status_write_tests;
+
+pub(crate) fn settings() -> Settings {
+    Settings {
+        verifier_url: "http://x402-verifier.x402.svc.cluster.local:8080".into(),
+        gateway: GatewayRef {
+            name: "traefik-gateway".into(),
+            namespace: "traefik".into(),
+        },
+        public_base_url: "https://example.com/".into(),
+    }
+}
+
+/// An offer `name` in `llm` with upstream `litellm`/4000, priced per request, plus `patch`
+/// merged into its spec.
+pub(crate) fn mk_offer(name: &str, spec_patch: serde_json::Value) -> ServiceOffer {
+    let mut spec = json!({
+        "upstream": {"service": "litellm", "namespace": "llm", "port": 4000, "healthPath": "/health"},
+        "payment": {
+            "network": "base-sepolia",
+            "payTo": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "price": {"perRequest": "0.001"}
+        }
+    });
+    merge(&mut spec, spec_patch);
+    let mut offer: ServiceOffer = serde_json::from_value(json!({
+        "apiVersion": "obol.org/v1alpha1",
+        "kind": "ServiceOffer",
+        "metadata": {"name": name, "namespace": "llm", "uid": format!("uid-{name}"), "generation": 1},
+        "spec": spec,
+    }))
+    .expect("offer");
+    offer.metadata.creation_timestamp = Some(Time("2026-01-01T00:00:00Z".parse().unwrap()));
+    offer
+}
+
+fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+#[test]
+fn children_of_a_plain_offer() {
+    // C1, C2, C12 of the Go controller, with the seed's atomic price and CAIP-2 network.
+    let d = desired(&mk_offer("demo", json!({})), &settings()).unwrap();
+    assert_eq!(d.path, "/services/demo");
+
+    let mw = &d.middleware;
+    assert_eq!(mw.metadata.name.as_deref(), Some("x402-demo"));
+    assert_eq!(mw.metadata.namespace.as_deref(), Some("llm"));
+    let fa = mw.spec.forward_auth.as_ref().unwrap();
+    assert_eq!(
+        fa.address,
+        "http://x402-verifier.x402.svc.cluster.local:8080/verify/llm/x402-demo"
+    );
+    assert!(!fa.trust_forward_header);
+
+    let pr = &d.payment_route;
+    assert_eq!(pr.metadata.name.as_deref(), Some("x402-demo"));
+    assert_eq!(pr.spec.pattern, "/services/demo/*");
+    assert_eq!(pr.spec.price, "1000");
+    assert_eq!(pr.spec.network, "eip155:84532");
+    assert_eq!(pr.spec.pay_to, "0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+    assert_eq!(pr.spec.price_model, Some(PriceModel::PerRequest));
+    assert_eq!(pr.spec.max_timeout_seconds, Some(300));
+    assert_eq!(pr.spec.per_mtok, None);
+
+    let route = serde_json::to_value(&d.http_route).unwrap();
+    assert_eq!(route["metadata"]["name"], "so-demo");
+    assert_eq!(
+        route["spec"],
+        json!({
+            "parentRefs": [{"name": "traefik-gateway", "namespace": "traefik"}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/services/demo"}}],
+                "filters": [
+                    {"type": "ExtensionRef", "extensionRef": {"group": "traefik.io", "kind": "Middleware", "name": "x402-demo"}},
+                    {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}
+                ],
+                "backendRefs": [{"name": "litellm", "namespace": "llm", "port": 4000}]
+            }]
+        })
+    );
+    assert!(d.registration.is_none(), "registration disabled by default");
+}
+
+#[test]
+fn every_child_is_owned_and_labelled() {
+    let d = desired(
+        &mk_offer("demo", json!({"registration": {"enabled": true}})),
+        &settings(),
+    )
+    .unwrap();
+    let metas = [
+        &d.middleware.metadata,
+        &d.payment_route.metadata,
+        &d.http_route.metadata,
+        &d.registration.as_ref().unwrap().metadata,
+    ];
+    for m in metas {
+        assert_eq!(m.namespace.as_deref(), Some("llm"));
+        let owners = m.owner_references.as_ref().unwrap();
+        assert_eq!(owners.len(), 1);
+        let o = &owners[0];
+        assert_eq!(
+            (o.kind.as_str(), o.name.as_str(), o.uid.as_str()),
+            ("ServiceOffer", "demo", "uid-demo")
+        );
+        assert_eq!(o.api_version, "obol.org/v1alpha1");
+        assert_eq!(
+            (o.controller, o.block_owner_deletion),
+            (Some(true), Some(true))
+        );
+        let labels = m.labels.as_ref().unwrap();
+        assert_eq!(labels["obol.org/serviceoffer"], "demo");
+        assert_eq!(labels["obol.org/managed-by"], "serviceoffer-controller");
+    }
+}
+
+#[test]
+fn prices_networks_and_paths() {
+    // (spec patch, price, network, pattern, model, perMTok)
+    let cases = [
+        (
+            json!({}),
+            "1000",
+            "eip155:84532",
+            "/services/p/*",
+            PriceModel::PerRequest,
+            None,
+        ),
+        (
+            json!({"payment": {"price": {"perRequest": null, "perMTok": "1.0"}}}),
+            "1000",
+            "eip155:84532",
+            "/services/p/*",
+            PriceModel::PerMTok,
+            Some("1000000"),
+        ),
+        (
+            json!({"payment": {"price": {"perRequest": null, "perHour": "0.6"}}}),
+            "50000",
+            "eip155:84532",
+            "/services/p/*",
+            PriceModel::PerHour,
+            None,
+        ),
+        (
+            json!({"payment": {"network": "base"}, "path": "/api/v1/"}),
+            "1000",
+            "eip155:8453",
+            "/api/v1/*",
+            PriceModel::PerRequest,
+            None,
+        ),
+        (
+            json!({"payment": {"network": "eip155:84532", "price": {"perRequest": "0.01", "perMTok": "1"}}}),
+            "10000",
+            "eip155:84532",
+            "/services/p/*",
+            PriceModel::PerRequest,
+            None,
+        ),
+    ];
+    for (patch, price, network, pattern, model, per_mtok) in cases {
+        let d = desired(&mk_offer("p", patch.clone()), &settings()).unwrap();
+        let spec = &d.payment_route.spec;
+        assert_eq!(spec.price, price, "{patch}");
+        assert_eq!(spec.network, network, "{patch}");
+        assert_eq!(spec.pattern, pattern, "{patch}");
+        assert_eq!(spec.price_model, Some(model), "{patch}");
+        assert_eq!(spec.per_mtok.as_deref(), per_mtok, "{patch}");
+    }
+}
+
+#[test]
+fn invalid_specs_are_refused_with_the_reason() {
+    let cases = [
+        (
+            json!({"payment": {"price": {"perRequest": "abc"}}}),
+            "price",
+        ),
+        (json!({"payment": {"price": {"perRequest": "0"}}}), "zero"),
+        (
+            json!({"payment": {"price": {"perRequest": "0.0000001"}}}),
+            "zero",
+        ),
+        (
+            json!({"payment": {"price": {"perRequest": null}}}),
+            "no price",
+        ),
+        (
+            json!({"payment": {"network": "no-such-chain"}}),
+            "unsupported chain",
+        ),
+        (json!({"payment": {"payTo": "0x123"}}), "payTo"),
+        (json!({"path": "/a b"}), "spec.path"),
+        (json!({"upstream": {"port": 0}}), "port"),
+        (
+            json!({"upstream": {"service": "Not_A_Service"}}),
+            "upstream.service",
+        ),
+        (json!({"upstream": {"healthPath": "health"}}), "healthPath"),
+        (
+            json!({"payment": {"asset": {"address": "nope", "decimals": 6}}}),
+            "asset",
+        ),
+    ];
+    for (patch, needle) in cases {
+        let err = desired(&mk_offer("bad", patch.clone()), &settings()).unwrap_err();
+        assert!(err.0.contains(needle), "{patch}: {err}");
+    }
+}
+
+#[test]
+fn asset_override_uses_its_decimals() {
+    let d = desired(
+        &mk_offer(
+            "tok",
+            json!({"payment": {"asset": {"address": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "decimals": 18}}}),
+        ),
+        &settings(),
+    )
+    .unwrap();
+    assert_eq!(d.payment_route.spec.price, "1000000000000000");
+    assert_eq!(
+        d.payment_route.spec.asset.as_deref(),
+        Some("0x036CbD53842c5426634e7929541eC2318f3dCF7e")
+    );
+}
+
+#[test]
+fn registration_request_when_enabled() {
+    let offer = mk_offer(
+        "demo",
+        json!({"registration": {"enabled": true, "name": "Demo Agent", "skills": ["a"]}, "provenance": {"k": "v"}}),
+    );
+    let rr = desired(&offer, &settings()).unwrap().registration.unwrap();
+    assert_eq!(rr.metadata.name.as_deref(), Some("so-demo-registration"));
+    assert_eq!(rr.spec.name, "Demo Agent");
+    assert_eq!(rr.spec.endpoint, "https://example.com/services/demo");
+    assert_eq!(rr.spec.chain, "eip155:84532");
+    assert_eq!(rr.spec.skills, vec!["a".to_owned()]);
+    assert_eq!(rr.spec.provenance["k"], "v");
+    assert_eq!(rr.spec.service_offer_name.as_deref(), Some("demo"));
+}
+
+fn at(mut offer: ServiceOffer, ns: &str, created: &str) -> ServiceOffer {
+    offer.metadata.namespace = Some(ns.into());
+    offer.metadata.creation_timestamp = Some(Time(created.parse().unwrap()));
+    offer
+}
+
+#[test]
+fn path_conflicts_oldest_wins_ties_by_namespace_and_name() {
+    let same = json!({"path": "/shared"});
+    let older = at(mk_offer("older", same.clone()), "a", "2026-01-01T00:00:00Z");
+    let newer = at(
+        mk_offer("newer", json!({"path": "/shared/"})),
+        "a",
+        "2026-01-01T00:02:00Z",
+    );
+    let other = at(mk_offer("other", json!({})), "a", "2025-01-01T00:00:00Z");
+    let all = [older.clone(), newer.clone(), other.clone()];
+    assert_eq!(path_owner(&older, &all), None);
+    assert_eq!(path_owner(&newer, &all).as_deref(), Some("a/older"));
+    assert_eq!(path_owner(&other, &all), None);
+
+    // Equal times: `aa/a` beats `zz/b`.
+    let a = at(mk_offer("a", same.clone()), "aa", "2026-01-01T00:00:00Z");
+    let b = at(mk_offer("b", same.clone()), "zz", "2026-01-01T00:00:00Z");
+    let all = [b.clone(), a.clone()];
+    assert_eq!(path_owner(&a, &all), None);
+    assert_eq!(path_owner(&b, &all).as_deref(), Some("aa/a"));
+
+    // A deleting owner releases the path; an empty list has no owner.
+    let mut gone = older.clone();
+    gone.metadata.deletion_timestamp = Some(Time("2026-02-01T00:00:00Z".parse().unwrap()));
+    assert_eq!(path_owner(&newer, &[gone, newer.clone()]), None);
+    assert_eq!(path_owner(&newer, &[]), None);
+}

@@ -1,0 +1,396 @@
+//! The reconcile shell: read the caches, probe, call the plan, apply what it says, write the
+//! status when it changed, and publish Events on transitions and failures.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
+use kube::{Api, Resource, ResourceExt};
+use obol_api::condition::{self as cond, ConditionStatus, types};
+use obol_api::gateway::HttpRoute;
+use obol_api::traefik::Middleware;
+use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer, ServiceOfferStatus};
+use tracing::{info, instrument, warn};
+
+use crate::apply::{self, Child};
+use crate::error::{Error, Result};
+use crate::metrics::ControllerMetrics;
+use crate::plan::status::{self as plan_status, ApplyFailure, Observed, RouteAction};
+use crate::plan::{self, Settings, conflict};
+use crate::probe;
+
+/// Everything a reconcile reads besides the offer.
+pub struct Context {
+    /// API client.
+    pub client: kube::Client,
+    /// Child settings (verifier, gateway, base URL).
+    pub settings: Settings,
+    /// Deadline of one upstream probe.
+    pub probe_timeout: Duration,
+    /// How often an offer is re-probed.
+    pub probe_interval: Duration,
+    /// How long deletion waits for the RegistrationRequest to disappear.
+    pub cleanup_timeout: Duration,
+    /// All ServiceOffers (path conflicts).
+    pub offers: Store<ServiceOffer>,
+    /// Our Middlewares.
+    pub middlewares: Store<Middleware>,
+    /// Our PaymentRoutes.
+    pub payment_routes: Store<PaymentRoute>,
+    /// Our HTTPRoutes.
+    pub http_routes: Store<HttpRoute>,
+    /// Our RegistrationRequests.
+    pub registrations: Store<RegistrationRequest>,
+    /// Event publisher.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<ControllerMetrics>,
+    /// Offers (by uid) whose upstream answered healthily at least once in this process.
+    pub healthy_once: parking_lot::Mutex<HashSet<String>>,
+}
+
+/// The current time as RFC 3339 with second precision (condition timestamps).
+fn now() -> String {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
+}
+
+/// Reconciles one offer (entry point for the kube-runtime Controller).
+#[instrument(skip_all, fields(ns = offer.namespace(), name = offer.name_any()))]
+pub async fn reconcile(offer: Arc<ServiceOffer>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
+    let api: Api<ServiceOffer> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, obol_api::FINALIZER, offer, |event| async {
+        match event {
+            Finalizer::Apply(offer) => apply_offer(&offer, &ctx).await,
+            Finalizer::Cleanup(offer) => cleanup(&offer, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.duration.observe(start.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics
+        .reconciles
+        .get_or_create(&vec![("result", outcome)])
+        .inc();
+    result
+}
+
+/// Requeue policy on errors: cleanup waits are short, anything else backs off.
+pub fn error_policy(offer: Arc<ServiceOffer>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .errors
+        .get_or_create(&vec![("error", error.metric_label())])
+        .inc();
+    match error {
+        Error::Finalizer(inner)
+            if matches!(
+                inner.as_ref(),
+                kube::runtime::finalizer::Error::CleanupFailed(Error::CleanupPending { .. })
+            ) =>
+        {
+            Action::requeue(Duration::from_secs(1))
+        }
+        _ => {
+            warn!(%error, ns = offer.namespace(), name = offer.name_any(), "Reconcile failed");
+            Action::requeue(Duration::from_secs(5))
+        }
+    }
+}
+
+async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
+    let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = offer.name_any();
+    let generation = offer.metadata.generation;
+    let old = offer.status.as_ref();
+    let desired = match plan::desired(offer, &ctx.settings) {
+        Ok(d) => d,
+        Err(invalid) => {
+            // Fail closed and stay quiet: no children, no requeue until the spec changes.
+            withdraw_route_children(ctx, &ns, &name, false).await?;
+            let status = plan_status::invalid_status(old, generation, &invalid.0, &now());
+            write_status(ctx, offer, &status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let offers = ctx.offers.state();
+    let conflict_with = conflict::path_owner(offer, offers.iter().map(AsRef::as_ref));
+    let upstream_ns = offer.spec.upstream_namespace(&ns).to_owned();
+    let probe = probe::probe(
+        &ctx.client,
+        &upstream_ns,
+        &offer.spec.upstream,
+        ctx.probe_timeout,
+    )
+    .await?;
+    let uid = offer.uid().unwrap_or_default();
+    let healthy_once = {
+        let mut seen = ctx.healthy_once.lock();
+        if probe.is_healthy() {
+            seen.insert(uid.clone());
+        }
+        seen.contains(&uid)
+            || old.is_some_and(|s| cond::is_true(&s.conditions, types::UPSTREAM_HEALTHY))
+    };
+
+    let mut failures = Vec::new();
+    let mut first_error = None;
+    let mut record = |condition, kind: &str, e: kube::Error, failures: &mut Vec<ApplyFailure>| {
+        let message = format!("applying {kind}: {e}");
+        failures.push(ApplyFailure { condition, message });
+        first_error.get_or_insert(Error::Kube {
+            context: "apply child",
+            source: e,
+        });
+    };
+
+    let (mut middleware_present, mut payment_route) = (false, None);
+    if conflict_with.is_some() {
+        withdraw_route_children(ctx, &ns, &name, false).await?;
+    } else {
+        match ensure(ctx, &ctx.middlewares, &desired.middleware).await {
+            Ok(_) => middleware_present = true,
+            Err(e) => record(types::PAYMENT_GATE_READY, "Middleware", e, &mut failures),
+        }
+        match ensure(ctx, &ctx.payment_routes, &desired.payment_route).await {
+            Ok(pr) => payment_route = Some(pr),
+            Err(e) => record(types::PAYMENT_GATE_READY, "PaymentRoute", e, &mut failures),
+        }
+    }
+
+    let route_action = plan_status::route_action(
+        payment_route.as_ref(),
+        healthy_once,
+        conflict_with.is_some(),
+    );
+    let http_route = match route_action {
+        RouteAction::Apply => match ensure(ctx, &ctx.http_routes, &desired.http_route).await {
+            Ok(route) => Some(route),
+            Err(e) => {
+                record(types::ROUTE_PUBLISHED, "HTTPRoute", e, &mut failures);
+                None
+            }
+        },
+        RouteAction::Hold => apply::cached(&ctx.http_routes, &desired.http_route),
+        RouteAction::Withdraw(_) => {
+            let route_name = desired.http_route.name_any();
+            apply::withdraw(&ctx.client, &ctx.http_routes, &ns, &route_name, false)
+                .await
+                .map_err(Error::kube("withdraw HTTPRoute"))?;
+            None
+        }
+    };
+
+    let mut observed = Observed {
+        path: &desired.path,
+        probe: &probe,
+        conflict_with: conflict_with.as_deref(),
+        middleware_present,
+        payment_route: payment_route.as_ref(),
+        route_action,
+        http_route: http_route.as_ref(),
+        gateway: &ctx.settings.gateway,
+        registration_enabled: desired.registration.is_some(),
+        registration: None,
+        failures: &[],
+    };
+    let mut conditions = plan_status::gate_conditions(
+        &Observed {
+            failures: &failures,
+            ..observed.clone()
+        },
+        &offer.spec.upstream.health_path,
+    );
+    let due = plan_status::registration_due(observed.registration_enabled, &conditions);
+    let registration = match &desired.registration {
+        Some(rr) if due => match ensure(ctx, &ctx.registrations, rr).await {
+            Ok(live) => Some(live),
+            Err(e) => {
+                record(types::REGISTERED, "RegistrationRequest", e, &mut failures);
+                None
+            }
+        },
+        Some(rr) => apply::cached(&ctx.registrations, rr),
+        None => {
+            let rr_name = obol_api::names::registration_request(&name);
+            apply::withdraw(&ctx.client, &ctx.registrations, &ns, &rr_name, false)
+                .await
+                .map_err(Error::kube("delete RegistrationRequest"))?;
+            None
+        }
+    };
+    observed.registration = registration.as_ref();
+    observed.failures = &failures;
+    conditions.push(plan_status::registered_condition(&observed, due));
+
+    let status = plan_status::next_status(
+        old,
+        generation,
+        conditions,
+        &desired.path,
+        registration.as_ref(),
+        &now(),
+    );
+    for failure in &failures {
+        event(
+            ctx,
+            offer,
+            EventType::Warning,
+            "ApplyFailed",
+            &failure.message,
+        )
+        .await;
+    }
+    write_status(ctx, offer, &status).await?;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(ctx.probe_interval)),
+    }
+}
+
+async fn ensure<K: Child>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<K, kube::Error> {
+    let (live, applied) = apply::ensure(&ctx.client, store, desired).await?;
+    if applied {
+        ctx.metrics
+            .applies
+            .get_or_create(&vec![("kind", K::KIND)])
+            .inc();
+    }
+    Ok(live)
+}
+
+/// Deletes the HTTPRoute, PaymentRoute and Middleware of `name` (the route first: traffic
+/// stops before the gate goes). With `force`, deletes without consulting the caches.
+async fn withdraw_route_children(ctx: &Context, ns: &str, name: &str, force: bool) -> Result<()> {
+    let c = &ctx.client;
+    let names = obol_api::names::http_route(name);
+    apply::withdraw(c, &ctx.http_routes, ns, &names, force)
+        .await
+        .map_err(Error::kube("withdraw HTTPRoute"))?;
+    let pr = obol_api::names::payment_route(name);
+    apply::withdraw(c, &ctx.payment_routes, ns, &pr, force)
+        .await
+        .map_err(Error::kube("withdraw PaymentRoute"))?;
+    let mw = obol_api::names::middleware(name);
+    apply::withdraw(c, &ctx.middlewares, ns, &mw, force)
+        .await
+        .map_err(Error::kube("withdraw Middleware"))?;
+    Ok(())
+}
+
+/// Writes `status` (server-side apply of the status subresource) when it differs from the
+/// offer's, and publishes an Event per condition that flipped.
+async fn write_status(
+    ctx: &Context,
+    offer: &ServiceOffer,
+    status: &ServiceOfferStatus,
+) -> Result<()> {
+    let old = offer.status.as_ref();
+    if !plan_status::status_changed(old, status) {
+        return Ok(());
+    }
+    let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
+    let api: Api<ServiceOffer> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = serde_json::json!({
+        "apiVersion": obol_api::API_VERSION,
+        "kind": "ServiceOffer",
+        "status": status,
+    });
+    let params = PatchParams::apply(obol_api::FIELD_MANAGER).force();
+    api.patch_status(&offer.name_any(), &params, &Patch::Apply(&body))
+        .await
+        .map_err(Error::kube("write ServiceOffer status"))?;
+    ctx.metrics.status_writes.inc();
+    for (condition, _) in plan_status::transitions(old, status) {
+        let kind = match condition.status {
+            ConditionStatus::False if condition.type_ != types::REGISTERED => EventType::Warning,
+            ConditionStatus::False
+                if condition.reason == obol_api::condition::reasons::REGISTRATION_FAILED =>
+            {
+                EventType::Warning
+            }
+            _ => EventType::Normal,
+        };
+        let note = format!(
+            "{} is {}: {}",
+            condition.type_,
+            condition.status.as_str(),
+            condition.message
+        );
+        event(ctx, offer, kind, &condition.reason, &note).await;
+    }
+    if old.and_then(|s| s.phase) != status.phase {
+        info!(phase = ?status.phase, "Phase changed");
+    }
+    Ok(())
+}
+
+async fn event(ctx: &Context, offer: &ServiceOffer, type_: EventType, reason: &str, note: &str) {
+    let ev = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&ev, &offer.object_ref(&())).await {
+        warn!(%error, "Publishing an Event failed");
+    }
+}
+
+/// Deletion: withdraw the HTTPRoute, delete the RegistrationRequest and wait (bounded) until
+/// it is gone; garbage collection removes the rest once the finalizer is released.
+async fn cleanup(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
+    let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = offer.name_any();
+    let route = obol_api::names::http_route(&name);
+    apply::withdraw(&ctx.client, &ctx.http_routes, &ns, &route, true)
+        .await
+        .map_err(Error::kube("withdraw HTTPRoute"))?;
+    let rr_name = obol_api::names::registration_request(&name);
+    apply::withdraw(&ctx.client, &ctx.registrations, &ns, &rr_name, true)
+        .await
+        .map_err(Error::kube("delete RegistrationRequest"))?;
+    let rrs: Api<RegistrationRequest> = Api::namespaced(ctx.client.clone(), &ns);
+    let still_there = rrs
+        .get_opt(&rr_name)
+        .await
+        .map_err(Error::kube("get RegistrationRequest"))?
+        .is_some();
+    if !still_there {
+        return Ok(Action::await_change());
+    }
+    let deleting_since = offer
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map_or_else(jiff::Timestamp::now, |t| t.0);
+    let waited = jiff::Timestamp::now().duration_since(deleting_since);
+    if waited.unsigned_abs() >= ctx.cleanup_timeout {
+        let note = format!(
+            "RegistrationRequest {rr_name} still exists after {:?}; releasing the offer anyway",
+            ctx.cleanup_timeout
+        );
+        event(
+            ctx,
+            offer,
+            EventType::Warning,
+            "RegistrationCleanupTimedOut",
+            &note,
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    Err(Error::CleanupPending {
+        namespace: ns,
+        name: rr_name,
+    })
+}

@@ -1,0 +1,242 @@
+//! Wiring: admin server, leader election, watches and the kube-runtime Controller.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use obol_api::gateway::HttpRoute;
+use obol_api::traefik::Middleware;
+use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer};
+use prometheus_client::registry::Registry;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::admin::Admin;
+use crate::error::{Error, Result};
+use crate::metrics::ControllerMetrics;
+use crate::plan::Settings;
+use crate::reconcile::{Context, error_policy, reconcile};
+
+/// Leader-election settings.
+#[derive(Clone, Debug)]
+pub struct LeaseConfig {
+    /// Lease name.
+    pub name: String,
+    /// Lease namespace.
+    pub namespace: String,
+    /// This replica's identity.
+    pub identity: String,
+    /// How long a lease is valid without renewal.
+    pub duration: Duration,
+    /// How long before expiry the holder renews.
+    pub grace: Duration,
+}
+
+/// Everything [`run`] needs besides the client.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Child settings.
+    pub settings: Settings,
+    /// Deadline of one upstream probe.
+    pub probe_timeout: Duration,
+    /// Re-probe interval.
+    pub probe_interval: Duration,
+    /// Bounded wait for the RegistrationRequest on deletion.
+    pub cleanup_timeout: Duration,
+    /// Most reconciles at once.
+    pub concurrency: u16,
+    /// Leader election; `None` runs unconditionally (tests, single replica).
+    pub lease: Option<LeaseConfig>,
+    /// Admin endpoints address; `None` serves none.
+    pub admin_addr: Option<SocketAddr>,
+}
+
+/// Runs the controller until `shutdown` resolves (or leadership is lost, an error).
+pub async fn run(
+    client: Client,
+    config: RunConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(ControllerMetrics::register(&mut registry));
+    let admin = Admin::new(registry);
+    if let Some(addr) = config.admin_addr {
+        let (bound, serve) = admin.bind(addr).await?;
+        info!(%bound, "Admin endpoints listening");
+        tokio::spawn(
+            async move {
+                if let Err(error) = serve.await {
+                    warn!(%error, "Admin server stopped");
+                }
+            }
+            .instrument(info_span!("admin")),
+        );
+    }
+    let shutdown = shutdown.shared();
+    let Some(lease) = config.lease.clone() else {
+        metrics.leader.set(1);
+        return run_controller(client, config, metrics, admin, shutdown).await;
+    };
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease.name)
+        .with_namespace(&lease.namespace)
+        .with_identity(&lease.identity)
+        .with_duration(lease.duration.as_secs().max(1))
+        .with_grace(lease.grace.as_secs().max(1))
+        .build()
+        .await?;
+    let (mut leading, lease_task) = manager.watch().await;
+    info!(identity = %lease.identity, lease = %lease.name, "Waiting for the lease");
+    let acquired = async {
+        while !*leading.borrow_and_update() {
+            if leading.changed().await.is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    let outcome = tokio::select! {
+        got = acquired => if got { Ok(()) } else { Err(Error::LeadershipLost) },
+        () = shutdown.clone() => {
+            drop(leading);
+            let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+            return Ok(());
+        }
+    };
+    outcome?;
+    info!(identity = %lease.identity, "Acquired the lease");
+    metrics.leader.set(1);
+    let lost = {
+        let mut leading = leading.clone();
+        async move {
+            while *leading.borrow_and_update() {
+                if leading.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = run_controller(client, config, metrics.clone(), admin, shutdown) => r,
+        () = lost => Err(Error::LeadershipLost),
+    };
+    metrics.leader.set(0);
+    // Closing the channel makes the lease task release the lease.
+    drop(leading);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    result
+}
+
+fn child_watch<K>(
+    client: &Client,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    // Only our own children; default list-then-watch (the 1.20 API server has no streaming
+    // lists), with backoff so a failing watch never spins.
+    let labels = format!(
+        "{}={}",
+        obol_api::labels::MANAGED_BY,
+        obol_api::FIELD_MANAGER
+    );
+    watcher(
+        Api::<K>::all(client.clone()),
+        watcher::Config::default().labels(&labels),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects()
+}
+
+async fn run_controller(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<ControllerMetrics>,
+    admin: Admin,
+    shutdown: futures::future::Shared<impl Future<Output = ()> + Send + 'static>,
+) -> Result<()> {
+    let (middlewares, mw_writer) = reflector::store::<Middleware>();
+    let (payment_routes, pr_writer) = reflector::store::<PaymentRoute>();
+    let (http_routes, hr_writer) = reflector::store::<HttpRoute>();
+    let (registrations, rr_writer) = reflector::store::<RegistrationRequest>();
+    let controller = Controller::new(
+        Api::<ServiceOffer>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns_stream(child_watch(&client, mw_writer))
+    .owns_stream(child_watch(&client, pr_writer))
+    .owns_stream(child_watch(&client, hr_writer))
+    .owns_stream(child_watch(&client, rr_writer))
+    .with_config(controller::Config::default().concurrency(config.concurrency))
+    .graceful_shutdown_on(shutdown);
+    let offers = controller.store();
+    let reporter = Reporter {
+        controller: obol_api::FIELD_MANAGER.into(),
+        instance: config.lease.as_ref().map(|l| l.identity.clone()),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        settings: config.settings,
+        probe_timeout: config.probe_timeout,
+        probe_interval: config.probe_interval,
+        cleanup_timeout: config.cleanup_timeout,
+        offers: offers.clone(),
+        middlewares: middlewares.clone(),
+        payment_routes: payment_routes.clone(),
+        http_routes: http_routes.clone(),
+        registrations: registrations.clone(),
+        metrics,
+        healthy_once: parking_lot::Mutex::new(HashSet::new()),
+    });
+    tokio::spawn(
+        mark_ready(
+            admin.clone(),
+            offers,
+            middlewares,
+            payment_routes,
+            http_routes,
+            registrations,
+        )
+        .instrument(info_span!("readiness")),
+    );
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+    admin.set_ready(false);
+    Ok(())
+}
+
+async fn mark_ready(
+    admin: Admin,
+    offers: Store<ServiceOffer>,
+    middlewares: Store<Middleware>,
+    payment_routes: Store<PaymentRoute>,
+    http_routes: Store<HttpRoute>,
+    registrations: Store<RegistrationRequest>,
+) {
+    let synced = offers.wait_until_ready().await.is_ok()
+        && middlewares.wait_until_ready().await.is_ok()
+        && payment_routes.wait_until_ready().await.is_ok()
+        && http_routes.wait_until_ready().await.is_ok()
+        && registrations.wait_until_ready().await.is_ok();
+    if synced {
+        info!("Watches synced");
+        admin.set_ready(true);
+    }
+}
