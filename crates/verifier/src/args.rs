@@ -26,7 +26,11 @@ pub enum RouteSource {
 
 /// `x402-verifier` flags; each also reads an `OBOL_VERIFIER_*` variable.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "x402-verifier", version, about = "x402 ForwardAuth payment verifier")]
+#[command(
+    name = "x402-verifier",
+    version,
+    about = "x402 ForwardAuth payment verifier"
+)]
 pub struct Args {
     /// Address to serve ForwardAuth, probes and metrics on.
     #[arg(long, env = "OBOL_VERIFIER_LISTEN", default_value = "0.0.0.0:8080")]
@@ -35,13 +39,26 @@ pub struct Args {
     #[arg(long, env = "OBOL_VERIFIER_FACILITATOR_URL")]
     pub facilitator_url: reqwest::Url,
     /// Time budget of a facilitator `/verify` call.
-    #[arg(long, env = "OBOL_VERIFIER_FACILITATOR_VERIFY_TIMEOUT_SECS", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_FACILITATOR_VERIFY_TIMEOUT_SECS",
+        default_value_t = 5
+    )]
     pub facilitator_verify_timeout_secs: u64,
     /// Time budget of a facilitator `/settle` call (it waits for the transaction).
-    #[arg(long, env = "OBOL_VERIFIER_FACILITATOR_SETTLE_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_FACILITATOR_SETTLE_TIMEOUT_SECS",
+        default_value_t = 60
+    )]
     pub facilitator_settle_timeout_secs: u64,
     /// Route source.
-    #[arg(long, env = "OBOL_VERIFIER_ROUTE_SOURCE", value_enum, default_value = "kube")]
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_ROUTE_SOURCE",
+        value_enum,
+        default_value = "kube"
+    )]
     pub route_source: RouteSource,
     /// Routes file for `--route-source file`.
     #[arg(long, env = "OBOL_VERIFIER_ROUTES_FILE")]

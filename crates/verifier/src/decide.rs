@@ -164,7 +164,10 @@ pub fn denied(denial: &Denial) -> Reply {
     }));
     let mut headers = Vec::new();
     if denial.status() == StatusCode::SERVICE_UNAVAILABLE {
-        headers.push((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS)));
+        headers.push((
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        ));
     }
     if let Some(tx) = denial.transaction()
         && let Ok(value) = HeaderValue::from_str(tx)
@@ -200,9 +203,7 @@ pub fn payment_header<'a>(
 ) -> Result<Option<&'a str>, Denial> {
     let mut found: Option<&str> = None;
     for value in values {
-        let text = value
-            .to_str()
-            .map_err(|_| Denial::UnreadableHeader)?;
+        let text = value.to_str().map_err(|_| Denial::UnreadableHeader)?;
         match found {
             Some(prev) if prev != text => return Err(Denial::ConflictingHeaders),
             _ => found = Some(text),

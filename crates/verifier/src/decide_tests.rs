@@ -49,9 +49,21 @@ fn wants_html_table() {
 fn resource_url_from_forwarded_headers() {
     let r = route();
     let cases = [
-        (Some("https"), Some("obol.stack"), "https://obol.stack/services/demo/x?q=1"),
-        (Some("HTTPS"), Some("obol.stack"), "https://obol.stack/services/demo/x?q=1"),
-        (Some("http"), Some("h:8080"), "http://h:8080/services/demo/x?q=1"),
+        (
+            Some("https"),
+            Some("obol.stack"),
+            "https://obol.stack/services/demo/x?q=1",
+        ),
+        (
+            Some("HTTPS"),
+            Some("obol.stack"),
+            "https://obol.stack/services/demo/x?q=1",
+        ),
+        (
+            Some("http"),
+            Some("h:8080"),
+            "http://h:8080/services/demo/x?q=1",
+        ),
         (None, Some("h"), "http://h/services/demo/x?q=1"),
         (Some("https"), None, "/services/demo/x?q=1"),
     ];
@@ -133,7 +145,10 @@ fn refusals_carry_machine_readable_reasons() {
     assert_eq!(body["error"], "invalid_exact_evm_nonce_already_used");
     assert_eq!(body["accepts"][0]["maxAmountRequired"], "1000");
     let v2 = codec::decode_payment_required(reply.header("payment-required").unwrap()).unwrap();
-    assert_eq!(v2.error.as_deref(), Some("invalid_exact_evm_nonce_already_used"));
+    assert_eq!(
+        v2.error.as_deref(),
+        Some("invalid_exact_evm_nonce_already_used")
+    );
 
     let unavailable = Denial::FacilitatorUnavailable {
         endpoint: obol_x402::facilitator::Endpoint::Verify,
@@ -213,7 +228,11 @@ fn paid_reply_hands_payer_tx_and_upstream_auth() {
         );
         assert_eq!(reply.header("x-payment-tx"), Some("0xabc"));
         assert_eq!(reply.header("authorization"), Some("Bearer sk-up"));
-        let name = if version == 1 { "x-payment-response" } else { "payment-response" };
+        let name = if version == 1 {
+            "x-payment-response"
+        } else {
+            "payment-response"
+        };
         let settle = codec::decode_settle_response(reply.header(name).unwrap()).unwrap();
         assert!(settle.success);
     }

@@ -205,7 +205,9 @@ impl Denial {
     /// The x402 `error` string of a 402 answer.
     pub fn x402_error(&self) -> String {
         match self {
-            Self::Malformed(_) | Self::ConflictingHeaders | Self::UnreadableHeader => "invalid_payload".to_owned(),
+            Self::Malformed(_) | Self::ConflictingHeaders | Self::UnreadableHeader => {
+                "invalid_payload".to_owned()
+            }
             Self::Rejected(r) => r.x402_error_code().to_owned(),
             Self::Replayed => "invalid_exact_evm_nonce_already_used".to_owned(),
             Self::UnsupportedVersion => "invalid_x402_version".to_owned(),

@@ -179,12 +179,15 @@ routes:
         let cases = [
             ("routes: [", "parse"),
             ("routes:\n  - name: a\n", "parse"),
-            (
-                &*GOOD.replace("base-sepolia", "invalid-chain"),
-                "route",
-            ),
+            (&*GOOD.replace("base-sepolia", "invalid-chain"), "route"),
             (&*GOOD.replace("\"1000\"", "1000"), "parse"),
-            (&*GOOD.replace("name: other\n    namespace: llm", "name: demo\n    namespace: default"), "duplicate"),
+            (
+                &*GOOD.replace(
+                    "name: other\n    namespace: llm",
+                    "name: demo\n    namespace: default",
+                ),
+                "duplicate",
+            ),
         ];
         for (text, want) in cases {
             let got = parse_routes(text).err().map(|e| e.metric_label());
@@ -199,7 +202,11 @@ routes:
         let path = dir.join("routes.yaml");
         std::fs::write(&path, GOOD).unwrap();
         let table = Arc::new(RouteTable::new());
-        let task = tokio::spawn(watch_file(path.clone(), table.clone(), Duration::from_millis(50)));
+        let task = tokio::spawn(watch_file(
+            path.clone(),
+            table.clone(),
+            Duration::from_millis(50),
+        ));
         wait_for(|| table.is_synced() && table.len() == 2).await;
         // A broken file keeps the old routes.
         std::fs::write(&path, "routes: [").unwrap();

@@ -106,7 +106,10 @@ impl Ctx<'_> {
         metrics.denied(denial.metric_label());
         let outcome = match denial.status() {
             StatusCode::PAYMENT_REQUIRED => {
-                metrics.payment_failed.get_or_create(&self.route.labels).inc();
+                metrics
+                    .payment_failed
+                    .get_or_create(&self.route.labels)
+                    .inc();
                 Outcome::Failed
             }
             StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,

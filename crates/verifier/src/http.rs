@@ -144,7 +144,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 fn json_text(status: StatusCode, body: &'static str) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt as _};
 use obol_api::{PaymentRoute, PaymentRouteStatus, VERIFIER_FIELD_MANAGER};
 use tokio::sync::mpsc;
@@ -61,19 +61,23 @@ pub fn load_route(route: &PaymentRoute) -> Result<RouteEntry, LoadError> {
 }
 
 /// What watching one object decides: the entry (or why not) and the status to write.
-pub fn observe(route: &PaymentRoute, now: &str) -> (Result<RouteEntry, LoadError>, Option<StatusUpdate>) {
+pub fn observe(
+    route: &PaymentRoute,
+    now: &str,
+) -> (Result<RouteEntry, LoadError>, Option<StatusUpdate>) {
     let loaded = load_route(route);
-    let status = desired_status(route, loaded.as_ref().map(|_| ()), now).map(|status| {
-        StatusUpdate {
+    let status =
+        desired_status(route, loaded.as_ref().map(|_| ()), now).map(|status| StatusUpdate {
             key: route_key(route),
             status,
-        }
-    });
+        });
     (loaded, status)
 }
 
 fn now_rfc3339() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
 }
 
 /// Watches PaymentRoutes until the stream ends (it does not: the watcher retries with backoff).
@@ -170,7 +174,10 @@ async fn write_statuses(client: Client, mut rx: mpsc::UnboundedReceiver<StatusUp
         let api: Api<PaymentRoute> = Api::namespaced(client.clone(), &key.namespace);
         let patch = serde_json::json!({ "status": status });
         for attempt in 1..=STATUS_ATTEMPTS {
-            match api.patch_status(&key.name, &params, &Patch::Merge(&patch)).await {
+            match api
+                .patch_status(&key.name, &params, &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => {
                     debug!(route = %key, admitted = status.admitted, "PaymentRoute status written");
                     break;

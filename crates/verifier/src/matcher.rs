@@ -214,10 +214,7 @@ mod tests {
             first_match(routes, "/services/demo?x=1"),
             Some("/services/demo")
         );
-        assert_eq!(
-            first_match(routes, "/services/x?a"),
-            Some("/services/x/*")
-        );
+        assert_eq!(first_match(routes, "/services/x?a"), Some("/services/x/*"));
         assert_eq!(
             first_match(routes, "/services/x/y?a=/b#c"),
             Some("/services/x/*")

@@ -111,7 +111,11 @@ impl ReplayCache {
     pub fn release(&self, payer: Address, nonce: B256) {
         let key = (payer, nonce);
         let mut inner = self.inner.lock();
-        if inner.entries.get(&key).is_some_and(|e| e.0 == State::InFlight) {
+        if inner
+            .entries
+            .get(&key)
+            .is_some_and(|e| e.0 == State::InFlight)
+        {
             inner.entries.remove(&key);
         }
     }
@@ -136,7 +140,9 @@ impl Inner {
 
     fn purge_expired(&mut self, now: u64) {
         self.entries.retain(|_, (_, exp)| *exp > now);
-        self.settled = self.settled.split_off(&(now.saturating_add(1), Key::default()));
+        self.settled = self
+            .settled
+            .split_off(&(now.saturating_add(1), Key::default()));
     }
 
     fn evict_one_settled(&mut self) -> bool {

@@ -130,9 +130,11 @@ impl RouteEntry {
                 .filter(|s| (1..=MAX_MAX_TIMEOUT_SECS).contains(s))
                 .ok_or(LoadError::MaxTimeout)?,
         };
-        let requirement = Requirement::usdc(network, pay_to, amount, max_timeout)
-            .map_err(|_| LoadError::NoUsdc {
-                network: network.name,
+        let requirement =
+            Requirement::usdc(network, pay_to, amount, max_timeout).map_err(|_| {
+                LoadError::NoUsdc {
+                    network: network.name,
+                }
             })?;
         if let Some(asset) = &spec.asset {
             // Only USDC is priced: its EIP-712 domain is known. Another token's is not.
@@ -239,8 +241,16 @@ mod tests {
                 Some("UnknownNetwork"),
             ),
             ("no usdc", spec("/a", "1", "sepolia"), Some("NoUsdc")),
-            ("bad price", spec("/a", "0.001", "base"), Some("InvalidPrice")),
-            ("negative price", spec("/a", "-1", "base"), Some("InvalidPrice")),
+            (
+                "bad price",
+                spec("/a", "0.001", "base"),
+                Some("InvalidPrice"),
+            ),
+            (
+                "negative price",
+                spec("/a", "-1", "base"),
+                Some("InvalidPrice"),
+            ),
             ("empty price", spec("/a", "", "base"), Some("InvalidPrice")),
             ("pattern", spec("a", "1", "base"), Some("InvalidPattern")),
             ("asset", bad_asset, Some("UnsupportedAsset")),

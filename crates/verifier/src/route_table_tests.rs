@@ -55,7 +55,10 @@ fn order_is_deterministic() {
         let b = backward.find(path).map(|e| e.key.clone());
         assert_eq!(f, b, "{path}");
     }
-    assert_eq!(forward.find("/rpc/premium/mainnet").unwrap().key.name, "exact");
+    assert_eq!(
+        forward.find("/rpc/premium/mainnet").unwrap().key.name,
+        "exact"
+    );
     assert_eq!(forward.find("/rpc/premium/x").unwrap().key.name, "rpc");
     let names: Vec<_> = forward
         .snapshot()
@@ -84,9 +87,27 @@ fn index_agrees_with_linear_scan() {
         "/s-*",
     ];
     let paths = [
-        "", "/", "/a", "/a/", "/a/b", "/a/b/", "/a/b/c", "/a/b/c/d", "/a/b/c/d/e", "/a-1/b",
-        "/a-1/b/c", "/x/q/y", "/x/y/z", "/x/y/z/w", "/s-1", "/s-1/2", "/zzz", "a", "//",
-        "/a?x=1", "/a/b?q#f",
+        "",
+        "/",
+        "/a",
+        "/a/",
+        "/a/b",
+        "/a/b/",
+        "/a/b/c",
+        "/a/b/c/d",
+        "/a/b/c/d/e",
+        "/a-1/b",
+        "/a-1/b/c",
+        "/x/q/y",
+        "/x/y/z",
+        "/x/y/z/w",
+        "/s-1",
+        "/s-1/2",
+        "/zzz",
+        "a",
+        "//",
+        "/a?x=1",
+        "/a/b?q#f",
     ];
     // Every subset of up to 4 patterns under different names, so order varies too.
     for mask in 0u32..(1 << patterns.len()) {

@@ -68,7 +68,10 @@ mod tests {
         assert!(first.admitted);
         assert_eq!(first.last_admitted_generation, Some(1));
         let c = condition::find(&first.conditions, types::ADMITTED).unwrap();
-        assert_eq!((c.status, c.reason.as_str()), (ConditionStatus::True, LOADED));
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::True, LOADED)
+        );
         assert_eq!(c.observed_generation, Some(1));
         // Same generation again: nothing to write, whatever the time.
         assert!(desired_status(&route(1, Some(first.clone())), Ok(()), "t2").is_none());

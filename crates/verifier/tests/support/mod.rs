@@ -1,0 +1,335 @@
+//! Shared fixtures of the router tests: a scripted facilitator, signed payments, a harness
+//! around `app(state)` driven with `oneshot`.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt as _;
+use obol_api::PaymentRouteSpec;
+use obol_verifier::clock::FixedClock;
+use obol_verifier::facilitators::Facilitators;
+use obol_verifier::{AppState, RouteEntry, RouteKey, RouteTable, app};
+use obol_x402::facilitator::{Answer, Endpoint, FacilitatorError, async_trait};
+use obol_x402::wire::{
+    Authorization, FacilitatorRequest, PaymentPayloadV1, PaymentPayloadV2, SettleResponse,
+    SupportedResponse, VerifyResponse,
+};
+use obol_x402::{B256, Facilitator, PrivateKey, Requirement};
+use parking_lot::Mutex;
+use tower::ServiceExt as _;
+
+pub const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
+pub const NOW: u64 = 1_750_000_000;
+pub const TX: &str = "0x5e1f00000000000000000000000000000000000000000000000000000000abcd";
+
+/// What a scripted facilitator call answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    Yes,
+    No(&'static str),
+    Unreachable,
+    Malformed,
+}
+
+/// A facilitator that answers from a script and counts calls.
+#[derive(Debug)]
+pub struct FakeFacilitator {
+    pub verify: Mutex<Script>,
+    pub settle: Mutex<Script>,
+    pub verify_calls: AtomicUsize,
+    pub settle_calls: AtomicUsize,
+    pub last_request: Mutex<Option<serde_json::Value>>,
+}
+
+impl FakeFacilitator {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            verify: Mutex::new(Script::Yes),
+            settle: Mutex::new(Script::Yes),
+            verify_calls: AtomicUsize::new(0),
+            settle_calls: AtomicUsize::new(0),
+            last_request: Mutex::new(None),
+        })
+    }
+
+    pub fn calls(&self) -> (usize, usize) {
+        (
+            self.verify_calls.load(Ordering::SeqCst),
+            self.settle_calls.load(Ordering::SeqCst),
+        )
+    }
+
+    fn outcome(endpoint: Endpoint, script: Script) -> Result<(), FacilitatorError> {
+        let answer = |reason: &str| match endpoint {
+            Endpoint::Settle => Answer::Settle(SettleResponse {
+                success: false,
+                error_reason: Some(reason.into()),
+                error_message: None,
+                transaction: TX.into(),
+                network: "eip155:84532".into(),
+                payer: None,
+                amount: None,
+                extensions: None,
+            }),
+            _ => Answer::Verify(VerifyResponse {
+                is_valid: false,
+                invalid_reason: Some(reason.into()),
+                invalid_message: None,
+                invalid_reason_details: None,
+                payer: None,
+                extensions: None,
+            }),
+        };
+        match script {
+            Script::Yes => Ok(()),
+            Script::No(reason) => Err(FacilitatorError::Rejected {
+                endpoint,
+                status: 200,
+                answer: Box::new(answer(reason)),
+            }),
+            Script::Unreachable => Err(FacilitatorError::Unreachable {
+                endpoint,
+                timed_out: true,
+                source: "scripted timeout".into(),
+            }),
+            Script::Malformed => Err(FacilitatorError::Malformed {
+                endpoint,
+                status: 502,
+                detail: "scripted".into(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Facilitator for FakeFacilitator {
+    async fn verify(
+        &self,
+        request: &FacilitatorRequest,
+    ) -> Result<VerifyResponse, FacilitatorError> {
+        self.verify_calls.fetch_add(1, Ordering::SeqCst);
+        *self.last_request.lock() = serde_json::to_value(request).ok();
+        let script = *self.verify.lock();
+        Self::outcome(Endpoint::Verify, script)?;
+        Ok(VerifyResponse {
+            is_valid: true,
+            invalid_reason: None,
+            invalid_message: None,
+            invalid_reason_details: None,
+            payer: None,
+            extensions: None,
+        })
+    }
+
+    async fn settle(&self, _: &FacilitatorRequest) -> Result<SettleResponse, FacilitatorError> {
+        self.settle_calls.fetch_add(1, Ordering::SeqCst);
+        let script = *self.settle.lock();
+        Self::outcome(Endpoint::Settle, script)?;
+        Ok(SettleResponse {
+            success: true,
+            error_reason: None,
+            error_message: None,
+            transaction: TX.into(),
+            network: "eip155:84532".into(),
+            payer: None,
+            amount: None,
+            extensions: None,
+        })
+    }
+
+    async fn supported(&self) -> Result<SupportedResponse, FacilitatorError> {
+        Ok(SupportedResponse {
+            kinds: vec![],
+            extensions: vec![],
+            signers: Default::default(),
+        })
+    }
+}
+
+pub fn spec(pattern: &str, price: &str) -> PaymentRouteSpec {
+    PaymentRouteSpec {
+        pattern: pattern.into(),
+        price: price.into(),
+        pay_to: PAY_TO.into(),
+        network: "base-sepolia".into(),
+        asset: None,
+        facilitator_url: None,
+        price_model: None,
+        per_mtok: None,
+        approx_tokens_per_request: None,
+        description: None,
+        max_timeout_seconds: None,
+        upstream_auth: None,
+    }
+}
+
+pub fn entry(namespace: &str, name: &str, spec: &PaymentRouteSpec) -> RouteEntry {
+    RouteEntry::load(RouteKey::new(namespace, name), Some(1), spec, None).unwrap()
+}
+
+pub fn key() -> PrivateKey {
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+        .parse()
+        .unwrap()
+}
+
+pub fn other_key() -> PrivateKey {
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+        .parse()
+        .unwrap()
+}
+
+pub fn auth(req: &Requirement, nonce: u8) -> Authorization {
+    Authorization {
+        from: key().address(),
+        to: req.pay_to,
+        value: req.amount,
+        valid_after: NOW - 600,
+        valid_before: NOW + 60,
+        nonce: B256::repeat_byte(nonce),
+    }
+}
+
+/// The JSON of a payment of `version` for `auth`, signed by `signer` for `req`'s domain.
+pub fn payload_json(
+    req: &Requirement,
+    auth: Authorization,
+    version: u8,
+    signer: &PrivateKey,
+) -> serde_json::Value {
+    let payload = obol_x402::eip3009::sign_payload(signer, &req.domain(), auth).unwrap();
+    if version == 1 {
+        serde_json::to_value(PaymentPayloadV1 {
+            x402_version: Default::default(),
+            scheme: "exact".into(),
+            network: req.network.v1_name().unwrap(),
+            payload,
+        })
+    } else {
+        serde_json::to_value(PaymentPayloadV2 {
+            x402_version: Default::default(),
+            resource: None,
+            accepted: req.to_v2(),
+            payload,
+            extensions: None,
+        })
+    }
+    .unwrap()
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn encode(json: &serde_json::Value) -> String {
+    b64(&serde_json::to_vec(json).unwrap())
+}
+
+pub fn header(req: &Requirement, nonce: u8, version: u8) -> String {
+    encode(&payload_json(req, auth(req, nonce), version, &key()))
+}
+
+/// The app around a table of routes and a fake facilitator, at [`NOW`].
+pub struct Harness {
+    pub app: Router,
+    pub state: AppState,
+    pub facilitator: Arc<FakeFacilitator>,
+    pub clock: Arc<FixedClock>,
+}
+
+impl Harness {
+    pub fn new(routes: Vec<RouteEntry>) -> Self {
+        let table = Arc::new(RouteTable::new());
+        table.reset(routes);
+        Self::with_table(table)
+    }
+
+    pub fn with_table(table: Arc<RouteTable>) -> Self {
+        let facilitator = FakeFacilitator::new();
+        let clock = Arc::new(FixedClock::new(NOW));
+        let state = AppState::new(table, Facilitators::single(facilitator.clone()))
+            .with_clock(clock.clone());
+        Self {
+            app: app(state.clone()),
+            state,
+            facilitator,
+            clock,
+        }
+    }
+
+    /// One `demo/demo` route `/services/demo/*` at 1000 atomic units.
+    pub fn demo() -> Self {
+        Self::new(vec![entry(
+            "demo",
+            "demo",
+            &spec("/services/demo/*", "1000"),
+        )])
+    }
+
+    pub fn requirement(&self, namespace: &str, name: &str) -> Requirement {
+        let route = self.state.table.get(namespace, name).unwrap();
+        route.requirement.clone().unwrap()
+    }
+
+    pub async fn call(&self, request: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut b = Request::get(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.call(b.body(Body::empty()).unwrap()).await
+    }
+}
+
+/// A response, collected.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The machine-readable reason: `reason` of a 402, `error` of other refusals.
+    pub fn reason(&self) -> Option<String> {
+        let j = self.json();
+        j.get("reason")
+            .or_else(|| j.get("error"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
