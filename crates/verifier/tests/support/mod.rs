@@ -168,19 +168,19 @@ pub fn spec(pattern: &str, price: &str) -> PaymentRouteSpec {
 }
 
 pub fn entry(namespace: &str, name: &str, spec: &PaymentRouteSpec) -> RouteEntry {
-    RouteEntry::load(RouteKey::new(namespace, name), Some(1), spec, None).unwrap()
+    RouteEntry::load(RouteKey::new(namespace, name), Some(1), spec, None).expect("test fixture")
 }
 
 pub fn key() -> PrivateKey {
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
         .parse()
-        .unwrap()
+        .expect("test fixture")
 }
 
 pub fn other_key() -> PrivateKey {
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
         .parse()
-        .unwrap()
+        .expect("test fixture")
 }
 
 pub fn auth(req: &Requirement, nonce: u8) -> Authorization {
@@ -201,12 +201,13 @@ pub fn payload_json(
     version: u8,
     signer: &PrivateKey,
 ) -> serde_json::Value {
-    let payload = obol_x402::eip3009::sign_payload(signer, &req.domain(), auth).unwrap();
+    let payload =
+        obol_x402::eip3009::sign_payload(signer, &req.domain(), auth).expect("test fixture");
     if version == 1 {
         serde_json::to_value(PaymentPayloadV1 {
             x402_version: Default::default(),
             scheme: "exact".into(),
-            network: req.network.v1_name().unwrap(),
+            network: req.network.v1_name().expect("test fixture"),
             payload,
         })
     } else {
@@ -218,7 +219,7 @@ pub fn payload_json(
             extensions: None,
         })
     }
-    .unwrap()
+    .expect("test fixture")
 }
 
 pub fn b64(bytes: &[u8]) -> String {
@@ -227,7 +228,7 @@ pub fn b64(bytes: &[u8]) -> String {
 }
 
 pub fn encode(json: &serde_json::Value) -> String {
-    b64(&serde_json::to_vec(json).unwrap())
+    b64(&serde_json::to_vec(json).expect("test fixture"))
 }
 
 pub fn header(req: &Requirement, nonce: u8, version: u8) -> String {
@@ -272,19 +273,24 @@ impl Harness {
     }
 
     pub fn requirement(&self, namespace: &str, name: &str) -> Requirement {
-        let route = self.state.table.get(namespace, name).unwrap();
-        route.requirement.clone().unwrap()
+        let route = self.state.table.get(namespace, name).expect("test fixture");
+        route.requirement.clone().expect("test fixture")
     }
 
     pub async fn call(&self, request: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(request).await.unwrap();
+        let response = self
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("test fixture");
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
             .await
-            .unwrap()
+            .expect("test fixture")
             .to_bytes()
             .to_vec();
         Reply {
@@ -299,7 +305,8 @@ impl Harness {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        self.call(b.body(Body::empty()).unwrap()).await
+        self.call(b.body(Body::empty()).expect("test fixture"))
+            .await
     }
 }
 
