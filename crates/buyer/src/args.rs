@@ -47,6 +47,10 @@ pub struct Args {
     /// Compact the journal when its log exceeds this many bytes.
     #[arg(long, env = "OBOL_BUYER_COMPACT_BYTES", default_value_t = DEFAULT_COMPACT_BYTES)]
     pub compact_bytes: u64,
+    /// JSON-RPC endpoint: at start-up, authorizations already used on this chain
+    /// (`authorizationState`) are recorded as spent. Unset: no chain check.
+    #[arg(long, env = "OBOL_BUYER_RPC_URL")]
+    pub rpc_url: Option<String>,
     /// Log filter (`info`, `obol_buyer=debug`, ...).
     #[arg(long, env = "OBOL_BUYER_LOG", default_value = "info")]
     pub log: String,
@@ -116,6 +120,7 @@ impl Args {
             max_heal,
             upstream_timeout,
             compact_bytes,
+            rpc_url,
             log,
         } = self;
         tracing_subscriber::fmt()
@@ -149,6 +154,23 @@ impl Args {
             reload_loop(buyer.clone(), reload_rx, interval)
                 .instrument(tracing::info_span!("reload")),
         );
+        if let Some(url) = rpc_url {
+            let (buyer, rpc) = (
+                buyer.clone(),
+                crate::chain::Rpc::new(reqwest::Client::new(), url),
+            );
+            let check = async move {
+                match buyer.check_chain(&rpc).await {
+                    Ok(marked) => {
+                        tracing::info!(marked, "Chain check recorded used authorizations")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "Chain check failed; healing covers used authorizations")
+                    }
+                }
+            };
+            tokio::spawn(check.instrument(tracing::info_span!("chain_check")));
+        }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

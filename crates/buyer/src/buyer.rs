@@ -149,6 +149,40 @@ impl Buyer {
         result
     }
 
+    /// Records as spent every pool authorization the chain reports as used (`--rpc-url`).
+    /// Returns how many were marked.
+    pub async fn check_chain(&self, rpc: &crate::chain::Rpc) -> Result<usize, SpendError> {
+        let chain_id = rpc.chain_id().await?;
+        let groups = self.pool.lock().unspent_on(chain_id);
+        let mut marked = 0;
+        for (name, asset, auths) in groups {
+            let items: Vec<_> = auths
+                .iter()
+                .filter_map(|a| Some((a.key.clone(), crate::chain::authorizer(a)?)))
+                .collect();
+            let pairs: Vec<_> = items.iter().map(|(_, p)| *p).collect();
+            let used = rpc.used(asset, &pairs).await?;
+            for ((key, _), used) in items.into_iter().zip(used) {
+                if !used || !self.pool.lock().mark_spent(&name, &key) {
+                    continue;
+                }
+                let journal = self.journal.clone();
+                let record = Record::new(name.clone(), key);
+                tokio::task::spawn_blocking(move || journal.record(&[record]))
+                    .await
+                    .map_err(|e| {
+                        SpendError::Journal(crate::journal::JournalError::Io {
+                            context: "journal task",
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                    })??;
+                marked += 1;
+            }
+        }
+        self.metrics.reset_gauges(&self.pool.lock());
+        Ok(marked)
+    }
+
     /// Asks the reload task for a reload; `false` when one is already queued.
     pub fn trigger_reload(&self) -> bool {
         self.reload_tx.try_send(()).is_ok()

@@ -44,6 +44,9 @@ pub enum SpendError {
     /// The spend could not be recorded, so nothing was sent.
     #[error("spend journal refused the authorization: {0}")]
     Journal(#[from] JournalError),
+    /// The chain check could not run.
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
     /// The seller could not be reached or its answer could not be read.
     #[error("upstream {upstream} request failed: {source}")]
     Upstream {
@@ -65,6 +68,7 @@ impl SpendError {
             Self::AlreadyUsed { .. } => "already_used",
             Self::Journal(e) => e.metric_label(),
             Self::Upstream { .. } => "upstream_unreachable",
+            Self::Chain(e) => e.metric_label(),
         }
     }
 

@@ -14,7 +14,7 @@
 //! | `ANY /upstream/<name>/…` | forward to that upstream with the prefix stripped; 404 if unknown |
 //! | on a seller 402 | pick a matching requirement, journal one authorization, attach `X-PAYMENT` (v1) or `PAYMENT-SIGNATURE` (v2), retry once; "already used" answers move to the next authorization (bounded); pool exhausted → 502 |
 //! | `GET /status` | `{"<name>": {url, remote_model, public_model, remaining, spent, network}}` |
-//! | `GET /healthz`, `GET /metrics` | `ok` (after journal recovery); Prometheus `obol_x402_buyer_*` |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | `ok` (served only after journal recovery); Prometheus `obol_x402_buyer_*` |
 //! | `POST /admin/reload` | `reload triggered` / `reload already pending` |
 //!
 //! | Flag | Environment | Default |
@@ -27,10 +27,12 @@
 //! | `--max-heal` | `OBOL_BUYER_MAX_HEAL` | `32` |
 //! | `--upstream-timeout` | `OBOL_BUYER_UPSTREAM_TIMEOUT` | `300s` |
 //! | `--compact-bytes` | `OBOL_BUYER_COMPACT_BYTES` | `1048576` |
+//! | `--rpc-url` | `OBOL_BUYER_RPC_URL` | unset (no start-up `authorizationState` check) |
 //! | `--log` | `OBOL_BUYER_LOG` | `info` |
 
 mod args;
 pub mod buyer;
+pub mod chain;
 pub mod config;
 pub mod error;
 pub mod forward;

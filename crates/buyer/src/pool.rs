@@ -157,6 +157,36 @@ impl Pool {
         }
     }
 
+    /// Unspent authorizations of the upstreams on chain `chain_id`: (name, token, auths).
+    pub fn unspent_on(&self, chain_id: u64) -> Vec<(String, obol_x402::Address, Vec<Auth>)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.upstream.chain_id == Some(chain_id))
+            .map(|(n, e)| {
+                (
+                    n.clone(),
+                    e.upstream.asset,
+                    e.remaining.iter().cloned().collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Moves the authorization `key` of `name` to spent (found used elsewhere, e.g. on chain);
+    /// `false` when it is no longer in the pool.
+    pub fn mark_spent(&mut self, name: &str, key: &str) -> bool {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return false;
+        };
+        let Some(idx) = entry.remaining.iter().position(|a| a.key == key) else {
+            return false;
+        };
+        entry.remaining.remove(idx);
+        entry.spent += 1;
+        self.consumed.insert(key.to_owned());
+        true
+    }
+
     /// (remaining, spent) of `name`.
     pub fn counts(&self, name: &str) -> Option<(usize, usize)> {
         self.entries.get(name).map(|e| (e.remaining.len(), e.spent))

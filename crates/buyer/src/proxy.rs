@@ -22,7 +22,9 @@ pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 /// The buyer's router.
 pub fn router(buyer: Arc<Buyer>) -> Router {
     Router::new()
+        // Served only once the journal is recovered, so both mean ready.
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/admin/reload", post(reload))

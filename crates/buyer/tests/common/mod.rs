@@ -1,7 +1,10 @@
 //! Test fixtures: an in-process stub seller on loopback that records every nonce it is paid
 //! with, auth and config file writers, and a library-built buyer.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
-#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is the failure report"
+)]
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -1,0 +1,164 @@
+//! Optional start-up check of the pool against the chain (`--rpc-url`): an authorization whose
+//! `authorizationState(from, nonce)` is already true on the token was spent by someone holding
+//! it (a buyer whose state was lost, an earlier pod), so it is recorded as spent before any
+//! request can send it. One JSON-RPC batch of `eth_call`s per [`BATCH`] authorizations; only
+//! upstreams on the RPC's chain are checked.
+
+use obol_x402::{Address, B256};
+use serde_json::{Value, json};
+
+use crate::upstream::Auth;
+
+alloy::sol! {
+    /// FiatToken / EIP-3009: whether `(authorizer, nonce)` was used or cancelled.
+    function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+}
+
+/// `eth_call`s per JSON-RPC batch.
+pub const BATCH: usize = 100;
+
+/// Why the check could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The RPC endpoint could not be reached or answered with a non-JSON body.
+    #[error("RPC request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The RPC answered with an error or an unexpected shape.
+    #[error("RPC answer unusable: {0}")]
+    Answer(String),
+}
+
+impl ChainError {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Http(_) => "rpc_unreachable",
+            Self::Answer(_) => "rpc_bad_answer",
+        }
+    }
+}
+
+/// The payer and nonce of an EIP-3009 authorization, when its payload names them.
+pub fn authorizer(auth: &Auth) -> Option<(Address, B256)> {
+    let a = auth.payload.get("authorization")?;
+    let from = obol_x402::wire::scalar::parse_address(a.get("from")?.as_str()?).ok()?;
+    let nonce = obol_x402::wire::scalar::parse_b256(a.get("nonce")?.as_str()?).ok()?;
+    Some((from, nonce))
+}
+
+/// The `eth_call` data for `authorizationState(from, nonce)`.
+pub fn call_data(from: Address, nonce: B256) -> String {
+    use alloy::sol_types::SolCall as _;
+    let data = authorizationStateCall {
+        authorizer: from,
+        nonce,
+    }
+    .abi_encode();
+    format!("0x{}", alloy::hex::encode(data))
+}
+
+fn decode_bool(v: &Value) -> Result<bool, ChainError> {
+    let hex = v
+        .get("result")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ChainError::Answer(format!("no result in {v}")))?;
+    let word = hex.trim_start_matches("0x");
+    if word.len() != 64 || !word.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ChainError::Answer("result is not one ABI word".into()));
+    }
+    Ok(word.trim_start_matches('0') == "1")
+}
+
+/// A JSON-RPC endpoint.
+#[derive(Debug, Clone)]
+pub struct Rpc {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Rpc {
+    /// An endpoint at `url`.
+    pub fn new(client: reqwest::Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    async fn post(&self, body: &Value) -> Result<Value, ChainError> {
+        Ok(self
+            .client
+            .post(&self.url)
+            .json(body)
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// `eth_chainId`.
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        let v = self
+            .post(&json!({"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}))
+            .await?;
+        v.get("result")
+            .and_then(Value::as_str)
+            .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+            .ok_or_else(|| ChainError::Answer(format!("eth_chainId: {v}")))
+    }
+
+    /// `authorizationState` on `token` for each `(from, nonce)`, in order.
+    pub async fn used(
+        &self,
+        token: Address,
+        items: &[(Address, B256)],
+    ) -> Result<Vec<bool>, ChainError> {
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(BATCH) {
+            let batch: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(id, &(from, nonce))| {
+                    json!({"jsonrpc":"2.0","id":id,"method":"eth_call",
+                        "params":[{"to": token.to_checksum(None), "data": call_data(from, nonce)}, "latest"]})
+                })
+                .collect();
+            let answer = self.post(&Value::Array(batch)).await?;
+            let mut answers = answer
+                .as_array()
+                .ok_or_else(|| ChainError::Answer("batch answer is not an array".into()))?
+                .clone();
+            if answers.len() != chunk.len() {
+                return Err(ChainError::Answer(
+                    "batch answer has the wrong length".into(),
+                ));
+            }
+            // Batch answers may come in any order; ids are the positions.
+            answers.sort_by_key(|a| a.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX));
+            for a in &answers {
+                out.push(decode_bool(a)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_data_uses_the_authorization_state_selector() {
+        let data = call_data(Address::ZERO, B256::ZERO);
+        assert!(data.starts_with("0xe94a0102"), "{data}");
+        assert_eq!(data.len(), 2 + 8 + 128);
+    }
+
+    #[test]
+    fn results_decode_as_bool_words() {
+        let word = |w: &str| json!({ "result": format!("0x{w:0>64}") });
+        assert!(decode_bool(&word("1")).unwrap());
+        assert!(!decode_bool(&word("0")).unwrap());
+        assert!(decode_bool(&json!({"error": {"message": "reverted"}})).is_err());
+    }
+}
