@@ -1,15 +1,26 @@
-//! The `obol` command line. Subcommands parse their arguments and call the library crates; no
-//! decision is made here that a library test could not see.
+//! The `obol` command line. Subcommands parse their flags and call the library crates; every
+//! decision worth testing is a pure function (`sell::offer`, `sell::render`).
 //!
 //! | subcommand | what it does |
 //! |---|---|
-//! | `obol crdgen [--out DIR]` | prints (or writes to `DIR`) the CRD YAML generated from the Rust types |
+//! | `obol sell http NAME --upstream SVC --wallet 0x… --price 0.001` | checks preconditions, then creates or updates the ServiceOffer (`--dry-run`, `--wait`) |
+//! | `obol sell status [NAME] [-o json\|yaml]` | conditions, phase, endpoint, agent id |
+//! | `obol sell list [-A]` | one line per offer |
+//! | `obol sell test NAME` | probes the endpoint through the gateway and explains the answer |
+//! | `obol sell delete NAME [--yes]` | deletes and waits until everything it created is gone |
+//! | `obol crdgen [--out DIR]` | the CRD YAML generated from the Rust types |
+//! | `obol completions SHELL` | shell completions |
 //!
-//! `obol sell …` and `obol dev …` come with issues #8 and #9.
+//! Exit codes: see [`failure`]. Cluster access like kubectl: `--kubeconfig` / `$KUBECONFIG`,
+//! `--context`, `-n`.
+
+pub mod failure;
+mod kube_args;
+pub mod sell;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// The `obol` command line.
 #[derive(Debug, Parser)]
@@ -25,20 +36,37 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Sell services: create, inspect, test and delete ServiceOffers.
+    Sell(Box<sell::SellArgs>),
     /// Generate the CustomResourceDefinitions from the Rust types.
     Crdgen {
         /// Write one file per CRD into this directory instead of printing them.
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print shell completions.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Args {
     /// Runs the subcommand.
-    pub fn run(self) -> anyhow::Result<()> {
+    pub async fn run(self) -> anyhow::Result<()> {
         let Self { command } = self;
         match command {
+            Command::Sell(args) => args.run().await,
             Command::Crdgen { out } => crdgen(out),
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut Args::command(),
+                    "obol",
+                    &mut std::io::stdout(),
+                );
+                Ok(())
+            }
         }
     }
 }
@@ -61,4 +89,14 @@ fn crdgen(out: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Args::command().debug_assert();
+    }
 }

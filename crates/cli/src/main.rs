@@ -4,12 +4,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> ExitCode {
-    match obol_cli::Args::parse().run() {
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = obol_cli::Args::parse();
+    match args.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("obol: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(obol_cli::failure::exit_code(&error))
         }
     }
 }

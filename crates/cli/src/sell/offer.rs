@@ -1,0 +1,265 @@
+//! `obol sell http`: flags to a ServiceOffer, with every check that needs no cluster. Pure.
+
+use std::collections::BTreeMap;
+
+use obol_api::ServiceOffer;
+use obol_api::names::is_dns1123_subdomain;
+use obol_api::price::{PriceError, PriceInput, USDC_DECIMALS, effective_price, format_atomic};
+use obol_api::service_offer::{
+    OfferType, Payment, Price, Registration, Scheme, ServiceOfferSpec, Upstream,
+};
+use obol_api::validation::{is_address, is_path};
+use obol_x402::chain::Network;
+
+/// What `obol sell http` was asked to create.
+#[derive(Debug, Clone, Default)]
+pub struct OfferRequest {
+    /// Offer name.
+    pub name: String,
+    /// Offer namespace.
+    pub namespace: String,
+    /// Upstream Service name.
+    pub upstream: String,
+    /// Upstream Service namespace (default the offer's).
+    pub upstream_namespace: Option<String>,
+    /// Upstream port.
+    pub port: i64,
+    /// Upstream health path.
+    pub health_path: String,
+    /// Published path (default `/services/<name>`).
+    pub path: Option<String>,
+    /// Seller wallet.
+    pub wallet: Option<String>,
+    /// Chain name or CAIP-2 id.
+    pub network: String,
+    /// `--price` / `--per-request`.
+    pub per_request: Option<String>,
+    /// `--per-mtok`.
+    pub per_mtok: Option<String>,
+    /// `--per-hour`.
+    pub per_hour: Option<String>,
+    /// `--approx-tokens`.
+    pub approx_tokens_per_request: Option<u64>,
+    /// `--max-timeout` in seconds.
+    pub max_timeout_seconds: i64,
+    /// `--register`.
+    pub register: bool,
+    /// `--register-name`.
+    pub register_name: Option<String>,
+    /// `--register-description`.
+    pub register_description: Option<String>,
+    /// `--register-image`.
+    pub register_image: Option<String>,
+    /// `--register-skills`.
+    pub register_skills: Vec<String>,
+    /// `--register-domains`.
+    pub register_domains: Vec<String>,
+    /// `--register-metadata k=v`.
+    pub register_metadata: Vec<String>,
+}
+
+/// Why an offer is refused before anything is written. Each message says what is wrong and
+/// what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not a DNS-1123 subdomain.
+    #[error(
+        "invalid offer name {0:?}: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (at most 253 characters)"
+    )]
+    Name(String),
+    /// No wallet.
+    #[error("wallet required: use --wallet <0x address> or set X402_WALLET")]
+    MissingWallet,
+    /// Not an address.
+    #[error("invalid wallet {0:?}: expected 0x followed by 40 hex digits")]
+    Wallet(String),
+    /// Unknown chain.
+    #[error("unknown network {0:?}: use one of {1}")]
+    Network(String, String),
+    /// No price flag.
+    #[error("price required: use --price <USDC per request>, --per-mtok or --per-hour")]
+    MissingPrice,
+    /// More than one price flag.
+    #[error("give exactly one of --price/--per-request, --per-mtok, --per-hour")]
+    SeveralPrices,
+    /// A price that is not a positive decimal.
+    #[error("invalid price: {0}; use a positive decimal such as 0.001")]
+    Price(PriceError),
+    /// Port out of range.
+    #[error("invalid port {0}: use 1-65535")]
+    Port(i64),
+    /// A path the gateway cannot route.
+    #[error("invalid {0} {1:?}: start with '/' and use letters, digits, '/', '_', '.', '-'")]
+    Path(&'static str, String),
+    /// Timeout out of range.
+    #[error("invalid --max-timeout {0}: use 1-86400 seconds")]
+    MaxTimeout(i64),
+    /// A `k=v` without `=`.
+    #[error("invalid --register-metadata {0:?}: use key=value")]
+    Metadata(String),
+    /// Empty upstream name.
+    #[error("--upstream is required: the Service that serves the paid requests")]
+    Upstream,
+    /// The upstream Service does not exist.
+    #[error(
+        "upstream Service {namespace}/{name} not found: create it first, or fix --upstream / --upstream-namespace"
+    )]
+    MissingService {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// The upstream answered its health path with an error.
+    #[error(
+        "upstream {url} answered HTTP {status}: fix the upstream or --health-path before selling it"
+    )]
+    Unhealthy {
+        /// Probed URL.
+        url: String,
+        /// Status code.
+        status: u16,
+    },
+    /// An offer with this name exists and belongs to someone else's flags.
+    #[error("ServiceOffer {0} is being deleted: wait for it to disappear, then try again")]
+    Deleting(String),
+}
+
+/// The offer, plus what the operator should know about how it will be charged.
+#[derive(Debug, Clone)]
+pub struct PlannedOffer {
+    /// The resource to apply.
+    pub offer: ServiceOffer,
+    /// Human lines to print (e.g. the effective per-request price).
+    pub notes: Vec<String>,
+}
+
+/// Validates the request and builds the resource.
+pub fn plan_offer(req: &OfferRequest) -> Result<PlannedOffer, Refusal> {
+    if !is_dns1123_subdomain(&req.name) {
+        return Err(Refusal::Name(req.name.clone()));
+    }
+    if req.upstream.trim().is_empty() {
+        return Err(Refusal::Upstream);
+    }
+    let wallet = req.wallet.as_deref().filter(|w| !w.is_empty());
+    let wallet = wallet.ok_or(Refusal::MissingWallet)?;
+    if !is_address(wallet) {
+        return Err(Refusal::Wallet(wallet.to_owned()));
+    }
+    let network = Network::resolve(&req.network).map_err(|_| {
+        Refusal::Network(
+            req.network.clone(),
+            "base-sepolia, base, eip155:84532, …".into(),
+        )
+    })?;
+    let prices = [&req.per_request, &req.per_mtok, &req.per_hour];
+    match prices.iter().filter(|p| p.is_some()).count() {
+        0 => return Err(Refusal::MissingPrice),
+        1 => {}
+        _ => return Err(Refusal::SeveralPrices),
+    }
+    let input = PriceInput {
+        per_request: req.per_request.as_deref(),
+        per_mtok: req.per_mtok.as_deref(),
+        per_hour: req.per_hour.as_deref(),
+        approx_tokens_per_request: req.approx_tokens_per_request,
+    };
+    let price = effective_price(input, USDC_DECIMALS).map_err(Refusal::Price)?;
+    if !(1..=65535).contains(&req.port) {
+        return Err(Refusal::Port(req.port));
+    }
+    if !is_path(&req.health_path) {
+        return Err(Refusal::Path("--health-path", req.health_path.clone()));
+    }
+    if let Some(path) = &req.path
+        && (!is_path(path) || path.contains(".."))
+    {
+        return Err(Refusal::Path("--path", path.clone()));
+    }
+    if !(1..=86400).contains(&req.max_timeout_seconds) {
+        return Err(Refusal::MaxTimeout(req.max_timeout_seconds));
+    }
+    let registration = registration(req)?;
+
+    let spec = ServiceOfferSpec {
+        type_: OfferType::Http,
+        model: None,
+        upstream: Upstream {
+            service: req.upstream.clone(),
+            namespace: Some(
+                req.upstream_namespace
+                    .clone()
+                    .unwrap_or_else(|| req.namespace.clone()),
+            ),
+            port: i32::try_from(req.port).map_err(|_| Refusal::Port(req.port))?,
+            health_path: req.health_path.clone(),
+        },
+        path: req.path.clone(),
+        payment: Payment {
+            scheme: Scheme::Exact,
+            network: req.network.clone(),
+            pay_to: wallet.to_owned(),
+            asset: None,
+            max_timeout_seconds: req.max_timeout_seconds,
+            price: Price {
+                per_request: req.per_request.clone(),
+                per_mtok: req.per_mtok.clone(),
+                per_hour: req.per_hour.clone(),
+                per_epoch: None,
+            },
+            approx_tokens_per_request: req.approx_tokens_per_request,
+        },
+        registration,
+        provenance: BTreeMap::new(),
+    };
+    let mut offer = ServiceOffer::new(&req.name, spec);
+    offer.metadata.namespace = Some(req.namespace.clone());
+    let charged = format_atomic(price.atomic, USDC_DECIMALS);
+    let mut notes = vec![format!(
+        "Each request is charged {charged} USDC on {} ({}).",
+        req.network,
+        network.caip2()
+    )];
+    if let Some(tokens) = price.approx_tokens_per_request {
+        notes.push(format!(
+            "Priced per million tokens: charged as an approximation at {tokens} tokens per request."
+        ));
+    }
+    if req.per_hour.is_some() {
+        notes.push("Priced per hour: each request is charged five minutes.".into());
+    }
+    Ok(PlannedOffer { offer, notes })
+}
+
+fn registration(req: &OfferRequest) -> Result<Option<Registration>, Refusal> {
+    let wanted = req.register
+        || req.register_name.is_some()
+        || req.register_description.is_some()
+        || !req.register_skills.is_empty();
+    if !wanted {
+        return Ok(None);
+    }
+    let mut metadata = BTreeMap::new();
+    for kv in &req.register_metadata {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| Refusal::Metadata(kv.clone()))?;
+        metadata.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(Some(Registration {
+        enabled: req.register,
+        name: req.register_name.clone(),
+        description: req.register_description.clone(),
+        image: req.register_image.clone(),
+        services: vec![],
+        supported_trust: vec![],
+        skills: req.register_skills.clone(),
+        domains: req.register_domains.clone(),
+        metadata,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+use super::*;
+
+const WALLET: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+fn ok_request() -> OfferRequest {
+    OfferRequest {
+        name: "myapi".into(),
+        namespace: "llm".into(),
+        upstream: "myapi-svc".into(),
+        port: 8080,
+        health_path: "/health".into(),
+        wallet: Some(WALLET.into()),
+        network: "base-sepolia".into(),
+        per_request: Some("0.001".into()),
+        max_timeout_seconds: 300,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn builds_the_offer_the_design_describes() {
+    let planned = plan_offer(&ok_request()).unwrap();
+    let so = planned.offer;
+    assert_eq!(so.metadata.name.as_deref(), Some("myapi"));
+    assert_eq!(so.metadata.namespace.as_deref(), Some("llm"));
+    assert_eq!(so.spec.type_, OfferType::Http);
+    assert_eq!(so.spec.upstream.service, "myapi-svc");
+    assert_eq!(so.spec.upstream.namespace.as_deref(), Some("llm"));
+    assert_eq!(so.spec.upstream.port, 8080);
+    assert_eq!(so.spec.payment.pay_to, WALLET);
+    assert_eq!(so.spec.payment.network, "base-sepolia");
+    assert_eq!(so.spec.payment.price.per_request.as_deref(), Some("0.001"));
+    assert!(so.spec.registration.is_none());
+    assert_eq!(
+        planned.notes,
+        ["Each request is charged 0.001 USDC on base-sepolia (eip155:84532)."]
+    );
+}
+
+#[test]
+fn per_mtok_and_registration() {
+    let req = OfferRequest {
+        per_request: None,
+        per_mtok: Some("1.25".into()),
+        register: true,
+        register_name: Some("My API".into()),
+        register_skills: vec!["a/b".into()],
+        register_metadata: vec!["gpu=A100-80GB".into(), "k=v=w".into()],
+        ..ok_request()
+    };
+    let planned = plan_offer(&req).unwrap();
+    assert!(
+        planned.notes[0].contains("0.00125 USDC"),
+        "{:?}",
+        planned.notes
+    );
+    assert!(planned.notes[1].contains("1000 tokens"));
+    let reg = planned.offer.spec.registration.unwrap();
+    assert!(reg.enabled);
+    assert_eq!(reg.metadata["gpu"], "A100-80GB");
+    assert_eq!(reg.metadata["k"], "v=w");
+}
+
+#[test]
+fn refusals_table() {
+    type Edit = fn(&mut OfferRequest);
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "upper-case name",
+            |r| r.name = "MyApi".into(),
+            "invalid offer name",
+        ),
+        (
+            "unicode name",
+            |r| r.name = "straße".into(),
+            "invalid offer name",
+        ),
+        (
+            "empty name",
+            |r| r.name = String::new(),
+            "invalid offer name",
+        ),
+        ("no wallet", |r| r.wallet = None, "wallet required"),
+        (
+            "empty wallet",
+            |r| r.wallet = Some(String::new()),
+            "wallet required",
+        ),
+        (
+            "short wallet",
+            |r| r.wallet = Some("0x1234".into()),
+            "invalid wallet",
+        ),
+        (
+            "unknown network",
+            |r| r.network = "solana".into(),
+            "unknown network",
+        ),
+        ("no price", |r| r.per_request = None, "price required"),
+        (
+            "two prices",
+            |r| r.per_hour = Some("1".into()),
+            "exactly one of",
+        ),
+        (
+            "negative price",
+            |r| r.per_request = Some("-1".into()),
+            "negative",
+        ),
+        (
+            "zero price",
+            |r| r.per_request = Some("0".into()),
+            "rounds to zero",
+        ),
+        (
+            "text price",
+            |r| r.per_request = Some("cheap".into()),
+            "not a decimal",
+        ),
+        ("port 0", |r| r.port = 0, "invalid port"),
+        ("port 65536", |r| r.port = 65536, "invalid port"),
+        (
+            "bad health path",
+            |r| r.health_path = "health".into(),
+            "--health-path",
+        ),
+        ("bad path", |r| r.path = Some("/a b".into()), "--path"),
+        (
+            "dot-dot path",
+            |r| r.path = Some("/a/../b".into()),
+            "--path",
+        ),
+        ("timeout 0", |r| r.max_timeout_seconds = 0, "--max-timeout"),
+        (
+            "no upstream",
+            |r| r.upstream = " ".into(),
+            "--upstream is required",
+        ),
+        (
+            "bad metadata",
+            |r| {
+                r.register = true;
+                r.register_metadata = vec!["novalue".into()];
+            },
+            "key=value",
+        ),
+    ];
+    for (case, edit, want) in cases {
+        let mut req = ok_request();
+        edit(&mut req);
+        let err = plan_offer(&req).expect_err(case).to_string();
+        assert!(err.contains(want), "{case}: {err}");
+    }
+}
