@@ -60,6 +60,9 @@ pub struct Args {
         default_value = "kube"
     )]
     pub route_source: RouteSource,
+    /// Watch PaymentRoutes in this namespace only (default: all namespaces).
+    #[arg(long, env = "OBOL_VERIFIER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
     /// Routes file for `--route-source file`.
     #[arg(long, env = "OBOL_VERIFIER_ROUTES_FILE")]
     pub routes_file: Option<PathBuf>,
@@ -83,6 +86,7 @@ impl Args {
             facilitator_verify_timeout_secs,
             facilitator_settle_timeout_secs,
             route_source,
+            watch_namespace,
             routes_file,
             routes_poll_secs,
             replay_capacity,
@@ -114,7 +118,7 @@ impl Args {
                 let client = kube::Client::try_default()
                     .await
                     .map_err(crate::Error::Kube)?;
-                let task = crate::k8s::run(client, table, state.metrics.clone());
+                let task = crate::k8s::run(client, watch_namespace, table, state.metrics.clone());
                 tokio::spawn(task.instrument(info_span!("paymentroute_watch")));
             }
         }

@@ -80,11 +80,20 @@ fn now_rfc3339() -> String {
         .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
 }
 
-/// Watches PaymentRoutes until the stream ends (it does not: the watcher retries with backoff).
-pub async fn run(client: Client, table: Arc<RouteTable>, metrics: VerifierMetrics) {
+/// Watches PaymentRoutes in `namespace` (all namespaces when `None`) until the stream ends (it
+/// does not: the watcher retries with backoff).
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    table: Arc<RouteTable>,
+    metrics: VerifierMetrics,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_statuses(client.clone(), rx).instrument(info_span!("status_writer")));
-    let api: Api<PaymentRoute> = Api::all(client);
+    let api: Api<PaymentRoute> = match &namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
     let mut initial: Vec<RouteEntry> = Vec::new();

@@ -22,6 +22,7 @@
 //! | `--facilitator-verify-timeout-secs` | `OBOL_VERIFIER_FACILITATOR_VERIFY_TIMEOUT_SECS` | `5` |
 //! | `--facilitator-settle-timeout-secs` | `OBOL_VERIFIER_FACILITATOR_SETTLE_TIMEOUT_SECS` | `60` |
 //! | `--route-source` | `OBOL_VERIFIER_ROUTE_SOURCE` | `kube` (or `file`) |
+//! | `--watch-namespace` | `OBOL_VERIFIER_WATCH_NAMESPACE` | all namespaces |
 //! | `--routes-file` | `OBOL_VERIFIER_ROUTES_FILE` | required with `file` |
 //! | `--routes-poll-secs` | `OBOL_VERIFIER_ROUTES_POLL_SECS` | `2` |
 //! | `--replay-capacity` | `OBOL_VERIFIER_REPLAY_CAPACITY` | `100000` |

@@ -1,0 +1,203 @@
+//! Against the real local control plane (scripts/testenv): creating a PaymentRoute makes the
+//! verifier gate it and mark it admitted; a route it cannot load is refused with the reason
+//! and fails closed; creation → admitted latency over 50 routes.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use futures::StreamExt as _;
+use kube::ResourceExt as _;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use obol_api::condition::{self, ConditionStatus, types};
+use obol_api::{PaymentRoute, PaymentRouteSpec};
+use obol_testenv::{TestEnv, eventually};
+use obol_verifier::RouteTable;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn route(name: &str, spec: PaymentRouteSpec) -> PaymentRoute {
+    PaymentRoute::new(name, spec)
+}
+
+/// A verifier (router + kube route source) over the test's namespace of the control plane
+/// (scoped, so it never admits routes of other tests running at the same time).
+fn start_verifier(env: &TestEnv, namespace: &str) -> (Harness, tokio::task::JoinHandle<()>) {
+    let table = Arc::new(RouteTable::new());
+    let h = Harness::with_table(table.clone());
+    let task = tokio::spawn(obol_verifier::k8s::run(
+        env.client(),
+        Some(namespace.to_owned()),
+        table,
+        h.state.metrics.clone(),
+    ));
+    (h, task)
+}
+
+async fn admitted_at(api: &Api<PaymentRoute>, name: &str) -> Option<PaymentRoute> {
+    let pr = api.get_opt(name).await.ok()??;
+    pr.admitted_at_current_generation().then_some(pr)
+}
+
+#[tokio::test]
+async fn a_created_route_is_gated_admitted_updated_and_removed() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("verifier").await;
+    let api: Api<PaymentRoute> = Api::namespaced(env.client(), ns.name());
+    let (h, task) = start_verifier(&env, ns.name());
+    eventually(WAIT, || async { h.state.table.is_synced().then_some(()) }).await;
+    let path = format!("/verify/{}/demo", ns.name());
+    let fwd = [("x-forwarded-uri", "/services/demo/x")];
+    // Not created yet: fail closed.
+    assert_eq!(
+        h.get(&path, &fwd).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let mut spec = spec("/services/demo/*", "1000");
+    api.create(&PostParams::default(), &route("demo", spec.clone()))
+        .await
+        .expect("create");
+    let pr = eventually(WAIT, || admitted_at(&api, "demo")).await;
+    let status = pr.status.expect("status");
+    let c = condition::find(&status.conditions, types::ADMITTED).expect("Admitted condition");
+    assert_eq!(c.status, ConditionStatus::True);
+    let r = h.get(&path, &fwd).await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(r.json()["accepts"][0]["maxAmountRequired"], "1000");
+
+    // A paid request goes through the real table.
+    let req = h.requirement(ns.name(), "demo");
+    let r = h
+        .get(&path, &[fwd[0], ("x-payment", &header(&req, 1, 1))])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // A spec change is admitted at the new generation and priced anew.
+    spec.price = "2000".into();
+    let patch = serde_json::json!({"spec": {"price": "2000"}});
+    api.patch("demo", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+    let pr = eventually(WAIT, || admitted_at(&api, "demo")).await;
+    assert_eq!(pr.metadata.generation, Some(2));
+    let r = eventually(WAIT, || async {
+        let r = h.get(&path, &fwd).await;
+        (r.json()["accepts"][0]["maxAmountRequired"] == "2000").then_some(r)
+    })
+    .await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+
+    // Deleted: fail closed again.
+    api.delete("demo", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually(WAIT, || async {
+        (h.get(&path, &fwd).await.status == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+    })
+    .await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_route_that_cannot_be_loaded_is_refused_with_the_reason() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("verifier-bad").await;
+    let api: Api<PaymentRoute> = Api::namespaced(env.client(), ns.name());
+    let (h, task) = start_verifier(&env, ns.name());
+    let mut bad = spec("/services/bad/*", "1000");
+    bad.network = "invalid-chain".into();
+    api.create(&PostParams::default(), &route("bad", bad))
+        .await
+        .expect("create");
+    let cond = eventually(WAIT, || async {
+        let pr = api.get_opt("bad").await.ok()??;
+        let status = pr.status?;
+        let c = condition::find(&status.conditions, types::ADMITTED)?.clone();
+        Some((status.admitted, c))
+    })
+    .await;
+    assert!(!cond.0, "never admitted");
+    assert_eq!(cond.1.status, ConditionStatus::False);
+    assert_eq!(cond.1.reason, "UnknownNetwork");
+    assert!(
+        cond.1.message.contains("invalid-chain"),
+        "{}",
+        cond.1.message
+    );
+    let path = format!("/verify/{}/bad", ns.name());
+    let r = h
+        .get(&path, &[("x-forwarded-uri", "/services/bad/x")])
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.reason().as_deref(), Some("unknown_route"));
+    task.abort();
+}
+
+#[tokio::test]
+async fn creation_to_admitted_latency_over_50_routes() {
+    const N: usize = 50;
+    let env = TestEnv::get().await;
+    let ns = env.namespace("verifier-lat").await;
+    let api: Api<PaymentRoute> = Api::namespaced(env.client(), ns.name());
+    let (h, task) = start_verifier(&env, ns.name());
+    eventually(WAIT, || async { h.state.table.is_synced().then_some(()) }).await;
+    // Record when each route is first seen admitted, from a watch (no polling delay).
+    let seen = Arc::new(parking_lot::Mutex::new(HashMap::<String, Instant>::new()));
+    let watch = {
+        let (api, seen) = (api.clone(), seen.clone());
+        tokio::spawn(async move {
+            let stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            futures::pin_mut!(stream);
+            while let Some(Ok(pr)) = stream.next().await {
+                if pr.admitted_at_current_generation() {
+                    seen.lock()
+                        .entry(pr.name_any())
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    let mut created = HashMap::new();
+    for i in 0..N {
+        let name = format!("r{i:02}");
+        let pr = route(&name, spec(&format!("/services/r{i:02}/*"), "1000"));
+        created.insert(name.clone(), Instant::now());
+        api.create(&PostParams::default(), &pr)
+            .await
+            .expect("create");
+    }
+    eventually(Duration::from_secs(60), || async {
+        (seen.lock().len() == N).then_some(())
+    })
+    .await;
+    let seen = seen.lock().clone();
+    let mut ms: Vec<f64> = created
+        .iter()
+        .map(|(name, t0)| seen[name].duration_since(*t0).as_secs_f64() * 1e3)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+    println!(
+        "creation -> admitted over {N} routes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(0.50),
+        pct(0.99),
+        ms[ms.len() - 1]
+    );
+    // Every route is gated by the verifier, not just marked.
+    for i in [0, N / 2, N - 1] {
+        let path = format!("/verify/{}/r{i:02}", ns.name());
+        let r = h.get(&path, &[("x-forwarded-uri", "/x")]).await;
+        assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+    }
+    assert!(pct(0.99) < 10_000.0, "admission too slow");
+    watch.abort();
+    task.abort();
+}
