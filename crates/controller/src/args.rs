@@ -81,6 +81,9 @@ pub struct Args {
     /// Identity in the Lease; default `POD_NAME`, else `<hostname>-<pid>`.
     #[arg(long, env = "OBOL_CONTROLLER_IDENTITY")]
     pub identity: Option<String>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "OBOL_CONTROLLER_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(
         long,
@@ -108,6 +111,7 @@ impl Args {
             lease_duration,
             lease_grace,
             identity,
+            namespace,
             admin_addr,
         } = self;
         tracing_subscriber::fmt()
@@ -144,6 +148,7 @@ impl Args {
                 grace: lease_grace.0,
             }),
             admin_addr: Some(admin_addr),
+            namespace: namespace.filter(|n| !n.is_empty()),
         };
         let client = kube::Client::try_default()
             .await

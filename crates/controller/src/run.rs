@@ -56,6 +56,18 @@ pub struct RunConfig {
     pub lease: Option<LeaseConfig>,
     /// Admin endpoints address; `None` serves none.
     pub admin_addr: Option<SocketAddr>,
+    /// Watch only this namespace; `None` watches all.
+    pub namespace: Option<String>,
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Runs the controller until `shutdown` resolves (or leadership is lost, an error).
@@ -135,10 +147,11 @@ pub async fn run(
 
 fn child_watch<K>(
     client: &Client,
+    namespace: Option<&str>,
     writer: reflector::store::Writer<K>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: kube::Resource<DynamicType = ()>
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
@@ -154,7 +167,7 @@ where
         obol_api::FIELD_MANAGER
     );
     watcher(
-        Api::<K>::all(client.clone()),
+        scoped::<K>(client, namespace),
         watcher::Config::default().labels(&labels),
     )
     .default_backoff()
@@ -173,14 +186,15 @@ async fn run_controller(
     let (payment_routes, pr_writer) = reflector::store::<PaymentRoute>();
     let (http_routes, hr_writer) = reflector::store::<HttpRoute>();
     let (registrations, rr_writer) = reflector::store::<RegistrationRequest>();
+    let ns = config.namespace.as_deref();
     let controller = Controller::new(
-        Api::<ServiceOffer>::all(client.clone()),
+        scoped::<ServiceOffer>(&client, ns),
         watcher::Config::default(),
     )
-    .owns_stream(child_watch(&client, mw_writer))
-    .owns_stream(child_watch(&client, pr_writer))
-    .owns_stream(child_watch(&client, hr_writer))
-    .owns_stream(child_watch(&client, rr_writer))
+    .owns_stream(child_watch(&client, ns, mw_writer))
+    .owns_stream(child_watch(&client, ns, pr_writer))
+    .owns_stream(child_watch(&client, ns, hr_writer))
+    .owns_stream(child_watch(&client, ns, rr_writer))
     .with_config(controller::Config::default().concurrency(config.concurrency))
     .graceful_shutdown_on(shutdown);
     let offers = controller.store();

@@ -11,6 +11,8 @@
 //!
 //! This crate is a dev-dependency only; like a binary it enables k8s-openapi's version feature.
 
+pub mod gateway;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;

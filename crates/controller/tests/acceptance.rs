@@ -1,0 +1,472 @@
+//! The seed's acceptance criteria against the local control plane, one test each.
+//! The controller runs in-process, scoped to the test's namespace.
+
+#![allow(clippy::unwrap_used)] // tests
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::future::join_all;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use obol_api::condition::{reasons, types};
+use obol_api::gateway::HttpRoute;
+use obol_api::traefik::Middleware;
+use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer};
+use obol_testenv::TestEnv;
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn ac1_ready_without_any_agent() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("ac1").await;
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    let _controller = start_controller(&client, run_config(ns.name()));
+
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    create(&offers, &mk_offer("demo", "up", json!({}))).await;
+    let offer = wait_offer(&offers, "demo", T, is_ready).await;
+
+    assert!(offer.finalizers().iter().any(|f| f == obol_api::FINALIZER));
+    assert!(has(&offer, types::REGISTERED, "True", reasons::DISABLED));
+    let status = offer.status.clone().unwrap();
+    assert_eq!(status.endpoint.as_deref(), Some("/services/demo"));
+    let mw = Api::<Middleware>::namespaced(client.clone(), ns.name())
+        .get("x402-demo")
+        .await
+        .unwrap();
+    assert_eq!(
+        mw.spec.forward_auth.unwrap().address,
+        format!(
+            "http://x402-verifier.x402.svc.cluster.local:8080/verify/{}/x402-demo",
+            ns.name()
+        )
+    );
+    let pr = Api::<PaymentRoute>::namespaced(client.clone(), ns.name())
+        .get("x402-demo")
+        .await
+        .unwrap();
+    assert_eq!(
+        (pr.spec.price.as_str(), pr.spec.network.as_str()),
+        ("1000", "eip155:84532")
+    );
+    assert_eq!(pr.spec.pattern, "/services/demo/*");
+    let route = Api::<HttpRoute>::namespaced(client.clone(), ns.name())
+        .get("so-demo")
+        .await
+        .unwrap();
+    assert_eq!(route.spec.rules[0].backend_refs[0].name, "up");
+    for obj_owner in [
+        mw.metadata.owner_references,
+        pr.metadata.owner_references,
+        route.metadata.owner_references,
+    ] {
+        assert_eq!(obj_owner.unwrap()[0].uid, offer.uid().unwrap());
+    }
+}
+
+#[tokio::test]
+async fn ac2_kubectl_delete_leaves_no_child() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("ac2").await;
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    let _controller = start_controller(&client, run_config(ns.name()));
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    create(
+        &offers,
+        &mk_offer("gone", "up", json!({"registration": {"enabled": true}})),
+    )
+    .await;
+    wait_offer(&offers, "gone", T, is_ready).await;
+    let rrs: Api<RegistrationRequest> = Api::namespaced(client.clone(), ns.name());
+    obol_testenv::eventually(T, || async {
+        rrs.get_opt("so-gone-registration").await.ok().flatten()
+    })
+    .await;
+
+    // Async: the controller runs on this (current-thread) runtime while kubectl waits.
+    let out = tokio::process::Command::new("kubectl")
+        .args([
+            "delete",
+            "serviceoffer",
+            "gone",
+            "-n",
+            ns.name(),
+            "--wait=true",
+            "--timeout=60s",
+        ])
+        .env("KUBECONFIG", env.kubeconfig_path())
+        .output()
+        .await
+        .expect("kubectl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let lp = ListParams::default();
+    let (c, n) = (client.clone(), ns.name().to_owned());
+    obol_testenv::eventually(T, || {
+        let (c, n, lp) = (c.clone(), n.clone(), lp.clone());
+        async move {
+            let mw = Api::<Middleware>::namespaced(c.clone(), &n)
+                .list(&lp)
+                .await
+                .ok()?
+                .items
+                .len();
+            let pr = Api::<PaymentRoute>::namespaced(c.clone(), &n)
+                .list(&lp)
+                .await
+                .ok()?
+                .items
+                .len();
+            let hr = Api::<HttpRoute>::namespaced(c.clone(), &n)
+                .list(&lp)
+                .await
+                .ok()?
+                .items
+                .len();
+            let rr = Api::<RegistrationRequest>::namespaced(c.clone(), &n)
+                .list(&lp)
+                .await
+                .ok()?
+                .items
+                .len();
+            let so = Api::<ServiceOffer>::namespaced(c, &n)
+                .list(&lp)
+                .await
+                .ok()?
+                .items
+                .len();
+            (mw + pr + hr + rr + so == 0).then_some(())
+        }
+    })
+    .await;
+}
+
+fn pay_to(i: usize) -> String {
+    format!("0x{:040x}", 0x1000 + i)
+}
+
+#[tokio::test]
+async fn ac3_fifty_offers_at_once_none_crossed() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("ac3").await;
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    let _controller = start_controller(&client, run_config(ns.name()));
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let started = Instant::now();
+    join_all((0..50).map(|i| {
+        let offers = offers.clone();
+        async move {
+            let spec = json!({"payment": {"network": "base-sepolia", "payTo": pay_to(i),
+                "price": {"perRequest": format!("0.{:06}", i + 1)}}});
+            create(&offers, &mk_offer(&format!("o{i}"), "up", spec)).await
+        }
+    }))
+    .await;
+    obol_testenv::eventually(Duration::from_secs(120), || async {
+        let all = offers.list(&ListParams::default()).await.ok()?;
+        (all.items.len() == 50 && all.items.iter().all(is_ready)).then_some(())
+    })
+    .await;
+    println!("ac3: 50 offers Ready in {:?}", started.elapsed());
+
+    let prs = Api::<PaymentRoute>::namespaced(client.clone(), ns.name())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(prs.items.len(), 50);
+    let by_name: std::collections::HashMap<String, String> = offers
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| (o.name_any(), o.uid().unwrap()))
+        .collect();
+    for pr in prs.items {
+        let owner = &pr.metadata.owner_references.as_ref().unwrap()[0];
+        let i: usize = owner.name.trim_start_matches('o').parse().unwrap();
+        assert_eq!(pr.name_any(), format!("x402-o{i}"));
+        assert_eq!(owner.uid, by_name[&owner.name], "owner uid");
+        assert_eq!(pr.spec.price, (i + 1).to_string(), "{}", pr.name_any());
+        assert_eq!(pr.spec.pay_to, pay_to(i));
+        assert_eq!(pr.spec.pattern, format!("/services/o{i}/*"));
+    }
+}
+
+/// Starts admission: the real verifier when its binary runs, else the stand-in.
+async fn start_admission(env: &TestEnv, ns: &str) -> Admission {
+    if let Some(bin) = obol_testenv::gateway::verifier_bin() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log =
+            std::fs::File::create(std::env::temp_dir().join(format!("ac4-verifier-{port}.log")))
+                .unwrap();
+        let child = std::process::Command::new(&bin)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--facilitator-url",
+                "http://127.0.0.1:9",
+            ])
+            .env("KUBECONFIG", env.kubeconfig_path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn();
+        if let Ok(mut child) = child {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if child.try_wait().ok().flatten().is_none() {
+                println!("ac4: admission by the real verifier {}", bin.display());
+                return Admission::Real(child);
+            }
+        }
+        println!(
+            "ac4: {} did not stay up; using the admission stand-in",
+            bin.display()
+        );
+    }
+    Admission::StandIn(obol_testenv::gateway::admit_payment_routes(
+        env.client(),
+        ns,
+    ))
+}
+
+enum Admission {
+    Real(std::process::Child),
+    #[allow(dead_code)] // held for its Drop
+    StandIn(obol_testenv::gateway::StandIn),
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Self::Real(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn ac4_creation_admitted_ready_timing() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("ac4").await;
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _gateway =
+        obol_testenv::gateway::accept_http_routes(client.clone(), ns.name(), GATEWAY, GATEWAY_NS);
+    let _controller = start_controller(&client, run_config(ns.name()));
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
+    let routes: Api<HttpRoute> = Api::namespaced(client.clone(), ns.name());
+
+    // Fail closed: without admission the PaymentRoute exists, the HTTPRoute does not.
+    create(&offers, &mk_offer("early", "up", json!({}))).await;
+    let o = wait_offer(&offers, "early", T, |o| {
+        has(
+            o,
+            types::PAYMENT_GATE_READY,
+            "False",
+            reasons::ADMISSION_PENDING,
+        )
+    })
+    .await;
+    assert!(has(
+        &o,
+        types::ROUTE_PUBLISHED,
+        "False",
+        reasons::WAITING_FOR_PAYMENT_GATE
+    ));
+    assert!(prs.get_opt("x402-early").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        routes.get_opt("so-early").await.unwrap().is_none(),
+        "route published before admission"
+    );
+
+    let _admission = start_admission(&env, ns.name()).await;
+    wait_offer(&offers, "early", T, is_ready).await;
+
+    // With admission running: creation -> admitted -> Ready.
+    let t0 = Instant::now();
+    create(&offers, &mk_offer("timed", "up", json!({}))).await;
+    let admitted = obol_testenv::eventually(T, || async {
+        prs.get_opt("x402-timed")
+            .await
+            .ok()
+            .flatten()
+            .filter(|p| p.admitted_at_current_generation())
+            .map(|_| t0.elapsed())
+    })
+    .await;
+    wait_offer(&offers, "timed", T, is_ready).await;
+    let ready = t0.elapsed();
+    println!("ac4: creation -> admitted {admitted:?}, creation -> Ready {ready:?}");
+    assert!(
+        ready < Duration::from_secs(5),
+        "AC4: propagation took {ready:?}"
+    );
+}
+
+#[tokio::test]
+async fn ac6_per_condition_reasons_in_status() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("ac6").await;
+    let client = env.client();
+    let _stand_ins = stand_ins(&client, ns.name());
+    let _controller = start_controller(&client, run_config(ns.name()));
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    create(&offers, &mk_offer("r", "later", json!({}))).await;
+
+    wait_offer(&offers, "r", T, |o| {
+        has(
+            o,
+            types::UPSTREAM_HEALTHY,
+            "False",
+            reasons::MISSING_SERVICE,
+        )
+    })
+    .await;
+    let expect = [
+        (
+            types::PAYMENT_GATE_READY,
+            "True",
+            reasons::PAYMENT_ROUTE_ADMITTED,
+        ),
+        (
+            types::ROUTE_PUBLISHED,
+            "False",
+            reasons::WAITING_FOR_UPSTREAM,
+        ),
+        (types::REGISTERED, "True", reasons::DISABLED),
+        (types::READY, "False", reasons::RECONCILING),
+    ];
+    let o = wait_offer(&offers, "r", T, |o| {
+        expect.iter().all(|(t, s, r)| has(o, t, s, r))
+    })
+    .await;
+    let status = o.status.clone().unwrap();
+    assert_eq!(status.phase, Some(obol_api::Phase::Reconciling));
+    for c in &status.conditions {
+        assert!(
+            c.last_transition_time.is_some() && c.observed_generation == o.metadata.generation,
+            "{c:?}"
+        );
+    }
+    drop(o);
+
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "later").await;
+    let o = wait_offer(&offers, "r", T, is_ready).await;
+    assert!(has(
+        &o,
+        types::UPSTREAM_HEALTHY,
+        "True",
+        reasons::HEALTH_CHECK_PASSED
+    ));
+    assert!(has(
+        &o,
+        types::ROUTE_PUBLISHED,
+        "True",
+        reasons::HTTP_ROUTE_ACCEPTED
+    ));
+    assert!(has(&o, types::READY, "True", reasons::RECONCILED));
+
+    // An invalid spec: Ready=False/InvalidSpec, phase Failed, no children, no hot loop.
+    create(&offers, &mk_offer("bad", "later", json!({"payment": {"network": "no-such-chain", "payTo": PAY_TO, "price": {"perRequest": "0.001"}}}))).await;
+    let bad = wait_offer(&offers, "bad", T, |o| {
+        has(o, types::READY, "False", reasons::INVALID_SPEC)
+    })
+    .await;
+    assert_eq!(
+        bad.status.as_ref().unwrap().phase,
+        Some(obol_api::Phase::Failed)
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = offers.get("bad").await.unwrap();
+    assert_eq!(
+        again.resource_version(),
+        bad.resource_version(),
+        "status rewritten: hot loop"
+    );
+    assert!(
+        Api::<PaymentRoute>::namespaced(client.clone(), ns.name())
+            .get_opt("x402-bad")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn ac7_failing_registration_leaves_the_offer_ready() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("ac7").await;
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    let _controller = start_controller(&client, run_config(ns.name()));
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    create(
+        &offers,
+        &mk_offer(
+            "reg",
+            "up",
+            json!({"registration": {"enabled": true, "name": "Reg"}}),
+        ),
+    )
+    .await;
+    wait_offer(&offers, "reg", T, |o| {
+        is_ready(o) && has(o, types::REGISTERED, "False", reasons::PENDING)
+    })
+    .await;
+
+    let rrs: Api<RegistrationRequest> = Api::namespaced(client.clone(), ns.name());
+    let set_phase = |phase: &'static str| {
+        let rrs = rrs.clone();
+        async move {
+            let patch =
+                json!({"status": {"phase": phase, "errorMessage": "insufficient funds for gas"}});
+            rrs.patch_status(
+                "so-reg-registration",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    set_phase("Failed").await;
+    let o = wait_offer(&offers, "reg", T, |o| {
+        has(o, types::REGISTERED, "False", reasons::REGISTRATION_FAILED)
+    })
+    .await;
+    assert!(is_ready(&o), "a failed registration must not block Ready");
+    set_phase("OffChainOnly").await;
+    let o = wait_offer(&offers, "reg", T, |o| {
+        has(o, types::REGISTERED, "True", reasons::OFF_CHAIN_ONLY)
+    })
+    .await;
+    assert!(is_ready(&o));
+}
