@@ -2,10 +2,18 @@
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "erc8004-registrar: this component is not implemented yet (issue #{})",
-        obol_registrar::TRACKING_ISSUE
-    );
-    ExitCode::from(2)
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // One rustls provider (aws-lc-rs) before any TLS client exists.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = obol_registrar::Args::parse();
+    match args.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("erc8004-registrar: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

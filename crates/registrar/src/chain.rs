@@ -1,0 +1,478 @@
+//! The chain edge: one alloy HTTP provider per chain, with the registrar's key as wallet.
+//!
+//! Reads and sends only; every decision lives in [`crate::plan`]. Sends on one chain are
+//! serialized (one registrar key, one nonce sequence), and a registration is sent only after
+//! recovery found nothing: no receipt for the stored hash, no matching `Registered` log of the
+//! signer since the fence, and no pending transaction of the signer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent as _;
+use alloy::transports::{RpcError, TransportError};
+
+use crate::contracts::IdentityRegistry::{self, Registered};
+use crate::error::ChainError;
+use crate::key::SigningKey;
+use crate::receipt;
+
+/// `eth_getLogs` windows: many providers refuse wider ranges.
+pub const LOG_WINDOW: u64 = 10_000;
+
+/// What recovery found for a fenced registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// The agent exists.
+    Found {
+        /// Its id.
+        agent_id: u64,
+        /// The registration transaction, when known.
+        tx_hash: Option<B256>,
+    },
+    /// A transaction of the signer is pending: wait.
+    InFlight,
+    /// Nothing on chain, nothing pending.
+    Absent,
+}
+
+/// What a submit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Recovery settled it without sending.
+    Recovered(Recovery),
+    /// `register` was sent.
+    Sent(B256),
+}
+
+/// Maps an RPC error to the registrar's classification.
+pub fn classify(context: &'static str, e: &TransportError) -> ChainError {
+    match e {
+        RpcError::ErrorResp(p) => {
+            let reason = p
+                .as_revert_data()
+                .and_then(|d| alloy::sol_types::decode_revert_reason(&d))
+                .map(|r| r.strip_prefix("revert: ").map(str::to_owned).unwrap_or(r));
+            ChainError::from_rpc_response(context, p.code, &p.message, reason)
+        }
+        other => ChainError::Unavailable {
+            context,
+            message: other.to_string(),
+        },
+    }
+}
+
+fn classify_contract(context: &'static str, e: alloy::contract::Error) -> ChainError {
+    match e {
+        alloy::contract::Error::TransportError(t) => classify(context, &t),
+        alloy::contract::Error::PendingTransactionError(p) => ChainError::Unavailable {
+            context,
+            message: p.to_string(),
+        },
+        other => ChainError::Rpc {
+            context,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// A provider for one chain with the signing wallet.
+pub struct ChainClient {
+    chain_id: u64,
+    provider: DynProvider,
+    signer: Address,
+    send_lock: tokio::sync::Mutex<()>,
+    verified: tokio::sync::OnceCell<()>,
+    poll: Duration,
+    receipt_timeout: Duration,
+}
+
+impl ChainClient {
+    /// A client over `provider` (which must sign for `signer`).
+    pub fn new(
+        chain_id: u64,
+        provider: DynProvider,
+        signer: Address,
+        poll: Duration,
+        receipt_timeout: Duration,
+    ) -> Self {
+        Self {
+            chain_id,
+            provider,
+            signer,
+            send_lock: tokio::sync::Mutex::new(()),
+            verified: tokio::sync::OnceCell::new(),
+            poll,
+            receipt_timeout,
+        }
+    }
+
+    /// The signer's address.
+    pub fn signer(&self) -> Address {
+        self.signer
+    }
+
+    /// Checks once that the endpoint serves the expected chain.
+    async fn verify_chain(&self) -> Result<(), ChainError> {
+        self.verified
+            .get_or_try_init(|| async {
+                let actual = self
+                    .provider
+                    .get_chain_id()
+                    .await
+                    .map_err(|e| classify("eth_chainId", &e))?;
+                if actual == self.chain_id {
+                    Ok(())
+                } else {
+                    Err(ChainError::WrongChain {
+                        wanted: self.chain_id,
+                        actual,
+                    })
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// The current block height (the fence).
+    pub async fn block_number(&self) -> Result<u64, ChainError> {
+        self.verify_chain().await?;
+        self.provider
+            .get_block_number()
+            .await
+            .map_err(|e| classify("eth_blockNumber", &e))
+    }
+
+    /// Looks for a registration of `uri` by the signer: the stored transaction's receipt, then
+    /// `Registered` logs from `from_block`, then pending transactions of the signer.
+    pub async fn recover(
+        &self,
+        registry: Address,
+        uri: &str,
+        from_block: u64,
+        tx_hash: Option<B256>,
+    ) -> Result<Recovery, ChainError> {
+        self.verify_chain().await?;
+        if let Some(tx) = tx_hash {
+            let receipt = self
+                .provider
+                .get_transaction_receipt(tx)
+                .await
+                .map_err(|e| classify("eth_getTransactionReceipt", &e))?;
+            if let Some(receipt) = receipt {
+                if !receipt.status() {
+                    return Err(ChainError::Reverted {
+                        context: "register",
+                        reason: format!("transaction {tx} reverted"),
+                    });
+                }
+                let logs = receipt.inner.logs().iter().map(|l| &l.inner);
+                let ev = receipt::registered_in_receipt(logs, registry).ok_or_else(|| {
+                    ChainError::NoRegisteredEvent {
+                        tx_hash: tx.to_string(),
+                    }
+                })?;
+                let agent_id = receipt::agent_id_u64(ev.agent_id).ok_or_else(|| {
+                    ChainError::NoRegisteredEvent {
+                        tx_hash: tx.to_string(),
+                    }
+                })?;
+                return Ok(Recovery::Found {
+                    agent_id,
+                    tx_hash: Some(tx),
+                });
+            }
+            let pending = self
+                .provider
+                .get_transaction_by_hash(tx)
+                .await
+                .map_err(|e| classify("eth_getTransactionByHash", &e))?;
+            if pending.is_some() {
+                return Ok(Recovery::InFlight);
+            }
+            // Unknown to the node: dropped, or never broadcast. Fall through to the logs.
+        }
+        if let Some((agent_id, tx_hash)) = self.find_registered(registry, uri, from_block).await? {
+            return Ok(Recovery::Found { agent_id, tx_hash });
+        }
+        if self.has_pending_transactions().await? {
+            return Ok(Recovery::InFlight);
+        }
+        Ok(Recovery::Absent)
+    }
+
+    async fn find_registered(
+        &self,
+        registry: Address,
+        uri: &str,
+        from_block: u64,
+    ) -> Result<Option<(u64, Option<B256>)>, ChainError> {
+        let latest = self
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| classify("eth_blockNumber", &e))?;
+        let mut found = None;
+        let mut start = from_block;
+        while start <= latest {
+            let end = start.saturating_add(LOG_WINDOW - 1).min(latest);
+            let filter = Filter::new()
+                .address(registry)
+                .event_signature(Registered::SIGNATURE_HASH)
+                .topic2(self.signer.into_word())
+                .from_block(start)
+                .to_block(end);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(|e| classify("eth_getLogs", &e))?;
+            for log in &logs {
+                if let Some(ev) =
+                    receipt::newest_registration([&log.inner], registry, self.signer, uri)
+                    && let Some(id) = receipt::agent_id_u64(ev.agent_id)
+                {
+                    found = Some((id, log.transaction_hash));
+                }
+            }
+            start = end + 1;
+        }
+        Ok(found)
+    }
+
+    async fn has_pending_transactions(&self) -> Result<bool, ChainError> {
+        let pending = self
+            .provider
+            .get_transaction_count(self.signer)
+            .pending()
+            .await
+            .map_err(|e| classify("eth_getTransactionCount", &e))?;
+        let latest = self
+            .provider
+            .get_transaction_count(self.signer)
+            .latest()
+            .await
+            .map_err(|e| classify("eth_getTransactionCount", &e))?;
+        Ok(pending > latest)
+    }
+
+    async fn require_code(&self, registry: Address) -> Result<(), ChainError> {
+        let code = self
+            .provider
+            .get_code_at(registry)
+            .await
+            .map_err(|e| classify("eth_getCode", &e))?;
+        if code.is_empty() {
+            return Err(ChainError::NoContract {
+                address: registry.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Recovers, and when nothing is found or pending and `send`, sends `register(uri)`.
+    pub async fn submit(
+        &self,
+        registry: Address,
+        uri: &str,
+        from_block: u64,
+        tx_hash: Option<B256>,
+        send: bool,
+    ) -> Result<Submitted, ChainError> {
+        let _one_sender = self.send_lock.lock().await;
+        let found = self.recover(registry, uri, from_block, tx_hash).await?;
+        if found != Recovery::Absent || !send {
+            return Ok(Submitted::Recovered(found));
+        }
+        self.require_code(registry).await?;
+        let contract = IdentityRegistry::new(registry, &self.provider);
+        let pending = contract
+            .register_2(uri.to_owned())
+            .send()
+            .await
+            .map_err(|e| classify_contract("register", e))?;
+        Ok(Submitted::Sent(*pending.tx_hash()))
+    }
+
+    /// Sends `setAgentURI(agent_id, uri)` and waits for a successful receipt. Idempotent.
+    pub async fn set_agent_uri(
+        &self,
+        registry: Address,
+        agent_id: u64,
+        uri: &str,
+    ) -> Result<B256, ChainError> {
+        self.verify_chain().await?;
+        let _one_sender = self.send_lock.lock().await;
+        let contract = IdentityRegistry::new(registry, &self.provider);
+        let pending = contract
+            .setAgentURI(U256::from(agent_id), uri.to_owned())
+            .send()
+            .await
+            .map_err(|e| classify_contract("setAgentURI", e))?;
+        let tx = *pending.tx_hash();
+        self.wait_success("setAgentURI", tx).await?;
+        Ok(tx)
+    }
+
+    /// Reads each metadata key and writes the ones that differ (read before write).
+    pub async fn sync_metadata(
+        &self,
+        registry: Address,
+        agent_id: u64,
+        desired: &BTreeMap<String, Bytes>,
+    ) -> Result<usize, ChainError> {
+        self.verify_chain().await?;
+        let contract = IdentityRegistry::new(registry, &self.provider);
+        let id = U256::from(agent_id);
+        let mut written = 0;
+        for (key, value) in desired {
+            let current = contract
+                .getMetadata(id, key.clone())
+                .call()
+                .await
+                .map_err(|e| classify_contract("getMetadata", e))?;
+            if &current == value {
+                continue;
+            }
+            let _one_sender = self.send_lock.lock().await;
+            let pending = contract
+                .setMetadata(id, key.clone(), value.clone())
+                .send()
+                .await
+                .map_err(|e| classify_contract("setMetadata", e))?;
+            self.wait_success("setMetadata", *pending.tx_hash()).await?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    async fn wait_success(&self, context: &'static str, tx: B256) -> Result<(), ChainError> {
+        let deadline = tokio::time::Instant::now() + self.receipt_timeout;
+        loop {
+            let receipt = self
+                .provider
+                .get_transaction_receipt(tx)
+                .await
+                .map_err(|e| classify(context, &e))?;
+            match receipt {
+                Some(r) if r.status() => return Ok(()),
+                Some(_) => {
+                    return Err(ChainError::Reverted {
+                        context,
+                        reason: format!("transaction {tx} reverted"),
+                    });
+                }
+                None if tokio::time::Instant::now() >= deadline => {
+                    return Err(ChainError::ReceiptTimeout {
+                        context,
+                        tx_hash: tx.to_string(),
+                    });
+                }
+                None => tokio::time::sleep(self.poll).await,
+            }
+        }
+    }
+}
+
+/// The agreed on-chain metadata of a live agent (`obol-reference.md` §7): `x402.supported` =
+/// `0x01` and `metadata.<key>` = value for each trimmed, non-empty pair.
+pub fn desired_metadata(
+    metadata: &BTreeMap<String, String>,
+    active: bool,
+) -> BTreeMap<String, Bytes> {
+    let mut out = BTreeMap::new();
+    out.insert(
+        "x402.supported".to_owned(),
+        Bytes::from(vec![u8::from(active)]),
+    );
+    if active {
+        for (k, v) in metadata {
+            let (k, v) = (k.trim(), v.trim());
+            if !k.is_empty() && !v.is_empty() {
+                out.insert(format!("metadata.{k}"), Bytes::from(v.as_bytes().to_vec()));
+            }
+        }
+    }
+    out
+}
+
+/// RPC endpoints and the key; hands out one [`ChainClient`] per chain.
+pub struct Chains {
+    key: Option<SigningKey>,
+    default_rpc: Option<reqwest_url::Url>,
+    overrides: BTreeMap<u64, reqwest_url::Url>,
+    clients: parking_lot::Mutex<HashMap<u64, Arc<ChainClient>>>,
+    poll: Duration,
+    receipt_timeout: Duration,
+}
+
+/// The URL type alloy's HTTP transport takes.
+pub mod reqwest_url {
+    pub use alloy::transports::http::reqwest::Url;
+}
+
+impl Chains {
+    /// Endpoints: `overrides` per chain id, else `default_rpc`.
+    pub fn new(
+        key: Option<SigningKey>,
+        default_rpc: Option<reqwest_url::Url>,
+        overrides: BTreeMap<u64, reqwest_url::Url>,
+        poll: Duration,
+        receipt_timeout: Duration,
+    ) -> Self {
+        Self {
+            key,
+            default_rpc,
+            overrides,
+            clients: parking_lot::Mutex::new(HashMap::new()),
+            poll,
+            receipt_timeout,
+        }
+    }
+
+    /// Whether a signing key is configured.
+    pub fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The signer's address, when a key is configured.
+    pub fn signer(&self) -> Option<Address> {
+        self.key.as_ref().map(SigningKey::address)
+    }
+
+    /// The client for `chain_id` (built on first use).
+    pub fn client(&self, chain_id: u64) -> Result<Arc<ChainClient>, ChainError> {
+        let key = self.key.as_ref().ok_or(ChainError::NoRpc { chain_id })?;
+        let mut clients = self.clients.lock();
+        if let Some(c) = clients.get(&chain_id) {
+            return Ok(c.clone());
+        }
+        let url = self
+            .overrides
+            .get(&chain_id)
+            .or(self.default_rpc.as_ref())
+            .ok_or(ChainError::NoRpc { chain_id })?
+            .clone();
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(key.signer()))
+            .connect_http(url)
+            .erased();
+        let client = Arc::new(ChainClient::new(
+            chain_id,
+            provider,
+            key.address(),
+            self.poll,
+            self.receipt_timeout,
+        ));
+        clients.insert(chain_id, client.clone());
+        Ok(client)
+    }
+}
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

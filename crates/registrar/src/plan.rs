@@ -1,0 +1,408 @@
+//! The state machine: what to do next for one RegistrationRequest, and what its status becomes
+//! after it happened. Pure: no client, no provider, no clock (`now` is an argument).
+//!
+//! Exactly once: a registration is *fenced* (status `searchFromBlock` + `registrationUri`
+//! persisted) before anything is sent, and every later attempt first recovers (receipt of the
+//! stored `txHash`, else the signer's `Registered` logs since the fence, else in-flight
+//! transactions of the signer) before it may send again. The shell must act on a fresh read of
+//! the status and persist each new status before the next step.
+
+use alloy::primitives::B256;
+use jiff::Timestamp;
+use obol_api::condition::{self, Condition, ConditionStatus};
+use obol_api::{RegistrationPhase as Phase, RegistrationRequestStatus as Status};
+
+use crate::backoff::Backoff;
+
+/// Condition: the agreed metadata is on chain for `observedGeneration`.
+pub const METADATA_SYNCED: &str = "MetadataSynced";
+/// Condition: deletion started; marks that `attempts` counts tombstone attempts.
+pub const TOMBSTONING: &str = "Tombstoning";
+/// Status messages are cut to this many characters.
+pub const MAX_MESSAGE: usize = 300;
+
+/// What the registrar knows about one request.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The current status (read fresh from the API server).
+    pub status: &'a Status,
+    /// Whether a signing key is configured.
+    pub has_key: bool,
+    /// The URI to register with while no agentId is known.
+    pub register_uri: &'a str,
+    /// The URI the agent should have once its id is known (equal to `register_uri` when the
+    /// document is served; a new `data:` URI otherwise).
+    pub live_uri: &'a str,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// The next step for a live (not deleting) request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing to do before `until` (backoff).
+    Wait {
+        /// When to look again.
+        until: Timestamp,
+    },
+    /// No key: record `OffChainOnly` (the document is still served).
+    OffChainOnly,
+    /// Persist the fence: read the block height, store it with `uri`.
+    Fence {
+        /// The URI about to be registered.
+        uri: String,
+    },
+    /// Recover from the fence; when nothing is found and nothing is in flight, send
+    /// `register(uri)` if `send`, else drop the stale fence.
+    Submit {
+        /// The fenced URI (what logs are matched against).
+        uri: String,
+        /// First block to search.
+        from_block: u64,
+        /// The stored transaction, if any.
+        tx_hash: Option<B256>,
+        /// Whether the fenced URI is still the one to register.
+        send: bool,
+    },
+    /// `setAgentURI(agent_id, uri)`.
+    UpdateUri {
+        /// The agent.
+        agent_id: u64,
+        /// The new URI.
+        uri: String,
+    },
+    /// Read the agreed metadata and write what differs.
+    SyncMetadata {
+        /// The agent.
+        agent_id: u64,
+    },
+    /// Up to date (or failed for this generation): nothing to do.
+    Idle,
+}
+
+/// The next step while the request is being deleted (the finalizer holds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CleanupAction {
+    /// Nothing to do before `until` (backoff).
+    Wait {
+        /// When to look again.
+        until: Timestamp,
+    },
+    /// `setAgentURI(agent_id, tombstone URI)`.
+    Tombstone {
+        /// The agent.
+        agent_id: u64,
+    },
+    /// A registration may be in flight: recover it first (then tombstone what was found).
+    Recover {
+        /// The fenced URI.
+        uri: String,
+        /// First block to search.
+        from_block: u64,
+        /// The stored transaction, if any.
+        tx_hash: Option<B256>,
+    },
+    /// Remove the finalizer; with a warning when something stays active on chain.
+    Release {
+        /// The Warning Event's note.
+        warning: Option<String>,
+    },
+}
+
+/// What happened when an action ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The fence is persisted from this block.
+    Fenced {
+        /// First block to search after a crash.
+        from_block: u64,
+        /// The URI about to be registered.
+        uri: String,
+    },
+    /// `register` was accepted by the node.
+    Sent {
+        /// Its hash.
+        tx_hash: B256,
+    },
+    /// The agent exists (receipt or logs).
+    Recovered {
+        /// Its id.
+        agent_id: u64,
+        /// The registration transaction, when known.
+        tx_hash: Option<B256>,
+    },
+    /// A transaction of the signer is pending; look again soon.
+    InFlight,
+    /// Nothing on chain and nothing pending for a URI that is no longer wanted.
+    Unfenced,
+    /// `setAgentURI` mined.
+    UriUpdated {
+        /// The URI now on chain.
+        uri: String,
+    },
+    /// The agreed metadata is on chain.
+    MetadataSynced,
+    /// No key.
+    OffChainOnly,
+    /// The tombstone is on chain.
+    Tombstoned {
+        /// The tombstone URI.
+        uri: String,
+    },
+    /// Retry later.
+    Transient {
+        /// Why.
+        message: String,
+    },
+    /// Give up for this generation.
+    Permanent {
+        /// Why.
+        message: String,
+    },
+}
+
+fn parse_agent_id(status: &Status) -> Option<u64> {
+    status.agent_id.as_deref().and_then(|s| s.parse().ok())
+}
+
+fn parse_time(s: Option<&str>) -> Option<Timestamp> {
+    s.and_then(|s| s.parse().ok())
+}
+
+fn parse_tx(status: &Status) -> Option<B256> {
+    status.tx_hash.as_deref().and_then(|s| s.parse().ok())
+}
+
+fn failed_for(status: &Status, generation: Option<i64>) -> bool {
+    status.phase == Some(Phase::Failed) && status.observed_generation == generation
+}
+
+fn metadata_synced(status: &Status, generation: Option<i64>) -> bool {
+    condition::find(&status.conditions, METADATA_SYNCED)
+        .is_some_and(|c| c.is_true() && c.observed_generation == generation)
+}
+
+fn backoff_until(status: &Status, now: Timestamp) -> Option<Timestamp> {
+    parse_time(status.next_attempt_time.as_deref()).filter(|t| *t > now)
+}
+
+/// Decides the next step for a live request.
+pub fn decide(i: &Inputs<'_>) -> Action {
+    let s = i.status;
+    if !i.has_key {
+        return if s.phase == Some(Phase::OffChainOnly) && s.observed_generation == i.generation {
+            Action::Idle
+        } else {
+            Action::OffChainOnly
+        };
+    }
+    if failed_for(s, i.generation) {
+        return Action::Idle;
+    }
+    if let Some(until) = backoff_until(s, i.now) {
+        return Action::Wait { until };
+    }
+    if let Some(agent_id) = parse_agent_id(s) {
+        if s.registration_uri.as_deref() != Some(i.live_uri) {
+            return Action::UpdateUri {
+                agent_id,
+                uri: i.live_uri.to_owned(),
+            };
+        }
+        if !metadata_synced(s, i.generation) {
+            return Action::SyncMetadata { agent_id };
+        }
+        return Action::Idle;
+    }
+    match (s.search_from_block, s.registration_uri.as_deref()) {
+        (Some(from_block), Some(uri)) => Action::Submit {
+            uri: uri.to_owned(),
+            from_block,
+            tx_hash: parse_tx(s),
+            send: uri == i.register_uri,
+        },
+        _ => Action::Fence {
+            uri: i.register_uri.to_owned(),
+        },
+    }
+}
+
+/// Decides the next step while deleting. `max_attempts` bounds the tombstone retries.
+pub fn decide_cleanup(
+    status: &Status,
+    has_key: bool,
+    max_attempts: u32,
+    now: Timestamp,
+) -> CleanupAction {
+    let agent_id = parse_agent_id(status);
+    if status.phase == Some(Phase::Tombstoned) {
+        return CleanupAction::Release { warning: None };
+    }
+    let on_chain_maybe = agent_id.is_some() || status.search_from_block.is_some();
+    if !has_key {
+        let warning = agent_id
+            .map(|id| format!("No signing key: agent {id} stays registered and active on chain"));
+        return CleanupAction::Release { warning };
+    }
+    if on_chain_maybe && status.attempts.unwrap_or(0) >= max_attempts {
+        let what = agent_id.map_or_else(
+            || "a possibly pending registration".to_owned(),
+            |id| format!("agent {id}"),
+        );
+        let last = status.error_message.as_deref().unwrap_or("unknown error");
+        return CleanupAction::Release {
+            warning: Some(clip(&format!(
+                "Gave up tombstoning {what} after {max_attempts} attempts; it stays active on chain: {last}"
+            ))),
+        };
+    }
+    if let Some(until) = backoff_until(status, now) {
+        return CleanupAction::Wait { until };
+    }
+    match (
+        agent_id,
+        status.search_from_block,
+        status.registration_uri.as_deref(),
+    ) {
+        (Some(agent_id), _, _) => CleanupAction::Tombstone { agent_id },
+        (None, Some(from_block), Some(uri)) => CleanupAction::Recover {
+            uri: uri.to_owned(),
+            from_block,
+            tx_hash: parse_tx(status),
+        },
+        _ => CleanupAction::Release { warning: None },
+    }
+}
+
+/// The status at the start of deletion: `attempts` now counts tombstone attempts. `None` when
+/// deletion already started.
+pub fn begin_cleanup(status: &Status, now: Timestamp) -> Option<Status> {
+    if condition::find(&status.conditions, TOMBSTONING).is_some() {
+        return None;
+    }
+    let mut next = status.clone();
+    next.attempts = None;
+    next.next_attempt_time = None;
+    condition::set_condition(
+        &mut next.conditions,
+        Condition::new(
+            TOMBSTONING,
+            ConditionStatus::True,
+            "Deleting",
+            "Retiring the agent before release",
+        ),
+        &now.to_string(),
+    );
+    Some(next)
+}
+
+/// Cuts a message to [`MAX_MESSAGE`] characters.
+pub fn clip(message: &str) -> String {
+    if message.chars().count() <= MAX_MESSAGE {
+        return message.to_owned();
+    }
+    let mut cut: String = message.chars().take(MAX_MESSAGE - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The status after `outcome`. Successes clear the retry bookkeeping; transient failures
+/// count an attempt and schedule the next one with `backoff`.
+pub fn apply(
+    status: &Status,
+    generation: Option<i64>,
+    outcome: Outcome,
+    now: Timestamp,
+    backoff: &Backoff,
+) -> Status {
+    let mut s = status.clone();
+    s.observed_generation = generation;
+    let succeeded = |s: &mut Status| {
+        s.attempts = None;
+        s.next_attempt_time = None;
+        s.error_message = None;
+    };
+    match outcome {
+        Outcome::Fenced { from_block, uri } => {
+            succeeded(&mut s);
+            s.phase = Some(Phase::Pending);
+            s.search_from_block = Some(from_block);
+            s.registration_uri = Some(uri);
+            s.tx_hash = None;
+        }
+        Outcome::Sent { tx_hash } => {
+            succeeded(&mut s);
+            s.phase = Some(Phase::Submitted);
+            s.tx_hash = Some(tx_hash.to_string());
+        }
+        Outcome::Recovered { agent_id, tx_hash } => {
+            succeeded(&mut s);
+            s.phase = Some(Phase::Confirmed);
+            s.agent_id = Some(agent_id.to_string());
+            if let Some(tx) = tx_hash {
+                s.tx_hash = Some(tx.to_string());
+            }
+        }
+        Outcome::InFlight => {
+            s.phase = Some(Phase::Submitted);
+        }
+        Outcome::Unfenced => {
+            succeeded(&mut s);
+            s.phase = Some(Phase::Pending);
+            s.search_from_block = None;
+            s.registration_uri = None;
+            s.tx_hash = None;
+        }
+        Outcome::UriUpdated { uri } => {
+            succeeded(&mut s);
+            s.phase = Some(Phase::Confirmed);
+            s.registration_uri = Some(uri);
+        }
+        Outcome::MetadataSynced => {
+            succeeded(&mut s);
+            s.phase = Some(Phase::Confirmed);
+            let mut c = Condition::new(
+                METADATA_SYNCED,
+                ConditionStatus::True,
+                "Synced",
+                "Agreed metadata is on chain",
+            );
+            c.observed_generation = generation;
+            condition::set_condition(&mut s.conditions, c, &now.to_string());
+        }
+        Outcome::OffChainOnly => {
+            succeeded(&mut s);
+            s.phase = Some(Phase::OffChainOnly);
+        }
+        Outcome::Tombstoned { uri } => {
+            succeeded(&mut s);
+            s.phase = Some(Phase::Tombstoned);
+            s.registration_uri = Some(uri);
+        }
+        Outcome::Transient { message } => {
+            let attempts = s.attempts.unwrap_or(0).saturating_add(1);
+            let delay = backoff.delay(attempts);
+            let next = now
+                .checked_add(
+                    jiff::SignedDuration::try_from(delay).unwrap_or(jiff::SignedDuration::MAX),
+                )
+                .unwrap_or(now);
+            s.attempts = Some(attempts);
+            s.next_attempt_time = Some(next.to_string());
+            s.error_message = Some(clip(&message));
+            s.phase.get_or_insert(Phase::Pending);
+        }
+        Outcome::Permanent { message } => {
+            s.phase = Some(Phase::Failed);
+            s.error_message = Some(clip(&message));
+            s.next_attempt_time = None;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,206 @@
+//! Wiring: the document cache and HTTP server (every replica), leader election, and the
+//! kube-runtime Controller over RegistrationRequests (the leader only).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt as _, StreamExt as _};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{WatchStreamExt as _, reflector, watcher};
+use kube::{Api, Client};
+use obol_api::RegistrationRequest;
+use prometheus_client::registry::Registry;
+use tracing::{Instrument as _, info, info_span, warn};
+
+use crate::backoff::Backoff;
+use crate::chain::Chains;
+use crate::error::{Error, Result};
+use crate::http::Served;
+use crate::k8s::{Context, error_policy, reconcile};
+use crate::metrics::RegistrarMetrics;
+
+/// Leader election.
+#[derive(Clone, Debug)]
+pub struct LeaseConfig {
+    /// Lease name.
+    pub name: String,
+    /// Lease namespace.
+    pub namespace: String,
+    /// This replica's identity.
+    pub identity: String,
+    /// Validity without renewal.
+    pub duration: Duration,
+    /// Renew this long before expiry.
+    pub grace: Duration,
+}
+
+/// Everything [`run`] needs besides the client.
+pub struct RunConfig {
+    /// RPC endpoints and the key.
+    pub chains: Arc<Chains>,
+    /// Base URL of the served documents (`None`: register `data:` URIs).
+    pub public_url: Option<String>,
+    /// Watch one namespace (`None`: all).
+    pub namespace: Option<String>,
+    /// HTTP listen address (`None`: no server).
+    pub listen: Option<SocketAddr>,
+    /// Leader election (`None`: always lead).
+    pub lease: Option<LeaseConfig>,
+    /// Retry schedule.
+    pub backoff: Backoff,
+    /// Pending-transaction poll interval.
+    pub poll_interval: Duration,
+    /// Tombstone attempts before a deletion is released.
+    pub tombstone_attempts: u32,
+}
+
+fn scoped(client: &Client, namespace: Option<&str>) -> Api<RegistrationRequest> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs until `shutdown` resolves (or leadership is lost: an error, so the process restarts
+/// and campaigns again with fresh state).
+pub async fn run(
+    client: Client,
+    config: RunConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let shutdown = shutdown.shared();
+    let mut registry = Registry::default();
+    let metrics = Arc::new(RegistrarMetrics::register(&mut registry));
+
+    // Every replica serves documents from its own cache.
+    let (store, writer) = reflector::store::<RegistrationRequest>();
+    let served = Served::new(store.clone(), registry);
+    let cache = watcher(
+        scoped(&client, config.namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .for_each(|_| async {});
+    tokio::spawn(cache.instrument(info_span!("document_cache")));
+    {
+        let served = served.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                served.set_ready(true);
+            }
+        });
+    }
+    if let Some(addr) = config.listen {
+        let (bound, serve) = served
+            .bind(addr)
+            .await
+            .map_err(|e| Error::Config(format!("listen on {addr}: {e}")))?;
+        info!(%bound, "Serving registration documents and admin endpoints");
+        tokio::spawn(
+            async move {
+                if let Err(error) = serve.await {
+                    warn!(%error, "HTTP server stopped");
+                }
+            }
+            .instrument(info_span!("http")),
+        );
+    }
+
+    let Some(lease) = config.lease.clone() else {
+        metrics.leader.set(1);
+        return run_controller(client, config, metrics, shutdown).await;
+    };
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease.name)
+        .with_namespace(&lease.namespace)
+        .with_identity(&lease.identity)
+        .with_duration(lease.duration.as_secs().max(1))
+        .with_grace(lease.grace.as_secs().max(1))
+        .with_field_manager(obol_api::REGISTRAR_FIELD_MANAGER)
+        .build()
+        .await
+        .map_err(|e| Error::Config(format!("lease: {e}")))?;
+    let (mut leading, lease_task) = manager.watch().await;
+    info!(identity = %lease.identity, lease = %lease.name, "Waiting for the lease");
+    let acquired = async {
+        while !*leading.borrow_and_update() {
+            if leading.changed().await.is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::select! {
+        got = acquired => if !got { return Err(Error::Config("lease task ended".into())) },
+        () = shutdown.clone() => {
+            drop(leading);
+            let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+            return Ok(());
+        }
+    }
+    info!(identity = %lease.identity, "Acquired the lease");
+    metrics.leader.set(1);
+    let lost = {
+        let mut leading = leading.clone();
+        async move {
+            while *leading.borrow_and_update() {
+                if leading.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = run_controller(client, config, metrics.clone(), shutdown) => r,
+        () = lost => Err(Error::Config("lost the lease".into())),
+    };
+    metrics.leader.set(0);
+    drop(leading);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    result
+}
+
+async fn run_controller(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<RegistrarMetrics>,
+    shutdown: futures::future::Shared<impl Future<Output = ()> + Send + 'static>,
+) -> Result<()> {
+    let reporter = Reporter {
+        controller: obol_api::REGISTRAR_FIELD_MANAGER.into(),
+        instance: config.lease.as_ref().map(|l| l.identity.clone()),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        chains: config.chains,
+        public_url: config.public_url,
+        backoff: config.backoff,
+        poll_interval: config.poll_interval,
+        tombstone_attempts: config.tombstone_attempts,
+        now: jiff::Timestamp::now,
+        metrics,
+    });
+    if let Some(signer) = ctx.chains.signer() {
+        info!(%signer, "Registering on chain");
+    } else {
+        info!("No signing key: requests become OffChainOnly");
+    }
+    Controller::new(
+        scoped(&client, config.namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .with_config(controller::Config::default().concurrency(4))
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|r| async move {
+        if let Err(error) = r {
+            tracing::debug!(%error, "Reconcile error");
+        }
+    })
+    .await;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! anvil on loopback for one test: chain id 84532, killed on drop.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+
+/// Public anvil dev key #0 (test-only): the registrar's signer in tests.
+pub const DEV_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// Public anvil dev key #1 (test-only): deploys the contracts.
+pub const DEV_KEY_1: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+/// Chain id of every test chain (Base Sepolia).
+pub const CHAIN_ID: u64 = 84532;
+
+/// A running anvil.
+pub struct Anvil {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+/// A free loopback port (a tiny race with other processes is acceptable in tests).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Anvil {
+    /// Starts anvil on a free port; `None` (with a message) when anvil is not installed
+    /// locally. Under `CI=true` a missing anvil is installed or the test fails.
+    pub async fn start(extra: &[&str]) -> Option<Self> {
+        Self::start_on(free_port(), extra).await
+    }
+
+    /// Starts anvil on `port`.
+    pub async fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
+        let bin = super::tool_path("anvil")?;
+        let child = Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--chain-id", &CHAIN_ID.to_string(), "--silent"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let anvil = Self { child, port };
+        let provider = anvil.provider(None);
+        let start = Instant::now();
+        loop {
+            if let Ok(id) = provider.get_chain_id().await {
+                assert_eq!(id, CHAIN_ID);
+                return Some(anvil);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "anvil did not answer on port {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A provider, signing with `key` when given.
+    pub fn provider(&self, key: Option<&str>) -> DynProvider {
+        let url = self.url().parse().expect("url");
+        match key {
+            Some(k) => {
+                let signer: PrivateKeySigner = k.parse().expect("dev key");
+                ProviderBuilder::new()
+                    .wallet(EthereumWallet::from(signer))
+                    .connect_http(url)
+                    .erased()
+            }
+            None => ProviderBuilder::new().connect_http(url).erased(),
+        }
+    }
+
+    /// Deploys the test IdentityRegistry with dev key #1.
+    pub async fn deploy_registry(&self) -> Address {
+        let p = self.provider(Some(DEV_KEY_1));
+        *obol_registrar::contracts::IdentityRegistry::deploy(&p)
+            .await
+            .expect("deploy IdentityRegistry")
+            .address()
+    }
+
+    /// Deploys the always-reverting registry with dev key #1.
+    pub async fn deploy_reverting_registry(&self) -> Address {
+        let p = self.provider(Some(DEV_KEY_1));
+        *obol_registrar::contracts::RevertingIdentityRegistry::deploy(&p)
+            .await
+            .expect("deploy RevertingIdentityRegistry")
+            .address()
+    }
+
+    /// Stops it now (also done on drop).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
