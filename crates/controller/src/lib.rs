@@ -29,12 +29,16 @@
 pub mod admin;
 pub mod apply;
 pub mod args;
+mod cleanup;
 pub mod error;
 pub mod metrics;
 pub mod plan;
 pub mod probe;
 pub mod reconcile;
 pub mod run;
+
+#[cfg(test)]
+mod reconcile_tests;
 
 pub use error::{Error, Result};
 pub use run::{LeaseConfig, RunConfig, run};

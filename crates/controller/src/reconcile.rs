@@ -70,7 +70,7 @@ pub async fn reconcile(offer: Arc<ServiceOffer>, ctx: Arc<Context>) -> Result<Ac
     let result = finalizer(&api, obol_api::FINALIZER, offer, |event| async {
         match event {
             Finalizer::Apply(offer) => apply_offer(&offer, &ctx).await,
-            Finalizer::Cleanup(offer) => cleanup(&offer, &ctx).await,
+            Finalizer::Cleanup(offer) => crate::cleanup::cleanup(&offer, &ctx).await,
         }
     })
     .await
@@ -309,7 +309,11 @@ async fn write_status(
         .await
         .map_err(Error::kube("write ServiceOffer status"))?;
     ctx.metrics.status_writes.inc();
-    for (condition, _) in plan_status::transitions(old, status) {
+    let flipped = plan_status::transitions(old, status);
+    for (condition, _) in flipped
+        .into_iter()
+        .filter(|(c, _)| c.status != ConditionStatus::Unknown)
+    {
         let kind = match condition.status {
             ConditionStatus::False if condition.type_ != types::REGISTERED => EventType::Warning,
             ConditionStatus::False
@@ -333,7 +337,13 @@ async fn write_status(
     Ok(())
 }
 
-async fn event(ctx: &Context, offer: &ServiceOffer, type_: EventType, reason: &str, note: &str) {
+pub(crate) async fn event(
+    ctx: &Context,
+    offer: &ServiceOffer,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
     let ev = Event {
         type_,
         reason: reason.to_owned(),
@@ -344,53 +354,4 @@ async fn event(ctx: &Context, offer: &ServiceOffer, type_: EventType, reason: &s
     if let Err(error) = ctx.recorder.publish(&ev, &offer.object_ref(&())).await {
         warn!(%error, "Publishing an Event failed");
     }
-}
-
-/// Deletion: withdraw the HTTPRoute, delete the RegistrationRequest and wait (bounded) until
-/// it is gone; garbage collection removes the rest once the finalizer is released.
-async fn cleanup(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
-    let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
-    let name = offer.name_any();
-    let route = obol_api::names::http_route(&name);
-    apply::withdraw(&ctx.client, &ctx.http_routes, &ns, &route, true)
-        .await
-        .map_err(Error::kube("withdraw HTTPRoute"))?;
-    let rr_name = obol_api::names::registration_request(&name);
-    apply::withdraw(&ctx.client, &ctx.registrations, &ns, &rr_name, true)
-        .await
-        .map_err(Error::kube("delete RegistrationRequest"))?;
-    let rrs: Api<RegistrationRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    let still_there = rrs
-        .get_opt(&rr_name)
-        .await
-        .map_err(Error::kube("get RegistrationRequest"))?
-        .is_some();
-    if !still_there {
-        return Ok(Action::await_change());
-    }
-    let deleting_since = offer
-        .metadata
-        .deletion_timestamp
-        .as_ref()
-        .map_or_else(jiff::Timestamp::now, |t| t.0);
-    let waited = jiff::Timestamp::now().duration_since(deleting_since);
-    if waited.unsigned_abs() >= ctx.cleanup_timeout {
-        let note = format!(
-            "RegistrationRequest {rr_name} still exists after {:?}; releasing the offer anyway",
-            ctx.cleanup_timeout
-        );
-        event(
-            ctx,
-            offer,
-            EventType::Warning,
-            "RegistrationCleanupTimedOut",
-            &note,
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    Err(Error::CleanupPending {
-        namespace: ns,
-        name: rr_name,
-    })
 }

@@ -1,0 +1,63 @@
+//! The finalizer's cleanup: withdraw the HTTPRoute (traffic stops first), delete the
+//! RegistrationRequest and wait for it to disappear (its registrar tombstones the on-chain
+//! registration), bounded by a deadline after which a Warning Event is published and the offer
+//! is released anyway. Owner-reference garbage collection removes the other children.
+
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use obol_api::{RegistrationRequest, ServiceOffer};
+
+use crate::apply;
+use crate::error::{Error, Result};
+use crate::reconcile::{Context, event};
+
+/// Deletion: withdraw the HTTPRoute, delete the RegistrationRequest and wait (bounded) until
+/// it is gone; garbage collection removes the rest once the finalizer is released.
+pub(crate) async fn cleanup(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
+    let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = offer.name_any();
+    let route = obol_api::names::http_route(&name);
+    apply::withdraw(&ctx.client, &ctx.http_routes, &ns, &route, true)
+        .await
+        .map_err(Error::kube("withdraw HTTPRoute"))?;
+    let rr_name = obol_api::names::registration_request(&name);
+    apply::withdraw(&ctx.client, &ctx.registrations, &ns, &rr_name, true)
+        .await
+        .map_err(Error::kube("delete RegistrationRequest"))?;
+    let rrs: Api<RegistrationRequest> = Api::namespaced(ctx.client.clone(), &ns);
+    let still_there = rrs
+        .get_opt(&rr_name)
+        .await
+        .map_err(Error::kube("get RegistrationRequest"))?
+        .is_some();
+    if !still_there {
+        return Ok(Action::await_change());
+    }
+    let deleting_since = offer
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map_or_else(jiff::Timestamp::now, |t| t.0);
+    let waited = jiff::Timestamp::now().duration_since(deleting_since);
+    if waited.unsigned_abs() >= ctx.cleanup_timeout {
+        let note = format!(
+            "RegistrationRequest {rr_name} still exists after {:?}; releasing the offer anyway",
+            ctx.cleanup_timeout
+        );
+        event(
+            ctx,
+            offer,
+            EventType::Warning,
+            "RegistrationCleanupTimedOut",
+            &note,
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    Err(Error::CleanupPending {
+        namespace: ns,
+        name: rr_name,
+    })
+}
