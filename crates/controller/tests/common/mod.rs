@@ -18,6 +18,8 @@ use obol_controller::{LeaseConfig, RunConfig};
 use obol_testenv::gateway::{self, StandIn};
 use serde_json::json;
 
+pub mod process;
+
 pub const GATEWAY: &str = "traefik-gateway";
 pub const GATEWAY_NS: &str = "traefik";
 pub const PAY_TO: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
