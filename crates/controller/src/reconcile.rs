@@ -73,8 +73,17 @@ pub async fn reconcile(offer: Arc<ServiceOffer>, ctx: Arc<Context>) -> Result<Ac
             Finalizer::Cleanup(offer) => crate::cleanup::cleanup(&offer, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
+    let result = match result {
+        // A stale cached copy of an offer whose finalizer is already gone (and the offer with
+        // it): there is nothing left to do.
+        Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)))
+            if s.code == 404 =>
+        {
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    };
     ctx.metrics.duration.observe(start.elapsed().as_secs_f64());
     let outcome = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics
