@@ -11,4 +11,6 @@
 //! not served at all (never served without its payment gate) and gets `Accepted=False` with the
 //! reason.
 
+pub mod chain;
+pub mod facilitator;
 pub mod traefik;

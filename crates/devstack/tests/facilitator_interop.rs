@@ -1,0 +1,141 @@
+//! Our x402 core against the official reference facilitator on a real chain: payments signed by
+//! obol-x402 verify and settle, funds move, and a replayed authorization is refused. This is
+//! the interoperability proof for the signing code the buyer and the verifier share.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::{Address, B256, U256};
+use obol_devstack::chain::{Anvil, DEV_ACCOUNTS, dev_address};
+use obol_devstack::facilitator::ReferenceFacilitator;
+use obol_testenv::repo_root;
+use obol_testenv::tools::{tool, x402_peers};
+use obol_x402::chain::Network;
+use obol_x402::eip3009::sign_payload;
+use obol_x402::facilitator::{
+    Facilitator, FacilitatorError, HttpFacilitator, HttpFacilitatorConfig,
+};
+use obol_x402::wire::{Authorization, PaymentPayload, ResourceInfo};
+use obol_x402::{PrivateKey, Requirement};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn payload(req: &Requirement, payer_key: &PrivateKey, nonce: u8, v1: bool) -> PaymentPayload {
+    let authorization = Authorization {
+        from: payer_key.address(),
+        to: req.pay_to,
+        value: req.amount,
+        valid_after: 0,
+        valid_before: now() + 300,
+        nonce: B256::repeat_byte(nonce),
+    };
+    let signed = sign_payload(payer_key, &req.domain(), authorization).unwrap();
+    let resource = resource_info();
+    let json = if v1 {
+        serde_json::json!({"x402Version": 1, "scheme": "exact", "network": "base-sepolia", "payload": signed})
+    } else {
+        serde_json::json!({"x402Version": 2, "resource": resource, "accepted": req.to_v2(), "payload": signed})
+    };
+    serde_json::from_value(json).unwrap()
+}
+
+#[tokio::test]
+async fn reference_facilitator_settles_our_signatures_once() {
+    let dir = tempdir();
+    let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
+        .await
+        .unwrap();
+    let rpc = anvil.rpc();
+    let usdc = rpc
+        .deploy_test_usdc(&repo_root().join("contracts"), "USDC", "2")
+        .await
+        .unwrap();
+    let payer_key: PrivateKey = DEV_ACCOUNTS[1].1.parse().unwrap();
+    let pay_to = dev_address(2);
+    rpc.mint(usdc, payer_key.address(), U256::from(10_000_000u64))
+        .await
+        .unwrap();
+    let peers = x402_peers();
+    let script = repo_root().join("tools/x402-peers/facilitator.cjs");
+    let facilitator = ReferenceFacilitator::start(
+        &peers,
+        &script,
+        rpc.url(),
+        DEV_ACCOUNTS[0].1,
+        &dir.join("facilitator.log"),
+    )
+    .await
+    .unwrap();
+    let client = HttpFacilitator::new(HttpFacilitatorConfig::new(
+        facilitator.url().parse().unwrap(),
+    ))
+    .unwrap();
+    let supported = client.supported().await.unwrap();
+    assert!(!supported.kinds.is_empty());
+
+    let network = Network::resolve("base-sepolia").unwrap();
+    let mut req = Requirement::usdc(network, pay_to, U256::from(1000u64), 300).unwrap();
+    req.asset = usdc; // the locally deployed token, same EIP-712 name and version as Base Sepolia USDC
+    let resource = resource_info();
+
+    for (nonce, v1) in [(1u8, false), (2u8, true)] {
+        let before = rpc.balance_of(usdc, pay_to).await.unwrap();
+        let request = req
+            .facilitator_request(payload(&req, &payer_key, nonce, v1), &resource)
+            .unwrap();
+        client
+            .verify(&request)
+            .await
+            .unwrap_or_else(|e| panic!("v1={v1}: verify: {e}"));
+        let settled = client
+            .settle(&request)
+            .await
+            .unwrap_or_else(|e| panic!("v1={v1}: settle: {e}"));
+        assert!(
+            settled.transaction().is_some_and(|tx| tx.starts_with("0x")),
+            "{settled:?}"
+        );
+        let after = rpc.balance_of(usdc, pay_to).await.unwrap();
+        assert_eq!(
+            after - before,
+            U256::from(1000u64),
+            "v1={v1}: the seller got exactly the price"
+        );
+
+        // The same authorization again: the nonce is used on chain, settlement is refused.
+        let replay = client.settle(&request).await.unwrap_err();
+        assert!(
+            matches!(replay, FacilitatorError::Rejected { .. }),
+            "v1={v1}: {replay}"
+        );
+        assert_eq!(rpc.balance_of(usdc, pay_to).await.unwrap(), after);
+    }
+
+    // A signature for another token (wrong domain) is refused and moves nothing.
+    let mut wrong = req.clone();
+    wrong.asset = Address::repeat_byte(0x11);
+    let signed_for_wrong = payload(&wrong, &payer_key, 3, false);
+    let request = req
+        .facilitator_request(signed_for_wrong, &resource)
+        .unwrap();
+    let before = rpc.balance_of(usdc, pay_to).await.unwrap();
+    assert!(client.verify(&request).await.is_err());
+    assert_eq!(rpc.balance_of(usdc, pay_to).await.unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn resource_info() -> ResourceInfo {
+    serde_json::from_value(serde_json::json!({"url": "http://127.0.0.1/services/demo"})).unwrap()
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("obol-interop-{}-{}", std::process::id(), now()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
