@@ -35,6 +35,7 @@ pub const DEV_ACCOUNTS: [(&str, &str); 4] = [
 ];
 
 alloy::sol! {
+    function initialize(string name_, string version_);
     function mint(address to, uint256 amount);
     function balanceOf(address owner) returns (uint256);
 }
@@ -230,6 +231,38 @@ impl Rpc {
         let args = (name.to_owned(), version.to_owned()).abi_encode_params();
         self.deploy(dev_address(0), &contracts.join("out/TestUSDC.json"), &args)
             .await
+    }
+
+    /// Puts the test USDC's runtime code at `address` (e.g. Base Sepolia's canonical USDC, so
+    /// every component's chain table applies unchanged) and initializes its EIP-712 domain.
+    /// The token computes its domain separator at call time, so signatures bind to `address`.
+    pub async fn install_test_usdc_at(
+        &self,
+        contracts: &Path,
+        address: Address,
+        name: &str,
+        version: &str,
+    ) -> Result<(), ChainError> {
+        let path = contracts.join("out/TestUSDC.json");
+        let bad = |message: String| ChainError::Artifact {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let code = json["deployedBytecode"]
+            .as_str()
+            .ok_or_else(|| bad("no deployedBytecode".into()))?;
+        let code = format!("0x{}", code.trim_start_matches("0x"));
+        self.call("anvil_setCode", json!([address, code])).await?;
+        let data = initializeCall {
+            name_: name.to_owned(),
+            version_: version.to_owned(),
+        }
+        .abi_encode();
+        self.transact(dev_address(0), Some(address), &data)
+            .await
+            .map(|_| ())
     }
 
     /// Mints test tokens (anyone may mint the test USDC).

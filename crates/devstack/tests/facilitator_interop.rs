@@ -52,10 +52,16 @@ async fn reference_facilitator_settles_our_signatures_once() {
         .await
         .unwrap();
     let rpc = anvil.rpc();
-    let usdc = rpc
-        .deploy_test_usdc(&repo_root().join("contracts"), "USDC", "2")
+    // The test USDC at Base Sepolia's canonical USDC address: the chain table applies unchanged.
+    let network = Network::resolve("base-sepolia").unwrap();
+    let usdc = network.usdc.as_ref().unwrap().address;
+    let contracts = repo_root().join("contracts");
+    rpc.install_test_usdc_at(&contracts, usdc, "USDC", "2")
         .await
         .unwrap();
+    // A second, ordinary deployment still works (for tests that want their own token).
+    let other = rpc.deploy_test_usdc(&contracts, "USDC", "2").await.unwrap();
+    assert_ne!(other, usdc);
     let payer_key: PrivateKey = DEV_ACCOUNTS[1].1.parse().unwrap();
     let pay_to = dev_address(2);
     rpc.mint(usdc, payer_key.address(), U256::from(10_000_000u64))
@@ -79,9 +85,7 @@ async fn reference_facilitator_settles_our_signatures_once() {
     let supported = client.supported().await.unwrap();
     assert!(!supported.kinds.is_empty());
 
-    let network = Network::resolve("base-sepolia").unwrap();
-    let mut req = Requirement::usdc(network, pay_to, U256::from(1000u64), 300).unwrap();
-    req.asset = usdc; // the locally deployed token, same EIP-712 name and version as Base Sepolia USDC
+    let req = Requirement::usdc(network, pay_to, U256::from(1000u64), 300).unwrap();
     let resource = resource_info();
 
     for (nonce, v1) in [(1u8, false), (2u8, true)] {
@@ -120,6 +124,7 @@ async fn reference_facilitator_settles_our_signatures_once() {
     // A signature for another token (wrong domain) is refused and moves nothing.
     let mut wrong = req.clone();
     wrong.asset = Address::repeat_byte(0x11);
+    assert_ne!(wrong.asset, usdc);
     let signed_for_wrong = payload(&wrong, &payer_key, 3, false);
     let request = req
         .facilitator_request(signed_for_wrong, &resource)
