@@ -11,6 +11,9 @@ use alloy::signers::local::PrivateKeySigner;
 
 /// Public anvil dev key #0 (test-only): the registrar's signer in tests.
 pub const DEV_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// Address of dev key #0.
+pub const DEV_0: Address =
+    alloy::primitives::address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
 /// Public anvil dev key #1 (test-only): deploys the contracts.
 pub const DEV_KEY_1: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 /// Chain id of every test chain (Base Sepolia).
@@ -27,6 +30,20 @@ pub struct Anvil {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
+}
+
+/// A free loopback port below Linux's ephemeral range (32768+), so that no `free_port` of a
+/// concurrent test can hand it out while it is deliberately left unbound.
+pub fn reserved_port() -> u16 {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()))
+            .unwrap_or_default();
+    (0..1000u64)
+        .map(|i| 20_000 + ((seed + i * 7919) % 10_000) as u16)
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 20000..30000")
 }
 
 impl Anvil {

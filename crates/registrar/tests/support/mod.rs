@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod anvil;
+pub mod registrar;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -82,35 +82,6 @@ pub enum Action {
     Idle,
 }
 
-/// The next step while the request is being deleted (the finalizer holds it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CleanupAction {
-    /// Nothing to do before `until` (backoff).
-    Wait {
-        /// When to look again.
-        until: Timestamp,
-    },
-    /// `setAgentURI(agent_id, tombstone URI)`.
-    Tombstone {
-        /// The agent.
-        agent_id: u64,
-    },
-    /// A registration may be in flight: recover it first (then tombstone what was found).
-    Recover {
-        /// The fenced URI.
-        uri: String,
-        /// First block to search.
-        from_block: u64,
-        /// The stored transaction, if any.
-        tx_hash: Option<B256>,
-    },
-    /// Remove the finalizer; with a warning when something stays active on chain.
-    Release {
-        /// The Warning Event's note.
-        warning: Option<String>,
-    },
-}
-
 /// What happened when an action ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -163,7 +134,7 @@ pub enum Outcome {
     },
 }
 
-fn parse_agent_id(status: &Status) -> Option<u64> {
+pub(crate) fn parse_agent_id(status: &Status) -> Option<u64> {
     status.agent_id.as_deref().and_then(|s| s.parse().ok())
 }
 
@@ -171,7 +142,7 @@ fn parse_time(s: Option<&str>) -> Option<Timestamp> {
     s.and_then(|s| s.parse().ok())
 }
 
-fn parse_tx(status: &Status) -> Option<B256> {
+pub(crate) fn parse_tx(status: &Status) -> Option<B256> {
     status.tx_hash.as_deref().and_then(|s| s.parse().ok())
 }
 
@@ -184,7 +155,7 @@ fn metadata_synced(status: &Status, generation: Option<i64>) -> bool {
         .is_some_and(|c| c.is_true() && c.observed_generation == generation)
 }
 
-fn backoff_until(status: &Status, now: Timestamp) -> Option<Timestamp> {
+pub(crate) fn backoff_until(status: &Status, now: Timestamp) -> Option<Timestamp> {
     parse_time(status.next_attempt_time.as_deref()).filter(|t| *t > now)
 }
 
@@ -227,75 +198,6 @@ pub fn decide(i: &Inputs<'_>) -> Action {
             uri: i.register_uri.to_owned(),
         },
     }
-}
-
-/// Decides the next step while deleting. `max_attempts` bounds the tombstone retries.
-pub fn decide_cleanup(
-    status: &Status,
-    has_key: bool,
-    max_attempts: u32,
-    now: Timestamp,
-) -> CleanupAction {
-    let agent_id = parse_agent_id(status);
-    if status.phase == Some(Phase::Tombstoned) {
-        return CleanupAction::Release { warning: None };
-    }
-    let on_chain_maybe = agent_id.is_some() || status.search_from_block.is_some();
-    if !has_key {
-        let warning = agent_id
-            .map(|id| format!("No signing key: agent {id} stays registered and active on chain"));
-        return CleanupAction::Release { warning };
-    }
-    if on_chain_maybe && status.attempts.unwrap_or(0) >= max_attempts {
-        let what = agent_id.map_or_else(
-            || "a possibly pending registration".to_owned(),
-            |id| format!("agent {id}"),
-        );
-        let last = status.error_message.as_deref().unwrap_or("unknown error");
-        return CleanupAction::Release {
-            warning: Some(clip(&format!(
-                "Gave up tombstoning {what} after {max_attempts} attempts; it stays active on chain: {last}"
-            ))),
-        };
-    }
-    if let Some(until) = backoff_until(status, now) {
-        return CleanupAction::Wait { until };
-    }
-    match (
-        agent_id,
-        status.search_from_block,
-        status.registration_uri.as_deref(),
-    ) {
-        (Some(agent_id), _, _) => CleanupAction::Tombstone { agent_id },
-        (None, Some(from_block), Some(uri)) => CleanupAction::Recover {
-            uri: uri.to_owned(),
-            from_block,
-            tx_hash: parse_tx(status),
-        },
-        _ => CleanupAction::Release { warning: None },
-    }
-}
-
-/// The status at the start of deletion: `attempts` now counts tombstone attempts. `None` when
-/// deletion already started.
-pub fn begin_cleanup(status: &Status, now: Timestamp) -> Option<Status> {
-    if condition::find(&status.conditions, TOMBSTONING).is_some() {
-        return None;
-    }
-    let mut next = status.clone();
-    next.attempts = None;
-    next.next_attempt_time = None;
-    condition::set_condition(
-        &mut next.conditions,
-        Condition::new(
-            TOMBSTONING,
-            ConditionStatus::True,
-            "Deleting",
-            "Retiring the agent before release",
-        ),
-        &now.to_string(),
-    );
-    Some(next)
 }
 
 /// Cuts a message to [`MAX_MESSAGE`] characters.
@@ -403,6 +305,9 @@ pub fn apply(
     s
 }
 
+mod cleanup;
+
+pub use cleanup::{CleanupAction, begin_cleanup, decide_cleanup};
+
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

@@ -1,0 +1,216 @@
+//! The registrar's crash and outage behaviour against a real chain (anvil) and the local
+//! Kubernetes control plane: exactly one registration across crashes, retries while the RPC is
+//! down, and deletes that complete although the RPC died.
+//!
+//! Locally a missing anvil skips (with a message); under `CI=true` it is installed or fails.
+
+mod support;
+
+use std::time::Duration;
+
+use alloy::providers::Provider;
+use alloy::providers::ext::AnvilApi as _;
+use kube::Api;
+use kube::api::DeleteParams;
+use obol_api::{RegistrationPhase as Phase, RegistrationRequest};
+use obol_testenv::TestEnv;
+use support::anvil::Anvil;
+use support::registrar::{
+    Options, REGISTRY, Registrar, create, mk_rr, phase, registered_events, wait_gone, wait_rr,
+};
+
+#[tokio::test]
+async fn a_crash_between_send_and_confirmation_registers_exactly_once() {
+    let env = TestEnv::get().await;
+    let Some(anvil) = Anvil::start(&[]).await else {
+        return;
+    };
+    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let ns = env.namespace("rr-crash").await;
+    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
+    let chain = anvil.provider(None);
+    chain.anvil_set_auto_mine(false).await.unwrap();
+    let options = Options {
+        kubeconfig: env.kubeconfig_path(),
+        namespace: ns.name(),
+        rpc_url: Some(anvil.url()),
+        with_key: true,
+        extra: vec![],
+    };
+    let mut first = Registrar::start(&options);
+    create(&api, &mk_rr("crash", Some(&REGISTRY.to_string()))).await;
+    let submitted = wait_rr(&api, "crash", &first, "Submitted", |rr| {
+        phase(rr) == Some(Phase::Submitted)
+    })
+    .await;
+    // The transaction sits in the pool; the registrar dies before any receipt.
+    first.kill();
+    let tx = submitted.status.unwrap().tx_hash.unwrap();
+
+    // A new process recovers from the stored hash and must not send again while it is pending.
+    let second = Registrar::start(&options);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pending = chain
+        .get_transaction_count(support::anvil::DEV_0)
+        .pending()
+        .await
+        .unwrap();
+    assert_eq!(
+        pending,
+        1,
+        "exactly one transaction sent:\n{}",
+        second.log_text()
+    );
+    let still = api.get("crash").await.unwrap();
+    assert_eq!(phase(&still), Some(Phase::Submitted));
+
+    chain.anvil_set_auto_mine(true).await.unwrap();
+    chain.evm_mine(None).await.unwrap();
+    let confirmed = wait_rr(&api, "crash", &second, "Confirmed", |rr| {
+        phase(rr) == Some(Phase::Confirmed)
+    })
+    .await;
+    let status = confirmed.status.unwrap();
+    assert_eq!(status.tx_hash.as_deref(), Some(tx.as_str()));
+    let events = registered_events(&anvil, REGISTRY).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(status.agent_id.as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs() {
+    let env = TestEnv::get().await;
+    let Some(anvil) = Anvil::start(&[]).await else {
+        return;
+    };
+    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let ns = env.namespace("rr-fence").await;
+    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
+    let chain = anvil.provider(None);
+    chain.anvil_set_auto_mine(false).await.unwrap();
+    let options = Options {
+        kubeconfig: env.kubeconfig_path(),
+        namespace: ns.name(),
+        rpc_url: Some(anvil.url()),
+        with_key: true,
+        extra: vec![],
+    };
+    let mut first = Registrar::start(&options);
+    create(&api, &mk_rr("fence", Some(&REGISTRY.to_string()))).await;
+    let submitted = wait_rr(&api, "fence", &first, "Submitted", |rr| {
+        phase(rr) == Some(Phase::Submitted)
+    })
+    .await;
+    first.kill();
+    // Simulate the crash window between `eth_sendRawTransaction` and the status write: the
+    // fence is persisted, the hash is not.
+    let tx = submitted.status.unwrap().tx_hash.unwrap();
+    api.patch_status(
+        "fence",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            &serde_json::json!({"status": {"txHash": null, "phase": "Pending"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    chain.anvil_set_auto_mine(true).await.unwrap();
+    chain.evm_mine(None).await.unwrap();
+
+    let second = Registrar::start(&options);
+    let confirmed = wait_rr(&api, "fence", &second, "Confirmed", |rr| {
+        phase(rr) == Some(Phase::Confirmed)
+    })
+    .await;
+    let status = confirmed.status.unwrap();
+    assert_eq!(status.agent_id.as_deref(), Some("0"));
+    assert_eq!(
+        status.tx_hash.as_deref(),
+        Some(tx.as_str()),
+        "found in the logs"
+    );
+    assert_eq!(registered_events(&anvil, REGISTRY).await.len(), 1);
+}
+
+#[tokio::test]
+async fn rpc_down_retries_with_backoff_then_recovers() {
+    let env = TestEnv::get().await;
+    if support::tool_path("anvil").is_none() {
+        return;
+    }
+    let ns = env.namespace("rr-rpcdown").await;
+    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
+    let port = support::anvil::reserved_port();
+    let registrar = Registrar::start(&Options {
+        kubeconfig: env.kubeconfig_path(),
+        namespace: ns.name(),
+        rpc_url: Some(format!("http://127.0.0.1:{port}")),
+        with_key: true,
+        extra: vec![],
+    });
+    create(&api, &mk_rr("down", Some(&REGISTRY.to_string()))).await;
+    let failing = wait_rr(&api, "down", &registrar, "retrying", |rr| {
+        rr.status
+            .as_ref()
+            .is_some_and(|s| s.attempts.unwrap_or(0) >= 2)
+    })
+    .await;
+    let status = failing.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Pending));
+    assert!(status.next_attempt_time.is_some());
+    let message = status.error_message.unwrap();
+    assert!(message.contains("RPC unavailable"), "{message}");
+
+    let anvil = Anvil::start_on(port, &[]).await.unwrap();
+    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let confirmed = wait_rr(&api, "down", &registrar, "Confirmed", |rr| {
+        phase(rr) == Some(Phase::Confirmed)
+    })
+    .await;
+    let status = confirmed.status.unwrap();
+    assert_eq!(status.agent_id.as_deref(), Some("0"));
+    assert_eq!((status.attempts, status.error_message), (None, None));
+    assert_eq!(registered_events(&anvil, REGISTRY).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_dead_rpc_never_wedges_a_delete() {
+    let env = TestEnv::get().await;
+    let Some(mut anvil) = Anvil::start(&[]).await else {
+        return;
+    };
+    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let ns = env.namespace("rr-deadrpc").await;
+    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
+    let registrar = Registrar::start(&Options {
+        kubeconfig: env.kubeconfig_path(),
+        namespace: ns.name(),
+        rpc_url: Some(anvil.url()),
+        with_key: true,
+        extra: vec!["--tombstone-attempts".into(), "3".into()],
+    });
+    create(&api, &mk_rr("stuck", Some(&REGISTRY.to_string()))).await;
+    wait_rr(&api, "stuck", &registrar, "Confirmed", |rr| {
+        phase(rr) == Some(Phase::Confirmed)
+    })
+    .await;
+    anvil.stop();
+    api.delete("stuck", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "stuck", &registrar).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client(), ns.name());
+    let warned = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.reason.as_deref() == Some("TombstoneAbandoned")
+        });
+    assert!(
+        warned,
+        "a Warning Event says the agent stays active:\n{}",
+        registrar.log_text()
+    );
+}

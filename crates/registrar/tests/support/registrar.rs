@@ -1,0 +1,221 @@
+//! The `erc8004-registrar` binary as a child process (killed on drop), and RegistrationRequest
+//! fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256, address};
+use alloy::providers::Provider as _;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent as _;
+use kube::Api;
+use kube::api::PostParams;
+use obol_api::{RegistrationPhase, RegistrationRequest, RegistrationRequestSpec};
+use obol_registrar::contracts::IdentityRegistry::Registered;
+
+use super::anvil::{Anvil, free_port};
+
+/// A running registrar.
+pub struct Registrar {
+    child: Child,
+    /// Its HTTP port on 127.0.0.1.
+    pub port: u16,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+/// How to start one.
+pub struct Options<'a> {
+    /// Kubeconfig of the test control plane.
+    pub kubeconfig: &'a Path,
+    /// Namespace to watch (and hold the lease in).
+    pub namespace: &'a str,
+    /// `--rpc-url`.
+    pub rpc_url: Option<String>,
+    /// Write dev key #0 to a file and pass `--key-file`.
+    pub with_key: bool,
+    /// Extra flags.
+    pub extra: Vec<String>,
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = super::repo_root().join("target/obol-run/registrar-tests");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+impl Registrar {
+    /// Starts the binary; the same `namespace` keeps the same lease identity across restarts.
+    pub fn start(o: &Options<'_>) -> Self {
+        let port = free_port();
+        let dir = scratch_dir();
+        let log = dir.join(format!("{}-{port}.log", o.namespace));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_erc8004-registrar"));
+        cmd.env("KUBECONFIG", o.kubeconfig)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--namespace", o.namespace, "--lease-namespace", o.namespace])
+            .args(["--identity", &format!("test-{}", o.namespace)])
+            .args(["--lease-duration-secs", "3", "--lease-grace-secs", "1"])
+            .args(["--retry-initial-ms", "200", "--retry-max-ms", "1000"])
+            .args(["--poll-interval-ms", "100", "--receipt-timeout-secs", "10"])
+            .args(["--log", "info,obol_registrar=debug"])
+            .args(&o.extra)
+            .stdin(Stdio::null());
+        let file = std::fs::File::create(&log).expect("log file");
+        cmd.stderr(file.try_clone().expect("log file")).stdout(file);
+        if let Some(url) = &o.rpc_url {
+            cmd.args(["--rpc-url", url]);
+        }
+        if o.with_key {
+            let key = dir.join(format!("{}.key", o.namespace));
+            std::fs::write(&key, format!("{}\n", super::anvil::DEV_KEY_0)).expect("key file");
+            cmd.arg("--key-file").arg(&key);
+        }
+        let child = cmd.spawn().expect("spawn erc8004-registrar");
+        Self { child, port, log }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// GET a path of its HTTP server; `(status, body)`.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path).await
+    }
+
+    /// The log so far (for failure messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Registrar {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.0 GET over loopback.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
+
+/// A RegistrationRequest for `registry` on the test chain.
+pub fn mk_rr(name: &str, registry: Option<&str>) -> RegistrationRequest {
+    let spec = RegistrationRequestSpec {
+        name: format!("{name} agent"),
+        description: Some("Test agent".into()),
+        endpoint: format!("https://example.com/services/{name}"),
+        chain: "eip155:84532".into(),
+        registry: registry.map(str::to_owned),
+        image: None,
+        services: vec![],
+        supported_trust: vec![],
+        skills: vec![],
+        domains: vec![],
+        metadata: [("gpu".to_owned(), "A100".to_owned())].into(),
+        provenance: Default::default(),
+        service_offer_name: Some(name.into()),
+    };
+    RegistrationRequest::new(name, spec)
+}
+
+/// Polls the request until `pred` holds on it; panics with the registrar log on timeout.
+pub async fn wait_rr(
+    api: &Api<RegistrationRequest>,
+    name: &str,
+    registrar: &Registrar,
+    what: &str,
+    pred: impl Fn(&RegistrationRequest) -> bool,
+) -> RegistrationRequest {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(rr) = api.get(name).await
+            && pred(&rr)
+        {
+            return rr;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let status = api.get(name).await.ok().and_then(|r| r.status);
+            panic!(
+                "{name}: not {what} within 60 s; status {status:#?}\nregistrar log:\n{}",
+                registrar.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The request's phase.
+pub fn phase(rr: &RegistrationRequest) -> Option<RegistrationPhase> {
+    rr.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Waits until the request is gone (its finalizer released).
+pub async fn wait_gone(api: &Api<RegistrationRequest>, name: &str, registrar: &Registrar) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match api.get_opt(name).await {
+            Ok(None) => return,
+            Ok(Some(rr)) if tokio::time::Instant::now() > deadline => panic!(
+                "{name}: still present after 60 s: {:#?}\nregistrar log:\n{}",
+                rr.status,
+                registrar.log_text()
+            ),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Where dev key #1's first deployment lands on a fresh anvil.
+pub const REGISTRY: Address = address!("0x8464135c8F25Da09e49BC8782676a84730C318bC");
+
+pub async fn registered_events(anvil: &Anvil, registry: Address) -> Vec<(U256, String)> {
+    let p = anvil.provider(None);
+    let logs = p
+        .get_logs(
+            &Filter::new()
+                .address(registry)
+                .event_signature(Registered::SIGNATURE_HASH)
+                .from_block(0),
+        )
+        .await
+        .expect("eth_getLogs");
+    logs.iter()
+        .map(|l| {
+            let ev = Registered::decode_log_data(l.data()).expect("Registered log");
+            (ev.agentId, ev.agentURI)
+        })
+        .collect()
+}
+
+pub async fn create(api: &Api<RegistrationRequest>, rr: &RegistrationRequest) {
+    api.create(&PostParams::default(), rr)
+        .await
+        .expect("create rr");
+}
+
+pub fn golden(name: &str) -> serde_json::Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("golden file");
+    serde_json::from_str(&text).expect("golden JSON")
+}
