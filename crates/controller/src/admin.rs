@@ -86,3 +86,44 @@ async fn metrics(State(admin): State<Admin>) -> impl IntoResponse {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::metrics::ControllerMetrics;
+
+    async fn get(admin: &Admin, path: &str) -> (StatusCode, String) {
+        let request = http::Request::get(path).body(Body::empty()).unwrap();
+        let response = admin.router().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn probes_and_metrics() {
+        let mut registry = Registry::default();
+        let metrics = ControllerMetrics::register(&mut registry);
+        metrics.leader.set(1);
+        metrics.errors.get_or_create(&vec![("error", "kube")]).inc();
+        let admin = Admin::new(registry);
+        assert_eq!(get(&admin, "/healthz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(&admin, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        admin.set_ready(true);
+        assert_eq!(get(&admin, "/readyz").await.0, StatusCode::OK);
+        let (status, body) = get(&admin, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("obol_controller_leader 1"), "{body}");
+        assert!(
+            body.contains("obol_controller_reconcile_errors_total{error=\"kube\"} 1"),
+            "{body}"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
-use obol_api::condition::{self as cond, ConditionStatus, types};
+use obol_api::condition::{self as cond, types};
 use obol_api::gateway::HttpRoute;
 use obol_api::traefik::Middleware;
 use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer, ServiceOfferStatus};
@@ -318,27 +318,14 @@ async fn write_status(
         .await
         .map_err(Error::kube("write ServiceOffer status"))?;
     ctx.metrics.status_writes.inc();
-    let flipped = plan_status::transitions(old, status);
-    for (condition, _) in flipped
-        .into_iter()
-        .filter(|(c, _)| c.status != ConditionStatus::Unknown)
-    {
-        let kind = match condition.status {
-            ConditionStatus::False if condition.type_ != types::REGISTERED => EventType::Warning,
-            ConditionStatus::False
-                if condition.reason == obol_api::condition::reasons::REGISTRATION_FAILED =>
-            {
-                EventType::Warning
-            }
-            _ => EventType::Normal,
+    // One Event per status write, naming every condition that flipped.
+    if let Some(notice) = plan_status::transition_notice(old, status) {
+        let kind = if notice.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
         };
-        let note = format!(
-            "{} is {}: {}",
-            condition.type_,
-            condition.status.as_str(),
-            condition.message
-        );
-        event(ctx, offer, kind, &condition.reason, &note).await;
+        event(ctx, offer, kind, &notice.reason, &notice.note).await;
     }
     if old.and_then(|s| s.phase) != status.phase {
         info!(phase = ?status.phase, "Phase changed");

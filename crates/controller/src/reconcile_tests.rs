@@ -218,8 +218,20 @@ async fn a_valid_offer_applies_gate_children_and_withholds_the_route() {
             ..expect(Method::PATCH, &format!("{OFFER}/status"))
         },
     ];
-    // One Normal/Warning Event per condition that appeared.
-    script.extend((0..5).map(|_| expect(Method::POST, EVENTS)));
+    // One Event for the write, listing every condition that appeared.
+    script.push(Expect {
+        body: |b| {
+            assert_eq!(b["type"], "Warning");
+            assert_eq!(b["reason"], "MissingService");
+            assert!(
+                b["note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Ready=False (Reconciling)")
+            );
+        },
+        ..expect(Method::POST, EVENTS)
+    });
     let action = run_scenario(offer(true, false, json!({})), script)
         .await
         .unwrap();

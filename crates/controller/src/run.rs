@@ -10,7 +10,7 @@ use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client};
 use obol_api::gateway::HttpRoute;
 use obol_api::traefik::Middleware;
@@ -187,17 +187,24 @@ async fn run_controller(
     let (http_routes, hr_writer) = reflector::store::<HttpRoute>();
     let (registrations, rr_writer) = reflector::store::<RegistrationRequest>();
     let ns = config.namespace.as_deref();
-    let controller = Controller::new(
+    // Offers trigger a reconcile only when something the reconcile reads changed (not on our
+    // own status writes); the store still sees every version.
+    let (offers, offers_writer) = reflector::store::<ServiceOffer>();
+    let offer_events = watcher(
         scoped::<ServiceOffer>(&client, ns),
         watcher::Config::default(),
     )
-    .owns_stream(child_watch(&client, ns, mw_writer))
-    .owns_stream(child_watch(&client, ns, pr_writer))
-    .owns_stream(child_watch(&client, ns, hr_writer))
-    .owns_stream(child_watch(&client, ns, rr_writer))
-    .with_config(controller::Config::default().concurrency(config.concurrency))
-    .graceful_shutdown_on(shutdown);
-    let offers = controller.store();
+    .default_backoff()
+    .reflect(offers_writer)
+    .applied_objects()
+    .predicate_filter(offer_trigger, PredicateConfig::default());
+    let controller = Controller::for_stream(offer_events, offers.clone())
+        .owns_stream(child_watch(&client, ns, mw_writer))
+        .owns_stream(child_watch(&client, ns, pr_writer))
+        .owns_stream(child_watch(&client, ns, hr_writer))
+        .owns_stream(child_watch(&client, ns, rr_writer))
+        .with_config(controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(shutdown);
     let reporter = Reporter {
         controller: obol_api::FIELD_MANAGER.into(),
         instance: config.lease.as_ref().map(|l| l.identity.clone()),
@@ -234,6 +241,23 @@ async fn run_controller(
         .await;
     admin.set_ready(false);
     Ok(())
+}
+
+/// What of an offer a reconcile depends on besides status: spec (generation), deletion,
+/// finalizers, labels and annotations.
+fn offer_trigger(offer: &ServiceOffer) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = &offer.metadata;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    meta.labels.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    Some(h.finish())
 }
 
 async fn mark_ready(

@@ -223,3 +223,65 @@ pub fn transitions<'a>(
         })
         .collect()
 }
+
+/// Reasons that mean something is wrong: a condition turning False with one of them makes the
+/// transition Event a Warning.
+const FAILURE_REASONS: [&str; 8] = [
+    reasons::UNHEALTHY,
+    reasons::MISSING_SERVICE,
+    reasons::NO_ENDPOINTS,
+    reasons::NOT_ADMITTED,
+    reasons::APPLY_FAILED,
+    reasons::PATH_CONFLICT,
+    reasons::REGISTRATION_FAILED,
+    reasons::INVALID_SPEC,
+];
+
+/// The one Event a status write publishes: every condition that flipped, in one note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// A Warning (some condition turned False for a failure reason) or Normal.
+    pub warning: bool,
+    /// The leading reason: the failure's, else `Ready`'s, else the first flip's.
+    pub reason: String,
+    /// `Type=Status (Reason): message; …`.
+    pub note: String,
+}
+
+/// The Event for the flips between `old` and `new`, if any (Unknown conditions make none).
+pub fn transition_notice(
+    old: Option<&ServiceOfferStatus>,
+    new: &ServiceOfferStatus,
+) -> Option<Notice> {
+    let flipped: Vec<&Condition> = transitions(old, new)
+        .into_iter()
+        .map(|(c, _)| c)
+        .filter(|c| c.status != ConditionStatus::Unknown)
+        .collect();
+    let first = *flipped.first()?;
+    let failure = flipped.iter().find(|c| {
+        c.status == ConditionStatus::False && FAILURE_REASONS.contains(&c.reason.as_str())
+    });
+    let lead = failure
+        .or_else(|| flipped.iter().find(|c| c.type_ == types::READY))
+        .copied()
+        .unwrap_or(first);
+    let note = flipped
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={} ({}): {}",
+                c.type_,
+                c.status.as_str(),
+                c.reason,
+                c.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(Notice {
+        warning: failure.is_some(),
+        reason: lead.reason.clone(),
+        note,
+    })
+}

@@ -180,3 +180,44 @@ fn invalid_spec_status_is_failed() {
         &invalid_status(Some(&s), Some(3), &ready.message, "t1")
     ));
 }
+
+#[test]
+fn one_event_per_write_warning_only_for_failures() {
+    let ok = gate(&Case {
+        probe: Probe::Healthy { code: 200 },
+        pr: Some(mk_pr(1, Some((true, 1)))),
+        route: Some(mk_route(true)),
+        conflict: false,
+        failures: vec![],
+    });
+    let ready = next_status(None, Some(1), ok.clone(), "/p", None, "t0");
+    let first = transition_notice(None, &ready).unwrap();
+    assert_eq!(
+        (first.warning, first.reason.as_str()),
+        (false, reasons::RECONCILED)
+    );
+    assert!(
+        first.note.contains("Ready=True (Reconciled)"),
+        "{}",
+        first.note
+    );
+    assert_eq!(transition_notice(Some(&ready), &ready), None);
+
+    let mut sick = ok;
+    sick[0] = obol_api::Condition::new(
+        types::UPSTREAM_HEALTHY,
+        ConditionStatus::False,
+        reasons::UNHEALTHY,
+        "HTTP 503 from upstream",
+    );
+    let down = next_status(Some(&ready), Some(1), sick, "/p", None, "t1");
+    let n = transition_notice(Some(&ready), &down).unwrap();
+    assert_eq!((n.warning, n.reason.as_str()), (true, reasons::UNHEALTHY));
+    assert!(
+        n.note
+            .contains("UpstreamHealthy=False (Unhealthy): HTTP 503")
+            && n.note.contains("Ready=False"),
+        "{}",
+        n.note
+    );
+}
