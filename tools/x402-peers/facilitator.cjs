@@ -77,4 +77,10 @@ app.use((error, _req, res, _next) => res.status(400).json({ error: String(error.
 const server = app.listen(Number(process.env.FACILITATOR_PORT || 0), "127.0.0.1", () => {
   console.log(`listening on http://127.0.0.1:${server.address().port}`);
 });
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 500).unref();
+}
+process.on("SIGTERM", shutdown);
+process.on("SIGINT", shutdown);

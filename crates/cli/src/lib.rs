@@ -8,12 +8,14 @@
 //! | `obol sell list [-A]` | one line per offer |
 //! | `obol sell test NAME` | probes the endpoint through the gateway and explains the answer |
 //! | `obol sell delete NAME [--yes]` | deletes and waits until everything it created is gone |
+//! | `obol dev up \| down \| env \| status \| balance` | the local stack with a demo offer |
 //! | `obol crdgen [--out DIR]` | the CRD YAML generated from the Rust types |
 //! | `obol completions SHELL` | shell completions |
 //!
 //! Exit codes: see [`failure`]. Cluster access like kubectl: `--kubeconfig` / `$KUBECONFIG`,
 //! `--context`, `-n`.
 
+mod dev;
 pub mod failure;
 mod kube_args;
 pub mod sell;
@@ -38,6 +40,8 @@ pub struct Args {
 enum Command {
     /// Sell services: create, inspect, test and delete ServiceOffers.
     Sell(Box<sell::SellArgs>),
+    /// The local stack on one machine: up, down, env, status, balance.
+    Dev(dev::DevArgs),
     /// Generate the CustomResourceDefinitions from the Rust types.
     Crdgen {
         /// Write one file per CRD into this directory instead of printing them.
@@ -57,6 +61,7 @@ impl Args {
         let Self { command } = self;
         match command {
             Command::Sell(args) => args.run().await,
+            Command::Dev(args) => args.run().await,
             Command::Crdgen { out } => crdgen(out),
             Command::Completions { shell } => {
                 clap_complete::generate(

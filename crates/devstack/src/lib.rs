@@ -12,5 +12,8 @@
 //! reason.
 
 pub mod chain;
+pub mod demo;
 pub mod facilitator;
+pub mod process;
+pub mod stack;
 pub mod traefik;

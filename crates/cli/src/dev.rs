@@ -1,0 +1,186 @@
+//! `obol dev …`: the whole product on one machine (see `obol_devstack::stack`).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use obol_devstack::stack::{self, Paths, Up};
+use obol_devstack::traefik::adapter::{AdapterConfig, run as run_adapter};
+use obol_devstack::traefik::render::GatewayRef;
+
+use crate::failure::{Failure, REFUSED};
+
+/// `obol dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(subcommand)]
+    command: DevCommand,
+    /// Repository root (default: the current directory).
+    #[arg(long, global = true, env = "OBOL_REPO")]
+    repo: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Start the local stack with a Ready demo offer (fast when it already runs).
+    Up,
+    /// Stop everything `up` started (the control plane too).
+    Down,
+    /// Print `export` lines for the running stack.
+    Env,
+    /// Say what runs.
+    Status,
+    /// Print the seller's and the buyer's test USDC.
+    Balance,
+    /// The demo upstream (started by `up`).
+    #[command(hide = true)]
+    DemoUpstream {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:18082")]
+        listen: String,
+    },
+    /// The dev gateway adapter (started by `up`).
+    #[command(hide = true)]
+    GatewayAdapter {
+        /// Traefik's dynamic configuration file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Gateway name.
+        #[arg(long, default_value = "traefik-gateway")]
+        gateway: String,
+        /// Gateway namespace.
+        #[arg(long, default_value = "traefik")]
+        gateway_namespace: String,
+    },
+}
+
+impl DevArgs {
+    fn paths(&self) -> anyhow::Result<Paths> {
+        let repo = match &self.repo {
+            Some(r) => r.clone(),
+            None => std::env::current_dir()?,
+        };
+        if !repo.join("scripts/testenv").is_file() || !repo.join("contracts/out").is_dir() {
+            return Err(Failure::new(
+                REFUSED,
+                format!(
+                    "{} is not the repository root: run obol dev from there, or pass --repo",
+                    repo.display()
+                ),
+            )
+            .into());
+        }
+        let exe = std::env::current_exe().context("locating the obol binary")?;
+        let bin = exe.parent().map(PathBuf::from).unwrap_or_default();
+        Ok(Paths {
+            run: repo.join("target/obol-run/dev"),
+            repo,
+            bin,
+        })
+    }
+
+    /// Runs the subcommand.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match &self.command {
+            DevCommand::Up => {
+                let paths = self.paths()?;
+                let say = |line: &str| eprintln!("[obol dev] {line}");
+                let state = Up {
+                    paths: &paths,
+                    progress: &say,
+                }
+                .run()
+                .await?;
+                print!("{}", stack::summary(&state));
+                Ok(())
+            }
+            DevCommand::Down => {
+                let paths = self.paths()?;
+                for p in stack::down(&paths) {
+                    eprintln!("[obol dev] stopped {p}");
+                }
+                let status = std::process::Command::new(paths.repo.join("scripts/testenv"))
+                    .arg("down")
+                    .status()?;
+                anyhow::ensure!(status.success(), "scripts/testenv down failed");
+                Ok(())
+            }
+            DevCommand::Env => {
+                let state = self.running_state()?;
+                print!("{}", stack::env_lines(&state));
+                Ok(())
+            }
+            DevCommand::Status => {
+                let paths = self.paths()?;
+                let Some(state) = paths.load() else {
+                    println!("not running (obol dev up)");
+                    return Ok(());
+                };
+                for p in &state.procs {
+                    let alive = if obol_devstack::process::alive(p.pid) {
+                        "running"
+                    } else {
+                        "STOPPED"
+                    };
+                    println!(
+                        "{:<16} {alive:<8} pid {:<7} log {}",
+                        p.name,
+                        p.pid,
+                        p.log.display()
+                    );
+                }
+                Ok(())
+            }
+            DevCommand::Balance => {
+                let state = self.running_state()?;
+                let (seller, buyer) = obol_devstack::demo::balances(&state)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                println!(
+                    "seller {} {} USDC",
+                    state.seller,
+                    obol_api::price::format_atomic(u128::try_from(seller).unwrap_or(u128::MAX), 6)
+                );
+                println!(
+                    "buyer  {} {} USDC",
+                    state.buyer,
+                    obol_api::price::format_atomic(u128::try_from(buyer).unwrap_or(u128::MAX), 6)
+                );
+                Ok(())
+            }
+            DevCommand::DemoUpstream { listen } => {
+                obol_devstack::demo::serve_demo_upstream(listen).await?;
+                Ok(())
+            }
+            DevCommand::GatewayAdapter {
+                file,
+                gateway,
+                gateway_namespace,
+            } => {
+                let client = kube::Client::try_default().await?;
+                let gateway = GatewayRef {
+                    name: gateway.clone(),
+                    namespace: gateway_namespace.clone(),
+                    entry_point: "web".into(),
+                };
+                run_adapter(
+                    client,
+                    AdapterConfig {
+                        gateway,
+                        file: file.clone(),
+                    },
+                )
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    fn running_state(&self) -> anyhow::Result<stack::State> {
+        let paths = self.paths()?;
+        match paths.load() {
+            Some(state) if stack::running(&state) => Ok(state),
+            _ => Err(Failure::new(REFUSED, "the local stack is not running: obol dev up").into()),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The demo of the local stack: its upstream, its offer, and the buyer's pre-signed pool.
+
+use std::path::Path;
+use std::time::Duration;
+
+use alloy::primitives::{B256, U256};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use obol_api::ServiceOffer;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::chain::{DEV_ACCOUNTS, Rpc};
+use crate::stack::{DEMO_PRICE_ATOMIC, State};
+
+/// Namespace and name of the demo offer.
+pub const DEMO: &str = "demo";
+const FIELD_MANAGER: &str = "obol-dev";
+
+async fn client(state: &State) -> Result<Client, String> {
+    let kc = Kubeconfig::read_from(&state.kubeconfig).map_err(|e| e.to_string())?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Applies namespace `demo`, an `ExternalName` Service `demo` for the loopback upstream, and
+/// the ServiceOffer `demo` (0.001 USDC per request to the seller account).
+pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), String> {
+    let client = client(state).await?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO}});
+    Api::<Namespace>::all(client.clone())
+        .patch(DEMO, &params, &Patch::Apply(&ns))
+        .await
+        .map_err(|e| format!("namespace: {e}"))?;
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": DEMO, "namespace": DEMO},
+        "spec": {"type": "ExternalName", "externalName": "localhost"}});
+    Api::<Service>::namespaced(client.clone(), DEMO)
+        .patch(DEMO, &params, &Patch::Apply(&svc))
+        .await
+        .map_err(|e| format!("service: {e}"))?;
+    let offer = json!({"apiVersion": "obol.org/v1alpha1", "kind": "ServiceOffer",
+        "metadata": {"name": DEMO, "namespace": DEMO},
+        "spec": {"type": "http",
+            "upstream": {"service": DEMO, "namespace": DEMO, "port": upstream_port, "healthPath": "/health"},
+            "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300,
+                        "price": {"perRequest": "0.001"}}}});
+    Api::<ServiceOffer>::namespaced(client, DEMO)
+        .patch(DEMO, &params, &Patch::Apply(&offer))
+        .await
+        .map_err(|e| format!("offer: {e}"))?;
+    Ok(())
+}
+
+/// Waits until the demo offer is Ready; the error names the blocking condition.
+pub async fn wait_ready(state: &State, timeout: Duration) -> Result<(), String> {
+    let api: Api<ServiceOffer> = Api::namespaced(client(state).await?, DEMO);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let offer = api.get(DEMO).await.map_err(|e| e.to_string())?;
+        let status = offer.status.clone().unwrap_or_default();
+        if obol_api::condition::is_ready(
+            offer.metadata.generation,
+            status.observed_generation,
+            &status.conditions,
+        ) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let blocking: Vec<String> = status
+                .conditions
+                .iter()
+                .filter(|c| !c.is_true())
+                .map(|c| {
+                    format!(
+                        "{}={} {} {}",
+                        c.type_,
+                        c.status.as_str(),
+                        c.reason,
+                        c.message
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "not Ready after {}s: {}",
+                timeout.as_secs(),
+                blocking.join("; ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Writes the buyer's upstream config and `count` pre-signed authorizations (dev account #1)
+/// for the demo offer, in the Go buyer's directory formats.
+pub fn write_buyer_config(dir: &Path, state: &State, count: usize) -> Result<(), String> {
+    let config_dir = dir.join("config");
+    let auths_dir = dir.join("auths");
+    for d in [&config_dir, &auths_dir, &dir.join("state")] {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let network = obol_x402::chain::Network::resolve("base-sepolia").map_err(|e| e.to_string())?;
+    let pay_to = state
+        .seller
+        .parse()
+        .map_err(|_| "seller address".to_owned())?;
+    let req = obol_x402::Requirement::usdc(network, pay_to, U256::from(DEMO_PRICE_ATOMIC), 300)
+        .map_err(|e| e.to_string())?;
+    let upstream = json!({"url": format!("{}/services/{DEMO}", state.gateway_url), "network": "base-sepolia",
+        "payTo": state.seller, "asset": state.usdc, "price": DEMO_PRICE_ATOMIC.to_string(),
+        "eip712Name": "USDC", "eip712Version": "2", "assetDecimals": 6});
+    write_json(&config_dir.join(format!("{DEMO}.json")), &upstream)?;
+    let key: obol_x402::PrivateKey = DEV_ACCOUNTS[1]
+        .1
+        .parse()
+        .map_err(|_| "buyer key".to_owned())?;
+    let mut auths = vec![];
+    for _ in 0..count {
+        let nonce = B256::from(rand_bytes()?);
+        let authorization = obol_x402::wire::Authorization {
+            from: key.address(),
+            to: pay_to,
+            value: U256::from(DEMO_PRICE_ATOMIC),
+            valid_after: 0,
+            valid_before: 4_294_967_295,
+            nonce,
+        };
+        let signed = obol_x402::eip3009::sign_payload(&key, &req.domain(), authorization)
+            .map_err(|e| e.to_string())?;
+        auths.push(json!({"id": format!("{nonce}"),
+            "payment": {"x402Version": 2, "accepted": req.to_v2(), "payload": signed}}));
+    }
+    write_json(&auths_dir.join(format!("{DEMO}.json")), &json!(auths))
+}
+
+fn rand_bytes() -> Result<[u8; 32], String> {
+    let mut buf = [0u8; 32];
+    let mut f = std::fs::File::open("/dev/urandom").map_err(|e| e.to_string())?;
+    std::io::Read::read_exact(&mut f, &mut buf).map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The seller's and the buyer's test USDC.
+pub async fn balances(state: &State) -> Result<(U256, U256), String> {
+    let rpc = Rpc::new(&state.rpc_url);
+    let usdc = state.usdc.parse().map_err(|_| "usdc address".to_owned())?;
+    let seller = rpc
+        .balance_of(usdc, state.seller.parse().map_err(|_| "seller".to_owned())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let buyer = rpc
+        .balance_of(usdc, state.buyer.parse().map_err(|_| "buyer".to_owned())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((seller, buyer))
+}
+
+/// The demo upstream: answers every request with a small JSON document naming the path and the
+/// payer the gateway forwarded (`X-Payment-Payer`). Runs until the process ends.
+pub async fn serve_demo_upstream(listen: &str) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    loop {
+        let (mut sock, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            let Ok(n) = sock.read(&mut buf).await else {
+                return;
+            };
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let payer = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("x-payment-payer")
+                    .then(|| v.trim().to_owned())
+            });
+            let body = json!({"service": DEMO, "path": path, "paidBy": payer, "message": "hello from the demo upstream"}).to_string();
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(reply.as_bytes()).await;
+        });
+    }
+}
