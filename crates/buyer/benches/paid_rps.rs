@@ -120,11 +120,26 @@ async fn run() {
         }
     };
     run_for(Duration::from_secs(1)).await; // warm-up: connections, page cache
+    let syncs = |client: reqwest::Client| async move {
+        let text = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("obol_x402_buyer_journal_syncs_total "))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
+    let syncs_before = syncs(client.clone()).await;
     let paid_before = seller.state.paid.load(Ordering::SeqCst);
     let started = Instant::now();
     let (mut lat, failed) = run_for(Duration::from_secs(secs)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let paid = seller.state.paid.load(Ordering::SeqCst) - paid_before;
+    let fsyncs = syncs(client.clone()).await - syncs_before;
     child.kill().unwrap();
     child.wait().unwrap();
     lat.sort();
@@ -135,11 +150,13 @@ async fn run() {
     };
     println!(
         "paid_rps: {:.0} paid requests/s ({} in {elapsed:.1}s, {clients} clients, {failed} failed); \
-         latency p50 {:.2} ms, p99 {:.2} ms; seller duplicates {}",
+         latency p50 {:.2} ms, p99 {:.2} ms; {fsyncs} journal fsyncs ({:.1} spends each); \
+         seller duplicates {}",
         lat.len() as f64 / elapsed,
         lat.len(),
         pct(0.5).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
+        paid as f64 / fsyncs.max(1) as f64,
         seller.state.duplicates.load(Ordering::SeqCst),
     );
     assert_eq!(

@@ -31,6 +31,7 @@ pub struct ReasonLabels {
 #[derive(Debug)]
 pub struct BuyerMetrics {
     registry: Registry,
+    syncs_lock: parking_lot::Mutex<()>,
     /// Model-routed requests.
     pub requests: Family<UpstreamLabels, Counter>,
     /// Paid retries sent.
@@ -43,6 +44,8 @@ pub struct BuyerMetrics {
     pub already_used: Family<UpstreamLabels, Counter>,
     /// Spends that failed before anything was sent, by reason.
     pub spend_errors: Family<ReasonLabels, Counter>,
+    /// Journal group-commit syncs (spends per sync shows the group commit at work).
+    pub journal_syncs: Counter,
     /// Authorizations left.
     pub remaining: Family<UpstreamLabels, Gauge>,
     /// Authorizations spent.
@@ -61,10 +64,12 @@ impl Default for BuyerMetrics {
             failure: Family::default(),
             already_used: Family::default(),
             spend_errors: Family::default(),
+            journal_syncs: Counter::default(),
             remaining: Family::default(),
             spent: Family::default(),
             mappings: Family::default(),
             registry: Registry::default(),
+            syncs_lock: parking_lot::Mutex::new(()),
         };
         registry.register("requests", "Model-routed requests", m.requests.clone());
         registry.register("payment_attempts", "Paid retries sent", m.attempts.clone());
@@ -84,6 +89,11 @@ impl Default for BuyerMetrics {
             "Spends refused before sending",
             m.spend_errors.clone(),
         );
+        registry.register(
+            "journal_syncs",
+            "Spend journal group-commit syncs",
+            m.journal_syncs.clone(),
+        );
         registry.register("auth_remaining", "Authorizations left", m.remaining.clone());
         registry.register("auth_spent", "Authorizations spent", m.spent.clone());
         registry.register(
@@ -102,6 +112,13 @@ impl BuyerMetrics {
             upstream: upstream.to_owned(),
             remote_model: remote_model.unwrap_or_default().to_owned(),
         }
+    }
+
+    /// Brings the sync counter up to the journal's total (concurrent scrapes count once).
+    pub fn observe_syncs(&self, total: u64) {
+        let _guard = self.syncs_lock.lock();
+        let counted = self.journal_syncs.get();
+        self.journal_syncs.inc_by(total.saturating_sub(counted));
     }
 
     /// Sets the pool gauges of one upstream.

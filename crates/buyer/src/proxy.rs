@@ -43,6 +43,11 @@ async fn status(State(b): State<Arc<Buyer>>) -> Response {
 }
 
 async fn metrics(State(b): State<Arc<Buyer>>) -> Response {
+    let syncs = b.journal.syncs();
+    let counted = b.metrics.journal_syncs.get();
+    b.metrics
+        .journal_syncs
+        .inc_by(syncs.saturating_sub(counted));
     (
         [(
             header::CONTENT_TYPE,
