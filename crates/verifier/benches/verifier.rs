@@ -1,1 +1,178 @@
-fn main() {}
+//! Criterion benchmarks of the request path's pure parts: route lookup at 10 000 routes (by
+//! key and by path) and the local payment check (decode + EIP-712 signature recovery), plus
+//! the unpaid 402 decision. Before criterion runs, per-call percentiles of the lookups are
+//! printed (criterion reports means; the target is a p99).
+//!
+//! `cargo bench -p obol-verifier --bench verifier`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group};
+use obol_api::PaymentRouteSpec;
+use obol_verifier::decide::{self, Forwarded};
+use obol_verifier::{RouteEntry, RouteKey, RouteTable};
+use obol_x402::wire::{Authorization, PaymentPayloadV2};
+use obol_x402::{B256, PrivateKey, Requirement};
+
+const ROUTES: usize = 10_000;
+const NOW: u64 = 1_750_000_000;
+
+fn spec(pattern: String) -> PaymentRouteSpec {
+    PaymentRouteSpec {
+        pattern,
+        price: "1000".into(),
+        pay_to: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C".into(),
+        network: "base-sepolia".into(),
+        asset: None,
+        facilitator_url: None,
+        price_model: None,
+        per_mtok: None,
+        approx_tokens_per_request: None,
+        description: None,
+        max_timeout_seconds: None,
+        upstream_auth: None,
+    }
+}
+
+/// 10 000 routes as the controller writes them (`/services/<offer>/*`), in 100 namespaces,
+/// plus a few exact and glob patterns.
+fn table() -> RouteTable {
+    let t = RouteTable::new();
+    let mut entries = Vec::with_capacity(ROUTES);
+    for i in 0..ROUTES {
+        let pattern = match i % 100 {
+            0 => format!("/exact/offer-{i}"),
+            1 => format!("/glob-{i}-*/v1/*"),
+            _ => format!("/services/offer-{i}/*"),
+        };
+        let key = RouteKey::new(format!("ns-{}", i % 100), format!("offer-{i}"));
+        entries.push(RouteEntry::load(key, Some(1), &spec(pattern), None).expect("loads"));
+    }
+    t.reset(entries);
+    t
+}
+
+fn paths() -> Vec<String> {
+    (0..1000)
+        .map(|i| match i % 4 {
+            0 => format!("/services/offer-{}/v1/chat/completions", (i * 37) % ROUTES),
+            1 => format!("/services/offer-{}", (i * 91) % ROUTES),
+            2 => format!("/exact/offer-{}", (i * 100) % ROUTES),
+            _ => format!("/unpriced/{i}/x/y"),
+        })
+        .collect()
+}
+
+fn percentiles(label: &str, mut ns: Vec<u64>) {
+    ns.sort_unstable();
+    let p = |q: f64| ns[((ns.len() as f64 * q) as usize).min(ns.len() - 1)];
+    println!(
+        "{label}: p50 {} ns, p99 {} ns, p99.9 {} ns over {} calls",
+        p(0.50),
+        p(0.99),
+        p(0.999),
+        ns.len()
+    );
+}
+
+/// Times every call separately (Instant overhead included, so this overstates).
+fn lookup_percentiles() {
+    let t = table();
+    let paths = paths();
+    let mut by_path = Vec::with_capacity(200_000);
+    let mut by_key = Vec::with_capacity(200_000);
+    for round in 0..200 {
+        for (i, p) in paths.iter().enumerate() {
+            let start = Instant::now();
+            black_box(t.find(black_box(p)));
+            by_path.push(start.elapsed().as_nanos() as u64);
+            let n = (i * 7 + round) % ROUTES;
+            let (ns, name) = (format!("ns-{}", n % 100), format!("offer-{n}"));
+            let start = Instant::now();
+            black_box(t.get(black_box(&ns), black_box(&name)));
+            by_key.push(start.elapsed().as_nanos() as u64);
+        }
+    }
+    percentiles("lookup by path at 10000 routes", by_path);
+    percentiles("lookup by key at 10000 routes", by_key);
+}
+
+fn requirement() -> Requirement {
+    let net = obol_x402::Network::resolve("base-sepolia").expect("network");
+    let pay_to = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
+        .parse()
+        .expect("address");
+    Requirement::usdc(net, pay_to, obol_x402::U256::from(1000u64), 60).expect("requirement")
+}
+
+fn payment_header(req: &Requirement) -> String {
+    let key: PrivateKey = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+        .parse()
+        .expect("key");
+    let auth = Authorization {
+        from: key.address(),
+        to: req.pay_to,
+        value: req.amount,
+        valid_after: NOW - 600,
+        valid_before: NOW + 60,
+        nonce: B256::repeat_byte(7),
+    };
+    let payload = obol_x402::eip3009::sign_payload(&key, &req.domain(), auth).expect("signs");
+    obol_x402::codec::encode_header(&PaymentPayloadV2 {
+        x402_version: Default::default(),
+        resource: None,
+        accepted: req.to_v2(),
+        payload,
+        extensions: None,
+    })
+    .expect("encodes")
+}
+
+fn benches(c: &mut Criterion) {
+    let t = table();
+    let paths = paths();
+    let mut i = 0usize;
+    c.bench_function("route lookup by path, 10000 routes", |b| {
+        b.iter(|| {
+            i = (i + 1) % paths.len();
+            black_box(t.find(black_box(&paths[i])))
+        })
+    });
+    c.bench_function("route lookup by key, 10000 routes", |b| {
+        b.iter(|| black_box(t.get(black_box("ns-42"), black_box("offer-4242"))))
+    });
+    let req = requirement();
+    let header = payment_header(&req);
+    c.bench_function("local payment check (decode + EIP-712 recover)", |b| {
+        b.iter(|| black_box(decide::check_payment(&req, black_box(&header), NOW)).is_ok())
+    });
+    let payload = obol_x402::codec::decode_payment_payload(&header).expect("decodes");
+    c.bench_function("signature check only (verify_payment)", |b| {
+        b.iter(|| black_box(obol_x402::verify_payment(&req, black_box(&payload), NOW)).is_ok())
+    });
+    let route = t.find("/services/offer-5/x").expect("route");
+    let fwd = Forwarded {
+        proto: Some("https"),
+        host: Some("obol.stack"),
+        uri: "/services/offer-5/v1/chat/completions",
+        wants_html: false,
+    };
+    c.bench_function("unpaid 402 decision", |b| {
+        b.iter(|| {
+            let res = decide::resource(&route, &fwd);
+            let r = route.requirement.as_ref().expect("priced");
+            black_box(decide::payment_required(r, &res, false, None))
+        })
+    });
+}
+
+criterion_group!(group, benches);
+
+fn main() {
+    lookup_percentiles();
+    group();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}

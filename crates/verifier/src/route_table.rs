@@ -7,8 +7,10 @@
 //! order wins (the Go verifier used map order).
 //!
 //! Path lookups use an index: exact patterns and `P/*` prefixes in hash maps (one probe per `/`
-//! of the path, bounded by the deepest prefix), globs scanned only while they could still beat
-//! the best match found. At 10 000 routes a lookup costs a handful of hash probes.
+//! of the path, bounded by the deepest prefix); globs bucketed by the literal start of their
+//! first segment (one probe per distinct literal length), and within a bucket scanned only
+//! while they could still beat the best match found. At 10 000 routes a lookup costs a handful
+//! of hash probes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,8 +35,22 @@ pub struct Snapshot {
     prefix: HashMap<String, usize>,
     /// Most `/` in any prefix: deeper probes cannot hit.
     max_prefix_slashes: usize,
-    /// Positions of glob routes, ascending.
-    globs: Vec<usize>,
+    /// Glob routes by the literal start of their first segment (before any `*`): only those
+    /// whose literal start begins the path's first segment can match. Positions ascending.
+    globs: HashMap<String, Vec<usize>>,
+    /// The distinct lengths of those literal starts, ascending.
+    glob_literal_lens: Vec<usize>,
+}
+
+/// The literal start of a glob pattern's first segment: `/inference-*/v1/*` → `inference-`.
+fn glob_literal(pattern: &str) -> &str {
+    let first = first_segment(pattern);
+    first.find('*').map_or(first, |i| &first[..i])
+}
+
+fn first_segment(path: &str) -> &str {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    rest.split('/').next().unwrap_or_default()
 }
 
 impl Snapshot {
@@ -53,10 +69,17 @@ impl Snapshot {
                     s.max_prefix_slashes = s.max_prefix_slashes.max(p.matches('/').count());
                     s.prefix.entry(p.clone()).or_insert(i);
                 }
-                Matcher::Glob(_) => s.globs.push(i),
+                Matcher::Glob(_) => {
+                    let literal = glob_literal(&entry.pattern);
+                    if !s.glob_literal_lens.contains(&literal.len()) {
+                        s.glob_literal_lens.push(literal.len());
+                    }
+                    s.globs.entry(literal.to_owned()).or_default().push(i);
+                }
             }
             s.ordered.push(entry.clone());
         }
+        s.glob_literal_lens.sort_unstable();
         s
     }
 
@@ -86,13 +109,20 @@ impl Snapshot {
                 consider(self.prefix.get(&path[..i]));
             }
         }
-        for &i in &self.globs {
-            if best.is_some_and(|b| b < i) {
-                break;
-            }
-            if self.ordered[i].matcher.matches(path) {
-                best = Some(i);
-                break;
+        let segment = first_segment(path);
+        for &len in &self.glob_literal_lens {
+            // None when too long, or not on a char boundary (then no literal can match).
+            let Some(literal) = segment.get(..len) else {
+                continue;
+            };
+            for &i in self.globs.get(literal).map_or(&[][..], Vec::as_slice) {
+                if best.is_some_and(|b| b < i) {
+                    break;
+                }
+                if self.ordered[i].matcher.matches(path) {
+                    best = Some(i);
+                    break;
+                }
             }
         }
         best.and_then(|i| self.ordered.get(i))

@@ -85,6 +85,8 @@ fn index_agrees_with_linear_scan() {
         "/",
         "/a/b/c/d/*",
         "/s-*",
+        "/*-q/*",
+        "/é*/z",
     ];
     let paths = [
         "",
@@ -111,7 +113,7 @@ fn index_agrees_with_linear_scan() {
     ];
     // Every subset of up to 4 patterns under different names, so order varies too.
     for mask in 0u32..(1 << patterns.len()) {
-        if mask.count_ones() > 4 || mask % 7 != 0 {
+        if mask.count_ones() > 4 || mask % 5 != 0 {
             continue;
         }
         let table = RouteTable::new();
