@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::IntoFuture as _;
+
 use anyhow::Context as _;
 use tracing::Instrument as _;
 
@@ -55,6 +57,9 @@ pub struct Args {
     #[arg(long, env = "OBOL_BUYER_LOG", default_value = "info")]
     pub log: String,
 }
+
+/// How long in-flight requests may run after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Parses `5s`, `500ms`, `2m` or a number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -175,10 +180,28 @@ impl Args {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(%addr, "Buyer listening");
-        axum::serve(listener, crate::proxy::router(buyer))
-            .with_graceful_shutdown(shutdown())
-            .await
-            .context("server")
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, crate::proxy::router(buyer))
+            .with_graceful_shutdown(async move {
+                shutdown().await;
+                let _ = stopping_tx.send(());
+            })
+            .into_future();
+        // In-flight requests get SHUTDOWN_GRACE to finish, as in the Go buyer.
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = server => served.context("server"),
+            () = deadline => {
+                tracing::warn!("Shutdown grace period over; dropping open connections");
+                Ok(())
+            }
+        }
     }
 }
 

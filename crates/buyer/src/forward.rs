@@ -45,8 +45,9 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Client headers worth forwarding: no hop-by-hop, no client-supplied payment, and no
-/// `accept-encoding` (a compressed 402 could not be read).
+/// Client headers worth forwarding: no hop-by-hop, no client-supplied payment, no
+/// `accept-encoding` (a compressed 402 could not be read), and no client credentials
+/// (`authorization`, `cookie`): the seller is a third party and the payment is the credential.
 pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
     let mut out = headers.clone();
     let extra = [
@@ -55,6 +56,8 @@ pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
         "accept-encoding",
         "x-payment",
         "payment-signature",
+        "authorization",
+        "cookie",
     ];
     for name in HOP_BY_HOP.iter().chain(&extra) {
         out.remove(*name);
@@ -198,5 +201,31 @@ pub async fn forward(
             });
         }
         info!(upstream = %upstream.name, "Healing lost spend state");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_credentials_and_hop_by_hop_headers_stay_here() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer sk-litellm-key"),
+            ("cookie", "a=b"),
+            ("connection", "keep-alive"),
+            ("host", "buyer"),
+            ("x-payment", "abc"),
+            ("accept-encoding", "gzip"),
+            ("content-type", "application/json"),
+            ("x-request-id", "r1"),
+        ] {
+            h.insert(k, v.parse().unwrap());
+        }
+        let out = forwardable(&h);
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(out.contains_key("content-type") && out.contains_key("x-request-id"));
     }
 }

@@ -93,14 +93,22 @@ fn spawn_load(
                     let mut code = attempt().await;
                     if code != 200 && retry {
                         load.first_failed.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(150)).await;
+                        // A client's retry policy: back off until the buyer answers again.
+                        let health = format!("http://{addr}/healthz");
+                        for _ in 0..200 {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if client.get(&health).send().await.is_ok() {
+                                break;
+                            }
+                        }
                         code = attempt().await;
                         if code != 200 {
                             load.retry_failed.fetch_add(1, Ordering::Relaxed);
-                            if code == 503 {
-                                load.status_503.fetch_add(1, Ordering::Relaxed);
-                            }
+                            eprintln!("request failed after its retry with status {code}");
                         }
+                    }
+                    if code == 503 {
+                        load.status_503.fetch_add(1, Ordering::Relaxed);
                     }
                     let counter = if code == 200 { &load.ok } else { &load.failed };
                     counter.fetch_add(1, Ordering::Relaxed);

@@ -16,8 +16,8 @@ use obol_buyer::journal::{FileStorage, Journal, MemStorage, Storage};
 use obol_buyer::{Buyer, BuyerParts, SystemClock, config::Source};
 use serde_json::{Value, json};
 
-async fn paid(t: &TestBuyer) -> (StatusCode, Value) {
-    let (code, _, body) = call(&t.app, Method::POST, "/upstream/s/x", None).await;
+async fn paid(app: &axum::Router) -> (StatusCode, Value) {
+    let (code, _, body) = call(app, Method::POST, "/upstream/s/x", None).await;
     (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
@@ -29,7 +29,7 @@ async fn already_used_answers_heal_lost_state() {
     let cfg = upstream_json(&seller.url(""), None, "base-sepolia", USDC_BASE_SEPOLIA);
     write_upstream(&dir, "s", &cfg, &fake_auths(0, 10));
     let t = mk_buyer(&dir, 8).await;
-    let (code, _) = paid(&t).await;
+    let (code, _) = paid(&t.app).await;
     assert_eq!(code, StatusCode::OK);
     let s = status(&t.app).await;
     assert_eq!(
@@ -52,16 +52,16 @@ async fn healing_is_bounded_per_request_and_never_loops() {
     let cfg = upstream_json(&seller.url(""), None, "base-sepolia", USDC_BASE_SEPOLIA);
     write_upstream(&dir, "s", &cfg, &fake_auths(0, 7));
     let t = mk_buyer(&dir, 2).await;
-    let (code, err) = paid(&t).await;
+    let (code, err) = paid(&t.app).await;
     assert_eq!(
         (code, err["reason"].clone()),
         (StatusCode::BAD_GATEWAY, json!("already_used"))
     );
     assert_eq!(status(&t.app).await["s"]["spent"], 3);
     // The next request carries on where the first stopped.
-    assert_eq!(paid(&t).await.0, StatusCode::OK);
-    assert_eq!(paid(&t).await.0, StatusCode::OK);
-    let (code, err) = paid(&t).await;
+    assert_eq!(paid(&t.app).await.0, StatusCode::OK);
+    assert_eq!(paid(&t.app).await.0, StatusCode::OK);
+    let (code, err) = paid(&t.app).await;
     assert_eq!(
         (code, err["reason"].clone()),
         (StatusCode::BAD_GATEWAY, json!("pool_exhausted"))
@@ -85,8 +85,8 @@ async fn restart_and_go_state_import_never_respend() {
     {
         let t = mk_buyer(&dir, 0).await;
         assert_eq!(status(&t.app).await["s"]["spent"], 1);
-        assert_eq!(paid(&t).await.0, StatusCode::OK);
-        assert_eq!(paid(&t).await.0, StatusCode::OK);
+        assert_eq!(paid(&t.app).await.0, StatusCode::OK);
+        assert_eq!(paid(&t.app).await.0, StatusCode::OK);
     }
     // B10: restart, spend the next one: it settles cleanly, nothing is re-sent.
     let t = mk_buyer(&dir, 0).await;
@@ -95,7 +95,7 @@ async fn restart_and_go_state_import_never_respend() {
         (s["s"]["remaining"].clone(), s["s"]["spent"].clone()),
         (json!(3), json!(3))
     );
-    assert_eq!(paid(&t).await.0, StatusCode::OK);
+    assert_eq!(paid(&t.app).await.0, StatusCode::OK);
     assert_eq!(seller.state.duplicates.load(Ordering::SeqCst), 0);
     assert_eq!(seller.state.paid.load(Ordering::SeqCst), 3);
 }
@@ -247,4 +247,30 @@ async fn a_corrupt_journal_refuses_to_start() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("corrupt at byte 8"), "{err}");
+}
+
+#[tokio::test]
+async fn the_reload_timer_picks_up_changed_files() {
+    let seller = spawn_seller(Mode::V1, "base-sepolia", USDC_BASE_SEPOLIA).await;
+    let dir = temp_dir("timer");
+    let cfg = upstream_json(&seller.url(""), None, "base-sepolia", USDC_BASE_SEPOLIA);
+    write_upstream(&dir, "s", &cfg, &fake_auths(0, 1));
+    let t = mk_buyer(&dir, 0).await;
+    tokio::spawn(obol_buyer::buyer::reload_loop(
+        t.buyer.clone(),
+        t.reload_rx,
+        Some(Duration::from_millis(20)),
+    ));
+    assert_eq!(paid(&t.app).await.0, StatusCode::OK);
+    // The controller buys more: the file grows, and the pool follows without a restart.
+    write_upstream(&dir, "s", &cfg, &fake_auths(0, 3));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while status(&t.app).await["s"]["remaining"] != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reload did not happen"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status(&t.app).await["s"]["spent"], 1);
 }
