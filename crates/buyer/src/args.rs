@@ -140,7 +140,8 @@ impl Args {
             (None, None) => Source::Files { config, auths },
             _ => anyhow::bail!("--config-dir and --auths-dir go together"),
         };
-        let journal = Arc::new(open_journal(&state, compact_bytes).context("load state")?);
+        let journal =
+            Arc::new(open_journal(&state, compact_bytes).context("cannot open the spend journal")?);
         let client = reqwest::Client::builder()
             .timeout(upstream_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
