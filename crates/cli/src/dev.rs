@@ -24,7 +24,7 @@ pub struct DevArgs {
 enum DevCommand {
     /// Start the local stack with a Ready demo offer (fast when it already runs).
     Up,
-    /// Stop everything `up` started (the control plane too).
+    /// Stop everything `up` started, its control plane too.
     Down,
     /// Print `export` lines for the running stack.
     Env,

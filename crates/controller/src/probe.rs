@@ -1,8 +1,9 @@
 //! The upstream health probe: `GET <healthPath>` on the Service's ready endpoint addresses.
 //!
 //! Addresses come from core/v1 Endpoints, not from the Service's DNS name: that works inside a
-//! cluster, from outside it, and on the local control plane where Services have no selector
-//! and hand-written Endpoints point at loopback. Every probe has a deadline.
+//! cluster and from outside it. An `ExternalName` Service is probed at its host name: that is
+//! how the one-machine stack points at processes on loopback, which Endpoints may not name
+//! (API validation refuses 127.0.0.0/8). Every probe has a deadline.
 
 use std::time::Duration;
 
@@ -67,6 +68,22 @@ pub async fn probe(
     else {
         return Ok(Probe::MissingService);
     };
+    if let Some(host) = external_name(&service) {
+        let Ok(port) = u16::try_from(upstream.port) else {
+            return Ok(Probe::Unhealthy {
+                message: format!("invalid upstream port {}", upstream.port),
+            });
+        };
+        return Ok(
+            match get(&host, port, &upstream.health_path, timeout).await {
+                Ok(code) if code < 400 => Probe::Healthy { code },
+                Ok(code) => Probe::Unhealthy {
+                    message: format!("HTTP {code} from upstream"),
+                },
+                Err(message) => Probe::Unhealthy { message },
+            },
+        );
+    }
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
     let Some(eps) = endpoints
         .get_opt(&upstream.service)
@@ -94,6 +111,15 @@ pub async fn probe(
     Ok(Probe::Unhealthy {
         message: first_failure.unwrap_or_else(|| "no answer".into()),
     })
+}
+
+/// The host name of an `ExternalName` Service.
+pub fn external_name(service: &Service) -> Option<String> {
+    let spec = service.spec.as_ref()?;
+    (spec.type_.as_deref() == Some("ExternalName"))
+        .then(|| spec.external_name.clone())
+        .flatten()
+        .filter(|h| !h.is_empty())
 }
 
 /// One `GET http://ip:port/path`, returning the status code, within `timeout`.

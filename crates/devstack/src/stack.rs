@@ -180,8 +180,35 @@ async fn wait_http(
     }
 }
 
+/// The control plane's run directory (`OBOL_TESTENV_DIR` for `scripts/testenv`).
+pub fn testenv_dir(paths: &Paths) -> PathBuf {
+    paths.run.join("testenv")
+}
+
+fn run_script_env(
+    step: &str,
+    script: &Path,
+    args: &[&str],
+    testenv: &Path,
+) -> Result<String, Error> {
+    run_script_with(step, script, args, Some(testenv))
+}
+
 fn run_script(step: &str, script: &Path, args: &[&str]) -> Result<String, Error> {
-    let out = std::process::Command::new(script)
+    run_script_with(step, script, args, None)
+}
+
+fn run_script_with(
+    step: &str,
+    script: &Path,
+    args: &[&str],
+    testenv: Option<&Path>,
+) -> Result<String, Error> {
+    let mut cmd = std::process::Command::new(script);
+    if let Some(dir) = testenv {
+        cmd.env("OBOL_TESTENV_DIR", dir);
+    }
+    let out = cmd
         .args(args)
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -271,15 +298,17 @@ impl Up<'_> {
             buyer: format!("{}", dev_address(1)),
             ..Default::default()
         };
+        // Its own control plane, apart from the one the tests share: the stack's controller and
+        // verifier watch every namespace and must not act on test objects (nor tests on its).
         self.say("control plane (scripts/testenv up)");
-        run_script(
+        let testenv_dir = testenv_dir(paths);
+        run_script_env(
             "control plane",
             &paths.repo.join("scripts/testenv"),
             &["up"],
+            &testenv_dir,
         )?;
-        state.kubeconfig = std::env::var_os("OBOL_TESTENV_DIR")
-            .map_or_else(|| paths.repo.join("target/obol-run/testenv"), PathBuf::from)
-            .join("kubeconfig");
+        state.kubeconfig = testenv_dir.join("kubeconfig");
         let kube_env = vec![(
             "KUBECONFIG".to_owned(),
             state.kubeconfig.display().to_string(),
@@ -482,7 +511,7 @@ impl Up<'_> {
             "--auths-dir".into(),
             dir.join("auths").display().to_string(),
             "--state".into(),
-            dir.join("state").display().to_string(),
+            dir.join("state/consumed.json").display().to_string(),
             "--listen".into(),
             format!("127.0.0.1:{port}"),
         ];
