@@ -206,6 +206,14 @@ async fn sigkill_at_random_never_spends_a_nonce_twice() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+async fn wait_paid(seller: &Seller, at_least: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seller.state.paid.load(Ordering::SeqCst) < at_least {
+        assert!(Instant::now() < deadline, "paid load stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losing_the_journal_heals_without_503s() {
     let pool = 1200;
@@ -218,9 +226,7 @@ async fn losing_the_journal_heals_without_503s() {
     let mut child = start(&dir, addr, 32);
     wait_healthy(&client, addr, &mut child).await;
     let (load, handles) = spawn_load(addr, 4, true);
-    while seller.state.paid.load(Ordering::SeqCst) < 100 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_paid(&seller, 100).await;
     // Node loss: the process dies and its volume comes back empty.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -231,9 +237,7 @@ async fn losing_the_journal_heals_without_503s() {
     let mut child = start(&dir, addr, 32);
     wait_healthy(&client, addr, &mut child).await;
     let paid_at_restart = seller.state.paid.load(Ordering::SeqCst);
-    while seller.state.paid.load(Ordering::SeqCst) < paid_at_restart + 200 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_paid(&seller, paid_at_restart + 200).await;
     load.stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.await.unwrap();
