@@ -56,6 +56,7 @@ pub struct Buyer {
     pub(crate) reload_tx: mpsc::Sender<()>,
     source: Source,
     last_loaded: Mutex<Option<Loaded>>,
+    fingerprint: Mutex<Option<crate::config::Fingerprint>>,
 }
 
 impl Buyer {
@@ -82,6 +83,7 @@ impl Buyer {
             reload_tx,
             source,
             last_loaded: Mutex::new(None),
+            fingerprint: Mutex::new(None),
         };
         (Arc::new(buyer), reload_rx)
     }
@@ -89,8 +91,18 @@ impl Buyer {
     /// Re-reads the files and swaps the pool in when they changed (or when `force`).
     pub async fn reload(&self, force: bool) {
         let source = self.source.clone();
-        match tokio::task::spawn_blocking(move || source.load()).await {
-            Ok(loaded) => self.apply(loaded, force),
+        let seen = self.fingerprint.lock().clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let fingerprint = source.fingerprint();
+            let unchanged = !force && seen.as_ref() == Some(&fingerprint);
+            (fingerprint, (!unchanged).then(|| source.load()))
+        });
+        match read.await {
+            Ok((fingerprint, Some(loaded))) => {
+                self.apply(loaded, force);
+                *self.fingerprint.lock() = Some(fingerprint);
+            }
+            Ok((_, None)) => {}
             Err(error) => tracing::error!(%error, "Reload task failed"),
         }
     }

@@ -134,6 +134,39 @@ impl Source {
     }
 }
 
+/// Names, sizes and modification times of the files [`Source::load`] would read: when it is
+/// unchanged, the periodic reload skips parsing (pools can be tens of megabytes of JSON).
+pub type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+impl Source {
+    /// The current [`Fingerprint`] (blocking I/O).
+    pub fn fingerprint(&self) -> Fingerprint {
+        let paths: Vec<PathBuf> = match self {
+            Self::Dirs {
+                config_dir,
+                auths_dir,
+            } => [config_dir, auths_dir]
+                .iter()
+                .filter_map(|d| std::fs::read_dir(d).ok())
+                .flat_map(|entries| entries.flatten().map(|e| e.path()))
+                .collect(),
+            Self::Files { config, auths } => vec![config.clone(), auths.clone()],
+        };
+        let mut out: Fingerprint = paths
+            .into_iter()
+            .map(|p| {
+                // `metadata` follows the ConfigMap `..data` symlinks to the real files.
+                let meta = std::fs::metadata(&p).ok();
+                let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                let modified = meta.and_then(|m| m.modified().ok());
+                (p, len, modified)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,

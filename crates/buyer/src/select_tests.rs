@@ -87,11 +87,6 @@ fn v2_header_is_preferred_and_accepted_is_echoed_verbatim() {
     let decoded: Value = serde_json::from_slice(&codec::decode_base64(&value).unwrap()).unwrap();
     assert_eq!(decoded["accepted"], accepted);
     assert_eq!(decoded["resource"]["url"], "http://s/x");
-    // The x402 codec reads what we send.
-    assert!(
-        codec::decode_payment_payload(&value).is_err(),
-        "placeholder payload is not typed"
-    );
 }
 
 #[test]
