@@ -64,17 +64,18 @@ code="$(curl -s -o /dev/null -w '%{http_code}' "${hdrs[@]}" "$verify_url")"
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://$BARE_ADDR/")"
 [ "$code" = 402 ] || { log "bare server answered $code, not 402"; exit 1; }
 
-run() { # url -> req/s
-  local url="$1"; shift
+run() { # name url [wrk args] -> req/s
+  local name="$1" url="$2"; shift 2
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" | tee -a "$tmp/wrk.txt" >&2
-  awk '/^Requests\/sec/ {print $2}' <(tail -n 20 "$tmp/wrk.txt")
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$tmp/$name.txt"
+  cat "$tmp/$name.txt" >&2
+  awk '/^Requests\/sec/ {print $2}' "$tmp/$name.txt"
 }
 
 log "verifier: $verify_url"
-v="$(run "$verify_url" "${hdrs[@]}")"
+v="$(run verifier "$verify_url" "${hdrs[@]}")"
 log "bare hyper: http://$BARE_ADDR/"
-b="$(run "http://$BARE_ADDR/" "${hdrs[@]}")"
+b="$(run bare "http://$BARE_ADDR/" "${hdrs[@]}")"
 
 ratio="$(awk -v v="$v" -v b="$b" 'BEGIN { printf "%.1f", 100 * v / b }')"
 echo "verifier 402:   $v req/s"

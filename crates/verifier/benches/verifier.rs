@@ -76,6 +76,58 @@ fn percentiles(label: &str, mut ns: Vec<u64>) {
     );
 }
 
+/// CPU time of this thread in ns (`/proc/thread-self/schedstat`): unlike wall time it does not
+/// count time spent preempted, so figures stay meaningful on a busy machine.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_per_op(label: &str, iters: u32, mut f: impl FnMut(u32)) {
+    let (cpu, wall) = (thread_cpu_ns(), Instant::now());
+    for i in 0..iters {
+        f(i);
+    }
+    let cpu = (thread_cpu_ns() - cpu) as f64 / f64::from(iters);
+    let wall = wall.elapsed().as_nanos() as f64 / f64::from(iters);
+    println!("{label}: {cpu:.0} ns CPU/op ({wall:.0} ns wall/op)");
+}
+
+/// Mean CPU cost of each operation, before criterion's wall-clock runs.
+fn cpu_costs() {
+    let t = table();
+    let paths = paths();
+    cpu_per_op("lookup by path, 10000 routes", 1_000_000, |i| {
+        black_box(t.find(black_box(&paths[i as usize % paths.len()])));
+    });
+    cpu_per_op("lookup by key, 10000 routes", 1_000_000, |_| {
+        black_box(t.get(black_box("ns-42"), black_box("offer-4242")));
+    });
+    let req = requirement();
+    let header = payment_header(&req);
+    cpu_per_op("local payment check (decode + recover)", 2_000, |_| {
+        black_box(decide::check_payment(&req, black_box(&header), NOW).is_ok());
+    });
+    let payload = obol_x402::codec::decode_payment_payload(&header).expect("decodes");
+    cpu_per_op("signature check only (verify_payment)", 2_000, |_| {
+        black_box(obol_x402::verify_payment(&req, black_box(&payload), NOW).is_ok());
+    });
+    let route = t.find("/services/offer-5/x").expect("route");
+    let fwd = Forwarded {
+        proto: Some("https"),
+        host: Some("obol.stack"),
+        uri: "/services/offer-5/v1/chat/completions",
+        wants_html: false,
+    };
+    let r = route.requirement.as_ref().expect("priced");
+    cpu_per_op("unpaid 402 decision", 100_000, |_| {
+        let res = decide::resource(&route, &fwd);
+        black_box(decide::payment_required(r, &res, false, None));
+    });
+}
+
 /// Times every call separately (Instant overhead included, so this overstates).
 fn lookup_percentiles() {
     let t = table();
@@ -170,6 +222,7 @@ fn benches(c: &mut Criterion) {
 criterion_group!(group, benches);
 
 fn main() {
+    cpu_costs();
     lookup_percentiles();
     group();
     criterion::Criterion::default()

@@ -1,6 +1,7 @@
 //! Pure decisions: forwarded headers + route + local verification + facilitator outcome → the
 //! reply (status, headers, body). No I/O, no clock (`now` is an argument).
 
+use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use obol_x402 as x402;
 use serde::Serialize;
@@ -48,8 +49,8 @@ pub fn wants_html(accept: &str) -> bool {
 pub enum Body {
     /// Nothing.
     Empty,
-    /// `application/json`.
-    Json(Vec<u8>),
+    /// `application/json` (shared bytes: a cached 402 is cloned by reference count).
+    Json(Bytes),
     /// `text/html; charset=utf-8`.
     Html(String),
 }
@@ -119,15 +120,21 @@ pub fn payment_required(
         headers.push((X_PAYMENT_TX, value));
     }
     // v1 needs a legacy network name; a chain without one gets the v2 document as the body.
-    let json = match x402::verify::payment_required_v1(requirement, resource, error) {
-        Ok(v1) => to_json(&WithReason { inner: &v1, reason }),
-        Err(_) => to_json(&WithReason { inner: &v2, reason }),
+    // `reason` is added by flattening, which is slower: only refusals pay for it.
+    let json = match (
+        x402::verify::payment_required_v1(requirement, resource, error),
+        reason,
+    ) {
+        (Ok(v1), None) => to_json(&v1),
+        (Ok(v1), reason) => to_json(&WithReason { inner: &v1, reason }),
+        (Err(_), None) => to_json(&v2),
+        (Err(_), reason) => to_json(&WithReason { inner: &v2, reason }),
     };
     let body = if wants_html {
         headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         Body::Html(crate::html::paywall(requirement, resource, &json))
     } else {
-        Body::Json(json)
+        Body::Json(json.into())
     };
     Reply {
         status: StatusCode::PAYMENT_REQUIRED,
@@ -158,10 +165,13 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 /// A denial that is not a 402 (403, 400, 503): `{"error": <reason>, "message": ...}`.
 pub fn denied(denial: &Denial) -> Reply {
     let message = denial.to_string();
-    let body = Body::Json(to_json(&ErrorBody {
-        error: denial.metric_label(),
-        message: &message,
-    }));
+    let body = Body::Json(
+        to_json(&ErrorBody {
+            error: denial.metric_label(),
+            message: &message,
+        })
+        .into(),
+    );
     let mut headers = Vec::new();
     if denial.status() == StatusCode::SERVICE_UNAVAILABLE {
         headers.push((

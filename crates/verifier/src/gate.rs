@@ -28,6 +28,18 @@ pub async fn gate(
     let Some(requirement) = &route.requirement else {
         return (decide::free(Some(route)), Outcome::Free);
     };
+    let header = match payment {
+        Ok(Some(header)) => Ok(header),
+        Ok(None) => {
+            metrics.payment_required.get_or_create(&route.labels).inc();
+            let reply = route.unpaid.get_or_build(fwd, || {
+                let resource = decide::resource(route, fwd);
+                decide::payment_required(requirement, &resource, fwd.wants_html, None)
+            });
+            return (reply, Outcome::PaymentRequired);
+        }
+        Err(denial) => Err(denial),
+    };
     let resource = decide::resource(route, fwd);
     let ctx = Ctx {
         state,
@@ -36,13 +48,8 @@ pub async fn gate(
         resource: &resource,
         wants_html: fwd.wants_html,
     };
-    let header = match payment {
-        Ok(Some(header)) => header,
-        Ok(None) => {
-            metrics.payment_required.get_or_create(&route.labels).inc();
-            let reply = decide::payment_required(requirement, &resource, fwd.wants_html, None);
-            return (reply, Outcome::PaymentRequired);
-        }
+    let header = match header {
+        Ok(header) => header,
         Err(denial) => return ctx.refuse(denial),
     };
     let now = state.clock.now_unix();

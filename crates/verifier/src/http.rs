@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -39,15 +39,17 @@ pub fn app(state: AppState) -> Router {
 async fn verify_exact(
     State(state): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
     let start = Instant::now();
-    let (reply, outcome) = match forwarded(&headers) {
+    // Borrowed from the request: the `HeaderMap` extractor would copy every header.
+    let headers = request.headers();
+    let (reply, outcome) = match forwarded(headers) {
         Err(denial) => refuse(&state, denial),
         Ok(_) if !state.table.is_synced() => refuse(&state, Denial::NotReady),
         Ok(fwd) => match state.table.get(&namespace, &name) {
             None => refuse(&state, Denial::UnknownRoute),
-            Some(route) => gate(&state, &route, &fwd, payment(&headers)).await,
+            Some(route) => gate(&state, &route, &fwd, payment(headers)).await,
         },
     };
     finish(&state, start, reply, outcome)
@@ -55,14 +57,15 @@ async fn verify_exact(
 
 /// ForwardAuth by path: the first route matching `X-Forwarded-Uri` (query string cut off);
 /// an unmatched path is not priced.
-async fn verify_by_path(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn verify_by_path(State(state): State<AppState>, request: Request) -> Response {
     let start = Instant::now();
-    let (reply, outcome) = match forwarded(&headers) {
+    let headers = request.headers();
+    let (reply, outcome) = match forwarded(headers) {
         Err(denial) => refuse(&state, denial),
         Ok(_) if !state.table.is_synced() => refuse(&state, Denial::NotReady),
         Ok(fwd) => match state.table.find(path_of(fwd.uri)) {
             None => (decide::free(None), Outcome::Free),
-            Some(route) => gate(&state, &route, &fwd, payment(&headers)).await,
+            Some(route) => gate(&state, &route, &fwd, payment(headers)).await,
         },
     };
     finish(&state, start, reply, outcome)

@@ -47,6 +47,7 @@ pub mod state;
 pub mod status;
 #[cfg(test)]
 mod testing;
+pub mod unpaid_cache;
 
 pub use args::Args;
 pub use error::{Denial, Error, LoadError, Result};

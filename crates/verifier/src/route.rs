@@ -10,6 +10,7 @@ use x402::{Address, Network, Requirement, U256};
 
 use crate::error::LoadError;
 use crate::matcher::Matcher;
+use crate::unpaid_cache::UnpaidCache;
 
 /// Default `maxTimeoutSeconds` when the route sets none (the x402 v2 default).
 pub const DEFAULT_MAX_TIMEOUT_SECS: u64 = 60;
@@ -103,6 +104,8 @@ pub struct RouteEntry {
     pub facilitator_url: Option<String>,
     /// Metric labels.
     pub labels: RouteLabels,
+    /// The last unpaid 402 (ignored by equality).
+    pub unpaid: UnpaidCache,
 }
 
 impl RouteEntry {
@@ -172,6 +175,7 @@ impl RouteEntry {
             facilitator_url,
             labels,
             key,
+            unpaid: UnpaidCache::default(),
         })
     }
 }

@@ -16,7 +16,9 @@ fn requirement() -> &'static Requirement {
     static REQ: OnceLock<Requirement> = OnceLock::new();
     REQ.get_or_init(|| {
         let net = Network::resolve("base-sepolia").expect("known network");
-        let pay_to = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C".parse().expect("address");
+        let pay_to = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
+            .parse()
+            .expect("address");
         Requirement::usdc(net, pay_to, U256::from(10_000u64), 60).expect("requirement")
     })
 }
