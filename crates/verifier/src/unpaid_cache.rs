@@ -130,7 +130,6 @@ mod tests {
             let n = 10 + i as u8;
             assert_eq!(get(v, n).body, reply(n).body, "{v:?}");
         }
-        drop(get);
         assert_eq!(built, 6);
         assert_eq!(UnpaidCache::default(), cache.clone());
     }
