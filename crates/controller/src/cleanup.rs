@@ -18,6 +18,9 @@ use crate::reconcile::{Context, event};
 pub(crate) async fn cleanup(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
     let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = offer.name_any();
+    if let Some(uid) = offer.uid() {
+        ctx.healthy_once.lock().remove(&uid);
+    }
     let route = obol_api::names::http_route(&name);
     apply::withdraw(&ctx.client, &ctx.http_routes, &ns, &route, true)
         .await

@@ -24,6 +24,7 @@ const T: Duration = Duration::from_secs(30);
 async fn ac1_ready_without_any_agent() {
     let env = TestEnv::get().await;
     let ns = env.namespace("ac1").await;
+    let _janitor = Janitor::new(&env, ns.name());
     let client = env.client();
     let upstream = Upstream::start().await;
     upstream.expose(&client, ns.name(), "up").await;
@@ -76,6 +77,7 @@ async fn ac1_ready_without_any_agent() {
 async fn ac2_kubectl_delete_leaves_no_child() {
     let env = TestEnv::get().await;
     let ns = env.namespace("ac2").await;
+    let _janitor = Janitor::new(&env, ns.name());
     let client = env.client();
     let upstream = Upstream::start().await;
     upstream.expose(&client, ns.name(), "up").await;
@@ -164,6 +166,7 @@ fn pay_to(i: usize) -> String {
 async fn ac3_fifty_offers_at_once_none_crossed() {
     let env = TestEnv::get().await;
     let ns = env.namespace("ac3").await;
+    let _janitor = Janitor::new(&env, ns.name());
     let client = env.client();
     let upstream = Upstream::start().await;
     upstream.expose(&client, ns.name(), "up").await;
@@ -270,6 +273,7 @@ impl Drop for Admission {
 async fn ac4_creation_admitted_ready_timing() {
     let env = TestEnv::get().await;
     let ns = env.namespace("ac4").await;
+    let _janitor = Janitor::new(&env, ns.name());
     let client = env.client();
     let upstream = Upstream::start().await;
     upstream.expose(&client, ns.name(), "up").await;
@@ -332,6 +336,7 @@ async fn ac4_creation_admitted_ready_timing() {
 async fn ac6_per_condition_reasons_in_status() {
     let env = TestEnv::get().await;
     let ns = env.namespace("ac6").await;
+    let _janitor = Janitor::new(&env, ns.name());
     let client = env.client();
     let _stand_ins = stand_ins(&client, ns.name());
     let _controller = start_controller(&client, run_config(ns.name()));
@@ -422,6 +427,7 @@ async fn ac6_per_condition_reasons_in_status() {
 async fn ac7_failing_registration_leaves_the_offer_ready() {
     let env = TestEnv::get().await;
     let ns = env.namespace("ac7").await;
+    let _janitor = Janitor::new(&env, ns.name());
     let client = env.client();
     let upstream = Upstream::start().await;
     upstream.expose(&client, ns.name(), "up").await;

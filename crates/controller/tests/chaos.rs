@@ -53,6 +53,7 @@ where
 async fn chaos_kills_during_convergence_leave_no_orphan_or_duplicate() {
     let env = TestEnv::get().await;
     let ns = env.namespace("chaos").await;
+    let _janitor = Janitor::new(&env, ns.name());
     let client = env.client();
     let upstream = Upstream::start().await;
     upstream.expose(&client, ns.name(), "up").await;

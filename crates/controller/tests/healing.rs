@@ -21,6 +21,8 @@ const T: Duration = Duration::from_secs(30);
 
 struct Setup {
     env: TestEnv,
+    // Drops before the namespace.
+    _janitor: Janitor,
     ns: obol_testenv::TestNamespace,
     upstream: Upstream,
     offers: Api<ServiceOffer>,
@@ -33,6 +35,7 @@ async fn setup(prefix: &str) -> Setup {
     upstream.expose(&env.client(), ns.name(), "up").await;
     let offers = Api::namespaced(env.client(), ns.name());
     Setup {
+        _janitor: Janitor::new(&env, ns.name()),
         env,
         ns,
         upstream,

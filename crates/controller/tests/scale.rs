@@ -24,6 +24,7 @@ const IDLE: Duration = Duration::from_secs(60);
 async fn scale_thousand_offers_to_ready() {
     let env = TestEnv::get().await;
     let ns = env.namespace("scale").await;
+    let _janitor = Janitor::new(&env, ns.name());
     let client = env.client();
     let upstream = Upstream::start().await;
     upstream.expose(&client, ns.name(), "up").await;

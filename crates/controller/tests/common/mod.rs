@@ -252,3 +252,51 @@ pub const REQUIRED: [&str; 3] = [
     types::PAYMENT_GATE_READY,
     types::ROUTE_PUBLISHED,
 ];
+
+/// Strips the controller's finalizer from every offer left in a namespace when dropped, so that
+/// the namespace can be deleted after the test's controller has stopped (or the test failed).
+/// Declare it right after the namespace guard: it must drop before it.
+pub struct Janitor {
+    ns: String,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Janitor {
+    pub fn new(env: &obol_testenv::TestEnv, ns: &str) -> Self {
+        Self {
+            ns: ns.to_owned(),
+            kubeconfig: env.kubeconfig_path().to_owned(),
+        }
+    }
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        let (ns, path) = (self.ns.clone(), self.kubeconfig.clone());
+        // Drop cannot await and the test's runtime may be blocked here: own thread, own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async move {
+                let kubeconfig = kube::config::Kubeconfig::read_from(&path).ok()?;
+                let options = kube::config::KubeConfigOptions::default();
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .ok()?;
+                let client = Client::try_from(config).ok()?;
+                let offers: Api<ServiceOffer> = Api::namespaced(client, &ns);
+                let strip = json!({"metadata": {"finalizers": null}});
+                for o in offers.list(&Default::default()).await.ok()?.items {
+                    let name = kube::ResourceExt::name_any(&o);
+                    let _ = offers
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&strip))
+                        .await;
+                }
+                Some(())
+            })
+        })
+        .join();
+    }
+}
