@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use futures::TryStreamExt as _;
 use obol_x402::codec::headers as x402h;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::buyer::Buyer;
 use crate::error::SpendError;
@@ -17,7 +17,7 @@ use crate::metrics::BuyerMetrics;
 use crate::select;
 use crate::upstream::Upstream;
 
-/// Largest 402 or error body read to decide what to do (bigger ones are not x402 answers).
+/// Largest 402 or 4xx body read to decide what to do (bigger ones are not x402 answers).
 const MAX_INSPECT: usize = 256 * 1024;
 
 /// A request ready to be (re)sent.
@@ -174,6 +174,10 @@ pub async fn forward(
             return Ok(stream_back(paid));
         }
         m.failure.get_or_create(&labels).inc();
+        if !status.is_client_error() {
+            // A server error is the upstream's own failure, not an x402 answer: pass it on.
+            return Ok(stream_back(paid));
+        }
         let head = response_head(&paid);
         let texts: Vec<Vec<u8>> = [
             x402h::PAYMENT_RESPONSE,
@@ -200,7 +204,6 @@ pub async fn forward(
                 tries,
             });
         }
-        info!(upstream = %upstream.name, "Healing lost spend state");
     }
 }
 

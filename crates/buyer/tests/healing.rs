@@ -274,3 +274,20 @@ async fn the_reload_timer_picks_up_changed_files() {
     }
     assert_eq!(status(&t.app).await["s"]["spent"], 1);
 }
+
+#[tokio::test]
+async fn upstream_server_errors_after_payment_pass_through() {
+    let seller = spawn_seller(Mode::V1, "base-sepolia", USDC_BASE_SEPOLIA).await;
+    let dir = temp_dir("boom");
+    let cfg = upstream_json(&seller.url(""), None, "base-sepolia", USDC_BASE_SEPOLIA);
+    write_upstream(&dir, "s", &cfg, &fake_auths(0, 2));
+    let t = mk_buyer(&dir, 4).await;
+    let (code, _, body) = call(&t.app, Method::POST, "/upstream/s/boom", None).await;
+    assert_eq!(
+        (code, body.len()),
+        (StatusCode::INTERNAL_SERVER_ERROR, 300 * 1024)
+    );
+    // The authorization stays spent (the seller may have settled it), and nothing is retried.
+    assert_eq!(status(&t.app).await["s"]["spent"], 1);
+    assert_eq!(seller.state.paid.load(Ordering::SeqCst), 1);
+}

@@ -138,6 +138,10 @@ async fn seller(State(s): State<Arc<SellerState>>, req: Request) -> Response {
         }
         s.paid.fetch_add(1, Ordering::SeqCst);
     }
+    if path.ends_with("/boom") {
+        // An upstream failure with a body larger than anything x402 sends.
+        return (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(300 * 1024)).into_response();
+    }
     if let Some(gate) = s.stream_gate.clone() {
         let chunks = async_stream(gate);
         return Response::new(Body::from_stream(chunks));
