@@ -63,23 +63,29 @@ fn dynamic_api(
 /// Runs `act` on every applied object of `api` (while not paused).
 fn spawn_stand_in<F, Fut>(api: Api<DynamicObject>, act: F) -> StandIn
 where
-    F: Fn(Api<DynamicObject>, DynamicObject) -> Fut + Send + 'static,
+    F: Fn(Api<DynamicObject>, DynamicObject) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
     let paused = Arc::new(AtomicBool::new(false));
     let flag = paused.clone();
     let task = tokio::spawn(async move {
-        let mut events = watcher(api.clone(), watcher::Config::default())
+        // Concurrent, like a real Gateway or verifier: a burst of objects is not serialized.
+        watcher(api.clone(), watcher::Config::default())
             .default_backoff()
             .applied_objects()
-            .boxed();
-        while let Some(event) = events.next().await {
-            if let Ok(obj) = event
-                && !flag.load(Ordering::SeqCst)
-            {
-                act(api.clone(), obj).await;
-            }
-        }
+            .for_each_concurrent(16, |event| {
+                let act_now = !flag.load(Ordering::SeqCst);
+                let work = event
+                    .ok()
+                    .filter(|_| act_now)
+                    .map(|obj| act(api.clone(), obj));
+                async move {
+                    if let Some(work) = work {
+                        work.await;
+                    }
+                }
+            })
+            .await;
     });
     StandIn { task, paused }
 }

@@ -22,7 +22,12 @@ impl ControllerProcess {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_serviceoffer-controller"))
+        // OBOL_CONTROLLER_BIN selects another build (e.g. release, for measurements).
+        let bin = std::env::var_os("OBOL_CONTROLLER_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_serviceoffer-controller")),
+            PathBuf::from,
+        );
+        let child = Command::new(bin)
             .args([
                 "--namespace",
                 ns,
