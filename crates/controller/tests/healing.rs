@@ -17,7 +17,8 @@ use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer};
 use obol_testenv::{TestEnv, eventually};
 use serde_json::json;
 
-const T: Duration = Duration::from_secs(30);
+// Generous: the control plane is shared with other tests on a 2-core machine.
+const T: Duration = Duration::from_secs(60);
 
 struct Setup {
     env: TestEnv,
