@@ -72,11 +72,10 @@ impl DevArgs {
         }
         let exe = std::env::current_exe().context("locating the obol binary")?;
         let bin = exe.parent().map(PathBuf::from).unwrap_or_default();
-        Ok(Paths {
-            run: repo.join("target/obol-run/dev"),
-            repo,
-            bin,
-        })
+        // OBOL_DEV_RUN_DIR lets a test run a stack of its own beside a developer's.
+        let run = std::env::var_os("OBOL_DEV_RUN_DIR")
+            .map_or_else(|| repo.join("target/obol-run/dev"), PathBuf::from);
+        Ok(Paths { run, repo, bin })
     }
 
     /// Runs the subcommand.
@@ -101,6 +100,7 @@ impl DevArgs {
                 }
                 let status = std::process::Command::new(paths.repo.join("scripts/testenv"))
                     .arg("down")
+                    .env("OBOL_TESTENV_DIR", stack::testenv_dir(&paths))
                     .status()?;
                 anyhow::ensure!(status.success(), "scripts/testenv down failed");
                 Ok(())

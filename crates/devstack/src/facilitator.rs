@@ -1,5 +1,6 @@
-//! The third-party facilitator: the official x402 reference packages (npm `@x402/core`,
-//! `@x402/evm`) served by `tools/x402-peers/facilitator.cjs`, settling on the local chain.
+//! Third-party x402 peers run with Node: the official reference facilitator (`@x402/core`,
+//! `@x402/evm`) served by `tools/x402-peers/facilitator.cjs`, and a seller behind the official
+//! `@x402/express` middleware (`tools/x402-peers/seller.cjs`).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -9,33 +10,29 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::chain::ChainError;
 
-/// A running reference facilitator, killed when dropped.
-pub struct ReferenceFacilitator {
+/// A Node peer that prints `listening on <url>` when ready; killed when dropped.
+pub struct NodePeer {
     url: String,
     _child: tokio::process::Child,
 }
 
-impl ReferenceFacilitator {
-    /// Starts it with `node`: `peers` is the installed package directory (with `node_modules`),
-    /// `script` the server file, `rpc_url` the chain, `key` the settling account (hex).
+impl NodePeer {
+    /// Runs `node script` with `NODE_PATH=<peers>/node_modules` and `envs`; stderr goes to `log`.
     pub async fn start(
         peers: &Path,
         script: &Path,
-        rpc_url: &str,
-        key: &str,
+        envs: &[(&str, &str)],
         log: &Path,
     ) -> Result<Self, ChainError> {
         let spawn = |source| ChainError::Spawn {
-            what: "node facilitator".into(),
+            what: format!("node {}", script.display()),
             source,
         };
         let err_log = std::fs::File::create(log).map_err(spawn)?;
         let mut child = tokio::process::Command::new("node")
             .arg(script)
             .env("NODE_PATH", peers.join("node_modules"))
-            .env("RPC_URL", rpc_url)
-            .env("FACILITATOR_KEY", key)
-            .env("FACILITATOR_PORT", "0")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(err_log)
             .stdin(Stdio::null())
@@ -45,21 +42,21 @@ impl ReferenceFacilitator {
         let stdout = child
             .stdout
             .take()
-            .ok_or(ChainError::Timeout("facilitator stdout"))?;
+            .ok_or(ChainError::Timeout("node peer stdout"))?;
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
-            .map_err(|_| ChainError::Timeout("facilitator start"))?
+            .map_err(|_| ChainError::Timeout("node peer start"))?
             .map_err(spawn)?
             .unwrap_or_default();
         let url = first
             .strip_prefix("listening on ")
             .ok_or_else(|| ChainError::Rpc {
-                method: "facilitator start".into(),
+                method: format!("start {}", script.display()),
                 message: format!("unexpected first line {first:?}; see {}", log.display()),
             })?
             .to_owned();
-        // Keep draining stdout so the server never blocks on a full pipe.
+        // Keep draining stdout so the peer never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { url, _child: child })
     }
@@ -67,5 +64,31 @@ impl ReferenceFacilitator {
     /// Base URL (`http://127.0.0.1:PORT`).
     pub fn url(&self) -> &str {
         &self.url
+    }
+}
+
+/// The reference facilitator settling on `rpc_url` with the account of `key` (hex).
+pub struct ReferenceFacilitator(NodePeer);
+
+impl ReferenceFacilitator {
+    /// Starts `script` (facilitator.cjs) from the installed `peers` directory.
+    pub async fn start(
+        peers: &Path,
+        script: &Path,
+        rpc_url: &str,
+        key: &str,
+        log: &Path,
+    ) -> Result<Self, ChainError> {
+        let envs = [
+            ("RPC_URL", rpc_url),
+            ("FACILITATOR_KEY", key),
+            ("FACILITATOR_PORT", "0"),
+        ];
+        NodePeer::start(peers, script, &envs, log).await.map(Self)
+    }
+
+    /// Base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> &str {
+        self.0.url()
     }
 }

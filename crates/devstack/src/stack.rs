@@ -185,6 +185,30 @@ pub fn testenv_dir(paths: &Paths) -> PathBuf {
     paths.run.join("testenv")
 }
 
+async fn wait_gated(url: &str, timeout: Duration) -> Result<(), Error> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| fail("gateway", e))?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let status = http.get(url).send().await.map(|r| r.status().as_u16());
+        if let Ok(402) = status {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(fail(
+                "gateway",
+                format!(
+                    "{url} answered {status:?}, not 402, after {}s",
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn run_script_env(
     step: &str,
     script: &Path,
@@ -500,6 +524,14 @@ impl Up<'_> {
         crate::demo::wait_ready(&state, Duration::from_secs(90))
             .await
             .map_err(|e| fail("demo offer", e))?;
+
+        // Ready means the route is accepted; Traefik loads its file on its own schedule. The
+        // stack is up when the gateway actually gates the demo path.
+        wait_gated(
+            &format!("{}/services/demo/", state.gateway_url),
+            Duration::from_secs(30),
+        )
+        .await?;
 
         self.say("buyer: pre-signed authorizations for the demo offer");
         let dir = paths.run.join("buyer");

@@ -1,0 +1,242 @@
+//! End to end, with parts nobody here wrote: `obol dev up` (real control plane, anvil, the
+//! official x402 reference facilitator, real Traefik), then payments by the official
+//! `@x402/fetch` client and by our buyer, a replay, our buyer paying an `@x402/express` seller,
+//! the offer's deletion, and `obol dev down`.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use obol_devstack::facilitator::NodePeer;
+use obol_testenv::tools::x402_peers;
+use obol_testenv::{eventually, repo_root};
+use serde_json::Value;
+
+struct Stack {
+    run: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+fn obol(run: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("OBOL_DEV_RUN_DIR", run)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+impl Stack {
+    fn up() -> Self {
+        let run = std::env::temp_dir().join(format!("obol-dev-e2e-{}", std::process::id()));
+        let out = obol(&run, &["dev", "up"]);
+        let mut stack = Self {
+            run,
+            env: BTreeMap::new(),
+        };
+        assert!(out.status.success(), "obol dev up failed\n{}", text(&out));
+        let out = obol(&stack.run, &["dev", "env"]);
+        assert!(out.status.success(), "{}", text(&out));
+        stack.env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
+                Some((k.to_owned(), v.trim_matches('\'').to_owned()))
+            })
+            .collect();
+        stack
+    }
+
+    fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .unwrap_or_else(|| panic!("obol dev env has no {name}"))
+    }
+
+    fn balance(&self, who: &str) -> String {
+        let out = obol(&self.run, &["dev", "balance"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(who))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace().nth(2).unwrap().to_owned()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let out = obol(&self.run, &["dev", "down"]);
+        if out.status.success() {
+            let _ = std::fs::remove_dir_all(&self.run);
+        } else {
+            eprintln!(
+                "obol dev down failed (logs kept in {})\n{}",
+                self.run.display(),
+                text(&out)
+            );
+        }
+    }
+}
+
+/// Pays `url` with the official client; returns (status, body, payment header name, value).
+fn pay_with_official_client(stack: &Stack, url: &str) -> (u16, String, String, String) {
+    let peers = x402_peers();
+    let out = std::process::Command::new("node")
+        .arg(repo_root().join("tools/x402-peers/pay.cjs"))
+        .arg(url)
+        .env("NODE_PATH", peers.join("node_modules"))
+        .env("BUYER_KEY", stack.var("OBOL_BUYER_KEY"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pay.cjs: {}", text(&out));
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        u16::try_from(line["status"].as_u64().unwrap()).unwrap(),
+        line["body"].as_str().unwrap().to_owned(),
+        line["sent"]["header"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        line["sent"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn local_stack_sells_and_buys_with_real_parts() {
+    let stack = Stack::up();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let gateway = stack.var("OBOL_GATEWAY_URL").to_owned();
+    let offer_url = format!("{gateway}/services/demo/e2e");
+
+    // Unpaid: 402 with both the v2 header and the v1 body.
+    let unpaid = http.get(&offer_url).send().await.unwrap();
+    assert_eq!(unpaid.status(), 402);
+    assert!(unpaid.headers().contains_key("payment-required"));
+    let body: Value = unpaid.json().await.unwrap();
+    assert_eq!(body["x402Version"], 1);
+    assert_eq!(body["accepts"][0]["maxAmountRequired"], "1000");
+
+    // Paid by the official @x402/fetch client: 200, and the test USDC moved on chain.
+    let seller_before = stack.balance("seller");
+    let (status, body, header, payment) = pay_with_official_client(&stack, &offer_url);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello from the demo upstream"), "{body}");
+    let seller_after = stack.balance("seller");
+    assert_ne!(seller_before, seller_after, "the seller was paid on chain");
+    assert!(!payment.is_empty(), "the client attached a payment header");
+
+    // The same payment replayed: refused, nothing moves.
+    let replay = http
+        .get(&offer_url)
+        .header(header.as_str(), payment.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.status(),
+        402,
+        "a replayed authorization must not pass"
+    );
+    assert_eq!(stack.balance("seller"), seller_after);
+
+    // Our buyer pays the same offer with a pre-signed authorization.
+    let buyer = stack.var("OBOL_BUYER_URL").to_owned();
+    let paid = http
+        .get(format!("{buyer}/upstream/demo/via-buyer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    assert!(
+        paid.text()
+            .await
+            .unwrap()
+            .contains("\"path\":\"/via-buyer\"")
+    );
+
+    // Our buyer pays a seller protected by the official @x402/express middleware.
+    let seller = NodePeer::start(
+        &x402_peers(),
+        &repo_root().join("tools/x402-peers/seller.cjs"),
+        &[
+            ("FACILITATOR_URL", stack.var("OBOL_FACILITATOR_URL")),
+            ("PAY_TO", stack.var("OBOL_SELLER_ADDRESS")),
+            ("SELLER_PORT", "0"),
+        ],
+        &stack.run.join("express-seller.log"),
+    )
+    .await
+    .unwrap();
+    let buyer_dir = stack.run.join("buyer");
+    let mut upstream: Value =
+        serde_json::from_str(&std::fs::read_to_string(buyer_dir.join("config/demo.json")).unwrap())
+            .unwrap();
+    upstream["url"] = Value::from(seller.url());
+    std::fs::write(buyer_dir.join("config/express.json"), upstream.to_string()).unwrap();
+    // Authorizations are bound to (payer, payee, amount, token), not to a seller: move five.
+    let mut auths: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(buyer_dir.join("auths/demo.json")).unwrap())
+            .unwrap();
+    let moved = auths.split_off(auths.len() - 5);
+    std::fs::write(
+        buyer_dir.join("auths/express.json"),
+        Value::from(moved).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        buyer_dir.join("auths/demo.json"),
+        Value::from(auths).to_string(),
+    )
+    .unwrap();
+    http.post(format!("{buyer}/admin/reload"))
+        .send()
+        .await
+        .unwrap();
+    let express_url = format!("{buyer}/upstream/express/paid/thing");
+    let paid = eventually(Duration::from_secs(20), || async {
+        let r = http.get(&express_url).send().await.ok()?;
+        (r.status() != 404).then_some(r)
+    })
+    .await;
+    assert_eq!(paid.status(), 200);
+    assert!(
+        paid.headers().contains_key("payment-response"),
+        "the express seller settled"
+    );
+
+    // The offer is deleted: the route goes away.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(["sell", "delete", "demo", "-n", "demo", "--yes"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let gone = eventually(Duration::from_secs(30), || async {
+        let r = http.get(&offer_url).send().await.ok()?;
+        (r.status() == 404).then_some(r.status())
+    })
+    .await;
+    assert_eq!(gone, 404);
+}

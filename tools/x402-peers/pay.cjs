@@ -1,0 +1,36 @@
+// Pays for one request with the official x402 client (@x402/fetch + @x402/evm) and prints one
+// JSON line: {status, body, sent: {header, value}} where `sent` is the payment header the
+// client attached (so a test can replay it). Test infrastructure; test keys only.
+//
+//   BUYER_KEY=0x… node pay.cjs <url>
+"use strict";
+
+const { wrapFetchWithPayment, x402Client } = require("@x402/fetch");
+const { registerExactEvmScheme } = require("@x402/evm/exact/client");
+const { privateKeyToAccount } = require("viem/accounts");
+
+async function main() {
+  const url = process.argv[2];
+  const key = process.env.BUYER_KEY;
+  if (!url || !key) {
+    console.error("usage: BUYER_KEY=0x… node pay.cjs <url>");
+    process.exit(2);
+  }
+  const client = new x402Client();
+  registerExactEvmScheme(client, { signer: privateKeyToAccount(key) });
+  let sent = null;
+  const recording = async (input, init) => {
+    const headers = new Headers(init && init.headers ? init.headers : input instanceof Request ? input.headers : undefined);
+    for (const name of ["PAYMENT-SIGNATURE", "X-PAYMENT"]) {
+      if (headers.has(name)) sent = { header: name, value: headers.get(name) };
+    }
+    return fetch(input, init);
+  };
+  const response = await wrapFetchWithPayment(recording, client)(url);
+  console.log(JSON.stringify({ status: response.status, body: await response.text(), sent }));
+}
+
+main().catch((error) => {
+  console.error(String(error && error.stack ? error.stack : error));
+  process.exit(1);
+});
