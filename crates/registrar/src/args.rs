@@ -148,6 +148,7 @@ impl Args {
             log,
         } = self;
         tracing_subscriber::fmt()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("--log")?)
             .init();
         anyhow::ensure!(

@@ -36,7 +36,8 @@ pub enum ChainError {
         /// The node's message.
         message: String,
     },
-    /// The registry address holds no contract (permanent).
+    /// The registry address holds no contract (retry: a lagging RPC node or a registry not
+    /// deployed yet; the message says so meanwhile).
     #[error("no contract at registry address {address}")]
     NoContract {
         /// The configured registry.
@@ -77,10 +78,7 @@ impl ChainError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Self::Reverted { .. }
-                | Self::InsufficientFunds { .. }
-                | Self::NoContract { .. }
-                | Self::NoRegisteredEvent { .. }
+            Self::Reverted { .. } | Self::InsufficientFunds { .. } | Self::NoRegisteredEvent { .. }
         )
     }
 
@@ -233,6 +231,9 @@ mod tests {
                 actual: 1,
             },
             ChainError::NoRpc { chain_id: 8453 },
+            ChainError::NoContract {
+                address: "0x00".into(),
+            },
             ChainError::ReceiptTimeout {
                 context: "setAgentURI",
                 tx_hash: "0x01".into(),

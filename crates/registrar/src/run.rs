@@ -119,7 +119,8 @@ pub async fn run(
         .with_identity(&lease.identity)
         .with_duration(lease.duration.as_secs().max(1))
         .with_grace(lease.grace.as_secs().max(1))
-        .with_field_manager(obol_api::REGISTRAR_FIELD_MANAGER)
+        // Keep the per-identity field manager: mutual exclusion rests on server-side apply
+        // conflicts between replicas, which one shared manager name would silence.
         .build()
         .await
         .map_err(|e| Error::Config(format!("lease: {e}")))?;

@@ -214,3 +214,65 @@ async fn a_dead_rpc_never_wedges_a_delete() {
         registrar.log_text()
     );
 }
+
+async fn is_leader(r: &Registrar) -> bool {
+    r.get("/metrics")
+        .await
+        .is_some_and(|(_, body)| body.lines().any(|l| l == "obol_registrar_leader 1"))
+}
+
+#[tokio::test]
+async fn one_leader_registers_and_a_standby_takes_over() {
+    let env = TestEnv::get().await;
+    let Some(anvil) = Anvil::start(&[]).await else {
+        return;
+    };
+    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let ns = env.namespace("rr-lease").await;
+    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
+    let start = |identity: &str| {
+        Registrar::start(&Options {
+            kubeconfig: env.kubeconfig_path(),
+            namespace: ns.name(),
+            rpc_url: Some(anvil.url()),
+            with_key: true,
+            extra: vec!["--identity".into(), identity.into()],
+        })
+    };
+    let mut a = start("replica-a");
+    let mut b = start("replica-b");
+    create(&api, &mk_rr("one", Some(&REGISTRY.to_string()))).await;
+    wait_rr(&api, "one", &a, "Confirmed", |rr| {
+        phase(rr) == Some(Phase::Confirmed)
+    })
+    .await;
+    let (a_leads, b_leads) = (is_leader(&a).await, is_leader(&b).await);
+    assert!(
+        a_leads != b_leads,
+        "exactly one leader (a: {a_leads}, b: {b_leads})"
+    );
+    // Both serve documents, leader or not (each from its own cache, which may lag a little).
+    for r in [&a, &b] {
+        obol_testenv::eventually(Duration::from_secs(10), || async {
+            let (code, _) = r.get("/.well-known/agent-registration.json").await?;
+            (code == 200).then_some(())
+        })
+        .await;
+    }
+
+    let survivor = if a_leads {
+        a.kill();
+        &b
+    } else {
+        b.kill();
+        &a
+    };
+    create(&api, &mk_rr("two", Some(&REGISTRY.to_string()))).await;
+    let two = wait_rr(&api, "two", survivor, "Confirmed by the standby", |rr| {
+        phase(rr) == Some(Phase::Confirmed)
+    })
+    .await;
+    assert_eq!(two.status.unwrap().agent_id.as_deref(), Some("1"));
+    assert!(is_leader(survivor).await);
+    assert_eq!(registered_events(&anvil, REGISTRY).await.len(), 2);
+}

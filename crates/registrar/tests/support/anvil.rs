@@ -47,13 +47,46 @@ pub fn reserved_port() -> u16 {
 }
 
 impl Anvil {
-    /// Starts anvil on a free port; `None` (with a message) when anvil is not installed
-    /// locally. Under `CI=true` a missing anvil is installed or the test fails.
+    /// Starts anvil on a port it picks itself (`--port 0`, read back from its output, so no
+    /// other process can take the port in between); `None` (with a message) when anvil is not
+    /// installed locally. Under `CI=true` a missing anvil is installed or the test fails.
     pub async fn start(extra: &[&str]) -> Option<Self> {
-        Self::start_on(free_port(), extra).await
+        let bin = super::tool_path("anvil")?;
+        let mut child = Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--chain-id", &CHAIN_ID.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the banner up to "Listening on 127.0.0.1:<port>", then keeps draining (anvil
+        // logs every call) so that it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.trim().strip_prefix("Listening on ")
+                    && let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok())
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("anvil did not print its port");
+        let anvil = Self { child, port };
+        anvil.wait_ready().await;
+        Some(anvil)
     }
 
-    /// Starts anvil on `port`.
+    /// Starts anvil on `port` (for tests that point a client at a port before anvil runs).
     pub async fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
         let bin = super::tool_path("anvil")?;
         let child = Command::new(&bin)
@@ -66,16 +99,29 @@ impl Anvil {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let anvil = Self { child, port };
-        let provider = anvil.provider(None);
+        anvil.wait_ready().await;
+        Some(anvil)
+    }
+
+    async fn wait_ready(&self) {
+        let provider = self.provider(None);
         let start = Instant::now();
         loop {
             if let Ok(id) = provider.get_chain_id().await {
                 assert_eq!(id, CHAIN_ID);
-                return Some(anvil);
+                // Ours, not another process's on the same port: a fresh chain.
+                let block = provider.get_block_number().await.expect("eth_blockNumber");
+                assert_eq!(
+                    block, 0,
+                    "port {} answers, but not with a fresh anvil",
+                    self.port
+                );
+                return;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
-                "anvil did not answer on port {port}"
+                "anvil did not answer on port {}",
+                self.port
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

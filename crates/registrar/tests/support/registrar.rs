@@ -14,7 +14,7 @@ use kube::api::PostParams;
 use obol_api::{RegistrationPhase, RegistrationRequest, RegistrationRequestSpec};
 use obol_registrar::contracts::IdentityRegistry::Registered;
 
-use super::anvil::{Anvil, free_port};
+use super::anvil::Anvil;
 
 /// A running registrar.
 pub struct Registrar {
@@ -48,14 +48,14 @@ fn scratch_dir() -> PathBuf {
 impl Registrar {
     /// Starts the binary; the same `namespace` keeps the same lease identity across restarts.
     pub fn start(o: &Options<'_>) -> Self {
-        let port = free_port();
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = scratch_dir();
-        let log = dir.join(format!("{}-{port}.log", o.namespace));
+        let log = dir.join(format!("{}-{}-{n}.log", o.namespace, std::process::id()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_erc8004-registrar"));
         cmd.env("KUBECONFIG", o.kubeconfig)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--namespace", o.namespace, "--lease-namespace", o.namespace])
-            .args(["--identity", &format!("test-{}", o.namespace)])
             .args(["--lease-duration-secs", "3", "--lease-grace-secs", "1"])
             .args(["--retry-initial-ms", "200", "--retry-max-ms", "1000"])
             .args(["--poll-interval-ms", "100", "--receipt-timeout-secs", "10"])
@@ -64,6 +64,9 @@ impl Registrar {
             .stdin(Stdio::null());
         let file = std::fs::File::create(&log).expect("log file");
         cmd.stderr(file.try_clone().expect("log file")).stdout(file);
+        if !o.extra.iter().any(|a| a == "--identity") {
+            cmd.args(["--identity", &format!("test-{}", o.namespace)]);
+        }
         if let Some(url) = &o.rpc_url {
             cmd.args(["--rpc-url", url]);
         }
@@ -72,7 +75,29 @@ impl Registrar {
             std::fs::write(&key, format!("{}\n", super::anvil::DEV_KEY_0)).expect("key file");
             cmd.arg("--key-file").arg(&key);
         }
-        let child = cmd.spawn().expect("spawn erc8004-registrar");
+        let mut child = cmd.spawn().expect("spawn erc8004-registrar");
+        // The bound port, from the startup log line (port 0: no race for a free port).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let bound = text
+                .lines()
+                .filter(|l| l.contains("Serving registration documents"))
+                .find_map(|l| l.split("bound=127.0.0.1:").nth(1))
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|p| p.parse::<u16>().ok());
+            if let Some(port) = bound {
+                break port;
+            }
+            if let Ok(Some(exit)) = child.try_wait() {
+                panic!("erc8004-registrar exited ({exit}):\n{text}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "registrar did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         Self { child, port, log }
     }
 
