@@ -33,6 +33,8 @@ fn start(dir: &Path, addr: SocketAddr, max_heal: usize) -> Child {
         .arg(format!("--listen={addr}"))
         .arg("--reload-interval=0")
         .arg(format!("--max-heal={max_heal}"))
+        // Compact every ~45 spends so kills also land inside compactions.
+        .arg("--compact-bytes=4096")
         .arg("--log=error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
