@@ -214,3 +214,24 @@ fn metadata_is_the_agreed_key_set() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead["x402.supported"], Bytes::from(vec![0u8]));
 }
+
+#[tokio::test]
+async fn metadata_is_read_before_it_is_written() {
+    use crate::contracts::IdentityRegistry::getMetadataCall;
+    use alloy::sol_types::SolCall as _;
+    let a = Asserter::new();
+    a.push_success(&"0x14a34");
+    // Both keys already hold the desired values: two reads, no transaction.
+    for value in [b"A100".to_vec(), vec![1u8]] {
+        let encoded = getMetadataCall::abi_encode_returns(&Bytes::from(value));
+        a.push_success(&Bytes::from(encoded));
+    }
+    let meta = [("gpu".to_owned(), "A100".to_owned())].into();
+    let desired = desired_metadata(&meta, true);
+    let written = client(&a)
+        .sync_metadata(REGISTRY, 0, &desired)
+        .await
+        .unwrap();
+    assert_eq!(written, 0);
+    assert!(a.read_q().is_empty(), "exactly two eth_call");
+}

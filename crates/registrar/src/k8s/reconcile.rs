@@ -174,10 +174,12 @@ async fn apply(
         }
         plan::Action::UpdateUri { agent_id, uri } => {
             let done = match ctx.chains.client(derived.target.chain_id) {
-                Ok(chain) => chain.set_agent_uri(registry, agent_id, &uri).await,
+                Ok(chain) => {
+                    ctx.metrics.sent("set_agent_uri");
+                    chain.set_agent_uri(registry, agent_id, &uri).await
+                }
                 Err(e) => Err(e),
             };
-            ctx.metrics.sent("set_agent_uri");
             match done {
                 Ok(_) => Outcome::UriUpdated { uri },
                 Err(e) => failed(e),
