@@ -179,6 +179,7 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
         payment_route.as_ref(),
         healthy_once,
         conflict_with.is_some(),
+        paused(offer),
     );
     let http_route = match route_action {
         RouteAction::Apply => match ensure(ctx, &ctx.http_routes, &desired.http_route).await {
@@ -263,6 +264,15 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
         Some(e) => Err(e),
         None => Ok(Action::requeue(ctx.probe_interval)),
     }
+}
+
+/// Whether the offer carries `obol.org/paused: "true"`: its route is withdrawn, nothing else is
+/// deleted.
+fn paused(offer: &ServiceOffer) -> bool {
+    offer
+        .annotations()
+        .get(obol_api::labels::PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
 }
 
 async fn ensure<K: Child>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<K, kube::Error> {

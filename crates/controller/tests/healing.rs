@@ -329,3 +329,52 @@ async fn one_leader_reconciles_and_the_standby_takes_over() {
     wait_offer(&s.offers, "l2", T, is_ready).await;
     assert!(!second.task.is_finished());
 }
+
+#[tokio::test]
+async fn paused_offer_withdraws_its_route_and_resumes() {
+    let s = setup("pause").await;
+    let client = s.env.client();
+    let _stand_ins = stand_ins(&client, s.ns.name());
+    let _controller = start_controller(&client, run_config(s.ns.name()));
+    create(&s.offers, &mk_offer("p", "up", json!({}))).await;
+    wait_offer(&s.offers, "p", T, is_ready).await;
+
+    let pause = |v: &'static str| {
+        let offers = s.offers.clone();
+        async move {
+            let patch =
+                json!({"metadata": {"annotations": {obol_api::labels::PAUSED_ANNOTATION: v}}});
+            offers
+                .patch("p", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+    pause("true").await;
+    let o = wait_offer(&s.offers, "p", T, |o| {
+        has(o, types::ROUTE_PUBLISHED, "False", reasons::PAUSED)
+    })
+    .await;
+    assert!(has(&o, types::PAYMENT_GATE_READY, "False", reasons::PAUSED));
+    let routes: Api<HttpRoute> = Api::namespaced(client.clone(), s.ns.name());
+    eventually(T, || async {
+        routes
+            .get_opt("so-p")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        Api::<PaymentRoute>::namespaced(client.clone(), s.ns.name())
+            .get_opt("x402-p")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    pause("false").await;
+    wait_offer(&s.offers, "p", T, is_ready).await;
+}

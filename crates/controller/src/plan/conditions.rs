@@ -86,12 +86,20 @@ pub fn gate_conditions(o: &Observed<'_>, health_path: &str) -> Vec<Condition> {
     let conflict = o
         .conflict_with
         .map(|owner| format!("Path {} is owned by the older offer {owner}", o.path));
+    let paused = o.route_action == RouteAction::Withdraw(Withheld::Paused);
     let gate = if let Some(m) = &conflict {
         c(
             types::PAYMENT_GATE_READY,
             false,
             reasons::PATH_CONFLICT,
             m.clone(),
+        )
+    } else if paused {
+        c(
+            types::PAYMENT_GATE_READY,
+            false,
+            reasons::PAUSED,
+            "Offer is paused",
         )
     } else if let Some(f) = o.failure(types::PAYMENT_GATE_READY) {
         c(
@@ -103,7 +111,14 @@ pub fn gate_conditions(o: &Observed<'_>, health_path: &str) -> Vec<Condition> {
     } else {
         payment_gate(o)
     };
-    let route = if let Some(m) = conflict {
+    let route = if paused && conflict.is_none() {
+        c(
+            types::ROUTE_PUBLISHED,
+            false,
+            reasons::PAUSED,
+            "Offer is paused",
+        )
+    } else if let Some(m) = conflict {
         c(types::ROUTE_PUBLISHED, false, reasons::PATH_CONFLICT, m)
     } else if let Some(f) = o.failure(types::ROUTE_PUBLISHED) {
         c(

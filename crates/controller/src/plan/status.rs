@@ -39,6 +39,8 @@ impl Probe {
 pub enum Withheld {
     /// An older offer owns the path.
     PathConflict,
+    /// The offer is paused (annotation `obol.org/paused: "true"`).
+    Paused,
     /// The verifier has not admitted the PaymentRoute (at any generation) or refused it.
     PaymentGate,
     /// The upstream has never answered healthily.
@@ -58,15 +60,20 @@ pub enum RouteAction {
     Withdraw(Withheld),
 }
 
-/// The fail-closed rule: the HTTPRoute is applied only when the path is ours, the PaymentRoute
-/// is admitted at its current generation and the upstream has answered healthily at least once.
+/// The fail-closed rule: the HTTPRoute is applied only when the path is ours, the offer is not
+/// paused, the PaymentRoute is admitted at its current generation and the upstream has answered
+/// healthily at least once.
 pub fn route_action(
     payment_route: Option<&PaymentRoute>,
     healthy_once: bool,
     conflict: bool,
+    paused: bool,
 ) -> RouteAction {
     if conflict {
         return RouteAction::Withdraw(Withheld::PathConflict);
+    }
+    if paused {
+        return RouteAction::Withdraw(Withheld::Paused);
     }
     let Some(pr) = payment_route else {
         return RouteAction::Withdraw(Withheld::PaymentGate);

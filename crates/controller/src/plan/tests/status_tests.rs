@@ -86,8 +86,17 @@ fn fail_closed_route_rule() {
         (None, true, false, Withdraw(Withheld::PaymentGate)),
     ];
     for (i, (pr, healthy, conflict, want)) in cases.into_iter().enumerate() {
-        assert_eq!(route_action(pr, healthy, conflict), want, "case {i}");
+        assert_eq!(route_action(pr, healthy, conflict, false), want, "case {i}");
     }
+    // Paused: withdrawn whatever the gate says; a conflict still names the conflict.
+    assert_eq!(
+        route_action(Some(&admitted), true, false, true),
+        Withdraw(Withheld::Paused)
+    );
+    assert_eq!(
+        route_action(Some(&admitted), true, true, true),
+        Withdraw(Withheld::PathConflict)
+    );
 }
 
 pub(super) struct Case {
@@ -96,11 +105,17 @@ pub(super) struct Case {
     pub route: Option<HttpRoute>,
     pub conflict: bool,
     pub failures: Vec<ApplyFailure>,
+    pub paused: bool,
 }
 
 pub(super) fn gate(case: &Case) -> Vec<obol_api::Condition> {
     let gw = settings().gateway;
-    let action = route_action(case.pr.as_ref(), case.probe.is_healthy(), case.conflict);
+    let action = route_action(
+        case.pr.as_ref(),
+        case.probe.is_healthy(),
+        case.conflict,
+        case.paused,
+    );
     let o = Observed {
         path: "/services/demo",
         probe: &case.probe,
@@ -133,6 +148,7 @@ fn per_condition_reasons() {
                 route: Some(mk_route(true)),
                 conflict: false,
                 failures: vec![],
+                paused: false,
             },
             [
                 (reasons::HEALTH_CHECK_PASSED, True),
@@ -147,6 +163,7 @@ fn per_condition_reasons() {
                 route: Some(mk_route(false)),
                 conflict: false,
                 failures: vec![],
+                paused: false,
             },
             [
                 (reasons::HEALTH_CHECK_PASSED, True),
@@ -161,6 +178,7 @@ fn per_condition_reasons() {
                 route: None,
                 conflict: false,
                 failures: vec![],
+                paused: false,
             },
             [
                 (reasons::HEALTH_CHECK_PASSED, True),
@@ -177,6 +195,7 @@ fn per_condition_reasons() {
                 route: None,
                 conflict: false,
                 failures: vec![],
+                paused: false,
             },
             [
                 (reasons::UNHEALTHY, False),
@@ -191,6 +210,7 @@ fn per_condition_reasons() {
                 route: None,
                 conflict: false,
                 failures: vec![],
+                paused: false,
             },
             [
                 (reasons::MISSING_SERVICE, False),
@@ -205,6 +225,7 @@ fn per_condition_reasons() {
                 route: None,
                 conflict: false,
                 failures: vec![],
+                paused: false,
             },
             [
                 (reasons::NO_ENDPOINTS, False),
@@ -219,6 +240,7 @@ fn per_condition_reasons() {
                 route: None,
                 conflict: true,
                 failures: vec![],
+                paused: false,
             },
             [
                 (reasons::HEALTH_CHECK_PASSED, True),
@@ -236,6 +258,7 @@ fn per_condition_reasons() {
                     condition: types::ROUTE_PUBLISHED,
                     message: "boom".into(),
                 }],
+                paused: false,
             },
             [
                 (reasons::HEALTH_CHECK_PASSED, True),
@@ -249,4 +272,19 @@ fn per_condition_reasons() {
         let want: Vec<_> = want.iter().map(|(r, s)| ((*r).to_owned(), *s)).collect();
         assert_eq!(got, want, "case {i}");
     }
+}
+
+#[test]
+fn paused_offer_reasons() {
+    let case = Case {
+        probe: Probe::Healthy { code: 200 },
+        pr: Some(mk_pr(1, Some((true, 1)))),
+        route: None,
+        conflict: false,
+        failures: vec![],
+        paused: true,
+    };
+    let got = reasons_of(&gate(&case));
+    assert_eq!(got[1], (reasons::PAUSED.to_owned(), ConditionStatus::False));
+    assert_eq!(got[2], (reasons::PAUSED.to_owned(), ConditionStatus::False));
 }

@@ -15,6 +15,7 @@ fn registration_due_only_after_the_first_three() {
         route: Some(mk_route(true)),
         conflict: false,
         failures: vec![],
+        paused: false,
     });
     let not_ok = gate(&Case {
         probe: Probe::Healthy { code: 204 },
@@ -22,6 +23,7 @@ fn registration_due_only_after_the_first_three() {
         route: Some(mk_route(false)),
         conflict: false,
         failures: vec![],
+        paused: false,
     });
     assert!(registration_due(true, &ok));
     assert!(!registration_due(false, &ok));
@@ -82,6 +84,7 @@ fn failing_registration_leaves_ready_and_timestamps_move_only_on_flips() {
         route: Some(mk_route(true)),
         conflict: false,
         failures: vec![],
+        paused: false,
     });
     let rr = mk_rr(Some("Failed"));
     let mut conds = ok.clone();
@@ -189,6 +192,7 @@ fn one_event_per_write_warning_only_for_failures() {
         route: Some(mk_route(true)),
         conflict: false,
         failures: vec![],
+        paused: false,
     });
     let ready = next_status(None, Some(1), ok.clone(), "/p", None, "t0");
     let first = transition_notice(None, &ready).unwrap();
