@@ -22,6 +22,15 @@ if [ "$(installed_version || true)" = "$SOLC_VERSION" ]; then
   exit 0
 fi
 
+# Concurrent callers (parallel tests under CI) serialize here; the second one finds the tool.
+mkdir -p "$DIR"
+exec 9>"$DIR.lock"
+flock 9
+if [ "$(installed_version || true)" = "$SOLC_VERSION" ]; then
+  echo "$MODULES"
+  exit 0
+fi
+
 command -v npm >/dev/null 2>&1 || { log "npm is required (Node 20)"; exit 1; }
 start=$(date +%s)
 log "installing solc-js $SOLC_VERSION into $DIR"
