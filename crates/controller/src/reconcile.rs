@@ -262,8 +262,18 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
     write_status(ctx, offer, &status).await?;
     match first_error {
         Some(e) => Err(e),
-        None => Ok(Action::requeue(ctx.probe_interval)),
+        None => Ok(Action::requeue(jittered(ctx.probe_interval, &uid))),
     }
+}
+
+/// `interval` spread over ±10% by the offer's uid, so that offers which converged together do
+/// not re-probe in one burst.
+pub(crate) fn jittered(interval: Duration, uid: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    let permille = 900 + h.finish() % 201; // 900..=1100
+    interval * u32::try_from(permille).unwrap_or(1000) / 1000
 }
 
 /// Whether the offer carries `obol.org/paused: "true"`: its route is withdrawn, nothing else is

@@ -235,10 +235,9 @@ async fn a_valid_offer_applies_gate_children_and_withholds_the_route() {
     let action = run_scenario(offer(true, false, json!({})), script)
         .await
         .unwrap();
-    assert_eq!(
-        action,
-        kube::runtime::controller::Action::requeue(Duration::from_secs(30))
-    );
+    let want = crate::reconcile::jittered(Duration::from_secs(30), "u-1");
+    assert_eq!(action, kube::runtime::controller::Action::requeue(want));
+    assert!((Duration::from_secs(27)..=Duration::from_secs(33)).contains(&want));
 }
 
 #[tokio::test]
