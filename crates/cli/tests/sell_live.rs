@@ -1,0 +1,222 @@
+//! `obol sell` with the real controller and verifier running (scoped to the test's namespace,
+//! so they never touch other tests' objects) and the dev gateway adapter marking routes
+//! Accepted: create with `--wait` until Ready, the live status, and delete through the
+//! controller's finalizer.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use kube::api::PostParams;
+use obol_devstack::traefik::adapter::{AdapterConfig, run as run_adapter};
+use obol_devstack::traefik::render::GatewayRef;
+use obol_testenv::tools::free_port;
+use obol_testenv::{TestEnv, repo_root};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WALLET: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+/// A sibling binary of `obol`, built when missing.
+fn workspace_bin(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_BIN_EXE_obol"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let bin = dir.join(name);
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = std::process::Command::new(cargo)
+            .args(["build", "--bin", name])
+            .current_dir(repo_root())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "cannot build {name}");
+    }
+    bin
+}
+
+async fn obol(env: &TestEnv, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(args)
+        .env("KUBECONFIG", env.kubeconfig_path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+async fn healthy_upstream() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = [0u8; 2048];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("cli-live").await;
+    let n = ns.name().to_owned();
+    let kubeconfig = env.kubeconfig_path().display().to_string();
+    let logs = std::env::temp_dir().join(format!("obol-cli-live-{n}"));
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = |name: &str| std::fs::File::create(logs.join(name)).unwrap();
+
+    let verifier_port = free_port();
+    let _verifier = tokio::process::Command::new(workspace_bin("x402-verifier"))
+        .args([
+            "--route-source",
+            "kube",
+            "--listen",
+            &format!("127.0.0.1:{verifier_port}"),
+            "--watch-namespace",
+            &n,
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("OBOL_VERIFIER_FACILITATOR_URL", "http://127.0.0.1:9")
+        .stdout(log("verifier.log"))
+        .stderr(log("verifier.err"))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let gateway = format!("gw-{n}");
+    let _controller = tokio::process::Command::new(workspace_bin("serviceoffer-controller"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env("OBOL_CONTROLLER_NAMESPACE", &n)
+        .env(
+            "OBOL_CONTROLLER_VERIFIER_URL",
+            format!("http://127.0.0.1:{verifier_port}"),
+        )
+        .env("OBOL_CONTROLLER_GATEWAY_NAME", &gateway)
+        .env("OBOL_CONTROLLER_GATEWAY_NAMESPACE", &n)
+        .env("OBOL_CONTROLLER_LEADER_ELECT", "false")
+        .env(
+            "OBOL_CONTROLLER_ADMIN_ADDR",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("OBOL_CONTROLLER_PROBE_INTERVAL", "2s")
+        .stdout(log("controller.log"))
+        .stderr(log("controller.err"))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let adapter = tokio::spawn(run_adapter(
+        env.client(),
+        AdapterConfig {
+            gateway: GatewayRef {
+                name: gateway,
+                namespace: n.clone(),
+                entry_point: "web".into(),
+            },
+            file: logs.join("traefik-dynamic.yml"),
+        },
+    ));
+    let port = healthy_upstream().await.to_string();
+    let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "up"}, "spec": {"type": "ExternalName", "externalName": "localhost"}}))
+    .unwrap();
+    Api::<Service>::namespaced(env.client(), &n)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+
+    let args = [
+        "sell",
+        "http",
+        "live",
+        "-n",
+        &n,
+        "--upstream",
+        "up",
+        "--port",
+        &port,
+        "--wallet",
+        WALLET,
+        "--price",
+        "0.001",
+        "--wait",
+        "--timeout",
+        "90s",
+    ];
+    let out = obol(&env, &args).await;
+    assert!(
+        out.status.success(),
+        "{}\n(logs in {})",
+        text(&out),
+        logs.display()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "UpstreamHealthy=True",
+        "PaymentGateReady=True",
+        "RoutePublished=True",
+        "is Ready at /services/live",
+    ] {
+        assert!(stdout.contains(want), "no {want:?} in:\n{stdout}");
+    }
+
+    let out = obol(&env, &["sell", "status", "live", "-n", &n]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout.contains("Phase:           Ready"), "{stdout}");
+    for (cond, reason) in [
+        ("PaymentGateReady", "PaymentRouteAdmitted"),
+        ("RoutePublished", "HTTPRouteAccepted"),
+        ("Registered", "Disabled"),
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(cond) && l.contains("True") && l.contains(reason)),
+            "{cond}:\n{stdout}"
+        );
+    }
+
+    let out = obol(
+        &env,
+        &[
+            "sell",
+            "delete",
+            "live",
+            "-n",
+            &n,
+            "--yes",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for kind in ["ServiceOffer", "Middleware", "PaymentRoute", "HTTPRoute"] {
+        assert!(
+            stdout.contains(&format!("Removed {kind}")),
+            "{kind}:\n{stdout}"
+        );
+    }
+    adapter.abort();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let _ = std::fs::remove_dir_all(&logs);
+}
