@@ -51,9 +51,6 @@ YAML
   --facilitator-url http://127.0.0.1:9 --route-source file --routes-file "$tmp/routes.yaml" \
   >"$tmp/verifier.log" 2>&1 &
 pids+=($!)
-"$TARGET/release/examples/bare-402" "$BARE_ADDR" >"$tmp/bare.log" 2>&1 &
-pids+=($!)
-
 for _ in $(seq 100); do
   curl -sf "http://$VERIFIER_ADDR/readyz" >/dev/null 2>&1 && break
   sleep 0.1
@@ -61,8 +58,18 @@ done
 verify_url="http://$VERIFIER_ADDR/verify/default/demo"
 hdrs=(-H "X-Forwarded-Uri: /services/demo/v1/chat/completions" -H "X-Forwarded-Host: obol.stack"
   -H "X-Forwarded-Proto: https")
-code="$(curl -s -o /dev/null -w '%{http_code}' "${hdrs[@]}" "$verify_url")"
+code="$(curl -s -D "$tmp/402.headers" -o "$tmp/402.body" -w '%{http_code}' "${hdrs[@]}" "$verify_url")"
 [ "$code" = 402 ] || { cat "$tmp/verifier.log" >&2; log "verifier answered $code, not 402"; exit 1; }
+# The baseline answers the verifier's own 402 bytes (body and PAYMENT-REQUIRED header).
+tr -d '\r' <"$tmp/402.headers" | awk -F': ' 'tolower($1) == "payment-required" {print $2}' \
+  >"$tmp/402.payment-required"
+"$TARGET/release/examples/bare-402" "$BARE_ADDR" "$tmp/402.body" "$tmp/402.payment-required" \
+  >"$tmp/bare.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://$BARE_ADDR/" 2>/dev/null && break
+  sleep 0.1
+done
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://$BARE_ADDR/")"
 [ "$code" = 402 ] || { log "bare server answered $code, not 402"; exit 1; }
 
