@@ -43,6 +43,15 @@ pub enum ChainError {
         /// The configured registry.
         address: String,
     },
+    /// The registry does not answer `getVersion()` with `2.0.0` (permanent: registering with
+    /// another ABI would mint an agent the registrar cannot find again).
+    #[error("registry {address} is not an ERC-8004 v2 IdentityRegistry (getVersion: {version})")]
+    UnsupportedRegistry {
+        /// The configured registry.
+        address: String,
+        /// What it answered.
+        version: String,
+    },
     /// A mined registration carried no `Registered` event from the registry (permanent).
     #[error("transaction {tx_hash} has no Registered event from the registry")]
     NoRegisteredEvent {
@@ -78,7 +87,10 @@ impl ChainError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Self::Reverted { .. } | Self::InsufficientFunds { .. } | Self::NoRegisteredEvent { .. }
+            Self::Reverted { .. }
+                | Self::InsufficientFunds { .. }
+                | Self::NoRegisteredEvent { .. }
+                | Self::UnsupportedRegistry { .. }
         )
     }
 
@@ -91,6 +103,7 @@ impl ChainError {
             Self::InsufficientFunds { .. } => "insufficient_funds",
             Self::NoContract { .. } => "no_contract",
             Self::NoRegisteredEvent { .. } => "no_registered_event",
+            Self::UnsupportedRegistry { .. } => "unsupported_registry",
             Self::WrongChain { .. } => "wrong_chain",
             Self::NoRpc { .. } => "no_rpc",
             Self::ReceiptTimeout { .. } => "receipt_timeout",

@@ -18,6 +18,8 @@ use crate::contracts::IdentityRegistry::{self, Registered};
 use crate::error::ChainError;
 use crate::receipt;
 
+/// `getVersion()` of the ERC-8004 v2 IdentityRegistry.
+pub const REGISTRY_VERSION: &str = "2.0.0";
 /// `eth_getLogs` windows: many providers refuse wider ranges.
 pub const LOG_WINDOW: u64 = 10_000;
 
@@ -257,7 +259,9 @@ impl ChainClient {
         Ok(pending > latest)
     }
 
-    async fn require_code(&self, registry: Address) -> Result<(), ChainError> {
+    /// The startup check of `erc8004.md` §2: code at the address, and `getVersion()` =
+    /// `2.0.0`. Checked before the first registration per registry.
+    async fn check_registry(&self, registry: Address) -> Result<(), ChainError> {
         let code = self
             .provider
             .get_code_at(registry)
@@ -268,7 +272,26 @@ impl ChainClient {
                 address: registry.to_string(),
             });
         }
-        Ok(())
+        let unsupported = |version: String| ChainError::UnsupportedRegistry {
+            address: registry.to_string(),
+            version,
+        };
+        let version = IdentityRegistry::new(registry, &self.provider)
+            .getVersion()
+            .call()
+            .await;
+        match version {
+            Ok(v) if v == REGISTRY_VERSION => Ok(()),
+            Ok(v) => Err(unsupported(format!("{v:?}"))),
+            Err(alloy::contract::Error::TransportError(t)) => match classify("getVersion", &t) {
+                ChainError::Reverted { reason, .. } => {
+                    Err(unsupported(format!("reverted: {reason}")))
+                }
+                other => Err(other),
+            },
+            // No return data or an undecodable one: not this ABI.
+            Err(other) => Err(unsupported(other.to_string())),
+        }
     }
 
     /// Recovers, and when nothing is found or pending and `send`, sends `register(uri)`.
@@ -285,7 +308,7 @@ impl ChainClient {
         if found != Recovery::Absent || !send {
             return Ok(Submitted::Recovered(found));
         }
-        self.require_code(registry).await?;
+        self.check_registry(registry).await?;
         let contract = IdentityRegistry::new(registry, &self.provider);
         let pending = contract
             .register_2(uri.to_owned())

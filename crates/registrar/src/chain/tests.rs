@@ -235,3 +235,28 @@ async fn metadata_is_read_before_it_is_written() {
     assert_eq!(written, 0);
     assert!(a.read_q().is_empty(), "exactly two eth_call");
 }
+
+#[tokio::test]
+async fn registries_of_another_version_are_refused_before_sending() {
+    use crate::contracts::IdentityRegistry::getVersionCall;
+    use alloy::sol_types::SolCall as _;
+    let a = Asserter::new();
+    a.push_success(&"0x14a34");
+    a.push_success(&"0x9"); // eth_blockNumber
+    a.push_success(&json!([])); // eth_getLogs
+    a.push_success(&"0x0"); // pending nonce
+    a.push_success(&"0x0"); // latest nonce
+    a.push_success(&"0x6080"); // eth_getCode
+    let v1 = getVersionCall::abi_encode_returns(&"1.0.0".to_owned());
+    a.push_success(&Bytes::from(v1));
+    let err = client(&a)
+        .submit(REGISTRY, URI, 3, None, true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChainError::UnsupportedRegistry { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_permanent());
+    assert!(a.read_q().is_empty(), "nothing sent");
+}
