@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use obol_buyer::journal::{FileStorage, Journal};
+use obol_buyer::journal::FileStorage;
 use rand::Rng as _;
 use serde_json::Value;
 
@@ -123,8 +123,8 @@ fn spawn_load(
 }
 
 fn journal_keys(dir: &Path) -> std::collections::HashSet<String> {
-    let storage = Arc::new(FileStorage::open(dir.join("state")).unwrap());
-    let (_, recovered) = Journal::open(storage, Vec::new(), u64::MAX).unwrap();
+    let storage = FileStorage::open(dir.join("state")).unwrap();
+    let recovered = obol_buyer::journal::inspect(&storage).unwrap();
     recovered.records.into_iter().map(|r| r.key).collect()
 }
 

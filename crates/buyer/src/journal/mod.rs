@@ -127,6 +127,33 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+/// Reads what the files hold without writing anything (for inspection tools; a torn tail is
+/// reported, not removed).
+pub fn inspect(storage: &dyn Storage) -> Result<Recovered, JournalError> {
+    let mut recovered = Recovered::default();
+    if let Some(buf) = storage
+        .read(SNAPSHOT_FILE)
+        .map_err(io_err("read snapshot"))?
+    {
+        let records = codec::decode_snapshot(&buf).map_err(|d| JournalError::Corrupt {
+            file: SNAPSHOT_FILE,
+            offset: d.offset,
+            reason: d.reason,
+        })?;
+        recovered.records.extend(records);
+    }
+    if let Some(buf) = storage.read(JOURNAL_FILE).map_err(io_err("read journal"))? {
+        let decoded = codec::decode_journal(&buf).map_err(|d| JournalError::Corrupt {
+            file: JOURNAL_FILE,
+            offset: d.offset,
+            reason: d.reason,
+        })?;
+        recovered.dropped_torn_tail = decoded.torn.is_some();
+        recovered.records.extend(decoded.records);
+    }
+    Ok(recovered)
+}
+
 impl Journal {
     /// Recovers the set from `storage`, merges `import` (a legacy state file's records), and
     /// compacts so the result is durable and the log is clean before any spend.
@@ -135,27 +162,7 @@ impl Journal {
         import: Vec<Record>,
         compact_bytes: u64,
     ) -> Result<(Self, Recovered), JournalError> {
-        let mut recovered = Recovered::default();
-        if let Some(buf) = storage
-            .read(SNAPSHOT_FILE)
-            .map_err(io_err("read snapshot"))?
-        {
-            let records = codec::decode_snapshot(&buf).map_err(|d| JournalError::Corrupt {
-                file: SNAPSHOT_FILE,
-                offset: d.offset,
-                reason: d.reason,
-            })?;
-            recovered.records.extend(records);
-        }
-        if let Some(buf) = storage.read(JOURNAL_FILE).map_err(io_err("read journal"))? {
-            let decoded = codec::decode_journal(&buf).map_err(|d| JournalError::Corrupt {
-                file: JOURNAL_FILE,
-                offset: d.offset,
-                reason: d.reason,
-            })?;
-            recovered.dropped_torn_tail = decoded.torn.is_some();
-            recovered.records.extend(decoded.records);
-        }
+        let mut recovered = inspect(&*storage)?;
         for r in import {
             if recovered.records.insert(r) {
                 recovered.imported += 1;
