@@ -1,0 +1,84 @@
+//! The `serviceoffer-controller` binary: flags and environment, the Lease, the admin endpoints,
+//! a clean exit on SIGTERM that releases the Lease.
+#![allow(clippy::unwrap_used)] // tests
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::{ControllerProcess, free_port, http_get};
+use common::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use obol_api::ServiceOffer;
+use obol_testenv::{TestEnv, eventually};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(60);
+
+fn holder(lease: Option<Lease>) -> Option<String> {
+    lease?.spec?.holder_identity
+}
+
+#[tokio::test]
+async fn binary_leads_serves_probes_and_releases_the_lease_on_sigterm() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("bin").await;
+    let _janitor = Janitor::new(&env, ns.name());
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    let port = free_port();
+    let admin = format!("127.0.0.1:{port}");
+    let mut proc = ControllerProcess::spawn(
+        env.kubeconfig_path(),
+        ns.name(),
+        "bin-a",
+        &["--admin-addr", &admin],
+    );
+
+    eventually(T, || async {
+        http_get(port, "/healthz").await.filter(|(c, _)| *c == 200)
+    })
+    .await;
+    eventually(T, || async {
+        http_get(port, "/readyz").await.filter(|(c, _)| *c == 200)
+    })
+    .await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns.name());
+    let lease = holder(leases.get_opt("serviceoffer-controller").await.unwrap());
+    assert_eq!(lease.as_deref(), Some("bin-a"));
+
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    create(&offers, &mk_offer("b", "up", json!({}))).await;
+    wait_offer(&offers, "b", T, is_ready).await;
+    let (code, metrics) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("obol_controller_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains("obol_controller_reconciles_total{result=\"ok\"}"),
+        "{metrics}"
+    );
+
+    // SIGTERM: graceful stop, exit 0, the Lease released for the next replica.
+    let pid = proc.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = proc.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < T, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status:?}; log {}", proc.log.display());
+    let after = holder(leases.get_opt("serviceoffer-controller").await.unwrap());
+    assert_ne!(after.as_deref(), Some("bin-a"), "lease not released");
+}
