@@ -11,8 +11,8 @@ use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi as _;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent as _;
-use kube::Api;
 use kube::api::DeleteParams;
+use kube::{Api, ResourceExt as _};
 use obol_api::{RegistrationPhase as Phase, RegistrationRequest};
 use obol_registrar::contracts::IdentityRegistry::{self, URIUpdated};
 use obol_registrar::document;
@@ -65,6 +65,24 @@ async fn registers_confirms_serves_and_tombstones() {
             })
     })
     .await;
+    // Our finalizer holds the request; status is written under the registrar's field manager.
+    assert!(
+        confirmed
+            .finalizers()
+            .iter()
+            .any(|f| f == obol_api::REGISTRAR_FINALIZER)
+    );
+    let managers: Vec<_> = confirmed
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    assert!(
+        managers.contains(&obol_api::REGISTRAR_FIELD_MANAGER),
+        "{managers:?}"
+    );
     let status = confirmed.status.unwrap();
     let events = registered_events(&anvil, REGISTRY).await;
     assert_eq!(events.len(), 1, "{events:?}");
