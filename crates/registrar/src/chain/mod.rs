@@ -12,7 +12,6 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent as _;
-use alloy::transports::{RpcError, TransportError};
 
 use crate::contracts::IdentityRegistry::{self, Registered};
 use crate::error::ChainError;
@@ -46,37 +45,6 @@ pub enum Submitted {
     Recovered(Recovery),
     /// `register` was sent.
     Sent(B256),
-}
-
-/// Maps an RPC error to the registrar's classification.
-pub fn classify(context: &'static str, e: &TransportError) -> ChainError {
-    match e {
-        RpcError::ErrorResp(p) => {
-            let reason = p
-                .as_revert_data()
-                .and_then(|d| alloy::sol_types::decode_revert_reason(&d))
-                .map(|r| r.strip_prefix("revert: ").map(str::to_owned).unwrap_or(r));
-            ChainError::from_rpc_response(context, p.code, &p.message, reason)
-        }
-        other => ChainError::Unavailable {
-            context,
-            message: other.to_string(),
-        },
-    }
-}
-
-fn classify_contract(context: &'static str, e: alloy::contract::Error) -> ChainError {
-    match e {
-        alloy::contract::Error::TransportError(t) => classify(context, &t),
-        alloy::contract::Error::PendingTransactionError(p) => ChainError::Unavailable {
-            context,
-            message: p.to_string(),
-        },
-        other => ChainError::Rpc {
-            context,
-            message: other.to_string(),
-        },
-    }
 }
 
 /// A provider for one chain with the signing wallet.
@@ -399,8 +367,11 @@ impl ChainClient {
 }
 
 mod chains;
+mod classify;
 
 pub use chains::{Chains, desired_metadata, reqwest_url};
+pub use classify::classify;
+use classify::classify_contract;
 
 #[cfg(test)]
 mod tests;
