@@ -174,31 +174,44 @@ fn send(tx: &mpsc::UnboundedSender<StatusUpdate>, update: Option<StatusUpdate>) 
 /// Attempts per status write; a later event for the route writes again anyway.
 const STATUS_ATTEMPTS: u32 = 4;
 
-async fn write_statuses(client: Client, mut rx: mpsc::UnboundedReceiver<StatusUpdate>) {
+/// Status writes in flight at once: a burst of new routes is admitted in parallel. Two writes
+/// for one route may land out of order; each write causes a watch event that recomputes the
+/// status from the object, so a stale one is corrected by the next.
+const STATUS_CONCURRENCY: usize = 8;
+
+async fn write_statuses(client: Client, rx: mpsc::UnboundedReceiver<StatusUpdate>) {
     let params = PatchParams {
         field_manager: Some(VERIFIER_FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    while let Some(StatusUpdate { key, status }) = rx.recv().await {
-        let api: Api<PaymentRoute> = Api::namespaced(client.clone(), &key.namespace);
-        let patch = serde_json::json!({ "status": status });
-        for attempt in 1..=STATUS_ATTEMPTS {
-            match api
-                .patch_status(&key.name, &params, &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => {
-                    debug!(route = %key, admitted = status.admitted, "PaymentRoute status written");
-                    break;
-                }
-                // A deleted route needs no status.
-                Err(kube::Error::Api(e)) if e.code == 404 => break,
-                Err(error) if attempt == STATUS_ATTEMPTS => {
-                    warn!(%error, route = %key, "Cannot write PaymentRoute status");
-                }
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-                }
+    let updates = futures::stream::unfold(rx, |mut rx| async { rx.recv().await.map(|u| (u, rx)) });
+    updates
+        .for_each_concurrent(STATUS_CONCURRENCY, |update| {
+            write_status(&client, &params, update)
+        })
+        .await;
+}
+
+async fn write_status(client: &Client, params: &PatchParams, update: StatusUpdate) {
+    let StatusUpdate { key, status } = update;
+    let api: Api<PaymentRoute> = Api::namespaced(client.clone(), &key.namespace);
+    let patch = serde_json::json!({ "status": status });
+    for attempt in 1..=STATUS_ATTEMPTS {
+        match api
+            .patch_status(&key.name, params, &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                debug!(route = %key, admitted = status.admitted, "PaymentRoute status written");
+                return;
+            }
+            // A deleted route needs no status.
+            Err(kube::Error::Api(e)) if e.code == 404 => return,
+            Err(error) if attempt == STATUS_ATTEMPTS => {
+                warn!(%error, route = %key, "Cannot write PaymentRoute status");
+            }
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
             }
         }
     }
