@@ -28,6 +28,13 @@
 //! | `--replay-capacity` | `OBOL_VERIFIER_REPLAY_CAPACITY` | `100000` |
 //! | `--log` | `OBOL_VERIFIER_LOG` | `info` |
 
+//!
+//! Tests: `cargo nextest run -p obol-verifier` (unit tables, router tests with a scripted
+//! facilitator, a hostile-input table, and PaymentRoute tests on the local control plane).
+//! Benchmarks: `cargo bench -p obol-verifier --bench verifier` (lookup, signature check, 402
+//! decision) and `scripts/bench-verifier-402.sh` (wrk: unpaid 402 vs a bare hyper server).
+//! Fuzzing: `crates/verifier/fuzz` (`cargo +nightly fuzz run payment_header`).
+
 pub mod args;
 pub mod clock;
 pub mod decide;
