@@ -64,7 +64,8 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub chain_rpc: Vec<ChainRpc>,
-    /// File holding the signing key (`0x` + 64 hex). Without it requests become OffChainOnly.
+    /// File holding the signing key (`0x` + 64 hex). Without it (flag unset, or the file absent,
+    /// e.g. an optional Secret not created) requests become OffChainOnly.
     #[arg(long, env = "OBOL_REGISTRAR_KEY_FILE")]
     pub key_file: Option<PathBuf>,
     /// Address of the document and admin server.
@@ -155,10 +156,16 @@ impl Args {
             lease_duration_secs > lease_grace_secs,
             "--lease-duration-secs must exceed --lease-grace-secs"
         );
-        let key = key_file
-            .map(|p| SigningKey::from_file(&p))
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
+        let key = match &key_file {
+            Some(path) => {
+                let key = SigningKey::from_optional_file(path).map_err(anyhow::Error::msg)?;
+                if key.is_none() {
+                    tracing::warn!(path = %path.display(), "Key file absent: running OffChainOnly");
+                }
+                key
+            }
+            None => None,
+        };
         let overrides: BTreeMap<u64, Url> =
             chain_rpc.into_iter().map(|c| (c.chain_id, c.url)).collect();
         let chains = Chains::new(

@@ -32,6 +32,16 @@ impl SigningKey {
         Self::parse(&text)
     }
 
+    /// Reads a configured key file that may legitimately be absent: an optional Secret volume
+    /// without its Secret mounts an empty directory. Absent → `None` (the registrar then runs
+    /// OffChainOnly); present but unreadable or malformed → an error.
+    pub fn from_optional_file(path: &Path) -> Result<Option<Self>, String> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => Self::from_file(path).map(Some),
+        }
+    }
+
     /// The address transactions come from.
     pub fn address(&self) -> Address {
         self.0.address()
@@ -69,6 +79,24 @@ mod tests {
         let debug = format!("{key:?} {key:#?}");
         assert!(!debug.contains("ac0974be"), "{debug}");
         assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn an_absent_key_file_means_no_key_but_a_bad_one_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("obol-registrar-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(
+            SigningKey::from_optional_file(&dir.join("missing"))
+                .unwrap()
+                .is_none()
+        );
+        let bad = dir.join("bad");
+        std::fs::write(&bad, "0x1234").unwrap();
+        assert!(SigningKey::from_optional_file(&bad).is_err());
+        let good = dir.join("good");
+        std::fs::write(&good, DEV_KEY_0).unwrap();
+        assert!(SigningKey::from_optional_file(&good).unwrap().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

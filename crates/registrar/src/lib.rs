@@ -23,7 +23,7 @@
 //! |---|---|---|
 //! | `--rpc-url` | `OBOL_REGISTRAR_RPC_URL` | none |
 //! | `--chain-rpc CHAIN=URL` | `OBOL_REGISTRAR_CHAIN_RPC` (comma-separated) | none |
-//! | `--key-file` | `OBOL_REGISTRAR_KEY_FILE` | none → `OffChainOnly` |
+//! | `--key-file` | `OBOL_REGISTRAR_KEY_FILE` | none (or the file absent) → `OffChainOnly` |
 //! | `--listen` | `OBOL_REGISTRAR_LISTEN` | `0.0.0.0:8080` |
 //! | `--public-url` | `OBOL_REGISTRAR_PUBLIC_URL` | none → `data:` agent URIs |
 //! | `--namespace` | `OBOL_REGISTRAR_NAMESPACE` | all namespaces |

@@ -161,7 +161,9 @@ async fn without_a_key_requests_are_off_chain_only_and_still_served() {
         namespace: ns.name(),
         rpc_url: None,
         with_key: false,
-        extra: vec![],
+        // As deployed with an optional Secret that does not exist: the path is set, the file
+        // is absent.
+        extra: vec!["--key-file".into(), "/nonexistent/erc8004/key".into()],
     });
     create(&api, &mk_rr("offchain", None)).await;
     let rr = wait_rr(&api, "offchain", &registrar, "OffChainOnly", |rr| {
