@@ -47,11 +47,23 @@ pub enum Error {
 }
 
 fn service_addr(svc: &Service) -> ServiceAddr {
-    match svc.spec.as_ref() {
-        Some(s) if s.type_.as_deref() == Some("ExternalName") => s
-            .external_name
-            .clone()
-            .map_or(ServiceAddr::Unreachable, ServiceAddr::Host),
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let Some(spec) = svc.spec.as_ref() else {
+        return ServiceAddr::Unreachable;
+    };
+    match (spec.type_.as_deref(), spec.external_name.clone()) {
+        (Some("ExternalName"), Some(host)) if !host.is_empty() => {
+            let ports = spec
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| match &p.target_port {
+                    Some(IntOrString::Int(target)) => Some((p.port, *target)),
+                    _ => None,
+                })
+                .collect();
+            ServiceAddr::Host(host, ports)
+        }
         _ => ServiceAddr::Unreachable,
     }
 }

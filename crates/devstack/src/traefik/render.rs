@@ -20,8 +20,8 @@ pub struct GatewayRef {
 /// Where a Service can be reached from this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceAddr {
-    /// An `ExternalName` Service: its host name.
-    Host(String),
+    /// An `ExternalName` Service: its host name, and Service port → numeric `targetPort`.
+    Host(String, BTreeMap<i32, i32>),
     /// A Service with no address usable from here.
     Unreachable,
 }
@@ -271,8 +271,9 @@ fn render_route(
                 )
             })?;
             match services.get(&(bns.clone(), backend.name.clone())) {
-                Some(ServiceAddr::Host(host)) => {
-                    servers.push(serde_json::json!({"url": format!("http://{host}:{port}")}))
+                Some(ServiceAddr::Host(host, ports)) => {
+                    let target = ports.get(&port).copied().unwrap_or(port);
+                    servers.push(serde_json::json!({"url": format!("http://{host}:{target}")}));
                 }
                 Some(ServiceAddr::Unreachable) => {
                     return Err(problem(

@@ -41,7 +41,11 @@ fn services() -> BTreeMap<(String, String), ServiceAddr> {
     BTreeMap::from([
         (
             ("llm".into(), "demo".into()),
-            ServiceAddr::Host("localhost".into()),
+            ServiceAddr::Host("localhost".into(), BTreeMap::new()),
+        ),
+        (
+            ("llm".into(), "mapped".into()),
+            ServiceAddr::Host("localhost".into(), BTreeMap::from([(18082, 31000)])),
         ),
         (("llm".into(), "incluster".into()), ServiceAddr::Unreachable),
     ])
@@ -83,6 +87,27 @@ fn renders_a_gated_route() {
     );
     let yaml = serde_yaml::to_string(&out.config).unwrap();
     assert!(yaml.starts_with("http:\n"), "{yaml}");
+}
+
+#[test]
+fn external_name_ports_map_to_their_target_port() {
+    let out = render(
+        &gw(),
+        &[route(
+            "llm",
+            "so-demo",
+            "traefik-gateway",
+            "x402-demo",
+            "mapped",
+        )],
+        &[middleware("llm", "x402-demo")],
+        &services(),
+    );
+    let svc = &out.config.http.services["llm-so-demo-0"];
+    assert_eq!(
+        svc["loadBalancer"]["servers"][0]["url"],
+        "http://localhost:31000"
+    );
 }
 
 #[test]
