@@ -11,7 +11,7 @@ use obol_api::{RegistrationRequest, ServiceOffer};
 
 use crate::apply;
 use crate::error::{Error, Result};
-use crate::reconcile::{Context, event};
+use crate::reconcile::{Context, event, write_status};
 
 /// Deletion: withdraw the HTTPRoute, delete the RegistrationRequest and wait (bounded) until
 /// it is gone; garbage collection removes the rest once the finalizer is released.
@@ -59,6 +59,10 @@ pub(crate) async fn cleanup(offer: &ServiceOffer, ctx: &Context) -> Result<Actio
         .await;
         return Ok(Action::await_change());
     }
+    // Say why the offer lingers: phase Deleting (written once; conditions unchanged).
+    let mut status = offer.status.clone().unwrap_or_default();
+    status.phase = Some(obol_api::Phase::Deleting);
+    write_status(ctx, offer, &status).await?;
     Err(Error::CleanupPending {
         namespace: ns,
         name: rr_name,

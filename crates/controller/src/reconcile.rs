@@ -317,7 +317,7 @@ async fn withdraw_route_children(ctx: &Context, ns: &str, name: &str, force: boo
 
 /// Writes `status` (server-side apply of the status subresource) when it differs from the
 /// offer's, and publishes an Event per condition that flipped.
-async fn write_status(
+pub(crate) async fn write_status(
     ctx: &Context,
     offer: &ServiceOffer,
     status: &ServiceOfferStatus,

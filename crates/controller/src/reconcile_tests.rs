@@ -339,6 +339,11 @@ async fn deletion_keeps_the_finalizer_while_the_registration_exists() {
                 "/apis/obol.org/v1alpha1/namespaces/llm/registrationrequests/so-demo-registration",
             )
         },
+        Expect {
+            query: SSA,
+            body: |b| assert_eq!(b["status"]["phase"], "Deleting"),
+            ..expect(Method::PATCH, &format!("{OFFER}/status"))
+        },
     ];
     // A recent deletionTimestamp: the deadline has not passed.
     let mut deleting = offer(true, true, json!({}));

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector;
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client};
 use obol_api::gateway::HttpRoute;
@@ -149,6 +149,7 @@ fn child_watch<K>(
     client: &Client,
     namespace: Option<&str>,
     writer: reflector::store::Writer<K>,
+    synced: Arc<Synced>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -171,6 +172,11 @@ where
         watcher::Config::default().labels(&labels),
     )
     .default_backoff()
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            synced.mark(std::any::type_name::<K>());
+        }
+    })
     .reflect(writer)
     .touched_objects()
 }
@@ -189,20 +195,30 @@ async fn run_controller(
     let ns = config.namespace.as_deref();
     // Offers trigger a reconcile only when something the reconcile reads changed (not on our
     // own status writes); the store still sees every version.
+    let synced = Arc::new(Synced {
+        admin: admin.clone(),
+        seen: parking_lot::Mutex::default(),
+    });
     let (offers, offers_writer) = reflector::store::<ServiceOffer>();
+    let offers_synced = synced.clone();
     let offer_events = watcher(
         scoped::<ServiceOffer>(&client, ns),
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            offers_synced.mark("ServiceOffer");
+        }
+    })
     .reflect(offers_writer)
     .applied_objects()
     .predicate_filter(offer_trigger, PredicateConfig::default());
     let controller = Controller::for_stream(offer_events, offers.clone())
-        .owns_stream(child_watch(&client, ns, mw_writer))
-        .owns_stream(child_watch(&client, ns, pr_writer))
-        .owns_stream(child_watch(&client, ns, hr_writer))
-        .owns_stream(child_watch(&client, ns, rr_writer))
+        .owns_stream(child_watch(&client, ns, mw_writer, synced.clone()))
+        .owns_stream(child_watch(&client, ns, pr_writer, synced.clone()))
+        .owns_stream(child_watch(&client, ns, hr_writer, synced.clone()))
+        .owns_stream(child_watch(&client, ns, rr_writer, synced.clone()))
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(shutdown);
     let reporter = Reporter {
@@ -224,17 +240,6 @@ async fn run_controller(
         metrics,
         healthy_once: parking_lot::Mutex::new(HashSet::new()),
     });
-    tokio::spawn(
-        mark_ready(
-            admin.clone(),
-            offers,
-            middlewares,
-            payment_routes,
-            http_routes,
-            registrations,
-        )
-        .instrument(info_span!("readiness")),
-    );
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -260,21 +265,22 @@ fn offer_trigger(offer: &ServiceOffer) -> Option<u64> {
     Some(h.finish())
 }
 
-async fn mark_ready(
+/// Readiness: every watch (offers and the four child kinds) has delivered its first full list.
+/// (Tracked on the watch streams: a reflector store's `wait_until_ready` wakes only one waiter,
+/// and the Controller is already waiting on the offers store.)
+struct Synced {
     admin: Admin,
-    offers: Store<ServiceOffer>,
-    middlewares: Store<Middleware>,
-    payment_routes: Store<PaymentRoute>,
-    http_routes: Store<HttpRoute>,
-    registrations: Store<RegistrationRequest>,
-) {
-    let synced = offers.wait_until_ready().await.is_ok()
-        && middlewares.wait_until_ready().await.is_ok()
-        && payment_routes.wait_until_ready().await.is_ok()
-        && http_routes.wait_until_ready().await.is_ok()
-        && registrations.wait_until_ready().await.is_ok();
-    if synced {
-        info!("Watches synced");
-        admin.set_ready(true);
+    seen: parking_lot::Mutex<HashSet<&'static str>>,
+}
+
+impl Synced {
+    const KINDS: usize = 5;
+
+    fn mark(&self, kind: &'static str) {
+        let mut seen = self.seen.lock();
+        if seen.insert(kind) && seen.len() == Self::KINDS {
+            info!("Watches synced");
+            self.admin.set_ready(true);
+        }
     }
 }

@@ -257,9 +257,11 @@ async fn deletion_waits_for_the_registration_request_but_not_forever() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        s.offers.get_opt("d").await.unwrap().is_some(),
-        "released before the deadline"
+    let lingering = s.offers.get_opt("d").await.unwrap();
+    let lingering = lingering.expect("released before the deadline");
+    assert_eq!(
+        lingering.status.unwrap().phase,
+        Some(obol_api::Phase::Deleting)
     );
     eventually(T, || async {
         s.offers
