@@ -82,3 +82,49 @@ async fn binary_leads_serves_probes_and_releases_the_lease_on_sigterm() {
     let after = holder(leases.get_opt("serviceoffer-controller").await.unwrap());
     assert_ne!(after.as_deref(), Some("bin-a"), "lease not released");
 }
+
+#[tokio::test]
+async fn two_replicas_one_leads_and_the_standby_takes_over_after_a_kill() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("bin2").await;
+    let _janitor = Janitor::new(&env, ns.name());
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    let lease_flags = ["--lease-duration", "4s", "--lease-grace", "1s"];
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns.name());
+    let a = ControllerProcess::spawn(env.kubeconfig_path(), ns.name(), "replica-a", &lease_flags);
+    eventually(T, || async {
+        (holder(leases.get_opt("serviceoffer-controller").await.ok()?).as_deref()
+            == Some("replica-a"))
+        .then_some(())
+    })
+    .await;
+    let port_b = free_port();
+    let admin_b = format!("127.0.0.1:{port_b}");
+    let mut flags_b = lease_flags.to_vec();
+    flags_b.extend(["--admin-addr", admin_b.as_str()]);
+    let _b = ControllerProcess::spawn(env.kubeconfig_path(), ns.name(), "replica-b", &flags_b);
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    create(&offers, &mk_offer("one", "up", json!({}))).await;
+    wait_offer(&offers, "one", T, is_ready).await;
+    // The standby serves /healthz but is not ready: it reconciles nothing.
+    let (code, _) = eventually(T, || async { http_get(port_b, "/readyz").await }).await;
+    assert_eq!(code, 503);
+
+    // SIGKILL the leader: nothing releases the lease; B takes over once it expires.
+    a.kill();
+    let died = std::time::Instant::now();
+    eventually(T, || async {
+        (holder(leases.get_opt("serviceoffer-controller").await.ok()?).as_deref()
+            == Some("replica-b"))
+        .then_some(())
+    })
+    .await;
+    let takeover = died.elapsed();
+    println!("lease: the standby took over {takeover:?} after the leader was killed (lease 4 s)");
+    assert!(takeover < Duration::from_secs(4 + 5), "{takeover:?}");
+    create(&offers, &mk_offer("two", "up", json!({}))).await;
+    wait_offer(&offers, "two", T, is_ready).await;
+}
