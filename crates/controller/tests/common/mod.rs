@@ -1,14 +1,14 @@
-//! Shared fixtures of the integration tests: a real upstream HTTP server behind a selector-less
-//! Service with hand-written Endpoints, the controller running in-process, offers, waits.
+//! Shared fixtures of the integration tests: a real upstream HTTP server on loopback behind an
+//! `ExternalName` Service, the controller running in-process, offers, waits.
 #![allow(dead_code)] // each test binary uses a different subset
 #![allow(clippy::unwrap_used)] // test fixtures
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use obol_api::condition::{self as cond, types};
@@ -24,22 +24,6 @@ pub const GATEWAY: &str = "traefik-gateway";
 pub const GATEWAY_NS: &str = "traefik";
 pub const PAY_TO: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
-/// The host's own non-loopback IPv4 address. Endpoints may not name loopback addresses (API
-/// validation), so the test upstream listens on this one.
-pub fn host_ip() -> IpAddr {
-    for probe in ["192.0.2.1:9", "10.255.255.255:9", "8.8.8.8:53"] {
-        if let Ok(sock) = std::net::UdpSocket::bind("0.0.0.0:0")
-            && sock.connect(probe).is_ok()
-            && let Ok(addr) = sock.local_addr()
-            && !addr.ip().is_loopback()
-            && !addr.ip().is_unspecified()
-        {
-            return addr.ip();
-        }
-    }
-    panic!("no non-loopback IPv4 address on this machine: Endpoints cannot point at loopback");
-}
-
 /// A real HTTP server answering `GET /health` with a settable status code.
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -50,7 +34,7 @@ pub struct Upstream {
 impl Upstream {
     pub async fn start() -> Self {
         let code = Arc::new(AtomicU16::new(200));
-        let listener = tokio::net::TcpListener::bind((host_ip(), 0)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let c = code.clone();
         let app = axum::Router::new().route(
@@ -73,28 +57,18 @@ impl Upstream {
         self.code.store(code, Ordering::SeqCst);
     }
 
-    /// Creates Service `name` (no selector, port 8080 `http`) and its Endpoints pointing here.
+    /// Creates Service `name` for this loopback server: an `ExternalName` Service for
+    /// `localhost` whose port 8080 (`http`) targets the server's port. (Endpoints may not name
+    /// loopback addresses, and test servers bind loopback only.)
     pub async fn expose(&self, client: &Client, ns: &str, name: &str) {
         let svc: Service = serde_json::from_value(json!({
             "metadata": {"name": name},
-            "spec": {"ports": [{"name": "http", "port": 8080}]},
+            "spec": {"type": "ExternalName", "externalName": "localhost",
+                     "ports": [{"name": "http", "port": 8080, "targetPort": self.addr.port()}]},
         }))
         .unwrap();
-        let eps: Endpoints = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "subsets": [{
-                "addresses": [{"ip": self.addr.ip().to_string()}],
-                "ports": [{"name": "http", "port": self.addr.port()}],
-            }],
-        }))
-        .unwrap();
-        let pp = PostParams::default();
         Api::<Service>::namespaced(client.clone(), ns)
-            .create(&pp, &svc)
-            .await
-            .unwrap();
-        Api::<Endpoints>::namespaced(client.clone(), ns)
-            .create(&pp, &eps)
+            .create(&PostParams::default(), &svc)
             .await
             .unwrap();
     }
