@@ -21,7 +21,7 @@ pub const RETRY_AFTER_SECS: &str = "5";
 pub const X_PAYMENT_PAYER: HeaderName = HeaderName::from_static("x-payment-payer");
 /// Header carrying the settlement transaction on success (for the upstream).
 pub const X_PAYMENT_TX: HeaderName = HeaderName::from_static("x-payment-tx");
-const PAYMENT_REQUIRED: HeaderName = HeaderName::from_static("payment-required");
+pub(crate) const PAYMENT_REQUIRED: HeaderName = HeaderName::from_static("payment-required");
 const PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("payment-response");
 const X_PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("x-payment-response");
 

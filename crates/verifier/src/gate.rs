@@ -34,7 +34,16 @@ pub async fn gate(
             metrics.payment_required.get_or_create(&route.labels).inc();
             let reply = route.unpaid.get_or_build(fwd, || {
                 let resource = decide::resource(route, fwd);
-                decide::payment_required(requirement, &resource, fwd.wants_html, None)
+                let templated = match &route.unpaid_template.0 {
+                    Some(t) if !fwd.wants_html => t.render(
+                        &resource.url,
+                        resource.description.as_deref().unwrap_or_default(),
+                    ),
+                    _ => None,
+                };
+                templated.unwrap_or_else(|| {
+                    decide::payment_required(requirement, &resource, fwd.wants_html, None)
+                })
             });
             return (reply, Outcome::PaymentRequired);
         }

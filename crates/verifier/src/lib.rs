@@ -55,6 +55,7 @@ pub mod status;
 #[cfg(test)]
 mod testing;
 pub mod unpaid_cache;
+pub mod unpaid_template;
 
 pub use args::Args;
 pub use error::{Denial, Error, LoadError, Result};

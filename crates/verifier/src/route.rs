@@ -11,6 +11,7 @@ use x402::{Address, Network, Requirement, U256};
 use crate::error::LoadError;
 use crate::matcher::Matcher;
 use crate::unpaid_cache::UnpaidCache;
+use crate::unpaid_template::{TemplateSlot, UnpaidTemplate};
 
 /// Default `maxTimeoutSeconds` when the route sets none (the x402 v2 default).
 pub const DEFAULT_MAX_TIMEOUT_SECS: u64 = 60;
@@ -106,6 +107,8 @@ pub struct RouteEntry {
     pub labels: RouteLabels,
     /// The last unpaid 402 (ignored by equality).
     pub unpaid: UnpaidCache,
+    /// The unpaid JSON 402 with holes for the URL and description (ignored by equality).
+    pub unpaid_template: TemplateSlot,
 }
 
 impl RouteEntry {
@@ -176,6 +179,16 @@ impl RouteEntry {
             labels,
             key,
             unpaid: UnpaidCache::default(),
+            unpaid_template: TemplateSlot::default(),
+        })
+        .map(|mut entry: Self| {
+            entry.unpaid_template = TemplateSlot(
+                entry
+                    .requirement
+                    .as_ref()
+                    .and_then(|r| UnpaidTemplate::new(r, entry.description.as_deref())),
+            );
+            entry
         })
     }
 }
