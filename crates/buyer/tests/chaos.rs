@@ -17,9 +17,26 @@ use obol_buyer::journal::FileStorage;
 use rand::Rng as _;
 use serde_json::Value;
 
+/// A free loopback port below the kernel's ephemeral range (32768 and up). The buyer is
+/// restarted on the same address hundreds of times; an ephemeral port could be handed to
+/// another test's `bind(0)` or outgoing connection in between.
 fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    use rand::Rng as _;
+    for _ in 0..1000 {
+        let port = rand::rng().random_range(20_000..32_000);
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free loopback port in 20000..32000");
+}
+
+/// Every request of the test gives up after a few seconds: a hang becomes a failure.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
 }
 
 fn start(dir: &Path, addr: SocketAddr, max_heal: usize) -> Child {
@@ -146,7 +163,7 @@ async fn sigkill_at_random_never_spends_a_nonce_twice() {
     );
     write_upstream(&dir, "s", &cfg, &fake_auths(0, pool));
     let addr = free_addr();
-    let client = reqwest::Client::new();
+    let client = client();
     let (load, handles) = spawn_load(addr, 2, false);
     let started = Instant::now();
     for _ in 0..kills {
@@ -224,7 +241,7 @@ async fn losing_the_journal_heals_without_503s() {
     let cfg = upstream_json(&seller.url(""), None, "base-sepolia", USDC_BASE_SEPOLIA);
     write_upstream(&dir, "s", &cfg, &fake_auths(0, pool));
     let addr = free_addr();
-    let client = reqwest::Client::new();
+    let client = client();
     let mut child = start(&dir, addr, 32);
     wait_healthy(&client, addr, &mut child).await;
     let (load, handles) = spawn_load(addr, 4, true);
