@@ -20,6 +20,7 @@ pub mod price;
 pub mod registration_request;
 pub mod service_offer;
 pub mod traefik;
+pub mod upstream;
 pub mod validation;
 
 pub use condition::{Condition, ConditionStatus, Phase};

@@ -68,8 +68,7 @@ pub async fn probe(
     else {
         return Ok(Probe::MissingService);
     };
-    if let Some(host) = external_name(&service) {
-        let port = external_port(&service, upstream.port);
+    if let Some((host, port)) = obol_api::upstream::external_target(&service, upstream.port) {
         let Ok(port) = u16::try_from(port) else {
             return Ok(Probe::Unhealthy {
                 message: format!("invalid upstream port {port}"),
@@ -112,31 +111,6 @@ pub async fn probe(
     Ok(Probe::Unhealthy {
         message: first_failure.unwrap_or_else(|| "no answer".into()),
     })
-}
-
-/// The host name of an `ExternalName` Service.
-pub fn external_name(service: &Service) -> Option<String> {
-    let spec = service.spec.as_ref()?;
-    (spec.type_.as_deref() == Some("ExternalName"))
-        .then(|| spec.external_name.clone())
-        .flatten()
-        .filter(|h| !h.is_empty())
-}
-
-/// The port to reach an `ExternalName` Service's host at for Service port `port`: the
-/// numeric `targetPort` of the matching Service port when one is declared, else `port`.
-pub fn external_port(service: &Service, port: i32) -> i32 {
-    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .and_then(|ports| ports.iter().find(|p| p.port == port))
-        .and_then(|p| match &p.target_port {
-            Some(IntOrString::Int(target)) => Some(*target),
-            _ => None,
-        })
-        .unwrap_or(port)
 }
 
 /// One `GET http://ip:port/path`, returning the status code, within `timeout`.
@@ -184,28 +158,6 @@ mod tests {
 
     fn eps(subsets: serde_json::Value) -> Endpoints {
         serde_json::from_value(json!({"metadata": {"name": "up"}, "subsets": subsets})).unwrap()
-    }
-
-    #[test]
-    fn external_name_services() {
-        let svc = |spec: serde_json::Value| -> Service {
-            serde_json::from_value(json!({"metadata": {"name": "up"}, "spec": spec})).unwrap()
-        };
-        let mapped = svc(json!({"type": "ExternalName", "externalName": "localhost",
-            "ports": [{"name": "http", "port": 8080, "targetPort": 18082}]}));
-        assert_eq!(external_name(&mapped).as_deref(), Some("localhost"));
-        assert_eq!(external_port(&mapped, 8080), 18082);
-        assert_eq!(
-            external_port(&mapped, 9000),
-            9000,
-            "an undeclared port is used as is"
-        );
-        let bare = svc(json!({"type": "ExternalName", "externalName": "localhost"}));
-        assert_eq!(external_port(&bare, 8080), 8080);
-        let cluster_ip = svc(json!({"ports": [{"port": 8080}]}));
-        assert_eq!(external_name(&cluster_ip), None);
-        let empty = svc(json!({"type": "ExternalName", "externalName": ""}));
-        assert_eq!(external_name(&empty), None);
     }
 
     #[test]

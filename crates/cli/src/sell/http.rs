@@ -192,28 +192,8 @@ async fn preflight_upstream(
     }
     let port = spec.upstream.port;
     let health = &spec.upstream.health_path;
-    let external = service
-        .spec
-        .as_ref()
-        .filter(|s| s.type_.as_deref() == Some("ExternalName"))
-        .and_then(|s| s.external_name.clone());
-    let url = match external {
-        Some(host) => {
-            // The Service port's numeric targetPort when declared (as the controller probes).
-            let target = service
-                .spec
-                .as_ref()
-                .and_then(|s| s.ports.as_ref())
-                .and_then(|ports| ports.iter().find(|p| p.port == port))
-                .and_then(|p| match &p.target_port {
-                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(t)) => {
-                        Some(*t)
-                    }
-                    _ => None,
-                })
-                .unwrap_or(port);
-            Some(format!("http://{host}:{target}{health}"))
-        }
+    let url = match obol_api::upstream::external_target(&service, port) {
+        Some((host, target)) => Some(format!("http://{host}:{target}{health}")),
         None => {
             let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), ns);
             let ep = endpoints.get_opt(name).await.ok().flatten();

@@ -47,25 +47,19 @@ pub enum Error {
 }
 
 fn service_addr(svc: &Service) -> ServiceAddr {
-    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    let Some(spec) = svc.spec.as_ref() else {
+    let Some((host, _)) = obol_api::upstream::external_target(svc, 0) else {
         return ServiceAddr::Unreachable;
     };
-    match (spec.type_.as_deref(), spec.external_name.clone()) {
-        (Some("ExternalName"), Some(host)) if !host.is_empty() => {
-            let ports = spec
-                .ports
-                .iter()
-                .flatten()
-                .filter_map(|p| match &p.target_port {
-                    Some(IntOrString::Int(target)) => Some((p.port, *target)),
-                    _ => None,
-                })
-                .collect();
-            ServiceAddr::Host(host, ports)
-        }
-        _ => ServiceAddr::Unreachable,
-    }
+    let ports = svc
+        .spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .filter_map(|p| {
+            let (_, target) = obol_api::upstream::external_target(svc, p.port)?;
+            (target != p.port).then_some((p.port, target))
+        })
+        .collect();
+    ServiceAddr::Host(host, ports)
 }
 
 /// The parent status the adapter wants on a route.
