@@ -3,7 +3,8 @@
 //!
 //! The watcher uses the default list-then-watch initial mode (Kubernetes 1.20 has no streaming
 //! lists) with `.default_backoff()`. `Init … InitDone` becomes one `reset` (the table is then
-//! synced and `/readyz` turns ready); later events `apply` or `delete` one route. A route that
+//! synced and `/readyz` turns ready); later events `apply` or `delete` routes, those already waiting as one batch
+//! (one table rebuild). A route that
 //! fails to load is removed from the table (fail closed) and reported. One bad object never
 //! stops the watch. Status patches run in their own task so a slow API server never delays the
 //! table.
@@ -22,7 +23,7 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 use crate::error::LoadError;
 use crate::metrics::VerifierMetrics;
 use crate::route::{RouteEntry, RouteKey};
-use crate::route_table::RouteTable;
+use crate::route_table::{Change, RouteTable};
 use crate::status::desired_status;
 
 /// One status write.
@@ -94,65 +95,84 @@ pub async fn run(
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
     };
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    // Events already waiting are taken together: a burst of changes costs one table rebuild.
+    let stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .ready_chunks(BATCH);
     futures::pin_mut!(stream);
     let mut initial: Vec<RouteEntry> = Vec::new();
     let mut rejected = 0i64;
-    while let Some(event) = stream.next().await {
-        let event = match event {
-            Ok(event) => event,
-            Err(error) => {
-                warn!(%error, "PaymentRoute watch failed; retrying");
-                continue;
-            }
-        };
-        match event {
-            Event::Init => {
-                initial.clear();
-                rejected = 0;
-            }
-            Event::InitApply(route) => {
-                let (loaded, status) = observe(&route, &now_rfc3339());
-                match loaded {
-                    Ok(entry) => initial.push(entry),
-                    Err(error) => {
-                        rejected += 1;
-                        skip(&route, &error);
-                    }
+    let mut changes: Vec<Change> = Vec::new();
+    let mut statuses: Vec<StatusUpdate> = Vec::new();
+    let mut listing = false;
+    // Statuses go out only once their routes are in the table: "admitted" means gated.
+    let flush = |changes: &mut Vec<Change>, statuses: &mut Vec<StatusUpdate>| {
+        if !changes.is_empty() {
+            let changed = table.update(changes.drain(..));
+            debug!(changed, "PaymentRoute changes applied");
+        }
+        for status in statuses.drain(..) {
+            send(&tx, Some(status));
+        }
+    };
+    while let Some(events) = stream.next().await {
+        for event in events {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    warn!(%error, "PaymentRoute watch failed; retrying");
+                    continue;
                 }
-                send(&tx, status);
-            }
-            Event::InitDone => {
-                let n = initial.len();
-                table.reset(std::mem::take(&mut initial));
-                metrics.rejected_routes.set(rejected);
-                info!(routes = n, rejected, "PaymentRoutes synced");
-            }
-            Event::Apply(route) => {
-                let (loaded, status) = observe(&route, &now_rfc3339());
-                match loaded {
-                    Ok(entry) => {
-                        let key = entry.key.clone();
-                        if table.apply(entry) {
-                            debug!(route = %key, "PaymentRoute loaded");
+            };
+            match event {
+                Event::Init => {
+                    flush(&mut changes, &mut statuses);
+                    listing = true;
+                    initial.clear();
+                    rejected = 0;
+                }
+                Event::InitApply(route) => {
+                    let (loaded, status) = observe(&route, &now_rfc3339());
+                    match loaded {
+                        Ok(entry) => initial.push(entry),
+                        Err(error) => {
+                            rejected += 1;
+                            skip(&route, &error);
                         }
                     }
-                    Err(error) => {
-                        table.delete(&route_key(&route));
-                        skip(&route, &error);
+                    statuses.extend(status);
+                }
+                Event::InitDone => {
+                    let n = initial.len();
+                    table.reset(std::mem::take(&mut initial));
+                    metrics.rejected_routes.set(rejected);
+                    info!(routes = n, rejected, "PaymentRoutes synced");
+                    listing = false;
+                    flush(&mut changes, &mut statuses);
+                }
+                Event::Apply(route) => {
+                    let (loaded, status) = observe(&route, &now_rfc3339());
+                    match loaded {
+                        Ok(entry) => changes.push(Change::Apply(Box::new(entry))),
+                        Err(error) => {
+                            changes.push(Change::Delete(route_key(&route)));
+                            skip(&route, &error);
+                        }
                     }
+                    statuses.extend(status);
                 }
-                send(&tx, status);
+                Event::Delete(route) => changes.push(Change::Delete(route_key(&route))),
             }
-            Event::Delete(route) => {
-                let key = route_key(&route);
-                if table.delete(&key) {
-                    debug!(route = %key, "PaymentRoute removed");
-                }
-            }
+        }
+        // Statuses of routes seen during an initial list wait for its InitDone.
+        if !listing {
+            flush(&mut changes, &mut statuses);
         }
     }
 }
+
+/// Most watch events applied in one table rebuild.
+const BATCH: usize = 1024;
 
 fn skip(route: &PaymentRoute, error: &LoadError) {
     warn!(

@@ -144,6 +144,15 @@ impl Snapshot {
     }
 }
 
+/// One change of a [`RouteTable::update`] batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Add or replace a route (boxed: an entry is large next to a key).
+    Apply(Box<RouteEntry>),
+    /// Remove a route.
+    Delete(RouteKey),
+}
+
 /// The shared route table.
 #[derive(Debug, Default)]
 pub struct RouteTable {
@@ -175,23 +184,39 @@ impl RouteTable {
 
     /// Adds or replaces one route; returns whether anything changed.
     pub fn apply(&self, entry: RouteEntry) -> bool {
-        let mut routes = self.writer.lock();
-        if routes.get(&entry.key).is_some_and(|old| **old == entry) {
-            return false;
-        }
-        routes.insert(entry.key.clone(), Arc::new(entry));
-        self.current.store(Arc::new(Snapshot::build(&routes)));
-        true
+        self.update([Change::Apply(Box::new(entry))]) > 0
     }
 
     /// Removes one route; returns whether it was present.
     pub fn delete(&self, key: &RouteKey) -> bool {
+        self.update([Change::Delete(key.clone())]) > 0
+    }
+
+    /// Applies `changes` in order and publishes one new snapshot (none when nothing changed);
+    /// returns how many changes changed something. A rebuild costs O(table), so a burst of
+    /// watch events is applied as one batch rather than one rebuild per event.
+    pub fn update(&self, changes: impl IntoIterator<Item = Change>) -> usize {
         let mut routes = self.writer.lock();
-        if routes.remove(key).is_none() {
-            return false;
+        let mut changed = 0;
+        for change in changes {
+            match change {
+                Change::Apply(entry) => {
+                    if !routes.get(&entry.key).is_some_and(|old| **old == *entry) {
+                        routes.insert(entry.key.clone(), Arc::from(entry));
+                        changed += 1;
+                    }
+                }
+                Change::Delete(key) => {
+                    if routes.remove(&key).is_some() {
+                        changed += 1;
+                    }
+                }
+            }
         }
-        self.current.store(Arc::new(Snapshot::build(&routes)));
-        true
+        if changed > 0 {
+            self.current.store(Arc::new(Snapshot::build(&routes)));
+        }
+        changed
     }
 
     /// Replaces every route (a full list), and marks the table synced.

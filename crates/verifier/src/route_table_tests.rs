@@ -24,6 +24,41 @@ fn apply_delete_reset() {
     assert!(table.is_empty() && table.is_synced());
 }
 
+/// A batch applies in order, publishes one snapshot, and none when nothing changed.
+#[test]
+fn update_applies_a_batch_in_order_with_one_snapshot() {
+    let table = RouteTable::new();
+    table.reset([mk_entry("a", "keep", "/keep/*")]);
+    let before = table.snapshot();
+    let changed = table.update([
+        Change::Apply(Box::new(mk_entry("a", "one", "/one/*"))),
+        Change::Apply(Box::new(mk_entry("a", "one", "/uno/*"))),
+        Change::Apply(Box::new(mk_entry("a", "gone", "/gone"))),
+        Change::Delete(RouteKey::new("a", "gone")),
+        Change::Delete(RouteKey::new("a", "never")),
+        Change::Apply(Box::new(mk_entry("a", "keep", "/keep/*"))),
+    ]);
+    assert_eq!(
+        changed, 4,
+        "the missing delete and the identical apply change nothing"
+    );
+    assert_eq!(before.len(), 1, "a published snapshot never changes");
+    assert_eq!(table.len(), 2);
+    assert_eq!(table.find("/uno/x").unwrap().key.name, "one");
+    assert!(table.find("/one/x").is_none() && table.find("/gone").is_none());
+    let current = table.snapshot();
+    let nothing = table.update([
+        Change::Apply(Box::new(mk_entry("a", "keep", "/keep/*"))),
+        Change::Delete(RouteKey::new("b", "absent")),
+    ]);
+    assert_eq!(nothing, 0);
+    assert!(
+        Arc::ptr_eq(&current, &table.snapshot()),
+        "no rebuild for no change"
+    );
+    assert_eq!(table.update([]), 0);
+}
+
 #[test]
 fn replacing_a_route_moves_its_pattern() {
     let table = RouteTable::new();
