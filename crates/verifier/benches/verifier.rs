@@ -9,48 +9,18 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group};
-use obol_api::PaymentRouteSpec;
+use obol_verifier::RouteTable;
 use obol_verifier::decide::{self, Forwarded};
-use obol_verifier::{RouteEntry, RouteKey, RouteTable};
 use obol_x402::wire::{Authorization, PaymentPayloadV2};
 use obol_x402::{B256, PrivateKey, Requirement};
+
+mod common;
 
 const ROUTES: usize = 10_000;
 const NOW: u64 = 1_750_000_000;
 
-fn spec(pattern: String) -> PaymentRouteSpec {
-    PaymentRouteSpec {
-        pattern,
-        price: "1000".into(),
-        pay_to: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C".into(),
-        network: "base-sepolia".into(),
-        asset: None,
-        facilitator_url: None,
-        price_model: None,
-        per_mtok: None,
-        approx_tokens_per_request: None,
-        description: None,
-        max_timeout_seconds: None,
-        upstream_auth: None,
-    }
-}
-
-/// 10 000 routes as the controller writes them (`/services/<offer>/*`), in 100 namespaces,
-/// plus a few exact and glob patterns.
 fn table() -> RouteTable {
-    let t = RouteTable::new();
-    let mut entries = Vec::with_capacity(ROUTES);
-    for i in 0..ROUTES {
-        let pattern = match i % 100 {
-            0 => format!("/exact/offer-{i}"),
-            1 => format!("/glob-{i}-*/v1/*"),
-            _ => format!("/services/offer-{i}/*"),
-        };
-        let key = RouteKey::new(format!("ns-{}", i % 100), format!("offer-{i}"));
-        entries.push(RouteEntry::load(key, Some(1), &spec(pattern), None).expect("loads"));
-    }
-    t.reset(entries);
-    t
+    common::table(ROUTES)
 }
 
 fn paths() -> Vec<String> {
@@ -152,9 +122,7 @@ fn lookup_percentiles() {
 
 fn requirement() -> Requirement {
     let net = obol_x402::Network::resolve("base-sepolia").expect("network");
-    let pay_to = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
-        .parse()
-        .expect("address");
+    let pay_to = common::PAY_TO.parse().expect("address");
     Requirement::usdc(net, pay_to, obol_x402::U256::from(1000u64), 60).expect("requirement")
 }
 
