@@ -1,6 +1,6 @@
 //! Against the real local control plane (scripts/testenv): creating a PaymentRoute makes the
 //! verifier gate it and mark it admitted; a route it cannot load is refused with the reason
-//! and fails closed; creation → admitted latency over 50 routes.
+//! and fails closed; creation → gating and creation → admitted latency over 200 routes.
 
 mod support;
 
@@ -139,18 +139,46 @@ async fn a_route_that_cannot_be_loaded_is_refused_with_the_reason() {
     task.abort();
 }
 
+/// Creation → gating active (the route is in the verifier's table and answers 402) and
+/// creation → admitted (the status says so), over 200 routes created one after another. The
+/// figures are printed for BENCHMARKS.md (`--no-capture`); the bound asserted is only a sanity
+/// limit, the goal (p99 < 1 s) is judged from the printed figures.
 #[tokio::test]
-async fn creation_to_admitted_latency_over_50_routes() {
-    const N: usize = 50;
+async fn creation_to_gating_latency_over_200_routes() {
+    const N: usize = 200;
     let env = TestEnv::get().await;
     let ns = env.namespace("verifier-lat").await;
     let api: Api<PaymentRoute> = Api::namespaced(env.client(), ns.name());
     let (h, task) = start_verifier(&env, ns.name());
     eventually(WAIT, || async { h.state.table.is_synced().then_some(()) }).await;
-    // Record when each route is first seen admitted, from a watch (no polling delay).
-    let seen = Arc::new(parking_lot::Mutex::new(HashMap::<String, Instant>::new()));
+    let names: Vec<String> = (0..N).map(|i| format!("r{i:03}")).collect();
+    // When each route is first in the table (polled every millisecond, lock-free reads) and
+    // first seen admitted (from a watch: no polling delay).
+    let gated = Arc::new(parking_lot::Mutex::new(HashMap::<String, Instant>::new()));
+    let poll = {
+        let (table, gated, names, ns) = (
+            h.state.table.clone(),
+            gated.clone(),
+            names.clone(),
+            ns.name().to_owned(),
+        );
+        tokio::spawn(async move {
+            loop {
+                for name in &names {
+                    if table.get(&ns, name).is_some() {
+                        gated
+                            .lock()
+                            .entry(name.clone())
+                            .or_insert_with(Instant::now);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let admitted = Arc::new(parking_lot::Mutex::new(HashMap::<String, Instant>::new()));
     let watch = {
-        let (api, seen) = (api.clone(), seen.clone());
+        let (api, admitted) = (api.clone(), admitted.clone());
         tokio::spawn(async move {
             let stream = watcher(api, watcher::Config::default())
                 .default_backoff()
@@ -158,7 +186,8 @@ async fn creation_to_admitted_latency_over_50_routes() {
             futures::pin_mut!(stream);
             while let Some(Ok(pr)) = stream.next().await {
                 if pr.admitted_at_current_generation() {
-                    seen.lock()
+                    admitted
+                        .lock()
                         .entry(pr.name_any())
                         .or_insert_with(Instant::now);
                 }
@@ -166,38 +195,45 @@ async fn creation_to_admitted_latency_over_50_routes() {
         })
     };
     let mut created = HashMap::new();
-    for i in 0..N {
-        let name = format!("r{i:02}");
-        let pr = route(&name, spec(&format!("/services/r{i:02}/*"), "1000"));
+    for (i, name) in names.iter().enumerate() {
+        let pr = route(name, spec(&format!("/services/r{i:03}/*"), "1000"));
         created.insert(name.clone(), Instant::now());
         api.create(&PostParams::default(), &pr)
             .await
             .expect("create");
     }
-    eventually(Duration::from_secs(60), || async {
-        (seen.lock().len() == N).then_some(())
+    eventually(Duration::from_secs(120), || async {
+        (admitted.lock().len() == N && gated.lock().len() == N).then_some(())
     })
     .await;
-    let seen = seen.lock().clone();
-    let mut ms: Vec<f64> = created
-        .iter()
-        .map(|(name, t0)| seen[name].duration_since(*t0).as_secs_f64() * 1e3)
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
-    println!(
-        "creation -> admitted over {N} routes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        pct(0.50),
-        pct(0.99),
-        ms[ms.len() - 1]
-    );
+    poll.abort();
+    watch.abort();
+    let summary = |label: &str, seen: &HashMap<String, Instant>| {
+        let mut ms: Vec<f64> = created
+            .iter()
+            .map(|(name, t0)| seen[name].saturating_duration_since(*t0).as_secs_f64() * 1e3)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+        println!(
+            "creation -> {label} over {N} routes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            pct(0.50),
+            pct(0.99),
+            ms[ms.len() - 1]
+        );
+        pct(0.99)
+    };
+    let gated_p99 = summary("gating active", &gated.lock());
+    let admitted_p99 = summary("admitted", &admitted.lock());
     // Every route is gated by the verifier, not just marked.
     for i in [0, N / 2, N - 1] {
-        let path = format!("/verify/{}/r{i:02}", ns.name());
+        let path = format!("/verify/{}/r{i:03}", ns.name());
         let r = h.get(&path, &[("x-forwarded-uri", "/x")]).await;
         assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
     }
-    assert!(pct(0.99) < 10_000.0, "admission too slow");
-    watch.abort();
+    assert!(
+        gated_p99 < 10_000.0 && admitted_p99 < 10_000.0,
+        "propagation beyond any sane bound"
+    );
     task.abort();
 }
