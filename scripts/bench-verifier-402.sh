@@ -78,7 +78,11 @@ run() { # name url [wrk args] -> req/s
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$tmp/$name.txt"
   cat "$tmp/$name.txt" >&2
-  awk '/^Requests\/sec/ {print $2}' "$tmp/$name.txt"
+  local rps
+  rps="$(awk '/^Requests\/sec/ {print $2}' "$tmp/$name.txt")"
+  # A failed wrk run must stop the script, not become an empty figure.
+  [[ "$rps" =~ ^[0-9.]+$ ]] || { log "wrk gave no rate for $name"; return 1; }
+  echo "$rps"
 }
 
 # A distinct X-Forwarded-Uri per request: the per-route 402 cache never hits.
