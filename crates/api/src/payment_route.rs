@@ -109,6 +109,32 @@ pub struct PaymentRouteStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl PaymentRouteSpec {
+    /// A route with only the required fields: the asset is the chain's USDC, the price is per
+    /// request, and every optional field is unset.
+    pub fn new(
+        pattern: impl Into<String>,
+        price: impl Into<String>,
+        pay_to: impl Into<String>,
+        network: impl Into<String>,
+    ) -> Self {
+        Self {
+            pattern: pattern.into(),
+            price: price.into(),
+            pay_to: pay_to.into(),
+            network: network.into(),
+            asset: None,
+            facilitator_url: None,
+            price_model: None,
+            per_mtok: None,
+            approx_tokens_per_request: None,
+            description: None,
+            max_timeout_seconds: None,
+            upstream_auth: None,
+        }
+    }
+}
+
 impl PaymentRoute {
     /// Whether the verifier admitted this route at its current generation.
     pub fn admitted_at_current_generation(&self) -> bool {

@@ -202,20 +202,12 @@ mod tests {
     use super::*;
 
     pub(crate) fn spec(pattern: &str, price: &str, network: &str) -> PaymentRouteSpec {
-        PaymentRouteSpec {
-            pattern: pattern.into(),
-            price: price.into(),
-            pay_to: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C".into(),
-            network: network.into(),
-            asset: None,
-            facilitator_url: None,
-            price_model: None,
-            per_mtok: None,
-            approx_tokens_per_request: None,
-            description: None,
-            max_timeout_seconds: None,
-            upstream_auth: None,
-        }
+        PaymentRouteSpec::new(
+            pattern,
+            price,
+            "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+            network,
+        )
     }
 
     fn load(spec: &PaymentRouteSpec) -> Result<RouteEntry, LoadError> {

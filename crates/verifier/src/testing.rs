@@ -9,20 +9,7 @@ pub const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
 
 /// A Base Sepolia USDC spec at `price` atomic units.
 pub fn mk_spec(pattern: &str, price: &str) -> PaymentRouteSpec {
-    PaymentRouteSpec {
-        pattern: pattern.into(),
-        price: price.into(),
-        pay_to: PAY_TO.into(),
-        network: "base-sepolia".into(),
-        asset: None,
-        facilitator_url: None,
-        price_model: None,
-        per_mtok: None,
-        approx_tokens_per_request: None,
-        description: None,
-        max_timeout_seconds: None,
-        upstream_auth: None,
-    }
+    PaymentRouteSpec::new(pattern, price, PAY_TO, "base-sepolia")
 }
 
 /// A loaded entry `namespace/name` for `pattern` at 1000 atomic units.

@@ -8,20 +8,7 @@ use obol_verifier::{RouteEntry, RouteKey, RouteTable};
 pub const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
 
 pub fn spec(pattern: String, price: &str) -> PaymentRouteSpec {
-    PaymentRouteSpec {
-        pattern,
-        price: price.into(),
-        pay_to: PAY_TO.into(),
-        network: "base-sepolia".into(),
-        asset: None,
-        facilitator_url: None,
-        price_model: None,
-        per_mtok: None,
-        approx_tokens_per_request: None,
-        description: None,
-        max_timeout_seconds: None,
-        upstream_auth: None,
-    }
+    PaymentRouteSpec::new(pattern, price, PAY_TO, "base-sepolia")
 }
 
 /// Route `i` of a table: mostly `/services/<offer>/*` (what the controller writes), in 100

@@ -151,20 +151,7 @@ impl Facilitator for FakeFacilitator {
 }
 
 pub fn spec(pattern: &str, price: &str) -> PaymentRouteSpec {
-    PaymentRouteSpec {
-        pattern: pattern.into(),
-        price: price.into(),
-        pay_to: PAY_TO.into(),
-        network: "base-sepolia".into(),
-        asset: None,
-        facilitator_url: None,
-        price_model: None,
-        per_mtok: None,
-        approx_tokens_per_request: None,
-        description: None,
-        max_timeout_seconds: None,
-        upstream_auth: None,
-    }
+    PaymentRouteSpec::new(pattern, price, PAY_TO, "base-sepolia")
 }
 
 pub fn entry(namespace: &str, name: &str, spec: &PaymentRouteSpec) -> RouteEntry {
