@@ -1,5 +1,5 @@
 //! The workspace's dependency rules (STYLE.md §2), read from `cargo metadata`:
-//! - `obol-api` and `obol-x402` depend on no other crate of the workspace;
+//! - `obol-api`, `obol-x402` and `obol-leader` depend on no other crate of the workspace;
 //! - service crates (controller, verifier, registrar, buyer) never depend on each other;
 //! - `obol-testenv` is only ever a dev-dependency.
 
@@ -16,6 +16,9 @@ const SERVICES: [&str; 4] = [
     "obol-registrar",
     "obol-buyer",
 ];
+
+/// Crates every other may build on, which build on no crate of the workspace themselves.
+const LEAVES: [&str; 3] = ["obol-api", "obol-x402", "obol-leader"];
 
 /// package name -> [(dependency name, kind)] for workspace-internal dependencies.
 fn internal_deps() -> BTreeMap<String, Vec<(String, String)>> {
@@ -64,7 +67,7 @@ fn dependency_rules_hold() {
     let mut broken = vec![];
     for (package, list) in &deps {
         for (dep, kind) in list {
-            if (package == "obol-api" || package == "obol-x402") && kind != "dev" {
+            if LEAVES.contains(&package.as_str()) && kind != "dev" {
                 broken.push(format!("{package} depends on {dep}"));
             }
             if SERVICES.contains(&package.as_str()) && SERVICES.contains(&dep.as_str()) {

@@ -28,7 +28,7 @@ pub enum Error {
     MissingField(&'static str),
     /// Leader election failed.
     #[error("lease: {0}")]
-    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    Lease(#[from] obol_leader::Error),
     /// Serving the admin endpoints failed.
     #[error("admin server: {0}")]
     Admin(#[source] std::io::Error),

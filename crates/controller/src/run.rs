@@ -18,26 +18,15 @@ use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer};
 use prometheus_client::registry::Registry;
 use tracing::{Instrument, info, info_span, warn};
 
+use obol_leader::Outcome;
+
 use crate::admin::Admin;
 use crate::error::{Error, Result};
 use crate::metrics::ControllerMetrics;
 use crate::plan::Settings;
 use crate::reconcile::{Context, error_policy, reconcile};
 
-/// Leader-election settings.
-#[derive(Clone, Debug)]
-pub struct LeaseConfig {
-    /// Lease name.
-    pub name: String,
-    /// Lease namespace.
-    pub namespace: String,
-    /// This replica's identity.
-    pub identity: String,
-    /// How long a lease is valid without renewal.
-    pub duration: Duration,
-    /// How long before expiry the holder renews.
-    pub grace: Duration,
-}
+pub use obol_leader::LeaseConfig;
 
 /// Everything [`run`] needs besides the client.
 #[derive(Clone, Debug)]
@@ -96,53 +85,22 @@ pub async fn run(
         metrics.leader.set(1);
         return run_controller(client, config, metrics, admin, shutdown).await;
     };
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease.name)
-        .with_namespace(&lease.namespace)
-        .with_identity(&lease.identity)
-        .with_duration(lease.duration.as_secs().max(1))
-        .with_grace(lease.grace.as_secs().max(1))
-        .build()
-        .await?;
-    let (mut leading, lease_task) = manager.watch().await;
-    info!(identity = %lease.identity, lease = %lease.name, "Waiting for the lease");
-    let acquired = async {
-        while !*leading.borrow_and_update() {
-            if leading.changed().await.is_err() {
-                return false;
-            }
-        }
-        true
-    };
-    let outcome = tokio::select! {
-        got = acquired => if got { Ok(()) } else { Err(Error::LeadershipLost) },
-        () = shutdown.clone() => {
-            drop(leading);
-            let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-            return Ok(());
-        }
-    };
-    outcome?;
-    info!(identity = %lease.identity, "Acquired the lease");
-    metrics.leader.set(1);
-    let lost = {
-        let mut leading = leading.clone();
-        async move {
-            while *leading.borrow_and_update() {
-                if leading.changed().await.is_err() {
-                    break;
-                }
-            }
-        }
-    };
-    let result = tokio::select! {
-        r = run_controller(client, config, metrics.clone(), admin, shutdown) => r,
-        () = lost => Err(Error::LeadershipLost),
-    };
-    metrics.leader.set(0);
-    // Closing the channel makes the lease task release the lease.
-    drop(leading);
-    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-    result
+    let gauge = metrics.clone();
+    let outcome = obol_leader::lead(
+        client.clone(),
+        &lease,
+        shutdown.clone(),
+        move |leading| {
+            gauge.leader.set(i64::from(leading));
+        },
+        || run_controller(client, config, metrics, admin, shutdown),
+    )
+    .await?;
+    match outcome {
+        Outcome::Stopped => Ok(()),
+        Outcome::Finished(result) => result,
+        Outcome::Lost => Err(Error::LeadershipLost),
+    }
 }
 
 fn child_watch<K>(

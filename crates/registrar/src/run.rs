@@ -15,6 +15,8 @@ use obol_api::RegistrationRequest;
 use prometheus_client::registry::Registry;
 use tracing::{Instrument as _, info, info_span, warn};
 
+use obol_leader::Outcome;
+
 use crate::backoff::Backoff;
 use crate::chain::Chains;
 use crate::error::{Error, Result};
@@ -22,20 +24,7 @@ use crate::http::Served;
 use crate::k8s::{Context, error_policy, reconcile};
 use crate::metrics::RegistrarMetrics;
 
-/// Leader election.
-#[derive(Clone, Debug)]
-pub struct LeaseConfig {
-    /// Lease name.
-    pub name: String,
-    /// Lease namespace.
-    pub namespace: String,
-    /// This replica's identity.
-    pub identity: String,
-    /// Validity without renewal.
-    pub duration: Duration,
-    /// Renew this long before expiry.
-    pub grace: Duration,
-}
+pub use obol_leader::LeaseConfig;
 
 /// Everything [`run`] needs besides the client.
 pub struct RunConfig {
@@ -114,54 +103,23 @@ pub async fn run(
         metrics.leader.set(1);
         return run_controller(client, config, metrics, shutdown).await;
     };
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease.name)
-        .with_namespace(&lease.namespace)
-        .with_identity(&lease.identity)
-        .with_duration(lease.duration.as_secs().max(1))
-        .with_grace(lease.grace.as_secs().max(1))
-        // Keep the per-identity field manager: mutual exclusion rests on server-side apply
-        // conflicts between replicas, which one shared manager name would silence.
-        .build()
-        .await
-        .map_err(|e| Error::Config(format!("lease: {e}")))?;
-    let (mut leading, lease_task) = manager.watch().await;
-    info!(identity = %lease.identity, lease = %lease.name, "Waiting for the lease");
-    let acquired = async {
-        while !*leading.borrow_and_update() {
-            if leading.changed().await.is_err() {
-                return false;
-            }
-        }
-        true
-    };
-    tokio::select! {
-        got = acquired => if !got { return Err(Error::Config("lease task ended".into())) },
-        () = shutdown.clone() => {
-            drop(leading);
-            let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-            return Ok(());
-        }
+    let gauge = metrics.clone();
+    let outcome = obol_leader::lead(
+        client.clone(),
+        &lease,
+        shutdown.clone(),
+        move |leading| {
+            gauge.leader.set(i64::from(leading));
+        },
+        || run_controller(client, config, metrics, shutdown),
+    )
+    .await
+    .map_err(|e| Error::Config(format!("lease: {e}")))?;
+    match outcome {
+        Outcome::Stopped => Ok(()),
+        Outcome::Finished(result) => result,
+        Outcome::Lost => Err(Error::Config("lost the lease".into())),
     }
-    info!(identity = %lease.identity, "Acquired the lease");
-    metrics.leader.set(1);
-    let lost = {
-        let mut leading = leading.clone();
-        async move {
-            while *leading.borrow_and_update() {
-                if leading.changed().await.is_err() {
-                    break;
-                }
-            }
-        }
-    };
-    let result = tokio::select! {
-        r = run_controller(client, config, metrics.clone(), shutdown) => r,
-        () = lost => Err(Error::Config("lost the lease".into())),
-    };
-    metrics.leader.set(0);
-    drop(leading);
-    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-    result
 }
 
 async fn run_controller(
