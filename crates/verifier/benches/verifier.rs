@@ -11,7 +11,7 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group};
 use obol_verifier::RouteTable;
 use obol_verifier::decide::{self, Forwarded};
-use obol_x402::wire::{Authorization, PaymentPayloadV2};
+use obol_x402::wire::Authorization;
 use obol_x402::{B256, PrivateKey, Requirement};
 
 mod common;
@@ -138,15 +138,7 @@ fn payment_header(req: &Requirement) -> String {
         valid_before: NOW + 60,
         nonce: B256::repeat_byte(7),
     };
-    let payload = obol_x402::eip3009::sign_payload(&key, &req.domain(), auth).expect("signs");
-    obol_x402::codec::encode_header(&PaymentPayloadV2 {
-        x402_version: Default::default(),
-        resource: None,
-        accepted: req.to_v2(),
-        payload,
-        extensions: None,
-    })
-    .expect("encodes")
+    req.signed_v2_header(&key, auth).expect("signs and encodes")
 }
 
 fn benches(c: &mut Criterion) {

@@ -35,7 +35,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use obol_x402::wire::{Authorization, PaymentPayloadV2};
+use obol_x402::wire::Authorization;
 use obol_x402::{B256, Network, PrivateKey, Requirement, U256};
 
 /// Anvil's second development key: a public test key, never funded on a real chain.
@@ -163,14 +163,7 @@ fn sign_payments(key: &PrivateKey, req: &Requirement, count: usize) -> anyhow::R
                 valid_before: now + 600,
                 nonce: B256::from(nonce),
             };
-            let payload = obol_x402::eip3009::sign_payload(key, &req.domain(), auth)?;
-            Ok(obol_x402::codec::encode_header(&PaymentPayloadV2 {
-                x402_version: Default::default(),
-                resource: None,
-                accepted: req.to_v2(),
-                payload,
-                extensions: None,
-            })?)
+            Ok(req.signed_v2_header(key, auth)?)
         })
         .collect()
 }

@@ -51,23 +51,17 @@ pub fn mk_header(
     auth: obol_x402::wire::Authorization,
     version: u8,
 ) -> String {
-    use obol_x402::wire::{PaymentPayloadV1, PaymentPayloadV2};
+    if version != 1 {
+        return req
+            .signed_v2_header(&key(), auth)
+            .expect("signs and encodes");
+    }
     let payload = obol_x402::eip3009::sign_payload(&key(), &req.domain(), auth).expect("signs");
-    let encoded = if version == 1 {
-        obol_x402::codec::encode_header(&PaymentPayloadV1 {
-            x402_version: Default::default(),
-            scheme: "exact".into(),
-            network: req.network.v1_name().expect("v1 name"),
-            payload,
-        })
-    } else {
-        obol_x402::codec::encode_header(&PaymentPayloadV2 {
-            x402_version: Default::default(),
-            resource: None,
-            accepted: req.to_v2(),
-            payload,
-            extensions: None,
-        })
-    };
-    encoded.expect("encodes")
+    obol_x402::codec::encode_header(&obol_x402::wire::PaymentPayloadV1 {
+        x402_version: Default::default(),
+        scheme: "exact".into(),
+        network: req.network.v1_name().expect("v1 name"),
+        payload,
+    })
+    .expect("encodes")
 }

@@ -137,6 +137,26 @@ impl Requirement {
         })
     }
 
+    /// A v2 payment header (base64 JSON) that spends `authorization`, signed by `key` for this
+    /// requirement's token domain and accepting exactly this requirement: what a buyer that
+    /// holds the key sends (tests, benchmarks, the local payer).
+    pub fn signed_v2_header(
+        &self,
+        key: &crate::key::PrivateKey,
+        authorization: crate::wire::Authorization,
+    ) -> crate::Result<String> {
+        let payload = crate::eip3009::sign_payload(key, &self.domain(), authorization)?;
+        Ok(crate::codec::encode_header(
+            &crate::wire::PaymentPayloadV2 {
+                x402_version: Default::default(),
+                resource: None,
+                accepted: self.to_v2(),
+                payload,
+                extensions: None,
+            },
+        )?)
+    }
+
     /// The v2 `accepts[]` entry (what a v2 buyer copies into `accepted`).
     pub fn to_v2(&self) -> PaymentRequirementsV2 {
         PaymentRequirementsV2 {

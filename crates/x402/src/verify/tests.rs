@@ -76,6 +76,20 @@ fn valid_payments_of_both_versions_pass() {
     }
 }
 
+#[test]
+fn a_signed_v2_header_decodes_to_a_payment_that_passes() {
+    let header = requirement()
+        .signed_v2_header(&key(), authorization())
+        .unwrap();
+    let payload = codec::decode_payment_payload(&header).unwrap();
+    let PaymentPayload::V2(v2) = &payload else {
+        panic!("not a v2 payload");
+    };
+    assert_eq!(v2.accepted, requirement().to_v2());
+    let ok = verify_payment(&requirement(), &payload, NOW).unwrap();
+    assert_eq!(ok.payer, key().address());
+}
+
 type Mutation = fn(&mut PaymentPayload);
 
 fn v1_mut(p: &mut PaymentPayload) -> &mut PaymentPayloadV1 {
