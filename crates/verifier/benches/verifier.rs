@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use criterion::{Criterion, criterion_group};
+use criterion::Criterion;
 use obol_verifier::RouteTable;
 use obol_verifier::decide::{self, Forwarded};
 use obol_x402::wire::Authorization;
@@ -19,8 +19,46 @@ mod common;
 const ROUTES: usize = 10_000;
 const NOW: u64 = 1_750_000_000;
 
-fn table() -> RouteTable {
-    common::table(ROUTES)
+/// Everything the three passes (CPU costs, per-call percentiles, criterion) measure against,
+/// built once.
+struct Fixture {
+    table: RouteTable,
+    paths: Vec<String>,
+    req: Requirement,
+    header: String,
+    payload: obol_x402::PaymentPayload,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let req = requirement();
+        let header = payment_header(&req);
+        let payload = obol_x402::codec::decode_payment_payload(&header).expect("decodes");
+        Self {
+            table: common::table(ROUTES),
+            paths: paths(),
+            req,
+            header,
+            payload,
+        }
+    }
+
+    /// The priced route of the unpaid-402 benchmark, and the request it answers.
+    fn unpaid(
+        &self,
+    ) -> (
+        std::sync::Arc<obol_verifier::RouteEntry>,
+        Forwarded<'static>,
+    ) {
+        let route = self.table.find("/services/offer-5/x").expect("route");
+        let fwd = Forwarded {
+            proto: Some("https"),
+            host: Some("obol.stack"),
+            uri: "/services/offer-5/v1/chat/completions",
+            wants_html: false,
+        };
+        (route, fwd)
+    }
 }
 
 fn paths() -> Vec<String> {
@@ -66,31 +104,21 @@ fn cpu_per_op(label: &str, iters: u32, mut f: impl FnMut(u32)) {
 }
 
 /// Mean CPU cost of each operation, before criterion's wall-clock runs.
-fn cpu_costs() {
-    let t = table();
-    let paths = paths();
+fn cpu_costs(f: &Fixture) {
+    let (t, paths) = (&f.table, &f.paths);
     cpu_per_op("lookup by path, 10000 routes", 1_000_000, |i| {
         black_box(t.find(black_box(&paths[i as usize % paths.len()])));
     });
     cpu_per_op("lookup by key, 10000 routes", 1_000_000, |_| {
         black_box(t.get(black_box("ns-42"), black_box("offer-4242")));
     });
-    let req = requirement();
-    let header = payment_header(&req);
     cpu_per_op("local payment check (decode + recover)", 2_000, |_| {
-        black_box(decide::check_payment(&req, black_box(&header), NOW).is_ok());
+        black_box(decide::check_payment(&f.req, black_box(&f.header), NOW).is_ok());
     });
-    let payload = obol_x402::codec::decode_payment_payload(&header).expect("decodes");
     cpu_per_op("signature check only (verify_payment)", 2_000, |_| {
-        black_box(obol_x402::verify_payment(&req, black_box(&payload), NOW).is_ok());
+        black_box(obol_x402::verify_payment(&f.req, black_box(&f.payload), NOW).is_ok());
     });
-    let route = t.find("/services/offer-5/x").expect("route");
-    let fwd = Forwarded {
-        proto: Some("https"),
-        host: Some("obol.stack"),
-        uri: "/services/offer-5/v1/chat/completions",
-        wants_html: false,
-    };
+    let (route, fwd) = f.unpaid();
     let r = route.requirement.as_ref().expect("priced");
     cpu_per_op("unpaid 402 decision", 100_000, |_| {
         let res = decide::resource(&route, &fwd);
@@ -99,9 +127,8 @@ fn cpu_costs() {
 }
 
 /// Times every call separately (Instant overhead included, so this overstates).
-fn lookup_percentiles() {
-    let t = table();
-    let paths = paths();
+fn lookup_percentiles(f: &Fixture) {
+    let (t, paths) = (&f.table, &f.paths);
     let mut by_path = Vec::with_capacity(200_000);
     let mut by_key = Vec::with_capacity(200_000);
     for round in 0..200 {
@@ -141,9 +168,8 @@ fn payment_header(req: &Requirement) -> String {
     req.signed_v2_header(&key, auth).expect("signs and encodes")
 }
 
-fn benches(c: &mut Criterion) {
-    let t = table();
-    let paths = paths();
+fn benches(c: &mut Criterion, f: &Fixture) {
+    let (t, paths) = (&f.table, &f.paths);
     let mut i = 0usize;
     c.bench_function("route lookup by path, 10000 routes", |b| {
         b.iter(|| {
@@ -154,38 +180,34 @@ fn benches(c: &mut Criterion) {
     c.bench_function("route lookup by key, 10000 routes", |b| {
         b.iter(|| black_box(t.get(black_box("ns-42"), black_box("offer-4242"))))
     });
-    let req = requirement();
-    let header = payment_header(&req);
     c.bench_function("local payment check (decode + EIP-712 recover)", |b| {
-        b.iter(|| black_box(decide::check_payment(&req, black_box(&header), NOW)).is_ok())
+        b.iter(|| black_box(decide::check_payment(&f.req, black_box(&f.header), NOW)).is_ok())
     });
-    let payload = obol_x402::codec::decode_payment_payload(&header).expect("decodes");
     c.bench_function("signature check only (verify_payment)", |b| {
-        b.iter(|| black_box(obol_x402::verify_payment(&req, black_box(&payload), NOW)).is_ok())
+        b.iter(|| {
+            black_box(obol_x402::verify_payment(
+                &f.req,
+                black_box(&f.payload),
+                NOW,
+            ))
+            .is_ok()
+        })
     });
-    let route = t.find("/services/offer-5/x").expect("route");
-    let fwd = Forwarded {
-        proto: Some("https"),
-        host: Some("obol.stack"),
-        uri: "/services/offer-5/v1/chat/completions",
-        wants_html: false,
-    };
+    let (route, fwd) = f.unpaid();
+    let r = route.requirement.as_ref().expect("priced");
     c.bench_function("unpaid 402 decision", |b| {
         b.iter(|| {
             let res = decide::resource(&route, &fwd);
-            let r = route.requirement.as_ref().expect("priced");
             black_box(decide::payment_required(r, &res, false, None))
         })
     });
 }
 
-criterion_group!(group, benches);
-
 fn main() {
-    cpu_costs();
-    lookup_percentiles();
-    group();
-    criterion::Criterion::default()
-        .configure_from_args()
-        .final_summary();
+    let fixture = Fixture::new();
+    cpu_costs(&fixture);
+    lookup_percentiles(&fixture);
+    let mut criterion = Criterion::default().configure_from_args();
+    benches(&mut criterion, &fixture);
+    criterion.final_summary();
 }

@@ -190,9 +190,24 @@ fn process_cpu_micros(pid: u32) -> anyhow::Result<f64> {
 }
 
 impl Series {
+    /// A series of latencies (µs), sorted once for the percentiles.
+    fn new(
+        label: &'static str,
+        mut micros: Vec<f64>,
+        wall: Duration,
+        cpu_per_request: Option<f64>,
+    ) -> Self {
+        micros.sort_by(f64::total_cmp);
+        Self {
+            label,
+            micros,
+            wall,
+            cpu_per_request,
+        }
+    }
+
     fn pct(&self, q: f64) -> f64 {
-        let mut v = self.micros.clone();
-        v.sort_by(f64::total_cmp);
+        let v = &self.micros;
         v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1]
     }
 
@@ -250,12 +265,7 @@ where
         (Some(pid), Some(before)) => Some((process_cpu_micros(pid)? - before) / n as f64),
         _ => None,
     };
-    Ok(Series {
-        label,
-        micros,
-        wall,
-        cpu_per_request,
-    })
+    Ok(Series::new(label, micros, wall, cpu_per_request))
 }
 
 fn pid_of(child: &tokio::process::Child) -> anyhow::Result<u32> {
@@ -435,14 +445,8 @@ async fn main() -> anyhow::Result<()> {
         micros.extend(w.await??);
     }
     let wall = wall.elapsed();
-    let loaded = Series {
-        label: "verifier, paid, concurrent",
-        cpu_per_request: Some(
-            (process_cpu_micros(pid_of(&verifier)?)? - cpu0) / micros.len() as f64,
-        ),
-        micros,
-        wall,
-    };
+    let cpu = (process_cpu_micros(pid_of(&verifier)?)? - cpu0) / micros.len() as f64;
+    let loaded = Series::new("verifier, paid, concurrent", micros, wall, Some(cpu));
 
     // Every paid request cost exactly one /verify and one /settle; a spent authorization is
     // refused.
