@@ -146,10 +146,7 @@ impl BuyerMetrics {
 
     /// The text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        obol_runtime::admin::encode(&self.registry)
     }
 }
 

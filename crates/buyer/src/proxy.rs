@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde_json::{Value, json};
@@ -48,14 +48,7 @@ async fn metrics(State(b): State<Arc<Buyer>>) -> Response {
     b.metrics
         .journal_syncs
         .inc_by(syncs.saturating_sub(counted));
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        b.metrics.encode(),
-    )
-        .into_response()
+    obol_runtime::admin::metrics_text(b.metrics.encode())
 }
 
 async fn reload(State(b): State<Arc<Buyer>>) -> Response {

@@ -1,5 +1,5 @@
 //! The workspace's dependency rules (STYLE.md §2), read from `cargo metadata`:
-//! - `obol-api`, `obol-x402` and `obol-leader` depend on no other crate of the workspace;
+//! - `obol-api`, `obol-x402` and `obol-runtime` depend on no other crate of the workspace;
 //! - service crates (controller, verifier, registrar, buyer) never depend on each other;
 //! - `obol-testenv` is only ever a dev-dependency.
 
@@ -18,7 +18,7 @@ const SERVICES: [&str; 4] = [
 ];
 
 /// Crates every other may build on, which build on no crate of the workspace themselves.
-const LEAVES: [&str; 3] = ["obol-api", "obol-x402", "obol-leader"];
+const LEAVES: [&str; 3] = ["obol-api", "obol-x402", "obol-runtime"];
 
 /// package name -> [(dependency name, kind)] for workspace-internal dependencies.
 fn internal_deps() -> BTreeMap<String, Vec<(String, String)>> {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+
+use axum::response::Response;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
@@ -60,31 +60,12 @@ impl Admin {
     }
 }
 
-async fn readyz(State(admin): State<Admin>) -> impl IntoResponse {
-    if admin.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
+async fn readyz(State(admin): State<Admin>) -> Response {
+    obol_runtime::admin::readiness(admin.ready.load(Ordering::Acquire))
 }
 
-async fn metrics(State(admin): State<Admin>) -> impl IntoResponse {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &admin.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        ),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            String::new(),
-        ),
-    }
+async fn metrics(State(admin): State<Admin>) -> Response {
+    obol_runtime::admin::metrics(&admin.registry)
 }
 
 #[cfg(test)]
@@ -92,6 +73,8 @@ mod tests {
     use axum::body::Body;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+
+    use axum::http::StatusCode;
 
     use super::*;
     use crate::metrics::ControllerMetrics;

@@ -28,7 +28,7 @@ pub enum Error {
     MissingField(&'static str),
     /// Leader election failed.
     #[error("lease: {0}")]
-    Lease(#[from] obol_leader::Error),
+    Lease(#[from] obol_runtime::lease::Error),
     /// Serving the admin endpoints failed.
     #[error("admin server: {0}")]
     Admin(#[source] std::io::Error),

@@ -18,7 +18,7 @@ use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer};
 use prometheus_client::registry::Registry;
 use tracing::{Instrument, info, info_span, warn};
 
-use obol_leader::Outcome;
+use obol_runtime::lease::Outcome;
 
 use crate::admin::Admin;
 use crate::error::{Error, Result};
@@ -26,7 +26,7 @@ use crate::metrics::ControllerMetrics;
 use crate::plan::Settings;
 use crate::reconcile::{Context, error_policy, reconcile};
 
-pub use obol_leader::LeaseConfig;
+pub use obol_runtime::lease::LeaseConfig;
 
 /// Everything [`run`] needs besides the client.
 #[derive(Clone, Debug)]
@@ -86,7 +86,7 @@ pub async fn run(
         return run_controller(client, config, metrics, admin, shutdown).await;
     };
     let gauge = metrics.clone();
-    let outcome = obol_leader::lead(
+    let outcome = obol_runtime::lease::lead(
         client.clone(),
         &lease,
         shutdown.clone(),

@@ -134,26 +134,11 @@ async fn one(State(s): State<Served>, Path((namespace, file)): Path<(String, Str
 }
 
 async fn readyz(State(s): State<Served>) -> Response {
-    if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
-    }
+    obol_runtime::admin::readiness(s.ready.load(Ordering::Acquire))
 }
 
 async fn metrics(State(s): State<Served>) -> Response {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    obol_runtime::admin::metrics(&s.registry)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use obol_api::RegistrationRequest;
 use prometheus_client::registry::Registry;
 use tracing::{Instrument as _, info, info_span, warn};
 
-use obol_leader::Outcome;
+use obol_runtime::lease::Outcome;
 
 use crate::backoff::Backoff;
 use crate::chain::Chains;
@@ -24,7 +24,7 @@ use crate::http::Served;
 use crate::k8s::{Context, error_policy, reconcile};
 use crate::metrics::RegistrarMetrics;
 
-pub use obol_leader::LeaseConfig;
+pub use obol_runtime::lease::LeaseConfig;
 
 /// Everything [`run`] needs besides the client.
 pub struct RunConfig {
@@ -104,7 +104,7 @@ pub async fn run(
         return run_controller(client, config, metrics, shutdown).await;
     };
     let gauge = metrics.clone();
-    let outcome = obol_leader::lead(
+    let outcome = obol_runtime::lease::lead(
         client.clone(),
         &lease,
         shutdown.clone(),

@@ -158,7 +158,5 @@ fn json_text(status: StatusCode, body: &'static str) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.routes.set(state.table.len() as i64);
-    let text = crate::metrics::encode(&state.registry);
-    let ct = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(ct))], text).into_response()
+    obol_runtime::admin::metrics(&state.registry)
 }

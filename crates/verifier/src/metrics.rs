@@ -144,16 +144,10 @@ impl VerifierMetrics {
     }
 }
 
-/// The text exposition of `registry`.
-pub fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
-    // Writing to a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use obol_runtime::admin::encode;
+
     use super::*;
     use crate::testing::mk_entry;
 

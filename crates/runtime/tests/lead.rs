@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use obol_leader::{LeaseConfig, Outcome, lead};
+use obol_runtime::lease::{LeaseConfig, Outcome, lead};
 use obol_testenv::{TestEnv, eventually};
 
 const WAIT: Duration = Duration::from_secs(20);
