@@ -36,6 +36,7 @@
 //!
 //! `KUBECONFIG` is read like kubectl does (in a cluster: the service account).
 
+pub mod abi;
 pub mod args;
 pub mod backoff;
 pub mod chain;

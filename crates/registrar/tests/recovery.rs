@@ -2,7 +2,7 @@
 //! Kubernetes control plane: exactly one registration across crashes, retries while the RPC is
 //! down, and deletes that complete although the RPC died.
 //!
-//! Locally a missing anvil skips (with a message); under `CI=true` it is installed or fails.
+//! A missing anvil is installed (`scripts/tools/anvil.sh`) or fails the test; it never skips.
 
 mod support;
 
@@ -22,9 +22,7 @@ use support::registrar::{
 #[tokio::test]
 async fn a_crash_between_send_and_confirmation_registers_exactly_once() {
     let env = TestEnv::get().await;
-    let Some(anvil) = Anvil::start(&[]).await else {
-        return;
-    };
+    let anvil = Anvil::start(&[]).await;
     assert_eq!(anvil.deploy_registry().await, REGISTRY);
     let ns = env.namespace("rr-crash").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
@@ -80,9 +78,7 @@ async fn a_crash_between_send_and_confirmation_registers_exactly_once() {
 #[tokio::test]
 async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs() {
     let env = TestEnv::get().await;
-    let Some(anvil) = Anvil::start(&[]).await else {
-        return;
-    };
+    let anvil = Anvil::start(&[]).await;
     assert_eq!(anvil.deploy_registry().await, REGISTRY);
     let ns = env.namespace("rr-fence").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
@@ -135,9 +131,6 @@ async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs() {
 #[tokio::test]
 async fn rpc_down_retries_with_backoff_then_recovers() {
     let env = TestEnv::get().await;
-    if support::tool_path("anvil").is_none() {
-        return;
-    }
     let ns = env.namespace("rr-rpcdown").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let port = support::anvil::reserved_port();
@@ -161,7 +154,7 @@ async fn rpc_down_retries_with_backoff_then_recovers() {
     let message = status.error_message.unwrap();
     assert!(message.contains("RPC unavailable"), "{message}");
 
-    let anvil = Anvil::start_on(port, &[]).await.unwrap();
+    let anvil = Anvil::start_on(port, &[]).await;
     assert_eq!(anvil.deploy_registry().await, REGISTRY);
     let confirmed = wait_rr(&api, "down", &registrar, "Confirmed", |rr| {
         phase(rr) == Some(Phase::Confirmed)
@@ -176,9 +169,7 @@ async fn rpc_down_retries_with_backoff_then_recovers() {
 #[tokio::test]
 async fn a_dead_rpc_never_wedges_a_delete() {
     let env = TestEnv::get().await;
-    let Some(mut anvil) = Anvil::start(&[]).await else {
-        return;
-    };
+    let mut anvil = Anvil::start(&[]).await;
     assert_eq!(anvil.deploy_registry().await, REGISTRY);
     let ns = env.namespace("rr-deadrpc").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
@@ -224,9 +215,7 @@ async fn is_leader(r: &Registrar) -> bool {
 #[tokio::test]
 async fn one_leader_registers_and_a_standby_takes_over() {
     let env = TestEnv::get().await;
-    let Some(anvil) = Anvil::start(&[]).await else {
-        return;
-    };
+    let anvil = Anvil::start(&[]).await;
     assert_eq!(anvil.deploy_registry().await, REGISTRY);
     let ns = env.namespace("rr-lease").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());

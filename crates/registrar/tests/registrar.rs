@@ -2,7 +2,7 @@
 //! registry) and the local Kubernetes control plane: registration, confirmation, the served
 //! documents, tombstoning on delete, no key, reverts. Crashes and outages: `recovery.rs`.
 //!
-//! Locally a missing anvil skips (with a message); under `CI=true` it is installed or fails.
+//! A missing anvil is installed (`scripts/tools/anvil.sh`) or fails the test; it never skips.
 
 mod support;
 
@@ -26,9 +26,7 @@ use support::registrar::{
 #[tokio::test]
 async fn registers_confirms_serves_and_tombstones() {
     let env = TestEnv::get().await;
-    let Some(anvil) = Anvil::start(&[]).await else {
-        return;
-    };
+    let anvil = Anvil::start(&[]).await;
     assert_eq!(anvil.deploy_registry().await, REGISTRY);
     let ns = env.namespace("rr-happy").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
@@ -195,9 +193,7 @@ async fn without_a_key_requests_are_off_chain_only_and_still_served() {
 #[tokio::test]
 async fn a_reverting_registry_fails_with_the_message() {
     let env = TestEnv::get().await;
-    let Some(anvil) = Anvil::start(&[]).await else {
-        return;
-    };
+    let anvil = Anvil::start(&[]).await;
     let registry = anvil.deploy_reverting_registry().await;
     let ns = env.namespace("rr-revert").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());

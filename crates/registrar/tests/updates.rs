@@ -2,7 +2,7 @@
 //! the agent URI (`setAgentURI`) instead of registering again, and with `--public-url` the
 //! agent URI is the served document, which gains `registrations` without a transaction.
 //!
-//! Locally a missing anvil skips (with a message); under `CI=true` it is installed or fails.
+//! A missing anvil is installed (`scripts/tools/anvil.sh`) or fails the test; it never skips.
 
 mod support;
 
@@ -34,9 +34,7 @@ fn synced(rr: &RegistrationRequest) -> bool {
 #[tokio::test]
 async fn a_spec_change_moves_the_agent_uri_without_a_second_registration() {
     let env = TestEnv::get().await;
-    let Some(anvil) = Anvil::start(&[]).await else {
-        return;
-    };
+    let anvil = Anvil::start(&[]).await;
     assert_eq!(anvil.deploy_registry().await, REGISTRY);
     let ns = env.namespace("rr-update").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
@@ -79,9 +77,7 @@ async fn a_spec_change_moves_the_agent_uri_without_a_second_registration() {
 #[tokio::test]
 async fn with_a_public_url_the_served_document_is_the_agent_uri() {
     let env = TestEnv::get().await;
-    let Some(anvil) = Anvil::start(&[]).await else {
-        return;
-    };
+    let anvil = Anvil::start(&[]).await;
     assert_eq!(anvil.deploy_registry().await, REGISTRY);
     let ns = env.namespace("rr-public").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());

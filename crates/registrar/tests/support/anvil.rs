@@ -16,6 +16,9 @@ pub const DEV_0: Address =
     alloy::primitives::address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
 /// Public anvil dev key #1 (test-only): deploys the contracts.
 pub const DEV_KEY_1: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+/// Address of dev key #1.
+pub const DEV_1: Address =
+    alloy::primitives::address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
 /// Chain id of every test chain (Base Sepolia).
 pub const CHAIN_ID: u64 = 84532;
 
@@ -48,10 +51,10 @@ pub fn reserved_port() -> u16 {
 
 impl Anvil {
     /// Starts anvil on a port it picks itself (`--port 0`, read back from its output, so no
-    /// other process can take the port in between); `None` (with a message) when anvil is not
-    /// installed locally. Under `CI=true` a missing anvil is installed or the test fails.
-    pub async fn start(extra: &[&str]) -> Option<Self> {
-        let bin = super::tool_path("anvil")?;
+    /// other process can take the port in between). A missing anvil is installed, or the test
+    /// fails.
+    pub async fn start(extra: &[&str]) -> Self {
+        let bin = super::tool_path("anvil");
         let mut child = Command::new(&bin)
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--chain-id", &CHAIN_ID.to_string()])
@@ -83,12 +86,12 @@ impl Anvil {
             .expect("anvil did not print its port");
         let anvil = Self { child, port };
         anvil.wait_ready().await;
-        Some(anvil)
+        anvil
     }
 
     /// Starts anvil on `port` (for tests that point a client at a port before anvil runs).
-    pub async fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
-        let bin = super::tool_path("anvil")?;
+    pub async fn start_on(port: u16, extra: &[&str]) -> Self {
+        let bin = super::tool_path("anvil");
         let child = Command::new(&bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--chain-id", &CHAIN_ID.to_string(), "--silent"])
@@ -100,7 +103,7 @@ impl Anvil {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let anvil = Self { child, port };
         anvil.wait_ready().await;
-        Some(anvil)
+        anvil
     }
 
     async fn wait_ready(&self) {
@@ -138,7 +141,13 @@ impl Anvil {
         match key {
             Some(k) => {
                 let signer: PrivateKeySigner = k.parse().expect("dev key");
+                // Nonces from the node on every send: a cached nonce would advance on a send
+                // that fails its gas estimate (a revert a test expects), and stall the next one.
                 ProviderBuilder::new()
+                    .disable_recommended_fillers()
+                    .with_gas_estimation()
+                    .with_simple_nonce_management()
+                    .fetch_chain_id()
                     .wallet(EthereumWallet::from(signer))
                     .connect_http(url)
                     .erased()
