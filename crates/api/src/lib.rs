@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod names;
 pub mod payment_route;
 pub mod price;
+pub mod proxy;
 pub mod registration_request;
 pub mod service_offer;
 pub mod traefik;
@@ -24,7 +25,9 @@ pub mod upstream;
 pub mod validation;
 
 pub use condition::{Condition, ConditionStatus, Phase};
-pub use payment_route::{PaymentRoute, PaymentRouteSpec, PaymentRouteStatus, PriceModel};
+pub use payment_route::{
+    PaymentRoute, PaymentRouteSpec, PaymentRouteStatus, PriceModel, ProxyTarget,
+};
 pub use registration_request::{
     RegistrationPhase, RegistrationRequest, RegistrationRequestSpec, RegistrationRequestStatus,
 };

@@ -78,6 +78,33 @@ pub struct PaymentRouteSpec {
     /// `Authorization` value the verifier hands to the gateway for the upstream on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_auth: Option<String>,
+    /// Set in gateway mode `proxy`: the verifier itself forwards paid requests to this upstream
+    /// and settles only after it answered. Absent: ForwardAuth (settle, then let through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyTarget>,
+}
+
+/// Where the verifier forwards a paid request in gateway mode `proxy`, and how.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyTarget {
+    /// Base URL of the upstream, scheme, host and port only (`http://llm.ns.svc:8080`).
+    #[schemars(regex(pattern = r"^https?://[^\s/?#]+$"), length(max = 512))]
+    pub upstream: String,
+    /// Removed from the start of the request path before forwarding (the offer's published
+    /// path), the way the ForwardAuth mode's HTTPRoute rewrites it: `/services/x/v1` → `/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/[a-zA-Z0-9/_.-]*$"), length(max = 1024))]
+    pub strip_prefix: Option<String>,
+    /// Content types streamed to the client as they arrive and settled at their end, besides
+    /// `text/event-stream` (e.g. `application/x-ndjson`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub streaming_content_types: Vec<String>,
+    /// WebSocket upgrades are allowed (the payment is settled when the upstream accepts the
+    /// upgrade); otherwise they are refused before any payment is taken.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_web_socket: bool,
 }
 
 /// How a route's price was derived.
@@ -131,6 +158,7 @@ impl PaymentRouteSpec {
             description: None,
             max_timeout_seconds: None,
             upstream_auth: None,
+            proxy: None,
         }
     }
 }

@@ -15,5 +15,6 @@ pub mod chain;
 pub mod demo;
 pub mod facilitator;
 pub mod process;
+pub mod redis;
 pub mod stack;
 pub mod traefik;

@@ -33,6 +33,11 @@ pub fn traefik() -> PathBuf {
     tool("TRAEFIK_BIN", "traefik.sh")
 }
 
+/// Debian's `redis-server` (a wrapper script that finds its libraries).
+pub fn redis_server() -> PathBuf {
+    tool("REDIS_SERVER_BIN", "redis.sh")
+}
+
 /// The directory of the pinned x402 reference packages (`node_modules` inside).
 pub fn x402_peers() -> PathBuf {
     tool("OBOL_X402_PEERS_DIR", "x402-peers.sh")

@@ -10,10 +10,75 @@ use obol_x402 as x402;
 use tracing::{Instrument as _, info, info_span};
 use x402::{Facilitator, HttpFacilitator, HttpFacilitatorConfig};
 
+use crate::evidence::RpcEvidence;
 use crate::facilitators::{Facilitators, MakeFacilitator};
-use crate::replay::{DEFAULT_MAX_TTL_SECS, ReplayCache};
+use crate::reservations::memory::MemoryStore;
+use crate::reservations::redis::RedisStore;
+use crate::reservations::{DEFAULT_MAX_TTL_SECS, Reservations, Store};
 use crate::route_table::RouteTable;
 use crate::state::AppState;
+
+/// Where reservations are kept: `memory` (one replica) or a `redis://` URL (replicas share it).
+/// `Debug` never shows the URL, which may carry a password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ReservationsAt {
+    /// This process's memory.
+    Memory,
+    /// A Redis or Valkey server.
+    Redis(String),
+}
+
+impl std::str::FromStr for ReservationsAt {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "memory" => Ok(Self::Memory),
+            url if url.starts_with("redis://") => {
+                crate::reservations::redis::RedisStore::new(url, Duration::from_secs(1), 1)?;
+                Ok(Self::Redis(url.to_owned()))
+            }
+            _ => Err("expected `memory` or a redis://[:password@]host[:port][/db] URL".into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReservationsAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Redis(_) => f.write_str("redis://<redacted>"),
+        }
+    }
+}
+
+/// A chain RPC endpoint for one network: `<network>=<url>` (`eip155:84532=http://...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRpc {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// The endpoint.
+    pub url: reqwest::Url,
+}
+
+impl std::str::FromStr for ChainRpc {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (network, url) = s
+            .split_once('=')
+            .ok_or("expected <network>=<url>, e.g. eip155:84532=http://127.0.0.1:8545")?;
+        let network = x402::Network::resolve(network.trim()).map_err(|e| e.to_string())?;
+        let url = reqwest::Url::parse(url.trim()).map_err(|e| format!("{url}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{url}: the RPC URL must be http(s)"));
+        }
+        Ok(Self {
+            chain_id: network.chain_id,
+            url,
+        })
+    }
+}
 
 /// Where routes come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,9 +134,41 @@ pub struct Args {
     /// How often the routes file's mtime is checked.
     #[arg(long, env = "OBOL_VERIFIER_ROUTES_POLL_SECS", default_value_t = 2)]
     pub routes_poll_secs: u64,
-    /// Most nonces remembered (in flight or settled).
+    /// Most authorizations the memory reservation store remembers (in flight or settled).
     #[arg(long, env = "OBOL_VERIFIER_REPLAY_CAPACITY", default_value_t = 100_000)]
     pub replay_capacity: usize,
+    /// Reservation store: `memory` (one replica) or `redis://[:password@]host[:port][/db]`
+    /// (Redis or Valkey 7+, shared by every replica; down means 503 for paid requests).
+    #[arg(long, env = "OBOL_VERIFIER_RESERVATIONS", default_value = "memory")]
+    pub reservations: ReservationsAt,
+    /// Time budget of one reservation store operation, in milliseconds.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_RESERVATIONS_TIMEOUT_MS",
+        default_value_t = 500
+    )]
+    pub reservations_timeout_ms: u64,
+    /// Most connections to the reservation store.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_RESERVATIONS_MAX_CONNECTIONS",
+        default_value_t = 64
+    )]
+    pub reservations_max_connections: usize,
+    /// Chain RPC per network, `<network>=<url>` (repeat, or comma-separated), for serving once
+    /// more a payment the chain shows settled here whose answer never arrived.
+    #[arg(long, env = "OBOL_VERIFIER_CHAIN_RPC", value_delimiter = ',')]
+    pub chain_rpc: Vec<ChainRpc>,
+    /// How many blocks back the chain is searched for such a settlement.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_CHAIN_LOOKBACK_BLOCKS",
+        default_value_t = 10_000
+    )]
+    pub chain_lookback_blocks: u64,
+    /// How old (seconds) a settlement may be and still be served once more from chain evidence.
+    #[arg(long, env = "OBOL_VERIFIER_RESERVE_WINDOW_SECS", default_value_t = 600)]
+    pub reserve_window_secs: u64,
     /// Log filter (`tracing` env-filter syntax).
     #[arg(long, env = "OBOL_VERIFIER_LOG", default_value = "info")]
     pub log: String,
@@ -90,6 +187,12 @@ impl Args {
             routes_file,
             routes_poll_secs,
             replay_capacity,
+            reservations,
+            reservations_timeout_ms,
+            reservations_max_connections,
+            chain_rpc,
+            chain_lookback_blocks,
+            reserve_window_secs,
             log,
         } = self;
         tracing_subscriber::fmt()
@@ -105,8 +208,40 @@ impl Args {
         });
         let default = http_facilitator(facilitator_url, timeouts)?;
         let table = Arc::new(RouteTable::new());
-        let state = AppState::new(table.clone(), Facilitators::with_factory(default, make))
-            .with_replay(ReplayCache::new(replay_capacity, DEFAULT_MAX_TTL_SECS));
+        let store: Arc<dyn Store> = match &reservations {
+            ReservationsAt::Memory => Arc::new(MemoryStore::new(
+                replay_capacity,
+                Arc::new(crate::clock::SystemClock),
+            )),
+            ReservationsAt::Redis(url) => {
+                let store = RedisStore::new(
+                    url,
+                    Duration::from_millis(reservations_timeout_ms.max(1)),
+                    reservations_max_connections,
+                )
+                .map_err(|e| crate::Error::Config(format!("--reservations: {e}")))?;
+                if let Err(error) = store.ping().await {
+                    // Not fatal: paid requests answer 503 until it answers.
+                    tracing::warn!(%error, "Reservation store not answering yet");
+                }
+                Arc::new(store)
+            }
+        };
+        let hold_secs = facilitator_verify_timeout_secs + facilitator_settle_timeout_secs + 60;
+        let mut state = AppState::new(table.clone(), Facilitators::with_factory(default, make))
+            .with_reservations(Reservations::new(store, DEFAULT_MAX_TTL_SECS))
+            .with_hold_secs(hold_secs);
+        if !chain_rpc.is_empty() {
+            let rpc = chain_rpc.into_iter().map(|c| (c.chain_id, c.url)).collect();
+            let evidence = RpcEvidence::new(
+                rpc,
+                chain_lookback_blocks,
+                reserve_window_secs,
+                Duration::from_secs(10),
+            )
+            .map_err(|e| crate::Error::Config(format!("--chain-rpc: {e}")))?;
+            state = state.with_evidence(Arc::new(evidence));
+        }
         match route_source {
             RouteSource::File => {
                 let path = routes_file.context("--route-source file needs --routes-file")?;
@@ -128,7 +263,7 @@ impl Args {
                 context: "cannot bind the listen address",
                 source,
             })?;
-        info!(addr = %listen, source = ?route_source, "Serving");
+        info!(addr = %listen, source = ?route_source, ?reservations, "Serving");
         axum::serve(listener, crate::app(state))
             .with_graceful_shutdown(shutdown())
             .await

@@ -14,16 +14,16 @@ use crate::route::RouteEntry;
 
 /// `error` of an unpaid 402 (the Go verifier's text).
 pub const PAYMENT_REQUIRED_ERROR: &str = "Payment required for this resource";
-/// Seconds a client should wait before retrying a 503.
-pub const RETRY_AFTER_SECS: &str = "5";
 
 /// Header naming the payer on success (for the upstream).
 pub const X_PAYMENT_PAYER: HeaderName = HeaderName::from_static("x-payment-payer");
 /// Header carrying the settlement transaction on success (for the upstream).
 pub const X_PAYMENT_TX: HeaderName = HeaderName::from_static("x-payment-tx");
 pub(crate) const PAYMENT_REQUIRED: HeaderName = HeaderName::from_static("payment-required");
-const PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("payment-response");
-const X_PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("x-payment-response");
+/// The v2 settlement receipt header (and trailer of a streamed answer).
+pub const PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("payment-response");
+/// The v1 settlement receipt header (and trailer of a streamed answer).
+pub const X_PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("x-payment-response");
 
 /// What the gateway told us about the client's request.
 #[derive(Debug, Clone, Copy)]
@@ -173,11 +173,8 @@ pub fn denied(denial: &Denial) -> Reply {
         .into(),
     );
     let mut headers = Vec::new();
-    if denial.status() == StatusCode::SERVICE_UNAVAILABLE {
-        headers.push((
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECS),
-        ));
+    if let Some(secs) = denial.retry_after() {
+        headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
     }
     if let Some(tx) = denial.transaction()
         && let Ok(value) = HeaderValue::from_str(tx)
@@ -249,18 +246,36 @@ pub fn free(route: Option<&RouteEntry>) -> Reply {
 /// 200 after a settled payment: payer, transaction and the route's upstream credentials for
 /// the gateway to copy upstream, and the settlement response for the client.
 pub fn paid(route: &RouteEntry, verified: &VerifiedPayment, settle: &SettleResponse) -> Reply {
+    let receipt = codec::encode_header(settle).ok();
+    let_through(route, verified, settle.transaction(), receipt.as_deref())
+}
+
+/// 200 for a payment settled earlier whose answer was never delivered: the same headers as
+/// [`paid`], from the stored receipt.
+pub fn reserved(route: &RouteEntry, verified: &VerifiedPayment, receipt: &str) -> Reply {
+    let settle = codec::decode_settle_response(receipt).ok();
+    let tx = settle.as_ref().and_then(SettleResponse::transaction);
+    let_through(route, verified, tx, Some(receipt))
+}
+
+fn let_through(
+    route: &RouteEntry,
+    verified: &VerifiedPayment,
+    tx: Option<&str>,
+    receipt: Option<&str>,
+) -> Reply {
     let mut reply = free(Some(route));
     let payer = verified.payer.to_checksum(None);
     if let Ok(v) = HeaderValue::from_str(&payer) {
         reply.headers.push((X_PAYMENT_PAYER, v));
     }
-    if let Some(tx) = settle.transaction()
+    if let Some(tx) = tx
         && let Ok(v) = HeaderValue::from_str(tx)
     {
         reply.headers.push((X_PAYMENT_TX, v));
     }
-    if let Ok(encoded) = codec::encode_header(settle)
-        && let Ok(v) = HeaderValue::try_from(encoded)
+    if let Some(receipt) = receipt
+        && let Ok(v) = HeaderValue::from_str(receipt)
     {
         let name = match verified.version {
             x402::X402Version::V1 => X_PAYMENT_RESPONSE,

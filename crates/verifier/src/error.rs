@@ -5,6 +5,9 @@ use axum::http::StatusCode;
 use obol_x402 as x402;
 use x402::facilitator::{Endpoint, FacilitatorError, FailureKind};
 
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 /// Why a PaymentRoute (or a file route) cannot be loaded. `reason()` is the `CamelCase`
 /// condition reason written to the route's status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,9 +112,58 @@ pub enum Denial {
     /// This `(payer, nonce)` is in flight or already settled.
     #[error("payment nonce already used")]
     Replayed,
-    /// The replay cache is full of in-flight payments: refuse rather than forget.
+    /// The reservation table is full of payments in flight: refuse rather than forget.
     #[error("too many payments in flight")]
     Busy,
+    /// Another request holds this authorization right now (a concurrent copy, or a settled
+    /// answer still being delivered): retry after `retry_after` seconds.
+    #[error("this payment is in use by another request")]
+    InFlight {
+        /// Seconds until the other request's deadline.
+        retry_after: u64,
+    },
+    /// The shared reservation store did not answer: fail closed.
+    #[error("the reservation store is unavailable")]
+    ReservationsUnavailable,
+    /// The chain could not be asked whether this authorization was already settled here.
+    #[error("cannot check the chain for an earlier settlement")]
+    ChainUnavailable,
+    /// The gateway listener got a request without a route header and no route matches its path.
+    #[error("no paid route serves this path")]
+    NoRoute,
+    /// The route header is not `<namespace>/<name>`.
+    #[error("the route header is not namespace/name")]
+    InvalidRouteHeader,
+    /// The route is not in gateway mode `proxy`: the gateway listener does not serve it.
+    #[error("this route is not served by the gateway")]
+    NotProxied,
+    /// The path is outside the route's pattern (query and fragment never count).
+    #[error("this path is not one the route sells")]
+    PathNotPriced,
+    /// A WebSocket upgrade on a route that does not allow them; nothing was charged.
+    #[error("WebSocket upgrades are not allowed on this route")]
+    WebSocketRefused,
+    /// The request body is larger than the gateway forwards.
+    #[error("request body too large")]
+    RequestTooLarge,
+    /// The upstream could not be reached, broke off, or sent no answer in time; nothing was
+    /// charged.
+    #[error("the upstream did not answer")]
+    UpstreamFailed {
+        /// Whether its time budget ran out.
+        timed_out: bool,
+    },
+    /// The upstream answered but settlement did not go through, for the facilitator's own
+    /// reasons; nothing moved, the authorization may be retried.
+    #[error("settlement failed; nothing was charged")]
+    SettlementFailed,
+    /// The settle's outcome is unknown (it may have moved funds): the answer is withheld and the
+    /// authorization stays used.
+    #[error("settlement outcome unknown")]
+    SettlementUnknown {
+        /// A transaction hash, if one is known.
+        transaction: Option<String>,
+    },
     /// The facilitator said no at `/verify`.
     #[error("payment verification failed")]
     VerifyRejected {
@@ -170,7 +222,19 @@ impl Denial {
             Self::NotReady
             | Self::UnknownRoute
             | Self::Busy
+            | Self::ReservationsUnavailable
+            | Self::ChainUnavailable
+            | Self::SettlementFailed
             | Self::FacilitatorUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InFlight { .. } => StatusCode::CONFLICT,
+            Self::NoRoute | Self::NotProxied => StatusCode::NOT_FOUND,
+            Self::InvalidRouteHeader => StatusCode::BAD_REQUEST,
+            Self::PathNotPriced | Self::WebSocketRefused => StatusCode::FORBIDDEN,
+            Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UpstreamFailed { timed_out: true } => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamFailed { timed_out: false } | Self::SettlementUnknown { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Malformed(_)
             | Self::ConflictingHeaders
             | Self::UnreadableHeader
@@ -195,7 +259,20 @@ impl Denial {
             Self::Rejected(r) => r.metric_label(),
             Self::UnsupportedVersion => "unsupported_version_for_route",
             Self::Replayed => "nonce_already_used",
-            Self::Busy => "replay_cache_full",
+            Self::Busy => "busy",
+            Self::InFlight { .. } => "payment_in_flight",
+            Self::ReservationsUnavailable => "reservations_unavailable",
+            Self::ChainUnavailable => "chain_unavailable",
+            Self::NoRoute => "no_route",
+            Self::InvalidRouteHeader => "invalid_route_header",
+            Self::NotProxied => "route_not_proxied",
+            Self::PathNotPriced => "path_not_priced",
+            Self::WebSocketRefused => "websocket_not_allowed",
+            Self::RequestTooLarge => "request_too_large",
+            Self::UpstreamFailed { timed_out: true } => "upstream_timeout",
+            Self::UpstreamFailed { timed_out: false } => "upstream_failed",
+            Self::SettlementFailed => "settlement_failed",
+            Self::SettlementUnknown { .. } => "settlement_unknown",
             Self::VerifyRejected { .. } => "verify_rejected",
             Self::SettleRejected { .. } => "settle_rejected",
             Self::FacilitatorUnavailable { .. } => "facilitator_unavailable",
@@ -218,10 +295,20 @@ impl Denial {
         }
     }
 
+    /// Seconds a client should wait before retrying, when the answer says so.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::InFlight { retry_after } => Some((*retry_after).max(1)),
+            _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
     /// Whether the payer's funds may have moved (keep the nonce burned, report the tx).
     pub fn transaction(&self) -> Option<&str> {
         match self {
             Self::SettleRejected { transaction, .. }
+            | Self::SettlementUnknown { transaction }
             | Self::FacilitatorUnavailable { transaction, .. } => transaction.as_deref(),
             _ => None,
         }

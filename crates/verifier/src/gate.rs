@@ -1,18 +1,15 @@
-//! The payment gate of one matched route: the pure decisions of [`crate::decide`] around the
-//! replay cache and the facilitator calls. Local checks run before any network call, the
-//! payment is settled before the request is let through (ForwardAuth cannot see the
-//! upstream's answer), and every exit is a deliberate reply.
+//! The ForwardAuth gate of one matched route: the pure decisions of [`crate::decide`] around
+//! the reservation and the facilitator calls. Local checks run before any network call, the
+//! payment is reserved before `/verify` and settled before the request is let through
+//! (ForwardAuth cannot see the upstream's answer), and every exit is a deliberate reply.
 
-use axum::http::StatusCode;
-use obol_x402::facilitator::FacilitatorError;
-use obol_x402::wire::ResourceInfo;
-use obol_x402::{B256, Requirement};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use crate::admit::{Admitted, Ctx, short_hash};
 use crate::decide::{self, Forwarded, Reply};
 use crate::error::Denial;
 use crate::metrics::Outcome;
-use crate::replay::ReplayError;
+use crate::reservations::{Fingerprint, Lease, Record};
 use crate::route::RouteEntry;
 use crate::state::AppState;
 
@@ -66,90 +63,58 @@ pub async fn gate(
         Ok(ok) => ok,
         Err(denial) => return ctx.refuse(denial),
     };
-    let (payer, nonce) = (verified.payer, verified.nonce);
-    let nonce_id = short_hash(&nonce);
-    match state.replay.begin(payer, nonce, verified.valid_before, now) {
-        Ok(()) => {}
-        Err(ReplayError::Replayed) => return ctx.refuse(Denial::Replayed),
-        Err(ReplayError::Full) => return ctx.refuse(Denial::Busy),
-    }
-    let release = |denial: Denial| {
-        state.replay.release(payer, nonce);
-        ctx.refuse(denial)
+    let nonce_id = short_hash(&verified.nonce);
+    let (mut lease, settle) = match ctx.admit(payload, &verified, now).await {
+        Err(denial) => return ctx.refuse(denial),
+        Ok(Admitted::Reserve { mut lease, receipt }) => {
+            // ForwardAuth cannot see whether the answer arrives: once let through it is spent.
+            mark(state, route, &mut lease, Record::Spent, &nonce_id).await;
+            metrics.payment_verified.get_or_create(&route.labels).inc();
+            return (
+                decide::reserved(route, &verified, &receipt),
+                Outcome::Verified,
+            );
+        }
+        Ok(Admitted::Fresh {
+            lease,
+            request,
+            facilitator,
+        }) => (lease, facilitator.settle(&request).await),
     };
-    let Ok(request) = requirement.facilitator_request(payload, &resource) else {
-        return release(Denial::UnsupportedVersion);
-    };
-    let facilitator = match state.facilitators.for_route(route) {
-        Ok(f) => f,
-        Err(denial) => return release(denial),
-    };
-    if let Err(error) = facilitator.verify(&request).await {
-        ctx.log_facilitator(&error, &nonce_id);
-        return release(Denial::from_facilitator(&error));
-    }
-    match facilitator.settle(&request).await {
+    match settle {
         Ok(settle) => {
             // From here on the authorization is spent: never accept it again.
-            state.replay.settled(payer, nonce);
+            mark(state, route, &mut lease, Record::Spent, &nonce_id).await;
             metrics.payment_verified.get_or_create(&route.labels).inc();
             metrics.charged_requests.get_or_create(&route.labels).inc();
-            info!(route = %route.key, %payer, nonce = %nonce_id, tx = settle.transaction().unwrap_or(""), "Payment settled");
+            info!(route = %route.key, payer = %verified.payer, nonce = %nonce_id, tx = settle.transaction().unwrap_or(""), "Payment settled");
             (decide::paid(route, &verified, &settle), Outcome::Verified)
         }
         Err(error) => {
             // A settle that failed or whose result is unknown may still have moved funds:
-            // keep the nonce burned.
-            state.replay.settled(payer, nonce);
+            // keep the nonce burned (only chain evidence can re-serve it).
+            let unknown = Record::Unknown {
+                fingerprint: Fingerprint::of(requirement),
+            };
+            mark(state, route, &mut lease, unknown, &nonce_id).await;
             ctx.log_facilitator(&error, &nonce_id);
             ctx.refuse(Denial::from_facilitator(&error))
         }
     }
 }
 
-struct Ctx<'a> {
-    state: &'a AppState,
-    route: &'a RouteEntry,
-    requirement: &'a Requirement,
-    resource: &'a ResourceInfo,
-    wants_html: bool,
-}
-
-impl Ctx<'_> {
-    /// A refused payment: count it and answer with the denial's status.
-    fn refuse(&self, denial: Denial) -> (Reply, Outcome) {
-        let metrics = &self.state.metrics;
-        metrics.denied(denial.metric_label());
-        let outcome = match denial.status() {
-            StatusCode::PAYMENT_REQUIRED => {
-                metrics
-                    .payment_failed
-                    .get_or_create(&self.route.labels)
-                    .inc();
-                Outcome::Failed
-            }
-            StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
-            _ => Outcome::BadRequest,
-        };
-        debug!(route = %self.route.key, reason = denial.metric_label(), "Payment refused");
-        let reply = decide::refused(self.requirement, self.resource, self.wants_html, &denial);
-        (reply, outcome)
+/// Moves a reservation on; a store that fails here leaves the record `Held` until its deadline,
+/// after which only chain evidence can re-serve it (never a second charge).
+async fn mark(
+    state: &AppState,
+    route: &RouteEntry,
+    lease: &mut Lease,
+    record: Record,
+    nonce: &str,
+) {
+    match state.reservations.set(lease, record).await {
+        Ok(true) => {}
+        Ok(false) => warn!(route = %route.key, nonce, "Reservation taken over while held"),
+        Err(error) => warn!(route = %route.key, %error, nonce, "Cannot record a settled payment"),
     }
-
-    fn log_facilitator(&self, error: &FacilitatorError, nonce_id: &str) {
-        let kind = error.metric_label();
-        self.state.metrics.facilitator_error(kind);
-        let endpoint = error.endpoint().as_str();
-        if kind == "rejected" {
-            info!(route = %self.route.key, endpoint, reason = error.reason().unwrap_or(""), nonce = %nonce_id, "Facilitator refused the payment");
-        } else {
-            warn!(route = %self.route.key, endpoint, kind, nonce = %nonce_id, "Facilitator unavailable");
-        }
-    }
-}
-
-/// A log-safe nonce identifier: the first 8 bytes of its SHA-256, hex.
-fn short_hash(nonce: &B256) -> String {
-    use sha2::Digest as _;
-    hex::encode(&sha2::Sha256::digest(nonce.as_slice())[..8])
 }

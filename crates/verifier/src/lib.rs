@@ -35,10 +35,12 @@
 //! decision) and `scripts/bench-verifier-402.sh` (wrk: unpaid 402 vs a bare hyper server).
 //! Fuzzing: `crates/verifier/fuzz` (`cargo +nightly fuzz run payment_header`).
 
+pub mod admit;
 pub mod args;
 pub mod clock;
 pub mod decide;
 pub mod error;
+pub mod evidence;
 pub mod facilitators;
 pub mod file_source;
 pub mod gate;
@@ -47,7 +49,7 @@ pub mod http;
 pub mod k8s;
 pub mod matcher;
 pub mod metrics;
-pub mod replay;
+pub mod reservations;
 pub mod route;
 pub mod route_table;
 pub mod state;

@@ -159,6 +159,7 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
             description: Some(description.clone()),
             max_timeout_seconds: Some(payment.max_timeout_seconds),
             upstream_auth: None,
+            proxy: None,
         },
         status: None,
     };

@@ -154,6 +154,79 @@ pub fn spec(pattern: &str, price: &str) -> PaymentRouteSpec {
     PaymentRouteSpec::new(pattern, price, PAY_TO, "base-sepolia")
 }
 
+/// `demo/demo`: `/services/demo/*` at 1000 atomic units.
+pub fn demo_entry() -> RouteEntry {
+    entry("demo", "demo", &spec("/services/demo/*", "1000"))
+}
+
+/// A table holding `routes`, synced.
+pub fn table(routes: Vec<RouteEntry>) -> Arc<RouteTable> {
+    let table = Arc::new(RouteTable::new());
+    table.reset(routes);
+    table
+}
+
+/// Chain evidence that answers from a script and counts its calls.
+#[derive(Debug, Default)]
+pub struct FakeEvidence {
+    /// `Ok(Some(tx))`: settled; `Ok(None)`: not; `Err`: the RPC failed.
+    pub answer: Mutex<Option<Result<Option<String>, String>>>,
+    pub calls: AtomicUsize,
+}
+
+#[async_trait]
+impl obol_verifier::evidence::Evidence for FakeEvidence {
+    async fn settled(
+        &self,
+        _: obol_verifier::evidence::Settlement<'_>,
+        _: u64,
+    ) -> Result<Option<String>, obol_verifier::evidence::EvidenceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.answer.lock().clone() {
+            Some(Ok(found)) => Ok(found),
+            Some(Err(e)) => Err(obol_verifier::evidence::EvidenceError::Rpc(e)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A reservation store that is down.
+#[derive(Debug)]
+pub struct DownStore;
+
+#[async_trait]
+impl obol_verifier::reservations::Store for DownStore {
+    async fn insert(
+        &self,
+        _: &obol_verifier::reservations::Key,
+        _: &str,
+        _: std::time::Duration,
+    ) -> Result<Option<String>, obol_verifier::reservations::StoreError> {
+        Err(obol_verifier::reservations::StoreError::Unavailable(
+            "scripted".into(),
+        ))
+    }
+    async fn swap(
+        &self,
+        _: &obol_verifier::reservations::Key,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, obol_verifier::reservations::StoreError> {
+        Err(obol_verifier::reservations::StoreError::Unavailable(
+            "scripted".into(),
+        ))
+    }
+    async fn remove(
+        &self,
+        _: &obol_verifier::reservations::Key,
+        _: &str,
+    ) -> Result<bool, obol_verifier::reservations::StoreError> {
+        Err(obol_verifier::reservations::StoreError::Unavailable(
+            "scripted".into(),
+        ))
+    }
+}
+
 pub fn entry(namespace: &str, name: &str, spec: &PaymentRouteSpec) -> RouteEntry {
     RouteEntry::load(RouteKey::new(namespace, name), Some(1), spec, None).expect("test fixture")
 }
@@ -238,10 +311,17 @@ impl Harness {
     }
 
     pub fn with_table(table: Arc<RouteTable>) -> Self {
+        Self::custom(table, |s| s)
+    }
+
+    /// The app around `table`, its state changed by `f` (another store, chain evidence).
+    pub fn custom(table: Arc<RouteTable>, f: impl FnOnce(AppState) -> AppState) -> Self {
         let facilitator = FakeFacilitator::new();
         let clock = Arc::new(FixedClock::new(NOW));
-        let state = AppState::new(table, Facilitators::single(facilitator.clone()))
-            .with_clock(clock.clone());
+        let state = f(
+            AppState::new(table, Facilitators::single(facilitator.clone()))
+                .with_clock(clock.clone()),
+        );
         Self {
             app: app(state.clone()),
             state,
@@ -252,11 +332,7 @@ impl Harness {
 
     /// One `demo/demo` route `/services/demo/*` at 1000 atomic units.
     pub fn demo() -> Self {
-        Self::new(vec![entry(
-            "demo",
-            "demo",
-            &spec("/services/demo/*", "1000"),
-        )])
+        Self::new(vec![demo_entry()])
     }
 
     pub fn requirement(&self, namespace: &str, name: &str) -> Requirement {
