@@ -175,6 +175,12 @@ pub fn recover_signer(
     message: &TransferWithAuthorization,
     signature: &[u8],
 ) -> Result<Address, SignatureError> {
+    recover_prehash(&signing_hash(domain, message), signature)
+}
+
+/// Recovers the signer of `digest` from a 65-byte EOA signature `r‖s‖v` with `v ∈ {27, 28}`
+/// and low `s` (the rules of FiatToken and of Permit2's EOA path).
+pub(crate) fn recover_prehash(digest: &B256, signature: &[u8]) -> Result<Address, SignatureError> {
     let raw: &[u8; EOA_SIGNATURE_LEN] = signature
         .try_into()
         .map_err(|_| SignatureError::NotEoa(signature.len()))?;
@@ -187,7 +193,7 @@ pub fn recover_signer(
         return Err(SignatureError::HighS);
     }
     parsed
-        .recover_address_from_prehash(&signing_hash(domain, message))
+        .recover_address_from_prehash(digest)
         .map_err(|_| SignatureError::Unrecoverable)
 }
 

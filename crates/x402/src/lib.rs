@@ -31,6 +31,7 @@ pub mod eip3009;
 pub mod error;
 pub mod facilitator;
 mod key;
+pub mod permit2;
 pub mod verify;
 pub mod wire;
 

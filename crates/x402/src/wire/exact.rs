@@ -54,9 +54,17 @@ pub struct Eip712Extra {
     pub name: String,
     /// EIP-712 domain `version` of the token (USDC: `2`).
     pub version: String,
-    /// `eip3009` (default when absent); `permit2` is out of scope.
+    /// `eip3009` (default when absent) for `exact`; `permit2` for `upto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asset_transfer_method: Option<String>,
+    /// `upto`: the facilitator signer the payer must name in its witness (the one allowed to
+    /// settle), as the facilitator's `/supported` announces it.
+    #[serde(
+        default,
+        with = "scalar::opt_address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub facilitator_address: Option<Address>,
     /// Any other keys, kept so a copied `accepted` round-trips.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -69,6 +77,7 @@ impl Eip712Extra {
             name: name.into(),
             version: version.into(),
             asset_transfer_method: None,
+            facilitator_address: None,
             other: Map::new(),
         }
     }

@@ -8,6 +8,7 @@
 mod exact;
 mod facilitator;
 pub mod scalar;
+mod upto;
 mod v1;
 mod v2;
 
@@ -19,7 +20,10 @@ pub use exact::{Authorization, Eip712Extra, ExactEvmPayload, SCHEME_EXACT};
 pub use facilitator::VerifyResponse;
 pub use facilitator::{FacilitatorRequest, SettleResponse, SupportedKind, SupportedResponse};
 pub use scalar::{Caip2, V1Network};
+pub use upto::{Permit2Authorization, Permitted, UptoEvmPayload, UptoWitness};
+pub use upto::{SCHEME_UPTO, TRANSFER_METHOD_PERMIT2};
 pub use v1::{PaymentPayloadV1, PaymentRequiredV1, PaymentRequirementsV1};
+pub use v2::UptoPaymentPayload;
 pub use v2::{PaymentPayloadV2, PaymentRequiredV2, PaymentRequirementsV2, ResourceInfo};
 
 /// An `x402Version` field fixed to `N`: written as the JSON number `N`, and any other value

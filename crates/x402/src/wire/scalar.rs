@@ -116,6 +116,25 @@ pub(crate) mod address {
     }
 }
 
+/// Serde adapter: `Option<Address>` as [`address`] (use with `default` and
+/// `skip_serializing_if = "Option::is_none"`; an explicit `null` is refused).
+pub(crate) mod opt_address {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(a: &Option<Address>, s: S) -> Result<S::Ok, S::Error> {
+        match a {
+            Some(a) => address::serialize(a, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Address>, D::Error> {
+        address::deserialize(d).map(Some)
+    }
+}
+
 /// Serde adapter: [`B256`] as `0x` + 64 lowercase hex digits.
 pub(crate) mod b256 {
     use super::*;

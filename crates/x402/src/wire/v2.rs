@@ -4,7 +4,7 @@ use alloy::primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Accept, Eip712Extra, ExactEvmPayload, V2Tag, scalar, scalar::Caip2};
+use super::{Accept, Eip712Extra, ExactEvmPayload, UptoEvmPayload, V2Tag, scalar, scalar::Caip2};
 
 /// Top-level `resource` of v2 (the v1 per-requirement fields, moved up).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,10 +85,11 @@ pub struct PaymentRequiredV2 {
     pub extensions: Option<Map<String, Value>>,
 }
 
-/// The decoded `PAYMENT-SIGNATURE` header of v2.
+/// The decoded `PAYMENT-SIGNATURE` header of v2; `P` is the scheme's `payload` (`exact`:
+/// [`ExactEvmPayload`], `upto`: [`UptoEvmPayload`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PaymentPayloadV2 {
+pub struct PaymentPayloadV2<P = ExactEvmPayload> {
     /// Always `2`.
     pub x402_version: V2Tag,
     /// The resource, echoed by the client.
@@ -97,11 +98,14 @@ pub struct PaymentPayloadV2 {
     /// The requirement the client chose, copied from the 402.
     pub accepted: PaymentRequirementsV2,
     /// The signed authorization.
-    pub payload: ExactEvmPayload,
+    pub payload: P,
     /// Extensions echoed by the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Map<String, Value>>,
 }
+
+/// A v2 payment of the `upto` scheme.
+pub type UptoPaymentPayload = PaymentPayloadV2<UptoEvmPayload>;
 
 #[cfg(test)]
 mod tests {
