@@ -6,6 +6,9 @@
 //   POST /settle   same body                                          -> SettleResponse
 //   GET  /supported                                                   -> {kinds, extensions, signers}
 //
+// Schemes: v2 `exact` and `upto` (Permit2 through the x402UptoPermit2Proxy; its kind's
+// `extra.facilitatorAddress` is the signer the payer must name), v1 `exact`.
+//
 // Environment: RPC_URL (required), FACILITATOR_KEY (required, hex), FACILITATOR_PORT (0 = any),
 // NETWORK (CAIP-2, default eip155:84532), V1_NETWORK (default base-sepolia).
 "use strict";
@@ -17,6 +20,7 @@ const { x402Facilitator } = require("@x402/core/facilitator");
 const { toFacilitatorEvmSigner } = require("@x402/evm");
 const { ExactEvmScheme } = require("@x402/evm/exact/facilitator");
 const { ExactEvmSchemeV1 } = require("@x402/evm/exact/v1/facilitator");
+const { UptoEvmScheme } = require("@x402/evm/upto/facilitator");
 
 function required(name) {
   const value = process.env[name];
@@ -46,6 +50,7 @@ const signer = toFacilitatorEvmSigner({ ...client, address: account.address });
 
 const facilitator = new x402Facilitator()
   .register(network, new ExactEvmScheme(signer))
+  .register(network, new UptoEvmScheme(signer))
   .registerV1(v1Network, new ExactEvmSchemeV1(signer));
 
 const app = express();

@@ -38,6 +38,8 @@ alloy::sol! {
     function initialize(string name_, string version_);
     function mint(address to, uint256 amount);
     function balanceOf(address owner) returns (uint256);
+    function approve(address spender, uint256 amount) returns (bool);
+    function allowance(address owner, address spender) returns (uint256);
 }
 
 /// Chain failures.
@@ -233,6 +235,24 @@ impl Rpc {
             .await
     }
 
+    /// Puts the runtime code of a committed artifact (`contracts/out/<Name>.json`) at `address`
+    /// with `anvil_setCode`. No constructor runs: the contract must not rely on immutables or
+    /// constructor-written storage.
+    pub async fn set_code(&self, artifact: &Path, address: Address) -> Result<(), ChainError> {
+        let bad = |message: String| ChainError::Artifact {
+            path: artifact.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(artifact).map_err(|e| bad(e.to_string()))?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let code = json["deployedBytecode"]
+            .as_str()
+            .ok_or_else(|| bad("no deployedBytecode".into()))?;
+        let code = format!("0x{}", code.trim_start_matches("0x"));
+        self.call("anvil_setCode", json!([address, code])).await?;
+        Ok(())
+    }
+
     /// Puts the test USDC's runtime code at `address` (e.g. Base Sepolia's canonical USDC, so
     /// every component's chain table applies unchanged) and initializes its EIP-712 domain.
     /// The token computes its domain separator at call time, so signatures bind to `address`.
@@ -243,18 +263,8 @@ impl Rpc {
         name: &str,
         version: &str,
     ) -> Result<(), ChainError> {
-        let path = contracts.join("out/TestUSDC.json");
-        let bad = |message: String| ChainError::Artifact {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-        let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let code = json["deployedBytecode"]
-            .as_str()
-            .ok_or_else(|| bad("no deployedBytecode".into()))?;
-        let code = format!("0x{}", code.trim_start_matches("0x"));
-        self.call("anvil_setCode", json!([address, code])).await?;
+        self.set_code(&contracts.join("out/TestUSDC.json"), address)
+            .await?;
         let data = initializeCall {
             name_: name.to_owned(),
             version_: version.to_owned(),
@@ -263,6 +273,59 @@ impl Rpc {
         self.transact(dev_address(0), Some(address), &data)
             .await
             .map(|_| ())
+    }
+
+    /// Puts the test Permit2 (signature transfers) and the test `x402UptoPermit2Proxy` at their
+    /// canonical addresses, where `@x402/evm`'s `upto` client signs for them and its facilitator
+    /// calls them. Both compute everything address-dependent at call time.
+    pub async fn install_upto_permit2(&self, contracts: &Path) -> Result<(), ChainError> {
+        self.set_code(
+            &contracts.join("out/TestPermit2.json"),
+            obol_x402::permit2::PERMIT2_ADDRESS,
+        )
+        .await?;
+        self.set_code(
+            &contracts.join("out/TestUptoPermit2Proxy.json"),
+            obol_x402::permit2::UPTO_PROXY_ADDRESS,
+        )
+        .await
+    }
+
+    /// `owner` (an unlocked dev account) approves `spender` for `amount` of `token`: for
+    /// Permit2, the one-time approval every `upto` payer needs.
+    pub async fn approve(
+        &self,
+        token: Address,
+        owner: Address,
+        spender: Address,
+        amount: U256,
+    ) -> Result<(), ChainError> {
+        let data = approveCall { spender, amount }.abi_encode();
+        self.transact(owner, Some(token), &data).await.map(|_| ())
+    }
+
+    /// An ERC-20 allowance.
+    pub async fn allowance(
+        &self,
+        token: Address,
+        owner: Address,
+        spender: Address,
+    ) -> Result<U256, ChainError> {
+        let data = allowanceCall { owner, spender }.abi_encode();
+        self.read_u256(token, &data).await
+    }
+
+    async fn read_u256(&self, to: Address, data: &[u8]) -> Result<U256, ChainError> {
+        let data = format!("0x{}", hex_encode(data));
+        let v = self
+            .call("eth_call", json!([{"to": to, "data": data}, "latest"]))
+            .await?;
+        let raw = v.as_str().unwrap_or_default().trim_start_matches("0x");
+        let bytes = hex_decode(raw).unwrap_or_default();
+        U256::abi_decode(&bytes).map_err(|e| ChainError::Rpc {
+            method: "eth_call".into(),
+            message: e.to_string(),
+        })
     }
 
     /// Mints test tokens (anyone may mint the test USDC).
@@ -275,16 +338,8 @@ impl Rpc {
 
     /// An ERC-20 balance.
     pub async fn balance_of(&self, token: Address, owner: Address) -> Result<U256, ChainError> {
-        let data = format!("0x{}", hex_encode(&balanceOfCall { owner }.abi_encode()));
-        let v = self
-            .call("eth_call", json!([{"to": token, "data": data}, "latest"]))
-            .await?;
-        let raw = v.as_str().unwrap_or_default().trim_start_matches("0x");
-        let bytes = hex_decode(raw).unwrap_or_default();
-        U256::abi_decode(&bytes).map_err(|e| ChainError::Rpc {
-            method: "eth_call".into(),
-            message: e.to_string(),
-        })
+        self.read_u256(token, &balanceOfCall { owner }.abi_encode())
+            .await
     }
 }
 

@@ -67,6 +67,53 @@ impl NodePeer {
     }
 }
 
+/// Runs `node script` once with `NODE_PATH=<peers>/node_modules`, `envs` and `stdin`, and
+/// returns its standard output; a non-zero exit is an error carrying its standard error.
+pub async fn run_node_script(
+    peers: &Path,
+    script: &Path,
+    envs: &[(&str, &str)],
+    stdin: &[u8],
+) -> Result<String, ChainError> {
+    use tokio::io::AsyncWriteExt as _;
+    let what = format!("node {}", script.display());
+    let spawn = |source| ChainError::Spawn {
+        what: what.clone(),
+        source,
+    };
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .env("NODE_PATH", peers.join("node_modules"))
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn)?;
+    let mut input = child
+        .stdin
+        .take()
+        .ok_or(ChainError::Timeout("node script stdin"))?;
+    input.write_all(stdin).await.map_err(spawn)?;
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .map_err(|_| ChainError::Timeout("node script"))?
+        .map_err(spawn)?;
+    if !out.status.success() {
+        return Err(ChainError::Rpc {
+            method: what,
+            message: format!(
+                "exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The reference facilitator settling on `rpc_url` with the account of `key` (hex).
 pub struct ReferenceFacilitator(NodePeer);
 
