@@ -3,9 +3,10 @@
 //! This crate owns the x402 v1 and v2 wire types ([`wire`]) and their base64(JSON) header
 //! codecs ([`codec`]); the table of networks and USDC deployments ([`chain`]); EIP-3009
 //! `TransferWithAuthorization` hashing, signing and signature recovery ([`eip3009`], keys in
-//! [`PrivateKey`]); pure verification decisions and 402 answers ([`verify`]); and the
-//! facilitator seam ([`facilitator`]: the [`Facilitator`] trait and, with the default `http`
-//! feature, a reqwest implementation).
+//! [`PrivateKey`]); pure verification decisions and 402 answers ([`verify`]); the facilitator
+//! seam ([`facilitator`]: the [`Facilitator`] trait, what its answers mean and, with the
+//! default `http` feature, a reqwest implementation); and the stable reason codes of every
+//! refusal ([`refusal`]).
 //!
 //! It depends on no other internal crate, holds no kube client, and reads no clock: time is
 //! always an argument. Protocol references: `x402.md` and `obol-reference.md` §5 of the shared
@@ -32,6 +33,7 @@ pub mod error;
 pub mod facilitator;
 mod key;
 pub mod permit2;
+pub mod refusal;
 pub mod verify;
 pub mod wire;
 
@@ -44,5 +46,6 @@ pub use facilitator::{Facilitator, FacilitatorError};
 #[cfg(feature = "http")]
 pub use facilitator::{HttpFacilitator, HttpFacilitatorConfig};
 pub use key::{InvalidPrivateKey, PrivateKey};
+pub use refusal::{Reason, Refusal};
 pub use verify::{Rejection, Requirement, VerifiedPayment, verify_payment};
 pub use wire::{PaymentPayload, PaymentRequired, X402Version};

@@ -3,7 +3,9 @@
 //!
 //! Outcomes are kept apart because callers act differently on each: a payment the facilitator
 //! **rejected** is a 402 for the buyer; an **unreachable** or **malformed** facilitator is our
-//! outage (503). Facilitators disagree on status codes for a rejection (the TS example answers
+//! outage (503). Within a rejection, [`meaning`] reads the facilitator's code and words to tell
+//! the payer's fault from a facilitator that could not check, and an already used
+//! authorization from an invalid one. Facilitators disagree on status codes for a rejection (the TS example answers
 //! 200 with `isValid:false`, x402-rs 400/412 with a JSON body), so the body decides: a
 //! well-formed answer saying no is [`FacilitatorError::Rejected`] whatever the status.
 
@@ -13,11 +15,15 @@ mod http;
 #[cfg(test)]
 #[cfg(feature = "http")]
 mod http_tests;
+mod meaning;
 
 pub use async_trait::async_trait;
 pub use error::{Answer, BoxError, Endpoint, FacilitatorError, FailureKind};
 #[cfg(feature = "http")]
 pub use http::{FacilitatorConfigError, HttpFacilitator, HttpFacilitatorConfig};
+pub use meaning::{
+    MAX_WORDS_LEN, Meaning, is_signature_code, meaning, meaning_with_proven_signature, one_line,
+};
 
 use serde::de::DeserializeOwned;
 
