@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use obol_x402::facilitator::FacilitatorError;
+use obol_x402::facilitator::{FacilitatorError, Meaning};
 use obol_x402::wire::{FacilitatorRequest, ResourceInfo, SettleResponse};
 use obol_x402::{B256, Facilitator, PaymentPayload, Requirement, VerifiedPayment, codec};
 use tracing::{debug, info, warn};
@@ -54,36 +54,48 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// A refused payment: count it and answer with the denial's status.
+    /// A refused payment: count it and answer with the refusal's status.
     pub fn refuse(&self, denial: Denial) -> (Reply, Outcome) {
         let metrics = &self.state.metrics;
         metrics.denied(denial.metric_label());
-        let outcome = match denial.status() {
-            StatusCode::PAYMENT_REQUIRED => {
-                metrics
-                    .payment_failed
-                    .get_or_create(&self.route.labels)
-                    .inc();
-                Outcome::Failed
-            }
-            StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
-            _ => Outcome::BadRequest,
-        };
-        debug!(route = %self.route.key, reason = denial.metric_label(), "Payment refused");
         let reply = decide::refused(self.requirement, self.resource, self.wants_html, &denial);
+        if reply.status == StatusCode::PAYMENT_REQUIRED {
+            metrics
+                .payment_failed
+                .get_or_create(&self.route.labels)
+                .inc();
+        }
+        debug!(route = %self.route.key, reason = denial.metric_label(), "Payment refused");
+        let outcome = Outcome::of_refusal(reply.status);
         (reply, outcome)
     }
 
-    /// Logs and counts a facilitator failure.
-    pub fn log_facilitator(&self, error: &FacilitatorError, nonce_id: &str) {
+    /// Reads a facilitator failure (with what the local check proved about the signature),
+    /// logs and counts it.
+    pub fn facilitator_denial(
+        &self,
+        error: &FacilitatorError,
+        verified: &VerifiedPayment,
+        nonce_id: &str,
+    ) -> Denial {
         let kind = error.metric_label();
         self.state.metrics.facilitator_error(kind);
+        let denial = Denial::from_facilitator(error, Some(&verified.signature));
         let endpoint = error.endpoint().as_str();
-        if kind == "rejected" {
-            info!(route = %self.route.key, endpoint, reason = error.reason().unwrap_or(""), nonce = %nonce_id, "Facilitator refused the payment");
-        } else {
-            warn!(route = %self.route.key, endpoint, kind, nonce = %nonce_id, "Facilitator unavailable");
+        let meaning = match &denial {
+            Denial::Facilitator(f) => f.meaning,
+            _ => Meaning::Unavailable,
+        };
+        let reason = error.reason().unwrap_or("");
+        match meaning {
+            Meaning::Refused | Meaning::AlreadyUsed => {
+                info!(route = %self.route.key, endpoint, meaning = meaning.metric_label(), reason, nonce = %nonce_id, "Facilitator refused the payment");
+            }
+            Meaning::Unavailable | Meaning::SettleUnknown => {
+                warn!(route = %self.route.key, endpoint, kind, meaning = meaning.metric_label(), reason, nonce = %nonce_id, "Facilitator could not complete the payment");
+            }
         }
+        denial
     }
 
     /// Reserves the authorization and verifies it (or recognises a re-serve).
@@ -127,8 +139,8 @@ impl Ctx<'_> {
             }),
             Err(error) => {
                 let nonce_id = short_hash(&key.nonce);
-                self.log_facilitator(&error, &nonce_id);
-                if says_authorization_used(&error)
+                let denial = self.facilitator_denial(&error, verified, &nonce_id);
+                if denial.says_already_used()
                     && let Ok(Some(receipt)) = self.chain_receipt(verified, now).await
                 {
                     let record = self.delivering(lease.token, now, fingerprint, &receipt);
@@ -142,7 +154,7 @@ impl Ctx<'_> {
                         return Ok(Admitted::Reserve { lease, receipt });
                     }
                 }
-                Err(release(lease, Denial::from_facilitator(&error)).await)
+                Err(release(lease, denial).await)
             }
         }
     }
@@ -244,19 +256,6 @@ pub fn store_denial(error: StoreError) -> Denial {
             Denial::ReservationsUnavailable
         }
     }
-}
-
-/// Whether a facilitator refusal says the authorization was already used (its nonce consumed),
-/// in the wording of the facilitators known (x402 reasons, the reference implementations'
-/// messages).
-pub fn says_authorization_used(error: &FacilitatorError) -> bool {
-    let Some(reason) = error.reason() else {
-        return false;
-    };
-    let r = reason.to_ascii_lowercase();
-    r.contains("nonce") && (r.contains("used") || r.contains("already"))
-        || r.contains("authorization_used")
-        || r.contains("authorization is used")
 }
 
 /// A log-safe nonce identifier: the first 8 bytes of its SHA-256, hex.

@@ -7,7 +7,7 @@ use obol_x402 as x402;
 use serde::Serialize;
 use x402::codec::{self, headers as names};
 use x402::wire::{ResourceInfo, SettleResponse};
-use x402::{PaymentPayload, Requirement, VerifiedPayment};
+use x402::{PaymentPayload, Refusal, Requirement, VerifiedPayment};
 
 use crate::error::Denial;
 use crate::route::RouteEntry;
@@ -20,9 +20,9 @@ pub const X_PAYMENT_PAYER: HeaderName = HeaderName::from_static("x-payment-payer
 /// Header carrying the settlement transaction on success (for the upstream).
 pub const X_PAYMENT_TX: HeaderName = HeaderName::from_static("x-payment-tx");
 pub(crate) const PAYMENT_REQUIRED: HeaderName = HeaderName::from_static("payment-required");
-/// The v2 settlement receipt header (and trailer of a streamed answer).
+/// The settlement receipt header of x402 v2.
 pub const PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("payment-response");
-/// The v1 settlement receipt header (and trailer of a streamed answer).
+/// The settlement receipt header of x402 v1.
 pub const X_PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("x-payment-response");
 
 /// What the gateway told us about the client's request.
@@ -76,20 +76,40 @@ impl Reply {
     }
 }
 
-/// The resource being paid for: `<proto>://<host><uri>`.
+/// Longest request URI (path and query) the verifier prices: a longer one is refused with 414
+/// (`uri_too_long`) before anything else, rather than echoed into a 402 or left to whatever a
+/// gateway does with an oversized auth answer.
+pub const MAX_URI_LEN: usize = 8 * 1024;
+/// Longest resource URL written into a 402: past it the query (and fragment) is dropped; the
+/// path is always kept.
+pub const MAX_RESOURCE_URL_LEN: usize = 2048;
+/// Longest `X-Forwarded-Host` echoed (a DNS name has at most 253 characters, plus a port);
+/// a longer one is left out of the resource URL.
+pub const MAX_HOST_LEN: usize = 260;
+
+/// The resource being paid for: `<proto>://<host><uri>`, bounded (see
+/// [`MAX_RESOURCE_URL_LEN`]).
 pub fn resource(route: &RouteEntry, fwd: &Forwarded<'_>) -> ResourceInfo {
     let scheme = match fwd.proto {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let url = match fwd.host {
-        Some(host) if !host.is_empty() => format!("{scheme}://{host}{}", fwd.uri),
-        _ => fwd.uri.to_owned(),
+    let path = crate::matcher::path_of(fwd.uri);
+    let base = match fwd.host {
+        Some(host) if !host.is_empty() && host.len() <= MAX_HOST_LEN => {
+            format!("{scheme}://{host}")
+        }
+        _ => String::new(),
+    };
+    let url = if base.len() + fwd.uri.len() <= MAX_RESOURCE_URL_LEN {
+        format!("{base}{}", fwd.uri)
+    } else {
+        format!("{base}{path}")
     };
     let description = route
         .description
         .clone()
-        .unwrap_or_else(|| format!("Payment required for {}", crate::matcher::path_of(fwd.uri)));
+        .unwrap_or_else(|| format!("Payment required for {path}"));
     ResourceInfo {
         description: Some(description),
         mime_type: Some("application/json".into()),
@@ -98,15 +118,33 @@ pub fn resource(route: &RouteEntry, fwd: &Forwarded<'_>) -> ResourceInfo {
 }
 
 /// A 402 for `requirement`: v2 `PAYMENT-REQUIRED` header and a v1-compatible JSON body (or an
-/// HTML page with the same content). `denial` is the previous attempt's failure, if any.
+/// HTML page with the same content). `denial` is the previous attempt's failure, if any: the
+/// body then also carries `reason` and `extensions.paymentFailure`.
 pub fn payment_required(
     requirement: &Requirement,
     resource: &ResourceInfo,
     wants_html: bool,
     denial: Option<&Denial>,
 ) -> Reply {
-    let error = denial.map_or_else(|| PAYMENT_REQUIRED_ERROR.to_owned(), Denial::x402_error);
-    let reason = denial.map(Denial::metric_label);
+    let refusal = denial.map(|d| d.refusal(Some(requirement)));
+    build_402(
+        requirement,
+        resource,
+        wants_html,
+        denial.zip(refusal.as_ref()),
+    )
+}
+
+fn build_402(
+    requirement: &Requirement,
+    resource: &ResourceInfo,
+    wants_html: bool,
+    failure: Option<(&Denial, &Refusal)>,
+) -> Reply {
+    let error = failure.map_or_else(
+        || PAYMENT_REQUIRED_ERROR.to_owned(),
+        |(d, _)| d.x402_error(),
+    );
     let v2 = x402::verify::payment_required_v2(requirement, resource, error.clone());
     let mut headers = Vec::with_capacity(3);
     if let Ok(encoded) = codec::encode_header(&v2)
@@ -114,21 +152,19 @@ pub fn payment_required(
     {
         headers.push((PAYMENT_REQUIRED, value));
     }
-    if let Some(tx) = denial.and_then(Denial::transaction)
-        && let Ok(value) = HeaderValue::from_str(tx)
-    {
-        headers.push((X_PAYMENT_TX, value));
+    if let Some((denial, _)) = failure {
+        settlement_headers(denial, &mut headers);
     }
     // v1 needs a legacy network name; a chain without one gets the v2 document as the body.
-    // `reason` is added by flattening, which is slower: only refusals pay for it.
+    // The failure is added by flattening, which is slower: only refusals pay for it.
     let json = match (
         x402::verify::payment_required_v1(requirement, resource, error),
-        reason,
+        failure,
     ) {
         (Ok(v1), None) => to_json(&v1),
-        (Ok(v1), reason) => to_json(&WithReason { inner: &v1, reason }),
+        (Ok(v1), Some((_, refusal))) => to_json(&WithFailure::new(&v1, refusal)),
         (Err(_), None) => to_json(&v2),
-        (Err(_), reason) => to_json(&WithReason { inner: &v2, reason }),
+        (Err(_), Some((_, refusal))) => to_json(&WithFailure::new(&v2, refusal)),
     };
     let body = if wants_html {
         headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -143,18 +179,32 @@ pub fn payment_required(
     }
 }
 
+/// A 402 document with the failure added: `reason` and `extensions.paymentFailure` (neither
+/// document writes an `extensions` of its own here, so the key is not repeated).
 #[derive(Serialize)]
-struct WithReason<'a, T> {
+struct WithFailure<'a, T> {
     #[serde(flatten)]
     inner: &'a T,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
+    reason: &'static str,
+    extensions: FailureExtensions<'a>,
+}
+
+impl<'a, T> WithFailure<'a, T> {
+    fn new(inner: &'a T, refusal: &'a Refusal) -> Self {
+        Self {
+            inner,
+            reason: refusal.reason.code(),
+            extensions: FailureExtensions {
+                payment_failure: refusal.payment_failure(),
+            },
+        }
+    }
 }
 
 #[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'static str,
-    message: &'a str,
+struct FailureExtensions<'a> {
+    #[serde(rename = "paymentFailure")]
+    payment_failure: x402::refusal::PaymentFailure<'a>,
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -162,44 +212,59 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
 }
 
-/// A denial that is not a 402 (403, 400, 503): `{"error": <reason>, "message": ...}`.
-pub fn denied(denial: &Denial) -> Reply {
-    let message = denial.to_string();
-    let body = Body::Json(
-        to_json(&ErrorBody {
-            error: denial.metric_label(),
-            message: &message,
-        })
-        .into(),
-    );
-    let mut headers = Vec::new();
-    if let Some(secs) = denial.retry_after() {
-        headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
-    }
-    if let Some(tx) = denial.transaction()
+/// A failed settlement that named a transaction is reported as it is: `PAYMENT-RESPONSE` and
+/// `X-PAYMENT-RESPONSE` (`success:false` and the transaction), and `X-Payment-Tx`.
+fn settlement_headers(denial: &Denial, headers: &mut Vec<(HeaderName, HeaderValue)>) {
+    let Some(settle) = &denial.failed_settlement() else {
+        return;
+    };
+    if let Some(tx) = settle.transaction()
         && let Ok(value) = HeaderValue::from_str(tx)
     {
         headers.push((X_PAYMENT_TX, value));
     }
+    if let Ok(encoded) = codec::encode_header(settle)
+        && let Ok(value) = HeaderValue::try_from(encoded)
+    {
+        headers.push((PAYMENT_RESPONSE, value.clone()));
+        headers.push((X_PAYMENT_RESPONSE, value));
+    }
+}
+
+/// A refusal that is not a 402 (403, 400, 414, 502, 503):
+/// `{"error", "reason", "detail", "hint", "retriable"}`, `Retry-After` on a 503.
+pub fn denied(denial: &Denial, requirement: Option<&Requirement>) -> Reply {
+    refusal_reply(denial, &denial.refusal(requirement))
+}
+
+fn refusal_reply(denial: &Denial, refusal: &Refusal) -> Reply {
+    let body = Body::Json(to_json(&refusal.body()).into());
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut headers = Vec::new();
+    if let Some(secs) = denial.retry_after() {
+        headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
+    }
+    settlement_headers(denial, &mut headers);
     Reply {
-        status: denial.status(),
+        status,
         headers,
         body,
     }
 }
 
-/// The reply to a refused payment on a priced route: a 402 that also says why, or the
-/// denial's own status.
+/// The reply to a refused payment on a priced route: a fresh 402 that also says why, or the
+/// refusal's own status.
 pub fn refused(
     requirement: &Requirement,
     resource: &ResourceInfo,
     wants_html: bool,
     denial: &Denial,
 ) -> Reply {
-    if denial.status() == StatusCode::PAYMENT_REQUIRED {
-        payment_required(requirement, resource, wants_html, Some(denial))
+    let refusal = denial.refusal(Some(requirement));
+    if refusal.status() == StatusCode::PAYMENT_REQUIRED.as_u16() {
+        build_402(requirement, resource, wants_html, Some((denial, &refusal)))
     } else {
-        denied(denial)
+        refusal_reply(denial, &refusal)
     }
 }
 
@@ -219,14 +284,17 @@ pub fn payment_header<'a>(
     Ok(found)
 }
 
-/// Decodes the header and runs every local check, before any network call.
+/// Decodes the header and runs every local check, before any network call. The payload comes
+/// back in the form that was checked (a `v` of 0/1 rewritten to 27/28), ready for the
+/// facilitator's `/verify` and `/settle`.
 pub fn check_payment(
     requirement: &Requirement,
     header: &str,
     now: u64,
 ) -> Result<(PaymentPayload, VerifiedPayment), Denial> {
-    let payload = codec::decode_payment_payload(header)?;
+    let mut payload = codec::decode_payment_payload(header)?;
     let verified = x402::verify_payment(requirement, &payload, now)?;
+    verified.normalize(&mut payload);
     Ok((payload, verified))
 }
 

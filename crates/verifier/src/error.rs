@@ -1,9 +1,11 @@
 //! Errors: why a route cannot be loaded ([`LoadError`]), why a request is not let through
 //! ([`Denial`]), and what stops the process ([`Error`]). Each has a bounded `metric_label`.
 
-use axum::http::StatusCode;
 use obol_x402 as x402;
-use x402::facilitator::{Endpoint, FacilitatorError, FailureKind};
+use x402::facilitator::{self, Endpoint, FacilitatorError, Meaning};
+use x402::verify::{DeferredSignature, SignatureCheck};
+use x402::wire::SettleResponse;
+use x402::{Reason, Refusal, Requirement};
 
 /// Seconds a client should wait before retrying a 503.
 pub const RETRY_AFTER_SECS: u64 = 5;
@@ -79,7 +81,8 @@ impl LoadError {
     }
 }
 
-/// Why a ForwardAuth call is not answered 200. Every variant has a deliberate status.
+/// Why a request on a gated route is not let through. Every variant maps to one
+/// [`Refusal`] (a stable [`Reason`], a detail and a hint) and so to a deliberate status.
 #[derive(Debug, thiserror::Error)]
 pub enum Denial {
     /// `/verify` without `X-Forwarded-Uri`: nothing to match, fail closed.
@@ -88,12 +91,24 @@ pub enum Denial {
     /// A forwarded header that is not visible ASCII.
     #[error("forwarded header {0} is not valid")]
     InvalidForwardedHeader(&'static str),
+    /// The forwarded URI is longer than [`crate::decide::MAX_URI_LEN`].
+    #[error("request URI is {len} bytes, more than the {max} allowed")]
+    UriTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The route table has not finished its first sync.
     #[error("verifier is not ready")]
     NotReady,
     /// `/verify/{namespace}/{name}` names a route that is not loaded: fail closed.
     #[error("payment route is not loaded")]
     UnknownRoute,
+    /// The path is under the route's published prefix, outside its pattern (query and
+    /// fragment never count): refused, never let through for free.
+    #[error("this path is not one the route sells")]
+    PathNotPriced,
     /// The payment header could not be decoded.
     #[error("invalid payment header: {0}")]
     Malformed(#[from] x402::DecodeError),
@@ -137,9 +152,6 @@ pub enum Denial {
     /// The route is not in gateway mode `proxy`: the gateway listener does not serve it.
     #[error("this route is not served by the gateway")]
     NotProxied,
-    /// The path is outside the route's pattern (query and fragment never count).
-    #[error("this path is not one the route sells")]
-    PathNotPriced,
     /// A WebSocket upgrade on a route that does not allow them; nothing was charged.
     #[error("WebSocket upgrades are not allowed on this route")]
     WebSocketRefused,
@@ -164,156 +176,63 @@ pub enum Denial {
         /// A transaction hash, if one is known.
         transaction: Option<String>,
     },
-    /// The facilitator said no at `/verify`.
-    #[error("payment verification failed")]
-    VerifyRejected {
-        /// Its reason, if any.
-        reason: Option<String>,
-    },
-    /// The facilitator said no at `/settle`.
-    #[error("payment settlement failed")]
-    SettleRejected {
-        /// Its reason, if any.
-        reason: Option<String>,
-        /// A transaction hash, if one is known.
-        transaction: Option<String>,
-    },
-    /// The facilitator could not be asked (down, timed out, malformed answer): our outage.
-    #[error("facilitator unavailable ({endpoint}, {label})")]
-    FacilitatorUnavailable {
-        /// Which call.
-        endpoint: Endpoint,
-        /// The failure's metric label.
-        label: &'static str,
-        /// A transaction hash a malformed settle answer still carried, if any.
-        transaction: Option<String>,
-    },
+    /// The facilitator said no, or could not be asked.
+    #[error("{}", .0.summary)]
+    Facilitator(Box<FacilitatorDenial>),
 }
 
-impl Denial {
-    /// Maps a facilitator failure: a rejection is the payer's problem (402), anything else
-    /// ours (503).
-    pub fn from_facilitator(err: &FacilitatorError) -> Self {
-        let endpoint = err.endpoint();
-        match err.kind() {
-            FailureKind::Rejected if endpoint == Endpoint::Settle => Self::SettleRejected {
-                reason: err.reason().map(str::to_owned),
-                transaction: err
-                    .settle_response()
-                    .and_then(|s| s.transaction())
-                    .map(str::to_owned),
-            },
-            FailureKind::Rejected => Self::VerifyRejected {
-                reason: err.reason().map(str::to_owned),
-            },
-            FailureKind::Unreachable | FailureKind::Malformed => Self::FacilitatorUnavailable {
-                endpoint,
-                label: err.metric_label(),
-                transaction: None,
-            },
-        }
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
+/// A facilitator's "no" (or silence), with what it means and what it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilitatorDenial {
+    /// Which call.
+    pub endpoint: Endpoint,
+    /// What it means for the payer ([`meaning`]).
+    pub meaning: Meaning,
+    /// The failure family's metric label (`rejected`, `timeout`, ...).
+    pub kind: &'static str,
+    /// The facilitator's reason code, if it gave one.
+    pub code: Option<String>,
+    /// Its own words, on one line and bounded.
+    pub words: Option<String>,
+    /// The failed settlement's answer, when it named a transaction: the payer's funds may
+    /// have moved, so it is reported (`PAYMENT-RESPONSE`) and the nonce stays burned.
+    pub fn failed_settlement(&self) -> Option<SettleResponse> {
         match self {
-            Self::MissingForwardedUri => StatusCode::FORBIDDEN,
-            Self::InvalidForwardedHeader(_) => StatusCode::BAD_REQUEST,
-            Self::NotReady
-            | Self::UnknownRoute
-            | Self::Busy
-            | Self::ReservationsUnavailable
-            | Self::ChainUnavailable
-            | Self::SettlementFailed
-            | Self::FacilitatorUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::InFlight { .. } => StatusCode::CONFLICT,
-            Self::NoRoute | Self::NotProxied => StatusCode::NOT_FOUND,
-            Self::InvalidRouteHeader => StatusCode::BAD_REQUEST,
-            Self::PathNotPriced | Self::WebSocketRefused => StatusCode::FORBIDDEN,
-            Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UpstreamFailed { timed_out: true } => StatusCode::GATEWAY_TIMEOUT,
-            Self::UpstreamFailed { timed_out: false } | Self::SettlementUnknown { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
-            Self::Malformed(_)
-            | Self::ConflictingHeaders
-            | Self::UnreadableHeader
-            | Self::Rejected(_)
-            | Self::UnsupportedVersion
-            | Self::Replayed
-            | Self::VerifyRejected { .. }
-            | Self::SettleRejected { .. } => StatusCode::PAYMENT_REQUIRED,
-        }
-    }
-
-    /// A stable machine-readable reason (the `reason` of the JSON body).
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::MissingForwardedUri => "missing_forwarded_uri",
-            Self::InvalidForwardedHeader(_) => "invalid_forwarded_header",
-            Self::NotReady => "not_ready",
-            Self::UnknownRoute => "unknown_route",
-            Self::Malformed(e) => e.metric_label(),
-            Self::ConflictingHeaders => "conflicting_payment_headers",
-            Self::UnreadableHeader => "unreadable_payment_header",
-            Self::Rejected(r) => r.metric_label(),
-            Self::UnsupportedVersion => "unsupported_version_for_route",
-            Self::Replayed => "nonce_already_used",
-            Self::Busy => "busy",
-            Self::InFlight { .. } => "payment_in_flight",
-            Self::ReservationsUnavailable => "reservations_unavailable",
-            Self::ChainUnavailable => "chain_unavailable",
-            Self::NoRoute => "no_route",
-            Self::InvalidRouteHeader => "invalid_route_header",
-            Self::NotProxied => "route_not_proxied",
-            Self::PathNotPriced => "path_not_priced",
-            Self::WebSocketRefused => "websocket_not_allowed",
-            Self::RequestTooLarge => "request_too_large",
-            Self::UpstreamFailed { timed_out: true } => "upstream_timeout",
-            Self::UpstreamFailed { timed_out: false } => "upstream_failed",
-            Self::SettlementFailed => "settlement_failed",
-            Self::SettlementUnknown { .. } => "settlement_unknown",
-            Self::VerifyRejected { .. } => "verify_rejected",
-            Self::SettleRejected { .. } => "settle_rejected",
-            Self::FacilitatorUnavailable { .. } => "facilitator_unavailable",
-        }
-    }
-
-    /// The x402 `error` string of a 402 answer.
-    pub fn x402_error(&self) -> String {
-        match self {
-            Self::Malformed(_) | Self::ConflictingHeaders | Self::UnreadableHeader => {
-                "invalid_payload".to_owned()
-            }
-            Self::Rejected(r) => r.x402_error_code().to_owned(),
-            Self::Replayed => "invalid_exact_evm_nonce_already_used".to_owned(),
-            Self::UnsupportedVersion => "invalid_x402_version".to_owned(),
-            Self::VerifyRejected { reason } | Self::SettleRejected { reason, .. } => reason
-                .clone()
-                .unwrap_or_else(|| self.metric_label().to_owned()),
-            _ => self.metric_label().to_owned(),
-        }
-    }
-
-    /// Seconds a client should wait before retrying, when the answer says so.
-    pub fn retry_after(&self) -> Option<u64> {
-        match self {
-            Self::InFlight { retry_after } => Some((*retry_after).max(1)),
-            _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
+            Self::Facilitator(f) => f.settle.clone(),
+            Self::SettlementUnknown {
+                transaction: Some(tx),
+            } => Some(SettleResponse {
+                success: false,
+                error_reason: Some("settlement_unknown".into()),
+                error_message: None,
+                transaction: tx.clone(),
+                network: String::new(),
+                payer: None,
+                amount: None,
+                extensions: None,
+            }),
             _ => None,
         }
     }
 
-    /// Whether the payer's funds may have moved (keep the nonce burned, report the tx).
-    pub fn transaction(&self) -> Option<&str> {
+    /// Whether the facilitator said the authorization was already used (its nonce consumed),
+    /// in any facilitator's wording ([`facilitator::meaning`]).
+    pub fn says_already_used(&self) -> bool {
+        matches!(self, Self::Facilitator(f) if f.meaning == Meaning::AlreadyUsed)
+    }
+
+    /// Whether the authorization may be offered again: nothing was, or could have been, sent
+    /// on chain. `false` keeps its nonce burned in the replay cache.
+    pub fn releases_authorization(&self) -> bool {
         match self {
-            Self::SettleRejected { transaction, .. }
-            | Self::SettlementUnknown { transaction }
-            | Self::FacilitatorUnavailable { transaction, .. } => transaction.as_deref(),
-            _ => None,
+            Self::Facilitator(f) => matches!(f.meaning, Meaning::Refused | Meaning::Unavailable),
+            _ => true,
         }
     }
 }
+
+/// Longest `detail` built from our own errors (they may quote a fragment of the input).
+pub const MAX_DETAIL_LEN: usize = 300;
 
 /// What stops the verifier process.
 #[derive(Debug, thiserror::Error)]

@@ -6,10 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use obol_x402::Facilitator;
-use obol_x402::facilitator::Endpoint;
 use parking_lot::RwLock;
 
-use crate::error::Denial;
+use crate::error::{Denial, FacilitatorDenial};
 use crate::route::RouteEntry;
 
 /// Builds a facilitator client for a URL.
@@ -57,11 +56,7 @@ impl Facilitators {
         if let Some(f) = self.by_url.read().get(url) {
             return Ok(f.clone());
         }
-        let unavailable = Denial::FacilitatorUnavailable {
-            endpoint: Endpoint::Verify,
-            label: "facilitator_config",
-            transaction: None,
-        };
+        let unavailable = Denial::Facilitator(Box::new(FacilitatorDenial::not_configured()));
         let make = self.make.as_ref().ok_or_else(|| {
             tracing::warn!(route = %route.key, "No facilitator client for the route's own URL");
             unavailable
@@ -73,11 +68,9 @@ impl Facilitators {
             }
             Err(error) => {
                 tracing::warn!(route = %route.key, %error, "Cannot build the route's facilitator");
-                Err(Denial::FacilitatorUnavailable {
-                    endpoint: Endpoint::Verify,
-                    label: "facilitator_config",
-                    transaction: None,
-                })
+                Err(Denial::Facilitator(Box::new(
+                    FacilitatorDenial::not_configured(),
+                )))
             }
         }
     }

@@ -91,14 +91,26 @@ pub async fn gate(
             (decide::paid(route, &verified, &settle), Outcome::Verified)
         }
         Err(error) => {
-            // A settle that failed or whose result is unknown may still have moved funds:
-            // keep the nonce burned (only chain evidence can re-serve it).
-            let unknown = Record::Unknown {
-                fingerprint: Fingerprint::of(requirement),
-            };
-            mark(state, route, &mut lease, unknown, &nonce_id).await;
-            ctx.log_facilitator(&error, &nonce_id);
-            ctx.refuse(Denial::from_facilitator(&error))
+            let denial = ctx.facilitator_denial(&error, &verified, &nonce_id);
+            if denial.releases_authorization() {
+                // Refused before anything was sent on chain: the authorization is intact.
+                if let Err(error) = state.reservations.release(&lease).await {
+                    warn!(route = %route.key, %error, nonce = %nonce_id, "Cannot release a reservation; it expires by itself");
+                }
+            } else {
+                // Sent, maybe sent, or already used: funds may have moved, so the nonce stays
+                // burned (only chain evidence can re-serve it). An unknown outcome is logged
+                // for an operator to reconcile.
+                let unknown = Record::Unknown {
+                    fingerprint: Fingerprint::of(requirement),
+                };
+                mark(state, route, &mut lease, unknown, &nonce_id).await;
+                if !denial.says_already_used() {
+                    let tx = denial.failed_settlement().map(|s| s.transaction).unwrap_or_default();
+                    warn!(route = %route.key, payer = %verified.payer, nonce = %nonce_id, tx, "Settlement outcome unknown; reconcile on chain");
+                }
+            }
+            ctx.refuse(denial)
         }
     }
 }

@@ -49,6 +49,11 @@ async fn verify_exact(
         Ok(_) if !state.table.is_synced() => refuse(&state, Denial::NotReady),
         Ok(fwd) => match state.table.get(&namespace, &name) {
             None => refuse(&state, Denial::UnknownRoute),
+            // The Middleware sits on the offer's published prefix only: a path there that
+            // the route's pattern does not cover is refused, never let through for free.
+            Some(route) if !route.matcher.matches(path_of(fwd.uri)) => {
+                refuse(&state, Denial::PathNotPriced)
+            }
             Some(route) => gate(&state, &route, &fwd, payment(headers)).await,
         },
     };
@@ -73,11 +78,9 @@ async fn verify_by_path(State(state): State<AppState>, request: Request) -> Resp
 
 fn refuse(state: &AppState, denial: Denial) -> (Reply, Outcome) {
     state.metrics.denied(denial.metric_label());
-    let outcome = match denial.status() {
-        StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
-        _ => Outcome::BadRequest,
-    };
-    (decide::denied(&denial), outcome)
+    let reply = decide::denied(&denial, None);
+    let outcome = Outcome::of_refusal(reply.status);
+    (reply, outcome)
 }
 
 fn finish(state: &AppState, start: Instant, reply: Reply, outcome: Outcome) -> Response {
@@ -89,13 +92,20 @@ fn finish(state: &AppState, start: Instant, reply: Reply, outcome: Outcome) -> R
     into_response(reply)
 }
 
-/// Reads the forwarded request; `X-Forwarded-Uri` is required.
+/// Reads the forwarded request; `X-Forwarded-Uri` is required and at most
+/// [`decide::MAX_URI_LEN`] long.
 fn forwarded(headers: &HeaderMap) -> Result<Forwarded<'_>, Denial> {
     let uri = headers
         .get(X_FORWARDED_URI)
         .ok_or(Denial::MissingForwardedUri)?
         .to_str()
         .map_err(|_| Denial::InvalidForwardedHeader("X-Forwarded-Uri"))?;
+    if uri.len() > decide::MAX_URI_LEN {
+        return Err(Denial::UriTooLong {
+            len: uri.len(),
+            max: decide::MAX_URI_LEN,
+        });
+    }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     Ok(Forwarded {
         proto: text(X_FORWARDED_PROTO),

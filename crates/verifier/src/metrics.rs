@@ -24,10 +24,21 @@ pub enum Outcome {
     Verified,
     /// A payment that was refused: 402.
     Failed,
-    /// Fail closed or our outage: 503.
+    /// Fail closed or our outage: 503 (or 502, a settlement that did not complete).
     Unavailable,
-    /// Bad forwarded request: 403 / 400.
+    /// Bad forwarded request: 403 / 400 / 414.
     BadRequest,
+}
+
+impl Outcome {
+    /// The outcome of a refusal answered with `status`.
+    pub fn of_refusal(status: axum::http::StatusCode) -> Self {
+        match status.as_u16() {
+            402 => Self::Failed,
+            500..=599 => Self::Unavailable,
+            _ => Self::BadRequest,
+        }
+    }
 }
 
 /// Label set of the latency histogram.

@@ -129,8 +129,10 @@ async fn v5_facilitator_refusal_is_402_without_settle() {
         )
         .await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(r.reason().as_deref(), Some("verify_rejected"));
+    assert_eq!(r.reason().as_deref(), Some("payment_invalid"));
+    r.assert_refusal_shape("verify refused");
     assert_eq!(r.json()["error"], "insufficient_funds");
+    assert!(r.detail().contains("insufficient_funds"), "{}", r.detail());
     assert!(r.header("authorization").is_none());
     assert_eq!(h.facilitator.calls(), (1, 0));
 }
@@ -148,7 +150,8 @@ async fn replayed_nonce_is_refused_without_asking_the_facilitator() {
         .get("/verify/demo/demo", &with(&[("payment-signature", &pay)]))
         .await;
     assert_eq!(again.status, StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(again.reason().as_deref(), Some("nonce_already_used"));
+    assert_eq!(again.reason().as_deref(), Some("replayed"));
+    again.assert_refusal_shape("replayed");
     assert_eq!(h.facilitator.calls(), (1, 1));
 }
 
@@ -187,34 +190,52 @@ async fn facilitator_outage_is_503_and_the_nonce_stays_usable_until_settle() {
     let r = call().await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.header("retry-after"), Some("5"));
+    assert_eq!(r.reason().as_deref(), Some("facilitator_unreachable"));
+    r.assert_refusal_shape("verify unreachable");
     *h.facilitator.verify.lock() = Script::Malformed;
     assert_eq!(call().await.status, StatusCode::SERVICE_UNAVAILABLE);
     // Verify never passed: nothing moved, the same authorization may be retried.
     *h.facilitator.verify.lock() = Script::Yes;
     *h.facilitator.settle.lock() = Script::Unreachable;
-    assert_eq!(call().await.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Timed out after /settle was sent: the outcome is unknown, not retriable.
+    let r = call().await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(r.reason().as_deref(), Some("settlement_failed"));
+    assert_eq!(r.json()["retriable"], false);
+    r.assert_refusal_shape("settle unknown");
     // Settlement may have happened: the nonce is burned.
     *h.facilitator.settle.lock() = Script::Yes;
     let r = call().await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(r.reason().as_deref(), Some("nonce_already_used"));
+    assert_eq!(r.reason().as_deref(), Some("replayed"));
     assert_eq!(h.facilitator.calls(), (3, 1));
 }
 
 #[tokio::test]
-async fn settlement_rejected_is_402_with_the_transaction() {
+async fn settlement_failed_with_a_transaction_is_502_with_the_receipt() {
     let h = Harness::demo();
-    *h.facilitator.settle.lock() = Script::No("transaction_failed");
+    *h.facilitator.settle.lock() = Script::No("invalid_exact_evm_transaction_failed");
     let req = h.requirement("demo", "demo");
+    let pay = header(&req, 5, 1);
     let r = h
-        .get(
-            "/verify/demo/demo",
-            &with(&[("x-payment", &header(&req, 5, 1))]),
-        )
+        .get("/verify/demo/demo", &with(&[("x-payment", &pay)]))
         .await;
-    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(r.reason().as_deref(), Some("settle_rejected"));
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(r.reason().as_deref(), Some("settlement_failed"));
+    assert_eq!(r.json()["retriable"], false);
+    r.assert_refusal_shape("settlement failed");
     assert_eq!(r.header("x-payment-tx"), Some(TX));
+    for name in ["payment-response", "x-payment-response"] {
+        let receipt = obol_x402::codec::decode_settle_response(r.header(name).unwrap()).unwrap();
+        assert!(!receipt.success, "{name}");
+        assert_eq!(receipt.transaction, TX, "{name}");
+    }
+    // The transaction may have moved funds: the authorization stays spent.
+    *h.facilitator.settle.lock() = Script::Yes;
+    let again = h
+        .get("/verify/demo/demo", &with(&[("x-payment", &pay)]))
+        .await;
+    assert_eq!(again.reason().as_deref(), Some("replayed"));
 }
 
 #[tokio::test]
@@ -365,4 +386,179 @@ async fn route_with_its_own_facilitator_fails_closed_without_a_client() {
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(h.facilitator.calls(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_path_no_paid_rule_covers_is_403_and_query_or_fragment_change_nothing() {
+    let h = Harness::new(vec![entry(
+        "demo",
+        "demo",
+        &spec("/services/demo/v1/*", "1000"),
+    )]);
+    for (uri, want) in [
+        ("/services/demo/v1/chat", StatusCode::PAYMENT_REQUIRED),
+        ("/services/demo/v1", StatusCode::PAYMENT_REQUIRED),
+        (
+            "/services/demo/v1?next=/services/demo/v2",
+            StatusCode::PAYMENT_REQUIRED,
+        ),
+        ("/services/demo/v1#/v2", StatusCode::PAYMENT_REQUIRED),
+        // Under the offer's prefix, outside its paid pattern: refused, never free.
+        ("/services/demo/v2", StatusCode::FORBIDDEN),
+        (
+            "/services/demo/v2?x=/services/demo/v1/",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/services/demo/v2#/services/demo/v1/",
+            StatusCode::FORBIDDEN,
+        ),
+        ("/services/demo", StatusCode::FORBIDDEN),
+    ] {
+        let r = h
+            .get("/verify/demo/demo", &[("x-forwarded-uri", uri)])
+            .await;
+        assert_eq!(r.status, want, "{uri}");
+        if want == StatusCode::FORBIDDEN {
+            assert_eq!(r.reason().as_deref(), Some("no_paid_rule"), "{uri}");
+            r.assert_refusal_shape(uri);
+        }
+    }
+    assert_eq!(h.facilitator.calls(), (0, 0));
+}
+
+/// Every reason in the table is produced through the router by this test, except the ones
+/// only the gateway (proxy) mode can produce, which its own tests cover.
+#[tokio::test]
+async fn every_reason_code_is_produced_through_the_router() {
+    use obol_x402::Reason;
+    const GATEWAY_MODE_ONLY: &[Reason] = &[
+        Reason::UpstreamFailed,
+        Reason::ClientDisconnected,
+        Reason::UpstreamDown,
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut record = |name: &str, r: &support::Reply| {
+        r.assert_refusal_shape(name);
+        let code = r.reason().unwrap();
+        seen.insert(Reason::from_code(&code).unwrap());
+    };
+    let h = Harness::demo();
+    let req = h.requirement("demo", "demo");
+    let pay = |nonce: u8, version: u8| header(&req, nonce, version);
+    let get = |headers: Vec<(&'static str, String)>| {
+        let h = &h;
+        async move {
+            let owned: Vec<(&str, &str)> = FWD
+                .iter()
+                .copied()
+                .chain(headers.iter().map(|(k, v)| (*k, v.as_str())))
+                .collect();
+            h.get("/verify/demo/demo", &owned).await
+        }
+    };
+    record("bad header", &get(vec![("x-payment", "!!!".into())]).await);
+    let mut wrong_amount = payload_json(&req, auth(&req, 1), 2, &key());
+    wrong_amount["accepted"]["amount"] = "1".into();
+    record(
+        "wrong amount",
+        &get(vec![("payment-signature", encode(&wrong_amount))]).await,
+    );
+    let mut expired = auth(&req, 2);
+    expired.valid_before = NOW - 1;
+    record(
+        "expired",
+        &get(vec![(
+            "payment-signature",
+            encode(&payload_json(&req, expired, 2, &key())),
+        )])
+        .await,
+    );
+    assert_eq!(
+        get(vec![("payment-signature", pay(3, 2))]).await.status,
+        StatusCode::OK
+    );
+    record(
+        "replayed",
+        &get(vec![("payment-signature", pay(3, 2))]).await,
+    );
+    *h.facilitator.verify.lock() = Script::Unreachable;
+    record(
+        "facilitator down",
+        &get(vec![("payment-signature", pay(4, 2))]).await,
+    );
+    *h.facilitator.verify.lock() = Script::Yes;
+    *h.facilitator.settle.lock() =
+        Script::NoTx("invalid_exact_evm_payload_authorization_valid_before");
+    let r = get(vec![("payment-signature", pay(5, 2))]).await;
+    assert_eq!(r.reason().as_deref(), Some("settlement_rejected"));
+    record("settle refused", &r);
+    // Refused before anything was sent: the same authorization is usable again.
+    *h.facilitator.settle.lock() = Script::Yes;
+    assert_eq!(
+        get(vec![("payment-signature", pay(5, 2))]).await.status,
+        StatusCode::OK
+    );
+    *h.facilitator.settle.lock() = Script::NoTx("invalid_exact_evm_transaction_failed");
+    let r = get(vec![("payment-signature", pay(6, 2))]).await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_GATEWAY,
+        "unknown outcome: {}",
+        r.text()
+    );
+    record("settle unknown", &r);
+    *h.facilitator.settle.lock() = Script::Yes;
+    record(
+        "no paid rule",
+        &h.get("/verify/demo/demo", &[("x-forwarded-uri", "/elsewhere")])
+            .await,
+    );
+    record("missing uri", &h.get("/verify/demo/demo", &[]).await);
+    let long = format!("/services/demo/{}", "a".repeat(9000));
+    record(
+        "uri too long",
+        &h.get("/verify/demo/demo", &[("x-forwarded-uri", &long)])
+            .await,
+    );
+    record("unknown route", &h.get("/verify/demo/nope", &FWD).await);
+    let bad = axum::http::HeaderValue::from_bytes(b"/services/demo/\xff").unwrap();
+    let request = axum::http::Request::get("/verify/demo/demo")
+        .header("x-forwarded-uri", bad)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    record("bad forwarded header", &h.call(request).await);
+
+    let cold = Harness::with_table(Arc::new(RouteTable::new()));
+    record("not ready", &cold.get("/verify/demo/demo", &FWD).await);
+
+    // A replay table full of payments in flight: busy, never "let it through".
+    let mut busy = Harness::demo();
+    busy.state = busy
+        .state
+        .clone()
+        .with_replay(obol_verifier::replay::ReplayCache::new(1, 3600));
+    busy.app = obol_verifier::app(busy.state.clone());
+    let in_flight = (obol_x402::Address::repeat_byte(9), obol_x402::B256::ZERO);
+    busy.state
+        .replay
+        .begin(in_flight.0, in_flight.1, NOW + 60, NOW)
+        .unwrap();
+    let payment = pay(7, 2);
+    let r = busy
+        .get(
+            "/verify/demo/demo",
+            &with(&[("payment-signature", &payment)]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    record("busy", &r);
+    assert_eq!(busy.facilitator.calls(), (0, 0));
+
+    let missing: Vec<&str> = Reason::ALL
+        .iter()
+        .filter(|r| !seen.contains(r) && !GATEWAY_MODE_ONLY.contains(r))
+        .map(|r| r.code())
+        .collect();
+    assert!(missing.is_empty(), "no test produces {missing:?}");
 }

@@ -228,8 +228,12 @@ async fn creation_to_gating_latency_over_200_routes() {
     // Every route is gated by the verifier, not just marked.
     for i in [0, N / 2, N - 1] {
         let path = format!("/verify/{}/r{i:03}", ns.name());
-        let r = h.get(&path, &[("x-forwarded-uri", "/x")]).await;
+        let uri = format!("/services/r{i:03}/x");
+        let r = h.get(&path, &[("x-forwarded-uri", &uri)]).await;
         assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+        // A path the route's pattern does not cover is refused, never free.
+        let r = h.get(&path, &[("x-forwarded-uri", "/x")]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
     }
     assert!(
         gated_p99 < 10_000.0 && admitted_p99 < 10_000.0,

@@ -83,6 +83,19 @@ reasons! {
     Busy = "busy", 503, true,
         "Too many payments are being processed right now.",
         "Retry after Retry-After with the same authorization; nothing was charged.";
+    /// Another request holds this authorization right now (a concurrent copy, or a settled
+    /// answer still being delivered).
+    InFlight = "in_flight", 409, true,
+        "This payment is being used by another request right now.",
+        "Retry after Retry-After with the same authorization; it is served once.";
+    /// The reservation store shared by the verifier's replicas did not answer: fail closed.
+    ReservationsUnavailable = "reservations_unavailable", 503, true,
+        "The payment gate cannot record payments right now.",
+        "Retry after Retry-After with the same authorization; nothing was charged.";
+    /// The chain could not be asked whether this authorization was settled here before.
+    ChainUnavailable = "chain_unavailable", 503, true,
+        "The payment gate cannot read the chain right now.",
+        "Retry after Retry-After with the same authorization; nothing was charged.";
     /// The facilitator could not be asked, or could not check the payment (its RPC, its
     /// simulation); nothing was taken.
     FacilitatorUnreachable = "facilitator_unreachable", 503, true,
@@ -99,8 +112,8 @@ reasons! {
     SettlementFailed = "settlement_failed", 502, false,
         "The payment could not be settled.",
         "If retriable, retry after Retry-After with the same authorization. Otherwise do not pay again: check the transaction in PAYMENT-RESPONSE, or ask the seller to reconcile.";
-    /// The paid service answered with an error or could not be reached; the payment was not
-    /// settled (gateway mode).
+    /// The paid service answered with an error, timed out (504) or could not be reached; the
+    /// payment was not settled (gateway mode).
     UpstreamFailed = "upstream_failed", 502, true,
         "The service failed to answer; the payment was not settled.",
         "Retry with the same authorization; nothing was charged.";
@@ -125,6 +138,26 @@ reasons! {
     NoPaidRule = "no_paid_rule", 403, false,
         "No paid rule covers this path.",
         "Use a path the offer prices; its 402 answers list the resource.";
+    /// The gateway listener has no paid route for this request (gateway mode).
+    NoRoute = "no_route", 404, false,
+        "No paid route serves this path.",
+        "Check the URL against the offer's endpoint (`obol sell status`).";
+    /// The route is not in gateway mode `proxy`, so the gateway listener does not serve it.
+    NotProxied = "not_proxied", 404, false,
+        "This route is not served by the payment gateway.",
+        "Send the request through the cluster's gateway, which forwards it for payment checks.";
+    /// The gateway's route header is not `<namespace>/<name>`.
+    InvalidRouteHeader = "invalid_route_header", 400, false,
+        "The gateway's route header is not valid.",
+        "Configure the gateway to name the route as namespace/name.";
+    /// A WebSocket upgrade on a route that does not allow them; nothing was charged.
+    WebsocketRefused = "websocket_refused", 403, false,
+        "WebSocket upgrades are not allowed on this route.",
+        "Use plain HTTP requests, or ask the seller to allow WebSockets on the offer.";
+    /// The request body is larger than the gateway forwards; nothing was charged.
+    RequestTooLarge = "request_too_large", 413, false,
+        "The request body is too large.",
+        "Send a smaller body.";
     /// The gateway did not say which URI was requested (`X-Forwarded-Uri`).
     MissingForwardedUri = "missing_forwarded_uri", 403, false,
         "The gateway did not forward the request URI.",
@@ -163,17 +196,27 @@ pub struct Refusal {
     pub hint: Cow<'static, str>,
     /// Whether the same request may succeed later; the reason's default unless known better.
     pub retriable: bool,
+    /// A status other than the reason's (`upstream_failed` on a timeout is a 504).
+    status: Option<u16>,
 }
 
 impl Refusal {
-    /// A refusal with the reason's default hint and retriability.
+    /// A refusal with the reason's default hint, retriability and status.
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
         Self {
             reason,
             detail: detail.into(),
             hint: Cow::Borrowed(reason.hint()),
             retriable: reason.retriable(),
+            status: None,
         }
+    }
+
+    /// Answers with another status than the reason's.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// Replaces the hint.
@@ -193,9 +236,10 @@ impl Refusal {
     /// The HTTP status: the reason's, except that a retriable `settlement_failed` (nothing
     /// was sent on chain) is a 503 rather than a 502.
     pub fn status(&self) -> u16 {
-        match self.reason {
-            Reason::SettlementFailed if self.retriable => 503,
-            r => r.status(),
+        match (self.status, self.reason) {
+            (Some(status), _) => status,
+            (None, Reason::SettlementFailed) if self.retriable => 503,
+            (None, r) => r.status(),
         }
     }
 
@@ -289,6 +333,7 @@ pub fn markdown_table() -> String {
     for r in Reason::ALL {
         let status = match r {
             Reason::SettlementFailed => "502, or 503 when retriable".to_owned(),
+            Reason::UpstreamFailed => "502, or 504 on a timeout".to_owned(),
             r => r.status().to_string(),
         };
         let retriable = match (r, r.retriable()) {

@@ -27,7 +27,17 @@ fn round_trip<T: Serialize + DeserializeOwned>(name: &str, fixture: &str) -> T {
 
 #[test]
 fn v1_402_body() {
-    let body: PaymentRequiredV1 = round_trip("v1 402 body", V1_PAYMENT_REQUIRED);
+    // The spec example writes `"outputSchema":null`, which the official v1 client refuses: it
+    // is read, and written back without the null.
+    let fixture = V1_PAYMENT_REQUIRED.trim_end();
+    let without_null = fixture.replace(r#""outputSchema":null,"#, "");
+    assert_ne!(without_null, fixture);
+    let body: PaymentRequiredV1 = serde_json::from_str(fixture).expect("parses");
+    assert_eq!(
+        serde_json::to_string(&body).expect("serializes"),
+        without_null
+    );
+    let body: PaymentRequiredV1 = round_trip("v1 402 body", &without_null);
     assert_eq!(body.accepts.len(), 1);
     let parsed = codec::parse_payment_required_body(V1_PAYMENT_REQUIRED.as_bytes()).unwrap();
     assert_eq!(parsed, PaymentRequired::V1(body));

@@ -52,6 +52,7 @@ pub struct Case {
     pub path: &'static str,
     pub setup: Setup,
     pub status: StatusCode,
+    /// The denial's metric label (which check refused it; finer than the body's `reason`).
     pub reason: Option<&'static str>,
 }
 
@@ -60,6 +61,8 @@ pub enum Setup {
     None,
     SettledBefore,
     VerifyNo,
+    /// The facilitator refuses the signature (it cannot be proven offline).
+    VerifyNoSignature,
     VerifyDown,
     VerifyMalformed,
     SettleNo,
@@ -97,6 +100,8 @@ pub fn cases() -> Vec<Case> {
     let high_s_n = "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a1";
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let p402 = Some;
+    // A signature that cannot be proven offline goes to the facilitator, which refuses it.
+    let sig402 = || Some("verify_rejected");
     let mut v = vec![
         case(
             "oversized header",
@@ -245,62 +250,86 @@ pub fn cases() -> Vec<Case> {
             402,
             p402("invalid_shape"),
         ),
-        case(
-            "64-byte signature",
-            pay(with_signature(1, format!("0x{}", "11".repeat(64)))),
-            402,
-            p402("unsupported_signature"),
-        ),
-        case(
-            "zero signature",
-            pay(with_signature(1, format!("0x{}", "00".repeat(65)))),
-            402,
-            p402("invalid_signature"),
-        ),
-        case(
-            "high-s signature",
-            pay(with_signature(
-                1,
-                format!("0x{}{high_s_n}1b", "11".repeat(32)),
-            )),
-            402,
-            p402("invalid_signature"),
-        ),
-        case(
-            "unrecoverable signature",
-            pay(with_signature(
-                1,
-                format!("0x{}{half_n}1b", "00".repeat(32)),
-            )),
-            402,
-            p402("invalid_signature"),
-        ),
-        case(
-            "signature for another chain",
-            pay(signed_for(&base, 1)),
-            402,
-            p402("invalid_signature"),
-        ),
-        case(
-            "signature for another token contract",
-            pay(signed_for(&other_contract, 2)),
-            402,
-            p402("invalid_signature"),
-        ),
-        case(
-            "signed by someone else",
-            pay(encode(&payload_json(&r, auth(&r, 1), 1, &other_key()))),
-            402,
-            p402("invalid_signature"),
-        ),
-        case(
-            "tampered nonce after signing",
-            pay(mutated(1, |v| {
-                v["payload"]["authorization"]["nonce"] = json!(format!("0x{}", "22".repeat(32)))
-            })),
-            402,
-            p402("invalid_signature"),
-        ),
+        Case {
+            setup: Setup::VerifyNoSignature,
+            ..case(
+                "64-byte signature",
+                pay(with_signature(1, format!("0x{}", "11".repeat(64)))),
+                402,
+                sig402(),
+            )
+        },
+        Case {
+            setup: Setup::VerifyNoSignature,
+            ..case(
+                "zero signature",
+                pay(with_signature(1, format!("0x{}", "00".repeat(65)))),
+                402,
+                sig402(),
+            )
+        },
+        Case {
+            setup: Setup::VerifyNoSignature,
+            ..case(
+                "high-s signature",
+                pay(with_signature(
+                    1,
+                    format!("0x{}{high_s_n}1b", "11".repeat(32)),
+                )),
+                402,
+                sig402(),
+            )
+        },
+        Case {
+            setup: Setup::VerifyNoSignature,
+            ..case(
+                "unrecoverable signature",
+                pay(with_signature(
+                    1,
+                    format!("0x{}{half_n}1b", "00".repeat(32)),
+                )),
+                402,
+                sig402(),
+            )
+        },
+        Case {
+            setup: Setup::VerifyNoSignature,
+            ..case(
+                "signature for another chain",
+                pay(signed_for(&base, 1)),
+                402,
+                sig402(),
+            )
+        },
+        Case {
+            setup: Setup::VerifyNoSignature,
+            ..case(
+                "signature for another token contract",
+                pay(signed_for(&other_contract, 2)),
+                402,
+                sig402(),
+            )
+        },
+        Case {
+            setup: Setup::VerifyNoSignature,
+            ..case(
+                "signed by someone else",
+                pay(encode(&payload_json(&r, auth(&r, 1), 1, &other_key()))),
+                402,
+                sig402(),
+            )
+        },
+        Case {
+            setup: Setup::VerifyNoSignature,
+            ..case(
+                "tampered nonce after signing",
+                pay(mutated(1, |v| {
+                    v["payload"]["authorization"]["nonce"] = json!(format!("0x{}", "22".repeat(32)))
+                })),
+                402,
+                sig402(),
+            )
+        },
         case(
             "another payTo",
             pay(signed_with(1, |a| a.to = Address::repeat_byte(0x33))),
@@ -477,10 +506,10 @@ pub fn cases() -> Vec<Case> {
         Case {
             setup: Setup::SettleNo,
             ..case(
-                "settlement rejected",
+                "settlement failed with a transaction",
                 pay(header(&r, 1, 1)),
-                402,
-                p402("settle_rejected"),
+                502,
+                p402("settle_unknown"),
             )
         },
         Case {

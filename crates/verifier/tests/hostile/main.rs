@@ -25,8 +25,9 @@ async fn hostile_inputs_table() {
                     .await;
                 assert_eq!(first.status, StatusCode::OK, "{}: first use", c.name);
             }
-            Setup::VerifyNo => {
-                *h.facilitator.verify.lock() = Script::No("invalid_exact_evm_payload_signature")
+            Setup::VerifyNo => *h.facilitator.verify.lock() = Script::No("insufficient_funds"),
+            Setup::VerifyNoSignature => {
+                *h.facilitator.verify.lock() = Script::No("invalid_exact_evm_signature")
             }
             Setup::VerifyDown => *h.facilitator.verify.lock() = Script::Unreachable,
             Setup::VerifyMalformed => *h.facilitator.verify.lock() = Script::Malformed,
@@ -35,12 +36,29 @@ async fn hostile_inputs_table() {
         let mut headers: Vec<(&str, &str)> = vec![URI];
         headers.extend(c.headers.iter().map(|(k, v)| (*k, v.as_str())));
         let r = h.get(c.path, &headers).await;
-        let reason = r.reason();
-        if r.status != c.status || (c.reason.is_some() && reason.as_deref() != c.reason) {
+        let label = h.denial_label().await;
+        if r.status != c.status || (c.reason.is_some() && label.as_deref() != c.reason) {
             failures.push(format!(
                 "{}: got {} {:?}, want {} {:?}",
-                c.name, r.status, reason, c.status, c.reason
+                c.name, r.status, label, c.status, c.reason
             ));
+        }
+        if c.setup == Setup::VerifyNoSignature {
+            assert_eq!(
+                h.facilitator.calls().0,
+                1,
+                "{}: left to the facilitator",
+                c.name
+            );
+            let hint = r.json()["extensions"]["paymentFailure"]["hint"].clone();
+            assert!(
+                hint.as_str().is_some_and(|h| h.contains(r#"name "USDC""#)),
+                "{}: the hint names the domain: {hint}",
+                c.name
+            );
+        }
+        if c.reason.is_some() {
+            r.assert_refusal_shape(c.name);
         }
         assert_ne!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", c.name);
         if r.status == StatusCode::OK {
@@ -82,14 +100,20 @@ async fn hostile_forwarded_headers() {
         .expect("test fixture");
     let r = h.call(request).await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(r.reason().as_deref(), Some("unreadable_payment_header"));
-    // A 64 KiB path of slashes: bounded lookup, free (no route), no panic.
+    assert_eq!(r.reason().as_deref(), Some("invalid_payment_header"));
+    let metrics = h.get("/metrics", &[]).await.text();
+    assert!(
+        metrics
+            .contains(r#"obol_x402_verifier_denials_total{reason="unreadable_payment_header"} 1"#),
+        "{metrics}"
+    );
+    // A 64 KiB path of slashes: refused as too long before any lookup, no panic.
     let long = "/".repeat(64 * 1024);
-    let r = h.get("/verify", &[("x-forwarded-uri", &long)]).await;
-    assert_eq!(r.status, StatusCode::OK);
-    let r = h
-        .get("/verify/demo/demo", &[("x-forwarded-uri", &long)])
-        .await;
-    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+    for path in ["/verify", "/verify/demo/demo"] {
+        let r = h.get(path, &[("x-forwarded-uri", &long)]).await;
+        assert_eq!(r.status, StatusCode::URI_TOO_LONG, "{path}");
+        assert_eq!(r.reason().as_deref(), Some("uri_too_long"));
+        assert!(r.body.len() < 1024, "nothing of the URI is echoed");
+    }
     assert_eq!(h.facilitator.calls(), (0, 0));
 }

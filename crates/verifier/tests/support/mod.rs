@@ -30,7 +30,10 @@ pub const TX: &str = "0x5e1f0000000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Script {
     Yes,
+    /// A rejection; a failed settle names [`TX`].
     No(&'static str),
+    /// A rejection that names no transaction (refused before sending).
+    NoTx(&'static str),
     Unreachable,
     Malformed,
 }
@@ -64,12 +67,17 @@ impl FakeFacilitator {
     }
 
     fn outcome(endpoint: Endpoint, script: Script) -> Result<(), FacilitatorError> {
+        let tx = if matches!(script, Script::NoTx(_)) {
+            ""
+        } else {
+            TX
+        };
         let answer = |reason: &str| match endpoint {
             Endpoint::Settle => Answer::Settle(SettleResponse {
                 success: false,
                 error_reason: Some(reason.into()),
                 error_message: None,
-                transaction: TX.into(),
+                transaction: tx.into(),
                 network: "eip155:84532".into(),
                 payer: None,
                 amount: None,
@@ -86,7 +94,7 @@ impl FakeFacilitator {
         };
         match script {
             Script::Yes => Ok(()),
-            Script::No(reason) => Err(FacilitatorError::Rejected {
+            Script::No(reason) | Script::NoTx(reason) => Err(FacilitatorError::Rejected {
                 endpoint,
                 status: 200,
                 answer: Box::new(answer(reason)),
@@ -363,6 +371,22 @@ impl Harness {
         }
     }
 
+    /// The metric label of the only denial counted so far (the finer cause behind a body's
+    /// `reason`), if exactly one was.
+    pub async fn denial_label(&self) -> Option<String> {
+        let text = self.get("/metrics", &[]).await.text();
+        let labels: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("obol_x402_verifier_denials_total{reason=\""))
+            .filter(|l| l.ends_with(" 1"))
+            .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+            .collect();
+        match labels.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+
     pub async fn get(&self, uri: &str, headers: &[(&str, &str)]) -> Reply {
         let mut b = Request::get(uri);
         for (k, v) in headers {
@@ -390,13 +414,66 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The machine-readable reason: `reason` of a 402, `error` of other refusals.
+    /// The stable `reason` of a refusal (both shapes have it at the top).
     pub fn reason(&self) -> Option<String> {
-        let j = self.json();
-        j.get("reason")
-            .or_else(|| j.get("error"))
+        self.json()
+            .get("reason")
             .and_then(|v| v.as_str())
             .map(str::to_owned)
+    }
+
+    /// The refusal's `detail`.
+    pub fn detail(&self) -> String {
+        let j = self.json();
+        let d = j
+            .get("detail")
+            .or_else(|| j.pointer("/extensions/paymentFailure/detail"));
+        d.and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+    }
+
+    /// A refusal in one of the two documented shapes, with a reason from the table and its
+    /// status: a 402 with `extensions.paymentFailure`, anything else
+    /// `{error, reason, detail, hint, retriable}`.
+    pub fn assert_refusal_shape(&self, name: &str) {
+        let j = self.json();
+        let code = j["reason"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no reason: {j}"));
+        let reason = obol_x402::Reason::from_code(code)
+            .unwrap_or_else(|| panic!("{name}: {code} is not in the table"));
+        if self.status == StatusCode::PAYMENT_REQUIRED {
+            let failure = &j["extensions"]["paymentFailure"];
+            assert_eq!(failure["reason"], code, "{name}: {j}");
+            assert!(
+                failure["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                "{name}: {j}"
+            );
+            assert!(
+                failure["hint"].as_str().is_some_and(|h| !h.is_empty()),
+                "{name}: {j}"
+            );
+            assert!(
+                self.header("payment-required").is_some(),
+                "{name}: fresh 402"
+            );
+        } else {
+            for key in ["error", "detail", "hint"] {
+                assert!(
+                    j[key].as_str().is_some_and(|v| !v.is_empty()),
+                    "{name}: {key}: {j}"
+                );
+            }
+            assert!(j["retriable"].is_boolean(), "{name}: {j}");
+            if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                assert!(self.header("retry-after").is_some(), "{name}: Retry-After");
+            }
+        }
+        let status = self.status.as_u16();
+        assert!(
+            status == reason.status()
+                || (reason == obol_x402::Reason::SettlementFailed && status == 503),
+            "{name}: {code} answered {status}"
+        );
     }
 
     pub fn text(&self) -> String {

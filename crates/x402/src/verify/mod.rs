@@ -7,6 +7,18 @@
 //! Checks, cheapest first: scheme, network, (v2) the copied `accepted` requirement, recipient,
 //! amount, validity window, signature.
 //!
+//! **Signatures.** A 65-byte ECDSA signature that recovers to `authorization.from` under the
+//! route's EIP-712 domain is proven here ([`SignatureCheck::Proven`]); one whose `v` is 0/1
+//! (the y-parity form some signers emit) is proven after rewriting `v` to 27/28, and the
+//! rewritten signature is what goes to the facilitator, for `/verify` and `/settle` alike
+//! ([`VerifiedPayment::normalize`]): FiatToken's `(v, r, s)` entry point accepts nothing else.
+//! Anything else — an ERC-1271 contract wallet's signature (any length, possibly 65 bytes
+//! from its owner key), an ERC-6492 wrapper for a wallet not yet deployed, or simply a wrong
+//! domain — cannot be decided offline: it is [`SignatureCheck::Deferred`] to the facilitator,
+//! which checks it against the chain. Refusing it here would refuse every smart-contract
+//! wallet; accepting it opens nothing a payer could not already do with a fresh key. Only an
+//! empty signature is refused outright.
+//!
 //! **Amount rule: `value == amount`, in v2 and in v1.** v2 says so explicitly ("does not exactly
 //! match"). v1's `maxAmountRequired` reads like a ceiling and the legacy TS facilitator accepts
 //! `value >= maxAmountRequired`, but EIP-3009 transfers the whole `value`: accepting more would
@@ -16,7 +28,7 @@
 
 mod requirement;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 
 use crate::chain::Network;
 use crate::eip3009::{self, SignatureError, TransferWithAuthorization};
@@ -47,7 +59,62 @@ pub struct VerifiedPayment {
     pub nonce: B256,
     /// Unix seconds after which the authorization can no longer settle.
     pub valid_before: u64,
+    /// How far the signature could be checked offline.
+    pub signature: SignatureCheck,
 }
+
+impl VerifiedPayment {
+    /// Rewrites the payload's signature into the form that was proven (`v` 27/28), so the
+    /// facilitator verifies and settles exactly what was checked here.
+    pub fn normalize(&self, payload: &mut PaymentPayload) {
+        if let SignatureCheck::ProvenNormalized(signature) = &self.signature {
+            payload.exact_mut().signature = signature.clone();
+        }
+    }
+
+    /// Whether the signature was proven to be `from`'s.
+    pub fn signature_proven(&self) -> bool {
+        matches!(
+            self.signature,
+            SignatureCheck::Proven | SignatureCheck::ProvenNormalized(_)
+        )
+    }
+}
+
+/// How far a payment's signature could be checked offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// A 65-byte ECDSA signature recovering to `from` under the route's domain.
+    Proven,
+    /// Proven after rewriting `v` from 0/1 to 27/28: this is the signature to send on.
+    ProvenNormalized(Bytes),
+    /// Not decidable offline; the facilitator checks it against the chain.
+    Deferred(DeferredSignature),
+}
+
+/// Why a signature was left to the facilitator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferredSignature {
+    /// An ERC-6492 wrapper (a contract wallet that may not be deployed yet).
+    Erc6492,
+    /// Not 65 bytes: an ERC-1271 contract wallet's signature.
+    ContractWallet {
+        /// Length in bytes.
+        len: usize,
+    },
+    /// 65 bytes that do not recover to `from` under the route's domain: a contract wallet's
+    /// owner signature, or a signature made for another domain.
+    NotFrom {
+        /// The address it recovers to under the route's domain, when it recovers at all.
+        recovered: Option<Address>,
+    },
+}
+
+/// The 32-byte suffix that marks an ERC-6492 signature.
+pub const ERC6492_MAGIC_SUFFIX: [u8; 32] = [
+    0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92,
+    0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92,
+];
 
 /// Why a payment was refused locally.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,18 +173,9 @@ pub enum Rejection {
         /// The `now` passed in.
         now: u64,
     },
-    /// The signature is malformed or recovers to someone other than `from`.
-    #[error("signature does not prove authorization.from")]
-    InvalidSignature {
-        /// The address recovered, when recovery succeeded.
-        recovered: Option<Address>,
-    },
-    /// A contract-wallet (ERC-1271 / ERC-6492) signature: only the facilitator can check it.
-    #[error("{len}-byte contract-wallet signature cannot be verified locally")]
-    UnsupportedSignature {
-        /// Signature length in bytes.
-        len: usize,
-    },
+    /// The signature is empty.
+    #[error("signature is empty")]
+    EmptySignature,
 }
 
 impl Rejection {
@@ -133,8 +191,7 @@ impl Rejection {
             Self::UnsupportedTransferMethod(_) => "unsupported_transfer_method",
             Self::Expired { .. } => "expired",
             Self::NotYetValid { .. } => "not_yet_valid",
-            Self::InvalidSignature { .. } => "invalid_signature",
-            Self::UnsupportedSignature { .. } => "unsupported_signature",
+            Self::EmptySignature => "empty_signature",
         }
     }
 
@@ -155,10 +212,18 @@ impl Rejection {
             Self::AmountMismatch { .. } => "invalid_exact_evm_payload_authorization_value_mismatch",
             Self::Expired { .. } => "invalid_exact_evm_payload_authorization_valid_before",
             Self::NotYetValid { .. } => "invalid_exact_evm_payload_authorization_valid_after",
-            Self::InvalidSignature { .. } | Self::UnsupportedSignature { .. } => {
-                "invalid_exact_evm_payload_signature"
-            }
+            Self::EmptySignature => "invalid_exact_evm_payload_signature",
         }
+    }
+
+    /// Whether the payment pays for something else than the requirement (as opposed to a
+    /// matching payment that is not valid): `no_matching_requirement` rather than
+    /// `payment_invalid`.
+    pub fn is_mismatch(&self) -> bool {
+        !matches!(
+            self,
+            Self::Expired { .. } | Self::NotYetValid { .. } | Self::EmptySignature
+        )
     }
 }
 
@@ -203,17 +268,7 @@ pub fn verify_payment(
             now,
         });
     }
-    let message = TransferWithAuthorization::from(auth);
-    match eip3009::recover_signer(&requirement.domain(), &message, &exact.signature) {
-        Ok(signer) if signer == auth.from => {}
-        Ok(signer) => {
-            return Err(Rejection::InvalidSignature {
-                recovered: Some(signer),
-            });
-        }
-        Err(SignatureError::NotEoa(len)) => return Err(Rejection::UnsupportedSignature { len }),
-        Err(_) => return Err(Rejection::InvalidSignature { recovered: None }),
-    }
+    let signature = check_signature(requirement, auth, &exact.signature)?;
     Ok(VerifiedPayment {
         version: payload.version(),
         network: requirement.network,
@@ -221,7 +276,49 @@ pub fn verify_payment(
         amount: auth.value,
         nonce: auth.nonce,
         valid_before: auth.valid_before,
+        signature,
     })
+}
+
+/// See the module documentation: prove an EOA signature, defer anything else.
+fn check_signature(
+    requirement: &Requirement,
+    auth: &crate::wire::Authorization,
+    signature: &Bytes,
+) -> Result<SignatureCheck, Rejection> {
+    if signature.is_empty() {
+        return Err(Rejection::EmptySignature);
+    }
+    if signature.ends_with(&ERC6492_MAGIC_SUFFIX) {
+        return Ok(SignatureCheck::Deferred(DeferredSignature::Erc6492));
+    }
+    let message = TransferWithAuthorization::from(auth);
+    let domain = requirement.domain();
+    let recover = |sig: &[u8]| eip3009::recover_signer(&domain, &message, sig);
+    let recovered = match recover(signature) {
+        Ok(signer) if signer == auth.from => return Ok(SignatureCheck::Proven),
+        Ok(signer) => Some(signer),
+        Err(SignatureError::NotEoa(len)) => {
+            return Ok(SignatureCheck::Deferred(
+                DeferredSignature::ContractWallet { len },
+            ));
+        }
+        Err(SignatureError::InvalidV(v @ (0 | 1))) => {
+            let mut fixed = signature.to_vec();
+            fixed[eip3009::EOA_SIGNATURE_LEN - 1] = v + 27;
+            match recover(&fixed) {
+                Ok(signer) if signer == auth.from => {
+                    return Ok(SignatureCheck::ProvenNormalized(fixed.into()));
+                }
+                Ok(signer) => Some(signer),
+                Err(_) => None,
+            }
+        }
+        Err(_) => None,
+    };
+    Ok(SignatureCheck::Deferred(DeferredSignature::NotFrom {
+        recovered,
+    }))
 }
 
 fn check_scheme(scheme: &str) -> Result<(), Rejection> {

@@ -83,6 +83,17 @@ impl Requirement {
         )
     }
 
+    /// The EIP-712 domain in words, for a refusal that must say what to sign with.
+    pub fn domain_words(&self) -> String {
+        format!(
+            "EIP-712 domain name {:?}, version {:?}, chainId {}, verifyingContract {}",
+            self.eip712_name,
+            self.eip712_version,
+            self.network.chain_id,
+            self.asset.to_checksum(None)
+        )
+    }
+
     fn extra(&self) -> Eip712Extra {
         Eip712Extra::new(self.eip712_name.clone(), self.eip712_version.clone())
     }

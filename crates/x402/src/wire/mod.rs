@@ -153,6 +153,15 @@ impl PaymentPayload {
             Self::V2(p) => &p.payload,
         }
     }
+
+    /// The signed authorization and signature, to rewrite (see
+    /// [`crate::verify::VerifiedPayment::normalize`]).
+    pub fn exact_mut(&mut self) -> &mut ExactEvmPayload {
+        match self {
+            Self::V1(p) => &mut p.payload,
+            Self::V2(p) => &mut p.payload,
+        }
+    }
 }
 
 /// A decoded 402 answer of either version (v1 JSON body, v2 `PAYMENT-REQUIRED` header).

@@ -12,7 +12,7 @@ use super::{Eip712Extra, V1Tag};
 /// Keys are written in the order of the x402 v1 examples. `resource`, `description` and
 /// `mimeType` are informational: they default to `""` when a server omits them (the reference
 /// Go mock seller does), and are always written (TS requires `mimeType`, x402-rs
-/// `description`).
+/// `description`). Absent optional fields (`outputSchema`, `extra`) are omitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRequirementsV1 {
@@ -38,8 +38,10 @@ pub struct PaymentRequirementsV1 {
     /// MIME type of the resource's response.
     #[serde(default)]
     pub mime_type: String,
-    /// v1 discovery data; written as `null` when absent.
-    #[serde(default)]
+    /// v1 discovery data. Omitted when absent, never written as `null`: the official v1
+    /// client (`x402` 1.2.0) validates it as an optional object and refuses the whole 402
+    /// over a `null` (the spec's own example has one; it is still read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
     /// How long the authorization should stay valid; the buyer sets
     /// `validBefore = now + maxTimeoutSeconds`.
@@ -120,7 +122,7 @@ mod tests {
         let out = serde_json::to_value(&req).unwrap();
         assert_eq!(out["mimeType"], "");
         assert_eq!(out["description"], "");
-        assert_eq!(out["outputSchema"], Value::Null);
+        assert!(out.get("outputSchema").is_none(), "never written as null");
         assert!(out.get("extra").is_none());
     }
 }
