@@ -381,8 +381,8 @@ fn facilitator_outcomes_map_to_statuses() {
     assert!(!d.refusal(None).retriable);
     assert!(!d.releases_authorization());
     assert_eq!(
-        d.failed_settlement().and_then(|s| s.transaction()),
-        Some("0xabc")
+        d.failed_settlement().map(|s| s.transaction),
+        Some("0xabc".to_owned())
     );
     let reply = denied(&d, None);
     assert_eq!(reply.header("x-payment-tx"), Some("0xabc"));

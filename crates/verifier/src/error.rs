@@ -194,6 +194,337 @@ pub struct FacilitatorDenial {
     pub code: Option<String>,
     /// Its own words, on one line and bounded.
     pub words: Option<String>,
+    /// The failed settlement's answer, when it named a transaction (sent on as
+    /// `PAYMENT-RESPONSE`).
+    pub settle: Option<SettleResponse>,
+    /// The signature was left to the facilitator (not proven locally): a signature refusal
+    /// then names the route's EIP-712 domain and what the signature recovers to under it.
+    pub deferred_signature: Option<DeferredSignature>,
+    /// The error's own text.
+    pub summary: String,
+}
+
+impl FacilitatorDenial {
+    /// Reads a facilitator failure; `signature` is how far the local check proved the
+    /// signature (`None` when no payment was checked, e.g. a client that cannot be built).
+    pub fn new(err: &FacilitatorError, signature: Option<&SignatureCheck>) -> Self {
+        let proven = matches!(
+            signature,
+            Some(SignatureCheck::Proven | SignatureCheck::ProvenNormalized(_))
+        );
+        let meaning = if proven {
+            facilitator::meaning_with_proven_signature(err)
+        } else {
+            facilitator::meaning(err)
+        };
+        let settle = err
+            .settle_response()
+            .filter(|s| s.transaction().is_some())
+            .cloned();
+        Self {
+            endpoint: err.endpoint(),
+            meaning,
+            kind: err.metric_label(),
+            code: err.reason().map(|c| facilitator::one_line(c, 100)),
+            words: err.facilitator_words(),
+            settle,
+            deferred_signature: match signature {
+                Some(SignatureCheck::Deferred(d)) => Some(*d),
+                _ => None,
+            },
+            summary: err.to_string(),
+        }
+    }
+
+    /// A facilitator client that cannot be built for a route: nothing was asked.
+    pub fn not_configured() -> Self {
+        Self {
+            endpoint: Endpoint::Verify,
+            meaning: Meaning::Unavailable,
+            kind: "facilitator_config",
+            code: None,
+            words: None,
+            settle: None,
+            deferred_signature: None,
+            summary: "no facilitator client for this route's facilitatorURL".into(),
+        }
+    }
+
+    fn said(&self) -> String {
+        let mut out = format!("{} refused", self.endpoint);
+        if let Some(code) = &self.code {
+            out.push_str(&format!(": {code}"));
+        }
+        if let Some(words) = &self.words {
+            out.push_str(&format!(" ({words})"));
+        }
+        out
+    }
+
+    fn metric_label(&self) -> &'static str {
+        match (self.endpoint, self.meaning) {
+            (_, Meaning::Unavailable) if self.kind == "facilitator_config" => "facilitator_config",
+            (Endpoint::Settle, Meaning::Refused) => "settle_rejected",
+            (Endpoint::Settle, Meaning::AlreadyUsed) => "settle_already_used",
+            (Endpoint::Settle, Meaning::Unavailable) => "settle_unavailable",
+            (Endpoint::Settle, Meaning::SettleUnknown) => "settle_unknown",
+            (_, Meaning::Refused) => "verify_rejected",
+            (_, Meaning::AlreadyUsed) => "verify_already_used",
+            (_, Meaning::Unavailable | Meaning::SettleUnknown) => "facilitator_unavailable",
+        }
+    }
+
+    fn refusal(&self, requirement: Option<&Requirement>) -> Refusal {
+        let settle = self.endpoint == Endpoint::Settle;
+        match self.meaning {
+            Meaning::AlreadyUsed => Refusal::new(
+                Reason::Replayed,
+                format!(
+                    "the facilitator says this authorization was already used: {}",
+                    self.said()
+                ),
+            ),
+            Meaning::Unavailable if settle && self.kind == "rejected" => Refusal::new(
+                Reason::SettlementFailed,
+                format!("nothing was sent on chain: {}", self.said()),
+            )
+            .with_retriable(true),
+            Meaning::Unavailable if self.kind == "rejected" => Refusal::new(
+                Reason::FacilitatorUnreachable,
+                format!(
+                    "the facilitator could not check the payment: {}",
+                    self.said()
+                ),
+            ),
+            Meaning::Unavailable => Refusal::new(Reason::FacilitatorUnreachable, &self.summary),
+            Meaning::SettleUnknown => {
+                let detail = match self.settle.as_ref().and_then(SettleResponse::transaction) {
+                    Some(tx) => format!("transaction {tx} did not succeed: {}", self.said()),
+                    None if self.kind == "rejected" => {
+                        format!("the outcome of the settlement is unknown: {}", self.said())
+                    }
+                    None => format!("the outcome of the settlement is unknown: {}", self.summary),
+                };
+                Refusal::new(Reason::SettlementFailed, detail)
+            }
+            Meaning::Refused => {
+                let reason = if settle {
+                    Reason::SettlementRejected
+                } else {
+                    Reason::PaymentInvalid
+                };
+                let signature = self
+                    .code
+                    .as_deref()
+                    .is_some_and(facilitator::is_signature_code);
+                match (signature, self.deferred_signature, requirement) {
+                    (true, Some(deferred), Some(req)) => {
+                        let recovered = match deferred {
+                            DeferredSignature::NotFrom {
+                                recovered: Some(addr),
+                            } => format!(
+                                "; under this route's domain it recovers to {}, not to authorization.from",
+                                addr.to_checksum(None)
+                            ),
+                            _ => String::new(),
+                        };
+                        Refusal::new(reason, format!("{}{recovered}", self.said())).with_hint(
+                            format!(
+                                "Sign TransferWithAuthorization with the route's {} (accepts[0].extra), or pay from a wallet whose signature the token accepts.",
+                                req.domain_words()
+                            ),
+                        )
+                    }
+                    _ => Refusal::new(reason, self.said()),
+                }
+            }
+        }
+    }
+}
+
+impl Denial {
+    /// A facilitator failure, read with what the local check proved about the signature.
+    pub fn from_facilitator(err: &FacilitatorError, signature: Option<&SignatureCheck>) -> Self {
+        Self::Facilitator(Box::new(FacilitatorDenial::new(err, signature)))
+    }
+
+    /// The refusal: stable reason, detail and hint. `requirement` is the route's, when one was
+    /// matched (hints then name its EIP-712 domain).
+    pub fn refusal(&self, requirement: Option<&Requirement>) -> Refusal {
+        let bounded = |text: String| facilitator::one_line(&text, MAX_DETAIL_LEN);
+        match self {
+            Self::MissingForwardedUri => Refusal::new(
+                Reason::MissingForwardedUri,
+                "the ForwardAuth request has no X-Forwarded-Uri header",
+            ),
+            Self::InvalidForwardedHeader(name) => Refusal::new(
+                Reason::InvalidForwardedHeader,
+                format!("{name} is not visible ASCII"),
+            ),
+            Self::UriTooLong { .. } => Refusal::new(Reason::UriTooLong, self.to_string()),
+            Self::NotReady => Refusal::new(
+                Reason::NotReady,
+                "the verifier has not finished loading its payment routes",
+            ),
+            Self::UnknownRoute => Refusal::new(
+                Reason::UnknownRoute,
+                "the gateway asked about a payment route this verifier has not loaded",
+            ),
+            Self::PathNotPriced => Refusal::new(
+                Reason::NoPaidRule,
+                "the path is under this offer's prefix, but none of its paid patterns covers it",
+            ),
+            Self::Malformed(e) => {
+                Refusal::new(Reason::InvalidPaymentHeader, bounded(e.to_string()))
+            }
+            Self::ConflictingHeaders => Refusal::new(
+                Reason::InvalidPaymentHeader,
+                "several payment headers (PAYMENT-SIGNATURE, X-PAYMENT) with different values",
+            ),
+            Self::UnreadableHeader => Refusal::new(
+                Reason::InvalidPaymentHeader,
+                "the payment header has bytes outside visible ASCII",
+            ),
+            Self::Rejected(r) => {
+                let detail = bounded(r.to_string());
+                if !r.is_mismatch() {
+                    return Refusal::new(Reason::PaymentInvalid, detail);
+                }
+                let refusal = Refusal::new(Reason::NoMatchingRequirement, detail);
+                match (r, requirement) {
+                    (x402::Rejection::DomainMismatch, Some(req)) => refusal.with_hint(format!(
+                        "Copy accepts[0].extra as it is and sign with the route's {}.",
+                        req.domain_words()
+                    )),
+                    _ => refusal,
+                }
+            }
+            Self::UnsupportedVersion => Refusal::new(
+                Reason::NoMatchingRequirement,
+                "this route's network has no x402 v1 name; pay with x402 v2 (PAYMENT-SIGNATURE)",
+            ),
+            Self::Replayed => Refusal::new(
+                Reason::Replayed,
+                "this authorization (payer and nonce) is being settled or was settled already",
+            ),
+            Self::Busy => Refusal::new(
+                Reason::Busy,
+                "the verifier's table of payments in flight is full",
+            ),
+            Self::InFlight { retry_after } => Refusal::new(
+                Reason::InFlight,
+                format!("another request holds this authorization for up to {retry_after} s"),
+            ),
+            Self::ReservationsUnavailable => Refusal::new(
+                Reason::ReservationsUnavailable,
+                "the reservation store shared by the verifier's replicas did not answer",
+            ),
+            Self::ChainUnavailable => Refusal::new(
+                Reason::ChainUnavailable,
+                "the chain could not be asked whether this authorization was settled here before",
+            ),
+            Self::NoRoute => Refusal::new(Reason::NoRoute, self.to_string()),
+            Self::InvalidRouteHeader => Refusal::new(Reason::InvalidRouteHeader, self.to_string()),
+            Self::NotProxied => Refusal::new(Reason::NotProxied, self.to_string()),
+            Self::WebSocketRefused => Refusal::new(Reason::WebsocketRefused, self.to_string()),
+            Self::RequestTooLarge => Refusal::new(Reason::RequestTooLarge, self.to_string()),
+            Self::UpstreamFailed { timed_out: true } => Refusal::new(
+                Reason::UpstreamFailed,
+                "the upstream sent no answer in time; the payment was not settled",
+            )
+            .with_status(504),
+            Self::UpstreamFailed { timed_out: false } => Refusal::new(
+                Reason::UpstreamFailed,
+                "the upstream could not be reached or broke off; the payment was not settled",
+            ),
+            Self::SettlementFailed => Refusal::new(
+                Reason::SettlementFailed,
+                "the facilitator could not settle for its own reasons; nothing was sent on chain",
+            )
+            .with_retriable(true),
+            Self::SettlementUnknown { transaction } => Refusal::new(
+                Reason::SettlementFailed,
+                match transaction {
+                    Some(tx) => format!("the outcome of settlement transaction {tx} is unknown"),
+                    None => "the outcome of the settlement is unknown".to_owned(),
+                },
+            ),
+            Self::Facilitator(f) => f.refusal(requirement),
+        }
+    }
+
+    /// The stable reason (what [`Self::refusal`] answers with).
+    pub fn reason(&self) -> Reason {
+        self.refusal(None).reason
+    }
+
+    /// The HTTP status (what [`Self::refusal`] answers with).
+    pub fn status(&self) -> axum::http::StatusCode {
+        let status = self.refusal(None).status();
+        axum::http::StatusCode::from_u16(status)
+            .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+    }
+
+    /// A bounded label for metrics (finer than the reason: which check failed).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::MissingForwardedUri => "missing_forwarded_uri",
+            Self::InvalidForwardedHeader(_) => "invalid_forwarded_header",
+            Self::UriTooLong { .. } => "uri_too_long",
+            Self::NotReady => "not_ready",
+            Self::UnknownRoute => "unknown_route",
+            Self::PathNotPriced => "path_not_priced",
+            Self::Malformed(e) => e.metric_label(),
+            Self::ConflictingHeaders => "conflicting_payment_headers",
+            Self::UnreadableHeader => "unreadable_payment_header",
+            Self::Rejected(r) => r.metric_label(),
+            Self::UnsupportedVersion => "unsupported_version_for_route",
+            Self::Replayed => "nonce_already_used",
+            Self::Busy => "busy",
+            Self::InFlight { .. } => "payment_in_flight",
+            Self::ReservationsUnavailable => "reservations_unavailable",
+            Self::ChainUnavailable => "chain_unavailable",
+            Self::NoRoute => "no_route",
+            Self::InvalidRouteHeader => "invalid_route_header",
+            Self::NotProxied => "route_not_proxied",
+            Self::WebSocketRefused => "websocket_not_allowed",
+            Self::RequestTooLarge => "request_too_large",
+            Self::UpstreamFailed { timed_out: true } => "upstream_timeout",
+            Self::UpstreamFailed { timed_out: false } => "upstream_failed",
+            Self::SettlementFailed => "settlement_failed",
+            Self::SettlementUnknown { .. } => "settlement_unknown",
+            Self::Facilitator(f) => f.metric_label(),
+        }
+    }
+
+    /// The x402 `error` string of a 402 answer.
+    pub fn x402_error(&self) -> String {
+        match self {
+            Self::Malformed(_) | Self::ConflictingHeaders | Self::UnreadableHeader => {
+                "invalid_payload".to_owned()
+            }
+            Self::Rejected(r) => r.x402_error_code().to_owned(),
+            Self::Replayed => "invalid_exact_evm_nonce_already_used".to_owned(),
+            Self::UnsupportedVersion => "invalid_x402_version".to_owned(),
+            Self::Facilitator(f) => f
+                .code
+                .clone()
+                .unwrap_or_else(|| f.metric_label().to_owned()),
+            _ => self.metric_label().to_owned(),
+        }
+    }
+
+    /// Seconds a client should wait before retrying, when the answer says so.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::InFlight { retry_after } => Some((*retry_after).max(1)),
+            _ if self.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+                Some(RETRY_AFTER_SECS)
+            }
+            _ => None,
+        }
+    }
+
     /// The failed settlement's answer, when it named a transaction: the payer's funds may
     /// have moved, so it is reported (`PAYMENT-RESPONSE`) and the nonce stays burned.
     pub fn failed_settlement(&self) -> Option<SettleResponse> {

@@ -106,7 +106,10 @@ pub async fn gate(
                 };
                 mark(state, route, &mut lease, unknown, &nonce_id).await;
                 if !denial.says_already_used() {
-                    let tx = denial.failed_settlement().map(|s| s.transaction).unwrap_or_default();
+                    let tx = denial
+                        .failed_settlement()
+                        .map(|s| s.transaction)
+                        .unwrap_or_default();
                     warn!(route = %route.key, payer = %verified.payer, nonce = %nonce_id, tx, "Settlement outcome unknown; reconcile on chain");
                 }
             }

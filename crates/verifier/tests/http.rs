@@ -427,15 +427,24 @@ async fn a_path_no_paid_rule_covers_is_403_and_query_or_fragment_change_nothing(
     assert_eq!(h.facilitator.calls(), (0, 0));
 }
 
-/// Every reason in the table is produced through the router by this test, except the ones
-/// only the gateway (proxy) mode can produce, which its own tests cover.
+/// Every reason in the table is produced through the router, by this test or (the list
+/// `ELSEWHERE`) by the test files named there.
 #[tokio::test]
 async fn every_reason_code_is_produced_through_the_router() {
     use obol_x402::Reason;
-    const GATEWAY_MODE_ONLY: &[Reason] = &[
+    // `reservations_unavailable` and `chain_unavailable` are produced by tests/reserve.rs; the
+    // others only by the gateway (proxy) listener, whose tests must produce them.
+    const ELSEWHERE: &[Reason] = &[
         Reason::UpstreamFailed,
         Reason::ClientDisconnected,
         Reason::UpstreamDown,
+        Reason::NoRoute,
+        Reason::NotProxied,
+        Reason::InvalidRouteHeader,
+        Reason::WebsocketRefused,
+        Reason::RequestTooLarge,
+        Reason::ReservationsUnavailable,
+        Reason::ChainUnavailable,
     ];
     let mut seen = std::collections::BTreeSet::new();
     let mut record = |name: &str, r: &support::Reply| {
@@ -532,17 +541,17 @@ async fn every_reason_code_is_produced_through_the_router() {
     let cold = Harness::with_table(Arc::new(RouteTable::new()));
     record("not ready", &cold.get("/verify/demo/demo", &FWD).await);
 
-    // A replay table full of payments in flight: busy, never "let it through".
-    let mut busy = Harness::demo();
-    busy.state = busy
-        .state
-        .clone()
-        .with_replay(obol_verifier::replay::ReplayCache::new(1, 3600));
-    busy.app = obol_verifier::app(busy.state.clone());
-    let in_flight = (obol_x402::Address::repeat_byte(9), obol_x402::B256::ZERO);
+    // A reservation table full of payments in flight: busy, never "let it through".
+    use obol_verifier::reservations::{Fingerprint, Key, Reservations, memory::MemoryStore};
+    let busy = Harness::custom(table(vec![demo_entry()]), |s| {
+        let store = MemoryStore::new(1, s.clock.clone());
+        s.with_reservations(Reservations::new(Arc::new(store), 3600))
+    });
+    let other = Key::new(obol_x402::Address::repeat_byte(9), obol_x402::B256::ZERO);
     busy.state
-        .replay
-        .begin(in_flight.0, in_flight.1, NOW + 60, NOW)
+        .reservations
+        .hold(other, NOW + 60, NOW, NOW + 30, Fingerprint::of(&req))
+        .await
         .unwrap();
     let payment = pay(7, 2);
     let r = busy
@@ -554,10 +563,20 @@ async fn every_reason_code_is_produced_through_the_router() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     record("busy", &r);
     assert_eq!(busy.facilitator.calls(), (0, 0));
+    // The same authorization while another request holds it: 409 in_flight.
+    let held = Key::new(key().address(), obol_x402::B256::repeat_byte(8));
+    h.state
+        .reservations
+        .hold(held, NOW + 60, NOW, NOW + 30, Fingerprint::of(&req))
+        .await
+        .unwrap();
+    let r = get(vec![("payment-signature", pay(8, 2))]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    record("in flight", &r);
 
     let missing: Vec<&str> = Reason::ALL
         .iter()
-        .filter(|r| !seen.contains(r) && !GATEWAY_MODE_ONLY.contains(r))
+        .filter(|r| !seen.contains(r) && !ELSEWHERE.contains(r))
         .map(|r| r.code())
         .collect();
     assert!(missing.is_empty(), "no test produces {missing:?}");

@@ -58,7 +58,7 @@ async fn settled_on_chain_but_never_let_through_passes_once_without_a_second_set
         .get("/verify/demo/demo", &with(&[("payment-signature", &pay)]))
         .await;
     assert_eq!(again.status, StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(again.reason().as_deref(), Some("nonce_already_used"));
+    assert_eq!(again.reason().as_deref(), Some("replayed"));
     assert_eq!(evidence.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -72,7 +72,7 @@ async fn a_used_authorization_the_chain_does_not_show_here_is_refused_and_releas
         .get("/verify/demo/demo", &with(&[("payment-signature", &pay)]))
         .await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(r.reason().as_deref(), Some("verify_rejected"));
+    assert_eq!(r.reason().as_deref(), Some("replayed"));
     // Nothing was taken here: the reservation was given back.
     *h.facilitator.verify.lock() = Script::Yes;
     let r = h
@@ -90,7 +90,8 @@ async fn an_unknown_settle_is_served_once_when_the_chain_shows_it() {
     let r = h
         .get("/verify/demo/demo", &with(&[("x-payment", &pay)]))
         .await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(r.reason().as_deref(), Some("settlement_failed"));
     // The retry: the record says "unknown", the chain says settled here: let through, no call.
     let r = h
         .get("/verify/demo/demo", &with(&[("x-payment", &pay)]))
@@ -112,9 +113,10 @@ async fn a_chain_that_cannot_be_asked_is_503_not_a_refusal() {
     let req = h.requirement("demo", "demo");
     let pay = header(&req, 4, 2);
     let headers = with(&[("payment-signature", &pay)]);
+    // The settle timed out after it was sent: its outcome is unknown (502, kept burned).
     assert_eq!(
         h.get("/verify/demo/demo", &headers).await.status,
-        StatusCode::SERVICE_UNAVAILABLE
+        StatusCode::BAD_GATEWAY
     );
     let r = h.get("/verify/demo/demo", &headers).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -148,7 +150,7 @@ async fn a_payment_another_request_holds_is_409_with_retry_after() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(r.reason().as_deref(), Some("payment_in_flight"));
+    assert_eq!(r.reason().as_deref(), Some("in_flight"));
     assert_eq!(r.header("retry-after"), Some("30"));
     assert_eq!(h.facilitator.calls(), (0, 0));
 }
