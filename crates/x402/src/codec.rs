@@ -16,6 +16,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use crate::error::{DecodeError, EncodeError};
 use crate::wire::X402Version;
 use crate::wire::{PaymentPayload, PaymentRequired, PaymentRequiredV2, SettleResponse};
+use crate::wire::{SCHEME_UPTO, SchemePayment};
 
 /// HTTP header names (compare case-insensitively; these are the spellings of the specs).
 pub mod headers {
@@ -70,6 +71,33 @@ pub fn decode_payment_payload(header: &str) -> Result<PaymentPayload, DecodeErro
     Ok(match peek_version(&json)? {
         X402Version::V1 => PaymentPayload::V1(from_json_object(&json)?),
         X402Version::V2 => PaymentPayload::V2(from_json_object(&json)?),
+    })
+}
+
+/// Decodes a payment header of either scheme: a v2 payload whose `accepted.scheme` is `upto`
+/// becomes [`SchemePayment::Upto`], anything else is decoded as [`decode_payment_payload`]
+/// does.
+pub fn decode_scheme_payment(header: &str) -> Result<SchemePayment, DecodeError> {
+    #[derive(serde::Deserialize)]
+    struct Accepted {
+        scheme: Option<serde_json::Value>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        accepted: Option<Accepted>,
+    }
+    let json = decode_base64(header)?;
+    Ok(match peek_version(&json)? {
+        X402Version::V1 => SchemePayment::Exact(PaymentPayload::V1(from_json_object(&json)?)),
+        X402Version::V2 => {
+            let peek: Peek = from_json_object(&json)?;
+            let scheme = peek.accepted.and_then(|a| a.scheme);
+            if scheme.as_ref().and_then(|s| s.as_str()) == Some(SCHEME_UPTO) {
+                SchemePayment::Upto(from_json_object(&json)?)
+            } else {
+                SchemePayment::Exact(PaymentPayload::V2(from_json_object(&json)?))
+            }
+        }
     })
 }
 

@@ -162,3 +162,42 @@ fn settle_response_header() {
     assert!(decoded.success);
     assert_eq!(encode_header(&decoded).unwrap(), STANDARD.encode(ok));
 }
+
+#[test]
+fn scheme_payment_dispatches_on_the_accepted_scheme() {
+    let upto = include_str!("../tests/fixtures/upto_payment_signature.json");
+    let cases = [
+        ("v1 exact", V1_PAYMENT.to_owned(), "exact"),
+        ("v2 exact", V2_PAYMENT.to_owned(), "exact"),
+        ("v2 upto", upto.to_owned(), "upto"),
+        // Another scheme stays on the exact path, whose checks refuse it by name.
+        (
+            "v2 other scheme",
+            V2_PAYMENT.replace(r#""scheme":"exact""#, r#""scheme":"batch""#),
+            "exact",
+        ),
+    ];
+    for (name, json, want) in cases {
+        let got = match decode_scheme_payment(&b64(json.trim_end())).unwrap() {
+            SchemePayment::Exact(_) => "exact",
+            SchemePayment::Upto(_) => "upto",
+        };
+        assert_eq!(got, want, "{name}");
+    }
+    // An upto payload that is malformed is refused as such, never read as another scheme.
+    let broken = upto.replace(r#""permit2Authorization""#, r#""authorization""#);
+    let err = decode_scheme_payment(&b64(broken.trim_end())).unwrap_err();
+    assert_eq!(err.reason(), "invalid_shape", "{err}");
+    // An exact payload relabelled upto is not an upto payment.
+    let relabelled = V2_PAYMENT.replace(r#""scheme":"exact""#, r#""scheme":"upto""#);
+    assert_eq!(
+        decode_scheme_payment(&b64(relabelled.trim_end()))
+            .unwrap_err()
+            .reason(),
+        "invalid_shape"
+    );
+    assert_eq!(
+        decode_scheme_payment("").unwrap_err().reason(),
+        decode_payment_payload("").unwrap_err().reason()
+    );
+}

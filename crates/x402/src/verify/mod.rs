@@ -27,6 +27,7 @@
 //! payer while keeping one rule for both versions.
 
 mod requirement;
+mod upto;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 
@@ -35,6 +36,7 @@ use crate::eip3009::{self, SignatureError, TransferWithAuthorization};
 use crate::wire::{PaymentPayload, PaymentRequirementsV2, SCHEME_EXACT, X402Version};
 
 pub use requirement::{Requirement, RequirementError, payment_required_v1, payment_required_v2};
+pub use upto::{UptoRejection, UptoRequirement, VerifiedUpto, verify_upto};
 
 /// Seconds an authorization must still be valid after `now` (x402-rs and TS/Go use 6 s): room
 /// for settlement to land, and for our clock running behind the chain's.

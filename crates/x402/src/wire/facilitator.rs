@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize, de::Error as _};
 use serde_json::{Map, Value};
 
 use super::{PaymentPayloadV1, PaymentPayloadV2, PaymentRequirementsV1, PaymentRequirementsV2};
-use super::{X402Version, scalar};
+use super::{SCHEME_UPTO, UptoPaymentPayload, X402Version, scalar};
 
 /// Body of `POST /verify` and `POST /settle`:
 /// `{"x402Version", "paymentPayload": {…}, "paymentRequirements": {…}}`.
@@ -36,6 +36,14 @@ pub enum FacilitatorRequest {
         /// The selected requirement.
         requirements: PaymentRequirementsV2,
     },
+    /// A v2 `upto` payment. For `/verify` the requirement is `payload.accepted` (the maximum);
+    /// for `/settle` its `amount` is the metered charge the facilitator transfers.
+    Upto {
+        /// The decoded `PAYMENT-SIGNATURE`.
+        payload: UptoPaymentPayload,
+        /// The selected requirement, `amount` = what to verify or settle.
+        requirements: PaymentRequirementsV2,
+    },
 }
 
 impl FacilitatorRequest {
@@ -43,7 +51,7 @@ impl FacilitatorRequest {
     pub fn version(&self) -> X402Version {
         match self {
             Self::V1 { .. } => X402Version::V1,
-            Self::V2 { .. } => X402Version::V2,
+            Self::V2 { .. } | Self::Upto { .. } => X402Version::V2,
         }
     }
 }
@@ -77,6 +85,15 @@ impl Serialize for FacilitatorRequest {
                 payment_requirements: requirements,
             }
             .serialize(s),
+            Self::Upto {
+                payload,
+                requirements,
+            } => RequestBody {
+                x402_version: X402Version::V2,
+                payment_payload: payload,
+                payment_requirements: requirements,
+            }
+            .serialize(s),
         }
     }
 }
@@ -89,6 +106,14 @@ impl<'de> Deserialize<'de> for FacilitatorRequest {
         let parsed = match version {
             X402Version::V1 => {
                 serde_json::from_value::<RequestBody<_, _>>(value).map(|b| Self::V1 {
+                    payload: b.payment_payload,
+                    requirements: b.payment_requirements,
+                })
+            }
+            X402Version::V2
+                if value["paymentRequirements"]["scheme"].as_str() == Some(SCHEME_UPTO) =>
+            {
+                serde_json::from_value::<RequestBody<_, _>>(value).map(|b| Self::Upto {
                     payload: b.payment_payload,
                     requirements: b.payment_requirements,
                 })
@@ -195,6 +220,20 @@ impl SupportedResponse {
     }
 }
 
+impl SupportedResponse {
+    /// The settling address a facilitator announces for `upto` on `network` (CAIP-2):
+    /// `extra.facilitatorAddress` of that v2 kind. `None` when it does not offer `upto` there.
+    pub fn upto_facilitator(&self, network: &str) -> Option<Address> {
+        self.kinds
+            .iter()
+            .filter(|k| k.x402_version == 2 && k.scheme == SCHEME_UPTO && k.network == network)
+            .find_map(|k| {
+                let address = k.extra.as_ref()?.get("facilitatorAddress")?.as_str()?;
+                scalar::parse_address(address).ok()
+            })
+    }
+}
+
 /// One entry of [`SupportedResponse::kinds`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -240,6 +279,19 @@ mod tests {
         let s: SupportedResponse = serde_json::from_str(supported).unwrap();
         assert!(s.supports(X402Version::V2, "exact", "eip155:84532"));
         assert!(!s.supports(X402Version::V1, "exact", "eip155:84532"));
+        assert_eq!(s.upto_facilitator("eip155:84532"), None);
+    }
+
+    #[test]
+    fn upto_facilitator_address_from_supported() {
+        let supported = r#"{"kinds":[{"x402Version":2,"scheme":"exact","network":"eip155:84532"},{"x402Version":2,"scheme":"upto","network":"eip155:84532","extra":{"facilitatorAddress":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"}},{"x402Version":2,"scheme":"upto","network":"eip155:8453","extra":{"facilitatorAddress":"not an address"}}],"extensions":[],"signers":{}}"#;
+        let s: SupportedResponse = serde_json::from_str(supported).unwrap();
+        let want: Address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+            .parse()
+            .unwrap();
+        assert_eq!(s.upto_facilitator("eip155:84532"), Some(want));
+        assert_eq!(s.upto_facilitator("eip155:8453"), None, "malformed address");
+        assert_eq!(s.upto_facilitator("eip155:1"), None, "not offered");
     }
 
     #[test]

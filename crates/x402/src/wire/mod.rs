@@ -164,6 +164,21 @@ impl PaymentPayload {
     }
 }
 
+/// A decoded payment header of any scheme this crate speaks: what a route that accepts both
+/// `exact` and `upto` reads before choosing the checks.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "short-lived, one per request; boxing buys nothing"
+)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum SchemePayment {
+    /// `exact` (v1 or v2), or any scheme that is not `upto` (refused by the `exact` checks).
+    Exact(PaymentPayload),
+    /// v2 `upto`.
+    Upto(UptoPaymentPayload),
+}
+
 /// A decoded 402 answer of either version (v1 JSON body, v2 `PAYMENT-REQUIRED` header).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
