@@ -39,6 +39,19 @@ enum DevCommand {
         #[arg(long, default_value = "127.0.0.1:18082")]
         listen: String,
     },
+    /// The fake OpenAI-compatible LLM upstream of the `llm` demo offer (started by `up`).
+    #[command(hide = true)]
+    LlmUpstream {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:18083")]
+        listen: String,
+        /// Completion tokens when a request sets no `max_tokens`.
+        #[arg(long, default_value_t = 16)]
+        completion_tokens: u64,
+        /// Pause before each streamed event, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        chunk_delay_ms: u64,
+    },
     /// The dev gateway adapter (started by `up`).
     #[command(hide = true)]
     GatewayAdapter {
@@ -150,6 +163,18 @@ impl DevArgs {
             }
             DevCommand::DemoUpstream { listen } => {
                 obol_devstack::demo::serve_demo_upstream(listen).await?;
+                Ok(())
+            }
+            DevCommand::LlmUpstream {
+                listen,
+                completion_tokens,
+                chunk_delay_ms,
+            } => {
+                let config = obol_devstack::llm::LlmConfig {
+                    default_completion_tokens: *completion_tokens,
+                    chunk_delay: std::time::Duration::from_millis(*chunk_delay_ms),
+                };
+                obol_devstack::llm::serve(listen, config).await?;
                 Ok(())
             }
             DevCommand::GatewayAdapter {

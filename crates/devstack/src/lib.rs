@@ -14,6 +14,7 @@
 pub mod chain;
 pub mod demo;
 pub mod facilitator;
+pub mod llm;
 pub mod process;
 pub mod redis;
 pub mod stack;
