@@ -12,6 +12,7 @@ use x402::{Facilitator, HttpFacilitator, HttpFacilitatorConfig};
 
 use crate::evidence::RpcEvidence;
 use crate::facilitators::{Facilitators, MakeFacilitator};
+use crate::gateway::upstream::UpstreamConfig;
 use crate::reservations::memory::MemoryStore;
 use crate::reservations::redis::RedisStore;
 use crate::reservations::{DEFAULT_MAX_TTL_SECS, Reservations, Store};
@@ -169,9 +170,101 @@ pub struct Args {
     /// How old (seconds) a settlement may be and still be served once more from chain evidence.
     #[arg(long, env = "OBOL_VERIFIER_RESERVE_WINDOW_SECS", default_value_t = 600)]
     pub reserve_window_secs: u64,
+    /// The gateway mode's listener and upstream client.
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
     /// Log filter (`tracing` env-filter syntax).
     #[arg(long, env = "OBOL_VERIFIER_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// Gateway mode `proxy`: where paid traffic is served and how upstreams are called.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// Address the gateway traffic is served on (apart from `--listen`: a request path never
+    /// reaches /verify, /metrics or the probes).
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_GATEWAY_LISTEN",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub gateway_listen: SocketAddr,
+    /// Budget to connect to an upstream, in milliseconds.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_UPSTREAM_CONNECT_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub upstream_connect_timeout_ms: u64,
+    /// Budget from forwarding a request to the upstream's answer head, in seconds.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_UPSTREAM_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub upstream_timeout_secs: u64,
+    /// Longest silence inside an upstream's answer (between stream events), in seconds.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_UPSTREAM_IDLE_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub upstream_idle_timeout_secs: u64,
+    /// How long an idle upstream connection is kept for reuse, in seconds.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_UPSTREAM_POOL_IDLE_SECS",
+        default_value_t = 90
+    )]
+    pub upstream_pool_idle_secs: u64,
+    /// Most idle connections kept per upstream.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_UPSTREAM_POOL_MAX_IDLE",
+        default_value_t = 64
+    )]
+    pub upstream_pool_max_idle: usize,
+    /// Speak HTTP/2 without TLS (h2c, prior knowledge) to upstreams instead of HTTP/1.1.
+    #[arg(long, env = "OBOL_VERIFIER_UPSTREAM_HTTP2", default_value_t = false)]
+    pub upstream_http2: bool,
+    /// Largest request body forwarded; larger ones get 413 before any payment is taken.
+    #[arg(long, env = "OBOL_VERIFIER_MAX_REQUEST_BYTES", default_value_t = 10 << 20)]
+    pub max_request_bytes: u64,
+    /// Largest answer read whole and settled before it is sent; larger ones are streamed and
+    /// settled at their end.
+    #[arg(
+        long,
+        env = "OBOL_VERIFIER_MAX_ANSWER_BUFFER_BYTES",
+        default_value_t = 16 << 20
+    )]
+    pub max_answer_buffer_bytes: u64,
+}
+
+impl GatewayArgs {
+    /// The upstream client's settings.
+    pub fn upstream_config(&self) -> UpstreamConfig {
+        let Self {
+            gateway_listen: _,
+            upstream_connect_timeout_ms,
+            upstream_timeout_secs,
+            upstream_idle_timeout_secs,
+            upstream_pool_idle_secs,
+            upstream_pool_max_idle,
+            upstream_http2,
+            max_request_bytes,
+            max_answer_buffer_bytes,
+        } = self;
+        UpstreamConfig {
+            connect_timeout: Duration::from_millis((*upstream_connect_timeout_ms).max(1)),
+            head_timeout: Duration::from_secs((*upstream_timeout_secs).max(1)),
+            idle_timeout: Duration::from_secs((*upstream_idle_timeout_secs).max(1)),
+            pool_idle_timeout: Duration::from_secs(*upstream_pool_idle_secs),
+            pool_max_idle: *upstream_pool_max_idle,
+            http2: *upstream_http2,
+            max_request_bytes: *max_request_bytes,
+            max_buffer_bytes: *max_answer_buffer_bytes,
+        }
+    }
 }
 
 impl Args {
@@ -193,6 +286,7 @@ impl Args {
             chain_rpc,
             chain_lookback_blocks,
             reserve_window_secs,
+            gateway,
             log,
         } = self;
         tracing_subscriber::fmt()
@@ -227,7 +321,12 @@ impl Args {
                 Arc::new(store)
             }
         };
-        let hold_secs = facilitator_verify_timeout_secs + facilitator_settle_timeout_secs + 60;
+        let upstream_config = gateway.upstream_config();
+        // Verify, the upstream's head, settle, and delivery of a whole answer.
+        let hold_secs = facilitator_verify_timeout_secs
+            + upstream_config.head_timeout.as_secs()
+            + facilitator_settle_timeout_secs
+            + 60;
         let mut state = AppState::new(table.clone(), Facilitators::with_factory(default, make))
             .with_reservations(Reservations::new(store, DEFAULT_MAX_TTL_SECS))
             .with_hold_secs(hold_secs);
@@ -257,20 +356,38 @@ impl Args {
                 tokio::spawn(task.instrument(info_span!("paymentroute_watch")));
             }
         }
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| crate::Error::Io {
-                context: "cannot bind the listen address",
-                source,
-            })?;
-        info!(addr = %listen, source = ?route_source, ?reservations, "Serving");
-        axum::serve(listener, crate::app(state))
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|source| crate::Error::Io {
-                context: "server failed",
-                source,
-            })?;
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| crate::Error::Io {
+                    context: "cannot bind a listen address",
+                    source,
+                })
+        };
+        let listener = bind(listen).await?;
+        let gateway_listener = bind(gateway.gateway_listen).await?;
+        let gw = crate::gateway::Gateway {
+            state: state.clone(),
+            upstream: Arc::new(crate::gateway::upstream::Upstream::new(upstream_config)),
+        };
+        info!(addr = %listen, gateway = %gateway.gateway_listen, source = ?route_source, ?reservations, "Serving");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let admin = axum::serve(listener, crate::app(state))
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let paid = axum::serve(gateway_listener, crate::gateway::app(gw))
+            .with_graceful_shutdown(stopped(stop_rx));
+        let (a, b) = tokio::join!(admin.into_future(), paid.into_future());
+        a.and(b).map_err(|source| crate::Error::Io {
+            context: "server failed",
+            source,
+        })?;
         Ok(())
     }
 }

@@ -47,6 +47,9 @@ pub enum LoadError {
     /// `facilitatorURL` is not an http(s) URL.
     #[error("facilitatorURL must be an http(s) URL")]
     FacilitatorUrl,
+    /// `proxy` names no usable upstream.
+    #[error("proxy: {0}")]
+    Proxy(String),
 }
 
 impl LoadError {
@@ -62,6 +65,7 @@ impl LoadError {
             Self::MaxTimeout => "InvalidMaxTimeout",
             Self::UpstreamAuth => "InvalidUpstreamAuth",
             Self::FacilitatorUrl => "InvalidFacilitatorURL",
+            Self::Proxy(_) => "InvalidProxyTarget",
         }
     }
 
@@ -77,6 +81,7 @@ impl LoadError {
             Self::MaxTimeout => "invalid_max_timeout",
             Self::UpstreamAuth => "invalid_upstream_auth",
             Self::FacilitatorUrl => "invalid_facilitator_url",
+            Self::Proxy(_) => "invalid_proxy_target",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! payment is reserved before `/verify` and settled before the request is let through
 //! (ForwardAuth cannot see the upstream's answer), and every exit is a deliberate reply.
 
+use obol_x402::Requirement;
 use tracing::{info, warn};
 
 use crate::admit::{Admitted, Ctx, short_hash};
@@ -27,23 +28,7 @@ pub async fn gate(
     };
     let header = match payment {
         Ok(Some(header)) => Ok(header),
-        Ok(None) => {
-            metrics.payment_required.get_or_create(&route.labels).inc();
-            let reply = route.unpaid.get_or_build(fwd, || {
-                let resource = decide::resource(route, fwd);
-                let templated = match &route.unpaid_template.0 {
-                    Some(t) if !fwd.wants_html => t.render(
-                        &resource.url,
-                        resource.description.as_deref().unwrap_or_default(),
-                    ),
-                    _ => None,
-                };
-                templated.unwrap_or_else(|| {
-                    decide::payment_required(requirement, &resource, fwd.wants_html, None)
-                })
-            });
-            return (reply, Outcome::PaymentRequired);
-        }
+        Ok(None) => return unpaid(state, route, requirement, fwd),
         Err(denial) => Err(denial),
     };
     let resource = decide::resource(route, fwd);
@@ -118,9 +103,37 @@ pub async fn gate(
     }
 }
 
+/// The 402 of a request without a payment on a priced route (cached per route).
+pub fn unpaid(
+    state: &AppState,
+    route: &RouteEntry,
+    requirement: &Requirement,
+    fwd: &Forwarded<'_>,
+) -> (Reply, Outcome) {
+    state
+        .metrics
+        .payment_required
+        .get_or_create(&route.labels)
+        .inc();
+    let reply = route.unpaid.get_or_build(fwd, || {
+        let resource = decide::resource(route, fwd);
+        let templated = match &route.unpaid_template.0 {
+            Some(t) if !fwd.wants_html => t.render(
+                &resource.url,
+                resource.description.as_deref().unwrap_or_default(),
+            ),
+            _ => None,
+        };
+        templated.unwrap_or_else(|| {
+            decide::payment_required(requirement, &resource, fwd.wants_html, None)
+        })
+    });
+    (reply, Outcome::PaymentRequired)
+}
+
 /// Moves a reservation on; a store that fails here leaves the record `Held` until its deadline,
 /// after which only chain evidence can re-serve it (never a second charge).
-async fn mark(
+pub(crate) async fn mark(
     state: &AppState,
     route: &RouteEntry,
     lease: &mut Lease,

@@ -1,8 +1,14 @@
-//! The x402 ForwardAuth verifier: the only component on the paid request path.
+//! The x402 verifier: the only component on the paid request path, in two gateway modes.
+//!
+//! **ForwardAuth**: the gateway asks `/verify/...` before letting a request through; the payment
+//! is settled first (ForwardAuth cannot see the answer). **Proxy** ([`gateway`]): the gateway
+//! sends the paid traffic to the verifier's own gateway listener, which forwards it to the
+//! upstream and settles only for answers delivered (streams at their end).
 //!
 //! It owns the route table fed by a route source (PaymentRoutes through a kube reflector, or a
-//! YAML file), the payment gate (local checks, replay cache, facilitator `/verify` then
-//! `/settle`), the axum app, and the PaymentRoute status it reports. It depends on `obol-api`
+//! YAML file), the reservations of authorizations ([`reservations`], memory or Redis), the
+//! payment gate (local checks, reservation, facilitator `/verify` then `/settle`), the axum
+//! apps, and the PaymentRoute status it reports. It depends on `obol-api`
 //! and `obol-x402` only, never on another service crate. Every failure is a deliberate status:
 //! it fails closed, never panics on input and never lets an unpaid request through a priced
 //! route.
@@ -14,6 +20,7 @@
 //! | `/healthz` | 200 `{"status":"ok"}` |
 //! | `/readyz` | 200 after the first full sync of the route source, else 503 |
 //! | `/metrics` | OpenMetrics text: `obol_x402_verifier_*` |
+//! | `--gateway-listen`, any path | gateway mode `proxy`: the route by the `X-Obol-Payment-Route` header (else by path), 402 unpaid, the upstream's answer when paid (`PAYMENT-RESPONSE` in the head, or as a trailer of a stream), errors passed through uncharged |
 //!
 //! | Flag | Environment | Default |
 //! |---|---|---|
@@ -25,7 +32,22 @@
 //! | `--watch-namespace` | `OBOL_VERIFIER_WATCH_NAMESPACE` | all namespaces |
 //! | `--routes-file` | `OBOL_VERIFIER_ROUTES_FILE` | required with `file` |
 //! | `--routes-poll-secs` | `OBOL_VERIFIER_ROUTES_POLL_SECS` | `2` |
-//! | `--replay-capacity` | `OBOL_VERIFIER_REPLAY_CAPACITY` | `100000` |
+//! | `--replay-capacity` | `OBOL_VERIFIER_REPLAY_CAPACITY` | `100000` (memory reservations) |
+//! | `--reservations` | `OBOL_VERIFIER_RESERVATIONS` | `memory` (or `redis://[:password@]host[:port][/db]`) |
+//! | `--reservations-timeout-ms` | `OBOL_VERIFIER_RESERVATIONS_TIMEOUT_MS` | `500` |
+//! | `--reservations-max-connections` | `OBOL_VERIFIER_RESERVATIONS_MAX_CONNECTIONS` | `64` |
+//! | `--chain-rpc` | `OBOL_VERIFIER_CHAIN_RPC` | none (`<network>=<url>`, repeated or comma-separated) |
+//! | `--chain-lookback-blocks` | `OBOL_VERIFIER_CHAIN_LOOKBACK_BLOCKS` | `10000` |
+//! | `--reserve-window-secs` | `OBOL_VERIFIER_RESERVE_WINDOW_SECS` | `600` |
+//! | `--gateway-listen` | `OBOL_VERIFIER_GATEWAY_LISTEN` | `0.0.0.0:8081` |
+//! | `--upstream-connect-timeout-ms` | `OBOL_VERIFIER_UPSTREAM_CONNECT_TIMEOUT_MS` | `5000` |
+//! | `--upstream-timeout-secs` | `OBOL_VERIFIER_UPSTREAM_TIMEOUT_SECS` | `300` (to the answer's head) |
+//! | `--upstream-idle-timeout-secs` | `OBOL_VERIFIER_UPSTREAM_IDLE_TIMEOUT_SECS` | `300` (between chunks) |
+//! | `--upstream-pool-idle-secs` | `OBOL_VERIFIER_UPSTREAM_POOL_IDLE_SECS` | `90` |
+//! | `--upstream-pool-max-idle` | `OBOL_VERIFIER_UPSTREAM_POOL_MAX_IDLE` | `64` |
+//! | `--upstream-http2` | `OBOL_VERIFIER_UPSTREAM_HTTP2` | `false` (HTTP/1.1 keep-alive) |
+//! | `--max-request-bytes` | `OBOL_VERIFIER_MAX_REQUEST_BYTES` | `10485760` |
+//! | `--max-answer-buffer-bytes` | `OBOL_VERIFIER_MAX_ANSWER_BUFFER_BYTES` | `16777216` (larger answers are streamed) |
 //! | `--log` | `OBOL_VERIFIER_LOG` | `info` |
 
 //!
@@ -44,6 +66,7 @@ pub mod evidence;
 pub mod facilitators;
 pub mod file_source;
 pub mod gate;
+pub mod gateway;
 pub mod html;
 pub mod http;
 pub mod k8s;

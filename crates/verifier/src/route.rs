@@ -9,6 +9,8 @@ use obol_x402 as x402;
 use x402::{Address, Network, Requirement, U256};
 
 use crate::error::LoadError;
+use crate::gateway::charge::media_type;
+use crate::gateway::forward::Target;
 use crate::matcher::Matcher;
 use crate::unpaid_cache::UnpaidCache;
 use crate::unpaid_template::{TemplateSlot, UnpaidTemplate};
@@ -83,6 +85,34 @@ impl fmt::Debug for UpstreamAuth {
     }
 }
 
+/// How the verifier serves a route in gateway mode `proxy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRoute {
+    /// Where requests go.
+    pub target: Target,
+    /// Content types streamed besides `text/event-stream` (lower-case media types).
+    pub streaming_types: Vec<String>,
+    /// WebSocket upgrades allowed.
+    pub allow_websocket: bool,
+}
+
+impl ProxyRoute {
+    fn load(spec: &obol_api::ProxyTarget) -> Result<Self, LoadError> {
+        let target = Target::parse(&spec.upstream, spec.strip_prefix.as_deref())
+            .map_err(LoadError::Proxy)?;
+        Ok(Self {
+            target,
+            streaming_types: spec
+                .streaming_content_types
+                .iter()
+                .map(|t| media_type(t))
+                .filter(|t| !t.is_empty())
+                .collect(),
+            allow_websocket: spec.allow_web_socket,
+        })
+    }
+}
+
 /// One loaded route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteEntry {
@@ -103,6 +133,8 @@ pub struct RouteEntry {
     pub upstream_auth: Option<UpstreamAuth>,
     /// This route's facilitator, when not the verifier's default.
     pub facilitator_url: Option<String>,
+    /// Set in gateway mode `proxy`: the verifier forwards the paid requests itself.
+    pub proxy: Option<ProxyRoute>,
     /// Metric labels.
     pub labels: RouteLabels,
     /// The last unpaid 402 (ignored by equality).
@@ -162,6 +194,7 @@ impl RouteEntry {
             None | Some("") => None,
             Some(v) => Some(UpstreamAuth::new(v)?),
         };
+        let proxy = spec.proxy.as_ref().map(ProxyRoute::load).transpose()?;
         let labels = RouteLabels {
             route: spec.pattern.clone(),
             offer_namespace: key.namespace.clone(),
@@ -176,6 +209,7 @@ impl RouteEntry {
             description: spec.description.clone().filter(|d| !d.is_empty()),
             upstream_auth,
             facilitator_url,
+            proxy,
             labels,
             key,
             unpaid: UnpaidCache::default(),
@@ -241,6 +275,11 @@ mod tests {
         fac.facilitator_url = Some("ftp://x".into());
         let mut pay_to = spec("/a", "1", "base-sepolia");
         pay_to.pay_to = "0xABC".into();
+        let mut proxy = spec("/a", "1", "base-sepolia");
+        proxy.proxy = Some(obol_api::ProxyTarget {
+            upstream: "https://remote.example".into(),
+            ..Default::default()
+        });
         let cases: &[(&str, PaymentRouteSpec, Option<&str>)] = &[
             ("ok", spec("/a", "1", "base"), None),
             ("usdc asset any case", usdc_asset, None),
@@ -267,6 +306,7 @@ mod tests {
             ("auth", auth, Some("InvalidUpstreamAuth")),
             ("facilitator", fac, Some("InvalidFacilitatorURL")),
             ("payTo", pay_to, Some("InvalidPayTo")),
+            ("proxy", proxy, Some("InvalidProxyTarget")),
         ];
         for (name, spec, want) in cases {
             let got = load(spec).err().map(|e| e.reason());

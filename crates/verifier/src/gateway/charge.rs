@@ -1,0 +1,390 @@
+//! What to charge and when to settle, in gateway mode `proxy`: pure decisions on what the
+//! upstream answered and how the answer reached the client. The I/O shell
+//! ([`super::serve`]) only reads, calls these, and acts.
+//!
+//! | Upstream answer | Decision |
+//! |---|---|
+//! | `< 400`, not a stream, fits the buffer | read it whole, **settle**, then send it with the receipt |
+//! | `< 400`, a stream (SSE or a type the offer declares), or larger than the buffer | send at once, settle when it ended and reached the client, receipt as a trailer |
+//! | `>= 400`, `1xx` | pass through, no charge, reservation released |
+//! | no answer, timeout, broken body | no charge, reservation released, 502/504 |
+//!
+//! The amount settled is decided after the answer ([`charge`]): with `exact` it is the
+//! authorized amount; a metered scheme (`upto`) will compute it from the answer's [`Usage`].
+
+use axum::http::StatusCode;
+use obol_x402::U256;
+use obol_x402::facilitator::{FacilitatorError, FailureKind};
+
+/// The content type that is always streamed.
+pub const EVENT_STREAM: &str = "text/event-stream";
+
+/// What the upstream's answer head says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head<'a> {
+    /// Its status.
+    pub status: StatusCode,
+    /// `Content-Type`, if any.
+    pub content_type: Option<&'a str>,
+    /// `Content-Length`, if declared.
+    pub content_length: Option<u64>,
+}
+
+/// How a route's answers are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    /// Content types streamed besides [`EVENT_STREAM`] (lower-case, no parameters).
+    pub streaming_types: &'a [String],
+    /// Largest answer read whole before settling; larger ones are streamed.
+    pub max_buffer: u64,
+}
+
+/// What to do once the upstream's answer head arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterHead {
+    /// Read the whole answer, settle, then send it.
+    BufferThenSettle,
+    /// Send it as it comes; settle when it ended and reached the client.
+    StreamThenSettle,
+    /// No charge: release the reservation and pass the answer through.
+    PassUnpaid,
+}
+
+/// The media type of a `Content-Type` value: lower-case, parameters cut off.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether answers of `content_type` are streams under `delivery`.
+pub fn is_stream(content_type: Option<&str>, delivery: &Delivery<'_>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let media = media_type(ct);
+    media == EVENT_STREAM || delivery.streaming_types.contains(&media)
+}
+
+/// The decision once the head arrived.
+pub fn after_head(head: &Head<'_>, delivery: &Delivery<'_>) -> AfterHead {
+    let status = head.status.as_u16();
+    if !(200..400).contains(&status) {
+        return AfterHead::PassUnpaid;
+    }
+    let too_large = head
+        .content_length
+        .is_some_and(|len| len > delivery.max_buffer);
+    if is_stream(head.content_type, delivery) || too_large {
+        AfterHead::StreamThenSettle
+    } else {
+        AfterHead::BufferThenSettle
+    }
+}
+
+/// How a streamed answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The upstream finished and every byte was handed to the client's connection.
+    Finished {
+        /// Bytes delivered.
+        delivered: u64,
+    },
+    /// The upstream broke off or went quiet for too long.
+    UpstreamFailed,
+    /// The client went away or a write failed (the body was dropped before its end).
+    ClientGone,
+}
+
+/// What to do at the end of a streamed answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtEnd {
+    /// Settle (a fresh payment) or mark spent (a payment settled before).
+    Charge,
+    /// Nothing was served: give the reservation back.
+    Release,
+}
+
+/// The decision at the end of a stream: only an answer that ended normally and delivered at
+/// least one byte is charged.
+pub fn at_end(end: StreamEnd) -> AtEnd {
+    match end {
+        StreamEnd::Finished { delivered } if delivered > 0 => AtEnd::Charge,
+        _ => AtEnd::Release,
+    }
+}
+
+/// What an answer used, for metered prices (bytes today; tokens when a metered scheme reads
+/// them from the answer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Body bytes delivered.
+    pub bytes: u64,
+}
+
+/// The x402 scheme a route charges with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// The authorized amount, always.
+    Exact,
+}
+
+/// How much to settle for an answer, decided after it: the seam of metered billing.
+pub fn charge(scheme: Scheme, authorized: U256, _usage: Usage) -> U256 {
+    match scheme {
+        Scheme::Exact => authorized,
+    }
+}
+
+/// What a failed settle means for the reservation and for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleFailure {
+    /// The facilitator refused for the payer's reasons (funds, signature): nothing moved; the
+    /// authorization is released and the client told why (402).
+    PayerRefused,
+    /// The facilitator could not settle for its own reasons (gas, nonce, RPC) and nothing moved:
+    /// released; 503, retry later.
+    FacilitatorRefused,
+    /// It may have moved funds (a transaction hash came back, the call timed out or the answer
+    /// was unreadable): the authorization stays used; 502.
+    Unknown,
+}
+
+/// Classifies a failed `/settle`. A refusal that names a transaction is never taken as
+/// "nothing moved".
+pub fn settle_failure(error: &FacilitatorError) -> SettleFailure {
+    match error.kind() {
+        FailureKind::Unreachable | FailureKind::Malformed => SettleFailure::Unknown,
+        FailureKind::Rejected => {
+            if error
+                .settle_response()
+                .and_then(|s| s.transaction())
+                .is_some()
+            {
+                SettleFailure::Unknown
+            } else if payer_at_fault(error.reason()) {
+                SettleFailure::PayerRefused
+            } else {
+                SettleFailure::FacilitatorRefused
+            }
+        }
+    }
+}
+
+/// Whether a facilitator's reason blames the payment (x402 `invalid_*` reasons and
+/// `insufficient_funds`) rather than the facilitator itself.
+pub fn payer_at_fault(reason: Option<&str>) -> bool {
+    reason.is_some_and(|r| {
+        let r = r.to_ascii_lowercase();
+        r.starts_with("invalid") || r.contains("insufficient_funds")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use obol_x402::facilitator::{Answer, Endpoint};
+    use obol_x402::wire::SettleResponse;
+
+    use super::*;
+
+    const DELIVERY: Delivery<'static> = Delivery {
+        streaming_types: &[],
+        max_buffer: 1000,
+    };
+
+    #[test]
+    fn after_head_table() {
+        let ndjson = ["application/x-ndjson".to_owned()];
+        let declared = Delivery {
+            streaming_types: &ndjson,
+            max_buffer: 1000,
+        };
+        let head = |status: u16, ct: Option<&'static str>, len: Option<u64>| Head {
+            status: StatusCode::from_u16(status).unwrap(),
+            content_type: ct,
+            content_length: len,
+        };
+        let cases = [
+            (
+                "json 200",
+                head(200, Some("application/json"), Some(10)),
+                DELIVERY,
+                AfterHead::BufferThenSettle,
+            ),
+            (
+                "no type",
+                head(200, None, None),
+                DELIVERY,
+                AfterHead::BufferThenSettle,
+            ),
+            (
+                "204",
+                head(204, None, Some(0)),
+                DELIVERY,
+                AfterHead::BufferThenSettle,
+            ),
+            (
+                "redirect",
+                head(302, None, None),
+                DELIVERY,
+                AfterHead::BufferThenSettle,
+            ),
+            (
+                "sse",
+                head(200, Some("text/event-stream; charset=utf-8"), None),
+                DELIVERY,
+                AfterHead::StreamThenSettle,
+            ),
+            (
+                "SSE upper case",
+                head(200, Some("Text/Event-Stream"), None),
+                DELIVERY,
+                AfterHead::StreamThenSettle,
+            ),
+            (
+                "ndjson undeclared",
+                head(200, Some("application/x-ndjson"), None),
+                DELIVERY,
+                AfterHead::BufferThenSettle,
+            ),
+            (
+                "ndjson declared",
+                head(200, Some("application/x-ndjson"), None),
+                declared,
+                AfterHead::StreamThenSettle,
+            ),
+            (
+                "larger than the buffer",
+                head(200, Some("application/json"), Some(1001)),
+                DELIVERY,
+                AfterHead::StreamThenSettle,
+            ),
+            (
+                "exactly the buffer",
+                head(200, Some("application/json"), Some(1000)),
+                DELIVERY,
+                AfterHead::BufferThenSettle,
+            ),
+            (
+                "400",
+                head(400, Some("application/json"), None),
+                DELIVERY,
+                AfterHead::PassUnpaid,
+            ),
+            (
+                "404",
+                head(404, None, None),
+                DELIVERY,
+                AfterHead::PassUnpaid,
+            ),
+            (
+                "500",
+                head(500, Some("text/event-stream"), None),
+                DELIVERY,
+                AfterHead::PassUnpaid,
+            ),
+            (
+                "503",
+                head(503, None, None),
+                DELIVERY,
+                AfterHead::PassUnpaid,
+            ),
+            (
+                "1xx",
+                head(103, None, None),
+                DELIVERY,
+                AfterHead::PassUnpaid,
+            ),
+        ];
+        for (name, h, d, want) in cases {
+            assert_eq!(after_head(&h, &d), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_a_finished_stream_that_delivered_is_charged() {
+        let cases = [
+            (StreamEnd::Finished { delivered: 1 }, AtEnd::Charge),
+            (StreamEnd::Finished { delivered: 0 }, AtEnd::Release),
+            (StreamEnd::UpstreamFailed, AtEnd::Release),
+            (StreamEnd::ClientGone, AtEnd::Release),
+        ];
+        for (end, want) in cases {
+            assert_eq!(at_end(end), want, "{end:?}");
+        }
+    }
+
+    #[test]
+    fn exact_charges_the_authorized_amount_whatever_was_used() {
+        let a = U256::from(1000u64);
+        assert_eq!(charge(Scheme::Exact, a, Usage { bytes: 0 }), a);
+        assert_eq!(charge(Scheme::Exact, a, Usage { bytes: 1 << 30 }), a);
+    }
+
+    fn rejected(reason: &str, tx: &str) -> FacilitatorError {
+        FacilitatorError::Rejected {
+            endpoint: Endpoint::Settle,
+            status: 200,
+            answer: Box::new(Answer::Settle(SettleResponse {
+                success: false,
+                error_reason: Some(reason.into()),
+                error_message: None,
+                transaction: tx.into(),
+                network: "eip155:84532".into(),
+                payer: None,
+                amount: None,
+                extensions: None,
+            })),
+        }
+    }
+
+    #[test]
+    fn settle_failure_table() {
+        let cases = [
+            (
+                "funds",
+                rejected("insufficient_funds", ""),
+                SettleFailure::PayerRefused,
+            ),
+            (
+                "signature",
+                rejected("invalid_exact_evm_payload_signature", ""),
+                SettleFailure::PayerRefused,
+            ),
+            (
+                "facilitator's own",
+                rejected("unexpected_settle_error", ""),
+                SettleFailure::FacilitatorRefused,
+            ),
+            (
+                "reverted with a tx",
+                rejected("transaction_failed", "0xabc"),
+                SettleFailure::Unknown,
+            ),
+            (
+                "timed out",
+                FacilitatorError::Unreachable {
+                    endpoint: Endpoint::Settle,
+                    timed_out: true,
+                    source: "t".into(),
+                },
+                SettleFailure::Unknown,
+            ),
+            (
+                "unreadable",
+                FacilitatorError::Malformed {
+                    endpoint: Endpoint::Settle,
+                    status: 502,
+                    detail: "html".into(),
+                },
+                SettleFailure::Unknown,
+            ),
+        ];
+        for (name, error, want) in cases {
+            assert_eq!(settle_failure(&error), want, "{name}");
+        }
+    }
+}
