@@ -114,13 +114,13 @@ async fn an_upstream_that_is_down_or_too_slow_costs_nothing() {
     let pay = header(&h.requirement("demo", "demo"), 3, 2);
     let r = get(gw, "/services/demo/x", &[("payment-signature", &pay)]).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
-    assert_eq!(r.json()["error"], "upstream_failed");
+    assert_eq!(r.json()["reason"], "upstream_failed");
     assert_eq!(r.header("x-payment-settled"), Some("false"));
 
     let s = setup().await;
     let r = s.paid("/services/demo/slow", 4).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(r.json()["error"], "upstream_timeout");
+    assert_eq!(r.json()["reason"], "upstream_failed");
     assert_eq!(s.h.facilitator.calls(), (1, 0));
     // Released: the same payment works on a path that answers.
     let r = s.paid("/services/demo/json", 4).await;
@@ -250,10 +250,10 @@ async fn thirty_two_copies_of_one_payment_reach_the_upstream_once() {
 #[tokio::test]
 async fn a_settle_the_facilitator_cannot_do_withholds_the_answer_and_releases_the_payment() {
     let s = setup().await;
-    *s.h.facilitator.settle.lock() = Script::NoTx("unexpected_settle_error");
+    *s.h.facilitator.settle.lock() = Script::NoTx("insufficient funds for gas");
     let r = s.paid("/services/demo/json", 8).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.json()["error"], "settlement_failed");
+    assert_eq!(r.json()["reason"], "settlement_failed");
     assert!(
         !r.text().contains("xxxx"),
         "the answer is not delivered unpaid"
@@ -273,12 +273,12 @@ async fn a_settle_with_an_unknown_outcome_withholds_the_answer_and_burns_the_non
     *s.h.facilitator.settle.lock() = Script::Unreachable;
     let r = s.paid("/services/demo/json", 9).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
-    assert_eq!(r.json()["error"], "settlement_unknown");
+    assert_eq!(r.json()["reason"], "settlement_failed");
     assert!(!r.text().contains("xxxx"));
     *s.h.facilitator.settle.lock() = Script::Yes;
     let r = s.paid("/services/demo/json", 9).await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.text());
-    assert_eq!(r.json()["reason"], "nonce_already_used");
+    assert_eq!(r.json()["reason"], "replayed");
     // A refusal that blames the payer is a 402 and releases nothing it should not.
     *s.h.facilitator.settle.lock() = Script::NoTx("insufficient_funds");
     let r = s.paid("/services/demo/json", 10).await;
@@ -386,20 +386,20 @@ async fn requests_that_are_not_for_sale_are_refused_before_any_payment() {
             "/other/x",
             vec![("x-obol-payment-route", "demo/demo")],
             StatusCode::FORBIDDEN,
-            "path_not_priced",
+            "no_paid_rule",
         ),
         (
             "/services/demo/ws",
             vec![("upgrade", "websocket"), ("connection", "upgrade")],
             StatusCode::FORBIDDEN,
-            "websocket_not_allowed",
+            "websocket_refused",
         ),
     ];
     for (path, mut headers, status, reason) in cases {
         headers.push(("payment-signature", &pay));
         let r = get(s.gw, path, &headers).await;
         assert_eq!(r.status, status, "{path}: {}", r.text());
-        assert_eq!(r.json()["error"], reason, "{path}");
+        assert_eq!(r.json()["reason"], reason, "{path}");
     }
     let big = vec![b'x'; 100 << 10];
     let r = read(
@@ -457,7 +457,7 @@ async fn unpaid_requests_get_the_402_and_free_routes_are_forwarded() {
     assert_eq!(r.text(), "path /hello");
     let r = get(gw, "/fa/x", &[]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.json()["error"], "route_not_proxied");
+    assert_eq!(r.json()["reason"], "not_proxied");
     assert_eq!(up.total(), 1);
     assert_eq!(h.facilitator.calls(), (0, 0));
 }

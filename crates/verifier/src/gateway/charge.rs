@@ -14,7 +14,6 @@
 
 use axum::http::StatusCode;
 use obol_x402::U256;
-use obol_x402::facilitator::{FacilitatorError, FailureKind};
 
 /// The content type that is always streamed.
 pub const EVENT_STREAM: &str = "text/event-stream";
@@ -139,55 +138,8 @@ pub fn charge(scheme: Scheme, authorized: U256, _usage: Usage) -> U256 {
     }
 }
 
-/// What a failed settle means for the reservation and for the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettleFailure {
-    /// The facilitator refused for the payer's reasons (funds, signature): nothing moved; the
-    /// authorization is released and the client told why (402).
-    PayerRefused,
-    /// The facilitator could not settle for its own reasons (gas, nonce, RPC) and nothing moved:
-    /// released; 503, retry later.
-    FacilitatorRefused,
-    /// It may have moved funds (a transaction hash came back, the call timed out or the answer
-    /// was unreadable): the authorization stays used; 502.
-    Unknown,
-}
-
-/// Classifies a failed `/settle`. A refusal that names a transaction is never taken as
-/// "nothing moved".
-pub fn settle_failure(error: &FacilitatorError) -> SettleFailure {
-    match error.kind() {
-        FailureKind::Unreachable | FailureKind::Malformed => SettleFailure::Unknown,
-        FailureKind::Rejected => {
-            if error
-                .settle_response()
-                .and_then(|s| s.transaction())
-                .is_some()
-            {
-                SettleFailure::Unknown
-            } else if payer_at_fault(error.reason()) {
-                SettleFailure::PayerRefused
-            } else {
-                SettleFailure::FacilitatorRefused
-            }
-        }
-    }
-}
-
-/// Whether a facilitator's reason blames the payment (x402 `invalid_*` reasons and
-/// `insufficient_funds`) rather than the facilitator itself.
-pub fn payer_at_fault(reason: Option<&str>) -> bool {
-    reason.is_some_and(|r| {
-        let r = r.to_ascii_lowercase();
-        r.starts_with("invalid") || r.contains("insufficient_funds")
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use obol_x402::facilitator::{Answer, Endpoint};
-    use obol_x402::wire::SettleResponse;
-
     use super::*;
 
     const DELIVERY: Delivery<'static> = Delivery {
@@ -322,69 +274,5 @@ mod tests {
         let a = U256::from(1000u64);
         assert_eq!(charge(Scheme::Exact, a, Usage { bytes: 0 }), a);
         assert_eq!(charge(Scheme::Exact, a, Usage { bytes: 1 << 30 }), a);
-    }
-
-    fn rejected(reason: &str, tx: &str) -> FacilitatorError {
-        FacilitatorError::Rejected {
-            endpoint: Endpoint::Settle,
-            status: 200,
-            answer: Box::new(Answer::Settle(SettleResponse {
-                success: false,
-                error_reason: Some(reason.into()),
-                error_message: None,
-                transaction: tx.into(),
-                network: "eip155:84532".into(),
-                payer: None,
-                amount: None,
-                extensions: None,
-            })),
-        }
-    }
-
-    #[test]
-    fn settle_failure_table() {
-        let cases = [
-            (
-                "funds",
-                rejected("insufficient_funds", ""),
-                SettleFailure::PayerRefused,
-            ),
-            (
-                "signature",
-                rejected("invalid_exact_evm_payload_signature", ""),
-                SettleFailure::PayerRefused,
-            ),
-            (
-                "facilitator's own",
-                rejected("unexpected_settle_error", ""),
-                SettleFailure::FacilitatorRefused,
-            ),
-            (
-                "reverted with a tx",
-                rejected("transaction_failed", "0xabc"),
-                SettleFailure::Unknown,
-            ),
-            (
-                "timed out",
-                FacilitatorError::Unreachable {
-                    endpoint: Endpoint::Settle,
-                    timed_out: true,
-                    source: "t".into(),
-                },
-                SettleFailure::Unknown,
-            ),
-            (
-                "unreadable",
-                FacilitatorError::Malformed {
-                    endpoint: Endpoint::Settle,
-                    status: 502,
-                    detail: "html".into(),
-                },
-                SettleFailure::Unknown,
-            ),
-        ];
-        for (name, error, want) in cases {
-            assert_eq!(settle_failure(&error), want, "{name}");
-        }
     }
 }

@@ -25,12 +25,13 @@ use axum::http::{StatusCode, Uri, Version};
 use axum::response::Response;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
+use obol_x402::verify::SignatureCheck;
 use obol_x402::wire::{FacilitatorRequest, ResourceInfo};
 use obol_x402::{Facilitator, PaymentPayload, Requirement, VerifiedPayment, codec};
 use tracing::{Instrument as _, info, info_span, warn};
 
 use self::body::{BoxFuture, Finish, PaidBody};
-use self::charge::{AfterHead, Delivery, Head, SettleFailure, StreamEnd, Usage};
+use self::charge::{AfterHead, Delivery, Head, StreamEnd, Usage};
 use self::forward::X_PAYMENT_SETTLED;
 use self::upstream::{Upstream, UpstreamError};
 use crate::admit::{Admitted, Ctx, short_hash};
@@ -100,7 +101,7 @@ struct Paid {
 
 fn refuse(state: &AppState, denial: Denial) -> Box<Response> {
     state.metrics.denied(denial.metric_label());
-    Box::new(into_response(decide::denied(&denial)))
+    Box::new(into_response(decide::denied(&denial, None)))
 }
 
 fn plain(status: StatusCode) -> Response {
@@ -387,14 +388,8 @@ impl Paid {
                             let body = PaidBody::buffered(bytes.into(), Box::new(settlement));
                             paid_response(parts, body, Some(&receipt), Some(len))
                         }
-                        Err((denial, failed_receipt)) => {
-                            let (reply, _) = ctx.refuse(denial);
-                            let mut r = into_response(reply);
-                            if let Some(receipt) = failed_receipt {
-                                insert_receipt(r.headers_mut(), &receipt);
-                            }
-                            r
-                        }
+                        // The refusal carries a failed settlement's PAYMENT-RESPONSE.
+                        Err(denial) => into_response(ctx.refuse(denial).0),
                     },
                 }
             }
@@ -479,6 +474,7 @@ struct Settlement {
     route: Arc<RouteEntry>,
     fingerprint: Fingerprint,
     nonce_id: String,
+    signature: SignatureCheck,
     lease: Lease,
     kind: Kind,
     /// The answer is streamed: the receipt goes in the trailers.
@@ -512,6 +508,7 @@ impl Settlement {
             route,
             fingerprint: Fingerprint::of(requirement),
             nonce_id: short_hash(&verified.nonce),
+            signature: verified.signature.clone(),
             lease,
             kind,
             trailers: false,
@@ -549,9 +546,10 @@ impl Settlement {
     }
 
     /// Settles a fresh payment (a settled one returns its receipt). On success the record is
-    /// `Delivering` until the body ends; on failure the refusal and, when the facilitator sent
-    /// one, its failed `PAYMENT-RESPONSE`.
-    async fn settle_now(&mut self) -> Result<String, (Denial, Option<String>)> {
+    /// `Delivering` until the body ends; on failure the refusal, after releasing the
+    /// authorization when nothing was sent on chain, or keeping it used when funds may have
+    /// moved (logged for an operator to reconcile).
+    async fn settle_now(&mut self) -> Result<String, Denial> {
         let (request, facilitator) = match &self.kind {
             Kind::Settled { receipt } => return Ok(receipt.clone()),
             Kind::Fresh {
@@ -587,35 +585,23 @@ impl Settlement {
                 Ok(receipt)
             }
             Err(error) => {
-                let kind = error.metric_label();
-                metrics.facilitator_error(kind);
-                let failed = error
-                    .settle_response()
-                    .and_then(|s| codec::encode_header(s).ok());
-                let denial = match charge::settle_failure(&error) {
-                    SettleFailure::PayerRefused => {
-                        self.unwind().await;
-                        Denial::from_facilitator(&error)
-                    }
-                    SettleFailure::FacilitatorRefused => {
-                        warn!(route = %self.route.key, reason = error.reason().unwrap_or(""), nonce = %self.nonce_id, "Facilitator could not settle: nothing charged");
-                        self.unwind().await;
-                        Denial::SettlementFailed
-                    }
-                    SettleFailure::Unknown => {
-                        let transaction = error
-                            .settle_response()
-                            .and_then(|s| s.transaction())
-                            .map(str::to_owned);
-                        warn!(route = %self.route.key, nonce = %self.nonce_id, kind, tx = transaction.as_deref().unwrap_or(""), "Settlement outcome unknown: answer withheld, authorization kept used; reconcile on chain");
-                        self.mark(Record::Unknown {
-                            fingerprint: self.fingerprint,
-                        })
-                        .await;
-                        Denial::SettlementUnknown { transaction }
-                    }
-                };
-                Err((denial, failed))
+                metrics.facilitator_error(error.metric_label());
+                let denial = Denial::from_facilitator(&error, Some(&self.signature));
+                if denial.releases_authorization() {
+                    warn!(route = %self.route.key, reason = denial.metric_label(), nonce = %self.nonce_id, "Not settled, nothing sent on chain: answer withheld, nothing charged");
+                    self.unwind().await;
+                } else {
+                    let tx = denial
+                        .failed_settlement()
+                        .map(|s| s.transaction)
+                        .unwrap_or_default();
+                    warn!(route = %self.route.key, reason = denial.metric_label(), nonce = %self.nonce_id, tx, "Settlement outcome unknown: answer withheld, authorization kept used; reconcile on chain");
+                    self.mark(Record::Unknown {
+                        fingerprint: self.fingerprint,
+                    })
+                    .await;
+                }
+                Err(denial)
             }
         }
     }
@@ -638,9 +624,12 @@ impl Finish for Settlement {
                     // A whole answer carried its receipt in the head already.
                     self.trailers.then(|| receipt_trailers(&receipt)).flatten()
                 }
-                Err((denial, failed)) => {
+                Err(denial) => {
                     warn!(route = %self.route.key, reason = denial.metric_label(), nonce = %self.nonce_id, "Stream delivered but not settled");
-                    failed.as_deref().and_then(receipt_trailers)
+                    denial
+                        .failed_settlement()
+                        .and_then(|s| codec::encode_header(&s).ok())
+                        .and_then(|r| receipt_trailers(&r))
                 }
             }
         })
