@@ -32,21 +32,21 @@ use crate::condition::Condition;
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRouteSpec {
     /// Request path pattern: exact, `<prefix>/*`, or a segment glob.
-    #[schemars(regex(pattern = r"^/[a-zA-Z0-9/_.*-]*$"), length(max = 1024))]
+    #[schemars(regex(pattern = crate::validation::ROUTE_PATTERN), length(max = crate::validation::MAX_PATH_LEN))]
     pub pattern: String,
     /// Price per request in atomic units of the asset (`"1000"` = 0.001 USDC).
-    #[schemars(regex(pattern = r"^[0-9]+$"), length(max = 78))]
+    #[schemars(regex(pattern = crate::validation::UINT), length(max = 78))]
     pub price: String,
     /// The seller's wallet.
     #[serde(rename = "payTo")]
-    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    #[schemars(regex(pattern = crate::validation::ADDRESS))]
     pub pay_to: String,
     /// Chain as a CAIP-2 id (`eip155:84532`); legacy names are accepted too.
-    #[schemars(regex(pattern = r"^([a-z0-9][a-z0-9-]*|eip155:[0-9]+)$"))]
+    #[schemars(regex(pattern = crate::validation::NETWORK))]
     pub network: String,
     /// Token contract; default the chain's USDC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    #[schemars(regex(pattern = crate::validation::ADDRESS))]
     pub asset: Option<String>,
     /// Facilitator for this route; default the verifier's.
     #[serde(
@@ -54,14 +54,14 @@ pub struct PaymentRouteSpec {
         rename = "facilitatorURL",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    #[schemars(regex(pattern = crate::validation::HTTP_URL))]
     pub facilitator_url: Option<String>,
     /// How the price was derived (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_model: Option<PriceModel>,
     /// The offer's per-million-token price in atomic units, when priced that way.
     #[serde(default, rename = "perMTok", skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+$"))]
+    #[schemars(regex(pattern = crate::validation::UINT))]
     pub per_mtok: Option<String>,
     /// Tokens per request assumed by the per-MTok conversion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,7 +73,7 @@ pub struct PaymentRouteSpec {
     pub description: Option<String>,
     /// Longest validity window a payment may ask for, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 86400))]
+    #[schemars(range(min = crate::validation::MIN_TIMEOUT_SECONDS, max = crate::validation::MAX_TIMEOUT_SECONDS))]
     pub max_timeout_seconds: Option<i64>,
     /// `Authorization` value the verifier hands to the gateway for the upstream on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -42,14 +42,14 @@ pub struct RegistrationRequestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The paid endpoint URL announced in the document.
-    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    #[schemars(regex(pattern = crate::validation::HTTP_URL))]
     pub endpoint: String,
     /// Chain: a name (`base-sepolia`) or a CAIP-2 id (`eip155:84532`).
-    #[schemars(regex(pattern = r"^([a-z0-9][a-z0-9-]*|eip155:[0-9]+)$"))]
+    #[schemars(regex(pattern = crate::validation::NETWORK))]
     pub chain: String,
     /// Identity registry contract; default the chain's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    #[schemars(regex(pattern = crate::validation::ADDRESS))]
     pub registry: Option<String>,
     /// Image URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]

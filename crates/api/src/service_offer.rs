@@ -10,6 +10,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::condition::{Condition, Phase};
+use crate::validation as V;
+
+mod validate;
+
+pub use validate::{Chain, InvalidOffer, OfferField, Problem, ValidOffer};
 
 /// What an operator sells: an upstream HTTP service behind an x402 payment gate, optionally
 /// announced as an ERC-8004 agent.
@@ -57,7 +62,7 @@ pub struct ServiceOfferSpec {
     pub upstream: Upstream,
     /// Path the offer is published at; default `/services/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^/[a-zA-Z0-9/_.-]*$"), length(max = 1024))]
+    #[schemars(regex(pattern = V::PATH), length(max = V::MAX_PATH_LEN))]
     pub path: Option<String>,
     /// How buyers pay.
     pub payment: Payment,
@@ -109,27 +114,28 @@ pub enum ModelRuntime {
 #[serde(rename_all = "camelCase")]
 pub struct Upstream {
     /// Service name.
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(regex(pattern = V::DNS_LABEL), length(min = 1, max = crate::names::MAX_LABEL_LEN))]
     pub service: String,
     /// Service namespace; default the offer's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = V::DNS_LABEL_OR_EMPTY), length(max = crate::names::MAX_LABEL_LEN))]
     pub namespace: Option<String>,
     /// Service port.
     #[serde(default = "default_port")]
-    #[schemars(range(min = 1, max = 65535))]
+    #[schemars(range(min = V::MIN_PORT, max = V::MAX_PORT))]
     pub port: i32,
     /// Path probed for health (any answer below 400 counts as healthy).
     #[serde(default = "default_health_path")]
-    #[schemars(regex(pattern = r"^/[a-zA-Z0-9/_.?=&%-]*$"))]
+    #[schemars(regex(pattern = V::HEALTH_PATH))]
     pub health_path: String,
 }
 
 fn default_port() -> i32 {
-    11434
+    V::DEFAULT_UPSTREAM_PORT
 }
 
 fn default_health_path() -> String {
-    "/health".to_owned()
+    V::DEFAULT_HEALTH_PATH.to_owned()
 }
 
 /// How the offer is paid for.
@@ -140,18 +146,18 @@ pub struct Payment {
     #[serde(default)]
     pub scheme: Scheme,
     /// Chain: a name (`base-sepolia`) or a CAIP-2 id (`eip155:84532`).
-    #[schemars(regex(pattern = r"^([a-z0-9][a-z0-9-]*|eip155:[0-9]+)$"))]
+    #[schemars(regex(pattern = V::NETWORK))]
     pub network: String,
     /// The seller's wallet.
     #[serde(rename = "payTo")]
-    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    #[schemars(regex(pattern = V::ADDRESS))]
     pub pay_to: String,
     /// Token override; default the chain's USDC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asset: Option<Asset>,
     /// Longest validity window a payment may ask for, in seconds.
     #[serde(default = "default_max_timeout")]
-    #[schemars(range(min = 1, max = 86400))]
+    #[schemars(range(min = V::MIN_TIMEOUT_SECONDS, max = V::MAX_TIMEOUT_SECONDS))]
     pub max_timeout_seconds: i64,
     /// Price in decimal units of the asset (USDC).
     pub price: Price,
@@ -162,7 +168,7 @@ pub struct Payment {
 }
 
 fn default_max_timeout() -> i64 {
-    300
+    V::DEFAULT_TIMEOUT_SECONDS
 }
 
 /// x402 payment scheme.
@@ -179,13 +185,13 @@ pub enum Scheme {
 #[serde(rename_all = "camelCase")]
 pub struct Asset {
     /// Token contract.
-    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    #[schemars(regex(pattern = V::ADDRESS))]
     pub address: String,
     /// Ticker, for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
     /// Token decimals.
-    #[schemars(range(min = 0, max = 36))]
+    #[schemars(range(min = 0, max = V::MAX_ASSET_DECIMALS))]
     pub decimals: u8,
     /// How the transfer is authorized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,19 +220,19 @@ pub enum TransferMethod {
 pub struct Price {
     /// Per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?$"))]
+    #[schemars(regex(pattern = V::DECIMAL))]
     pub per_request: Option<String>,
     /// Per million tokens.
     #[serde(default, rename = "perMTok", skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?$"))]
+    #[schemars(regex(pattern = V::DECIMAL))]
     pub per_mtok: Option<String>,
     /// Per hour of use (charged as five minutes per request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?$"))]
+    #[schemars(regex(pattern = V::DECIMAL))]
     pub per_hour: Option<String>,
     /// Per epoch: informational, never gates (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?$"))]
+    #[schemars(regex(pattern = V::DECIMAL))]
     pub per_epoch: Option<String>,
 }
 

@@ -1,28 +1,83 @@
-//! The value rules the CRD schemas enforce, as patterns (the schema attributes spell the same
-//! strings; a test keeps them equal) and as client-side checks for the CLI, so the API server and
-//! the CLI refuse exactly the same values.
+//! The value rules of the resources, each written once: as a constant the CRD schemas are
+//! generated from (patterns, ranges, lengths, defaults) and as a predicate that
+//! [`crate::ServiceOfferSpec::validate`] (and so the CLI and the controller) applies. A table
+//! test below keeps each predicate equal to its pattern; the property test
+//! `tests/offer_rules.rs` checks that whatever the generated schema admits, `validate` answers,
+//! and that `validate` admits nothing the schema refuses.
 
 /// An EVM address: `0x` and 40 hex digits (any case).
 pub const ADDRESS: &str = "^0x[0-9a-fA-F]{40}$";
-/// An offer path: a leading `/`, then URL-safe path characters.
-pub const PATH: &str = "^/[a-zA-Z0-9/_.-]*$";
+/// An offer path: a leading `/`, then URL-safe path characters, never `..` (a gateway
+/// normalises dot segments away, so such a path would publish somewhere else than it says).
+pub const PATH: &str = r"^/([a-zA-Z0-9/_-]|\.[a-zA-Z0-9/_-])*\.?$";
+/// A health path probed on the upstream: like [`PATH`] plus a query (`? = & %`); `..` is
+/// allowed, the upstream is probed directly, not through the gateway.
+pub const HEALTH_PATH: &str = "^/[a-zA-Z0-9/_.?=&%-]*$";
+/// A PaymentRoute pattern: a path with `*` globs.
+pub const ROUTE_PATTERN: &str = "^/[a-zA-Z0-9/_.*-]*$";
 /// A non-negative decimal number without sign or exponent (`0.001`, `12`).
-pub const DECIMAL: &str = "^[0-9]+(\\.[0-9]+)?$";
+pub const DECIMAL: &str = r"^[0-9]+(\.[0-9]+)?$";
 /// A non-negative integer (atomic token units).
 pub const UINT: &str = "^[0-9]+$";
 /// A network: a legacy chain name (`base-sepolia`) or a CAIP-2 EVM id (`eip155:84532`).
 pub const NETWORK: &str = "^([a-z0-9][a-z0-9-]*|eip155:[0-9]+)$";
+/// A DNS-1123 label (a Service name): lower-case alphanumerics and `-`, alphanumeric at both
+/// ends, at most [`crate::names::MAX_LABEL_LEN`] characters.
+pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 label or nothing (an empty upstream namespace means the offer's own).
+pub const DNS_LABEL_OR_EMPTY: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$";
+/// An `http` or `https` URL without spaces.
+pub const HTTP_URL: &str = r"^https?://[^\s]+$";
+
+/// Longest offer path and PaymentRoute pattern.
+pub const MAX_PATH_LEN: usize = 1024;
+/// Lowest port number.
+pub const MIN_PORT: i32 = 1;
+/// Highest port number.
+pub const MAX_PORT: i32 = 65535;
+/// Upstream port when the offer names none (and `obol sell http --port`'s default): the HTTP
+/// service port. The Go CRD said 11434 (Ollama's), which the Go CLI contradicted with 8080;
+/// offers are `type: http` by default, so 8080 it is.
+pub const DEFAULT_UPSTREAM_PORT: i32 = 8080;
+/// Health path when the offer names none.
+pub const DEFAULT_HEALTH_PATH: &str = "/health";
+/// Shortest payment validity window, seconds.
+pub const MIN_TIMEOUT_SECONDS: i64 = 1;
+/// Longest payment validity window, seconds (a day).
+pub const MAX_TIMEOUT_SECONDS: i64 = 86400;
+/// Payment validity window when the offer names none, seconds.
+pub const DEFAULT_TIMEOUT_SECONDS: i64 = 300;
+/// Most decimals of a token override.
+pub const MAX_ASSET_DECIMALS: u8 = 36;
 
 /// Whether `s` matches [`ADDRESS`].
 pub fn is_address(s: &str) -> bool {
     s.len() == 42 && s.starts_with("0x") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+fn path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'-')
+}
+
 /// Whether `s` matches [`PATH`].
 pub fn is_path(s: &str) -> bool {
+    s.starts_with('/') && s.bytes().all(path_char) && !s.contains("..")
+}
+
+/// Whether `s` matches [`HEALTH_PATH`].
+pub fn is_health_path(s: &str) -> bool {
     s.starts_with('/')
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'-'))
+            .all(|b| path_char(b) || matches!(b, b'?' | b'=' | b'&' | b'%'))
+}
+
+/// Whether `s` matches [`DECIMAL`].
+pub fn is_decimal(s: &str) -> bool {
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    match s.split_once('.') {
+        Some((int, frac)) => digits(int) && digits(frac),
+        None => digits(s),
+    }
 }
 
 /// Whether `s` matches [`NETWORK`].
@@ -41,53 +96,127 @@ pub fn is_network(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Each predicate accepts exactly what its pattern matches, on the listed strings.
     #[test]
-    fn address_table() {
-        let ok = [
-            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-            "0x0000000000000000000000000000000000000000",
+    fn predicates_equal_their_patterns() {
+        type Rule = (&'static str, fn(&str) -> bool, &'static [&'static str]);
+        let rules: &[Rule] = &[
+            (
+                ADDRESS,
+                is_address,
+                &[
+                    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                    "0x0000000000000000000000000000000000000000",
+                    "",
+                    "0x",
+                    "70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                    "0x70997970C51812dc3A010C7d01b50e0d17dc79C",
+                    "0x70997970C51812dc3A010C7d01b50e0d17dc79C88",
+                    "0X70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                    "0x70997970C51812dc3A010C7d01b50e0d17dc79Cg",
+                    "0x70997970C51812dc3A010C7d01b50e0d17dc79C\u{e9}",
+                ],
+            ),
+            (
+                PATH,
+                is_path,
+                &[
+                    "/",
+                    "/services/demo",
+                    "/a_b/c.d-e/",
+                    "/.well-known",
+                    "/a/.",
+                    "/v1.2/x",
+                    "",
+                    "services",
+                    "/a b",
+                    "/a?b",
+                    "/ä",
+                    "/a*b",
+                    "/a%20",
+                    "/a/../b",
+                    "/..",
+                    "/a..b",
+                    "/a/..",
+                    "/...",
+                ],
+            ),
+            (
+                HEALTH_PATH,
+                is_health_path,
+                &[
+                    "/",
+                    "/health",
+                    "/health?full=1&x=%20",
+                    "/a/../b",
+                    "",
+                    "health",
+                    "/a b",
+                    "/a#b",
+                    "/ä",
+                ],
+            ),
+            (
+                DECIMAL,
+                is_decimal,
+                &[
+                    "0", "0.001", "12", "007.50", "", ".5", "5.", "1.2.3", "-1", "+1", "1e3", " 1",
+                    "1,5",
+                ],
+            ),
+            (
+                NETWORK,
+                is_network,
+                &[
+                    "base-sepolia",
+                    "base",
+                    "eip155:84532",
+                    "eip155:1",
+                    "polygon-amoy",
+                    "0chain",
+                    "",
+                    "Base",
+                    "-base",
+                    "eip155:",
+                    "eip155:x",
+                    "solana:abc",
+                    "base sepolia",
+                ],
+            ),
         ];
-        let bad = [
-            "",
-            "0x",
-            "70997970C51812dc3A010C7d01b50e0d17dc79C8",
-            "0x70997970C51812dc3A010C7d01b50e0d17dc79C",
-            "0x70997970C51812dc3A010C7d01b50e0d17dc79C88",
-            "0X70997970C51812dc3A010C7d01b50e0d17dc79C8",
-            "0x70997970C51812dc3A010C7d01b50e0d17dc79Cg",
-            "0x70997970C51812dc3A010C7d01b50e0d17dc79C\u{e9}",
-        ];
-        ok.iter().for_each(|s| assert!(is_address(s), "{s}"));
-        bad.iter().for_each(|s| assert!(!is_address(s), "{s}"));
+        for (pattern, predicate, samples) in rules {
+            let re = regex::Regex::new(pattern).unwrap();
+            let mut answers = [0usize; 2];
+            for s in *samples {
+                let want = re.is_match(s);
+                answers[usize::from(want)] += 1;
+                assert_eq!(predicate(s), want, "{pattern} on {s:?}");
+            }
+            assert!(
+                answers[0] > 0 && answers[1] > 0,
+                "{pattern}: the samples exercise both answers"
+            );
+        }
     }
 
     #[test]
-    fn path_table() {
-        let ok = ["/", "/services/demo", "/a_b/c.d-e/"];
-        let bad = ["", "services", "/a b", "/a?b", "/ä", "/a*b", "/a%20"];
-        ok.iter().for_each(|s| assert!(is_path(s), "{s}"));
-        bad.iter().for_each(|s| assert!(!is_path(s), "{s}"));
-    }
-
-    #[test]
-    fn network_table() {
-        let ok = [
-            "base-sepolia",
-            "base",
-            "eip155:84532",
-            "eip155:1",
-            "polygon-amoy",
-        ];
-        let bad = [
-            "",
-            "Base",
-            "-base",
-            "eip155:",
-            "eip155:x",
-            "solana:abc",
-            "base sepolia",
-        ];
-        ok.iter().for_each(|s| assert!(is_network(s), "{s}"));
-        bad.iter().for_each(|s| assert!(!is_network(s), "{s}"));
+    fn dns_patterns_equal_the_name_rules() {
+        let label = regex::Regex::new(DNS_LABEL).unwrap();
+        let or_empty = regex::Regex::new(DNS_LABEL_OR_EMPTY).unwrap();
+        let long = "a".repeat(63);
+        for s in [
+            "a", "a-b", "0", "ab1", "-a", "a-", "A", "a_b", "a.b", "", &long,
+        ] {
+            assert_eq!(
+                label.is_match(s),
+                crate::names::is_dns1123_label(s),
+                "{s:?}"
+            );
+            assert_eq!(
+                or_empty.is_match(s),
+                s.is_empty() || crate::names::is_dns1123_label(s),
+                "{s:?}"
+            );
+        }
     }
 }

@@ -33,13 +33,27 @@ fn committed_crds_match_the_types() {
 
 #[test]
 fn schema_patterns_equal_the_client_side_rules() {
-    use obol_api::validation::{ADDRESS, DECIMAL, NETWORK, PATH, UINT};
+    use obol_api::validation::{
+        ADDRESS, DECIMAL, DNS_LABEL, DNS_LABEL_OR_EMPTY, HEALTH_PATH, HTTP_URL, NETWORK, PATH,
+        ROUTE_PATTERN, UINT,
+    };
     let text: String = crdgen::render()
         .unwrap()
         .into_iter()
         .map(|(_, t)| t)
         .collect();
-    for pattern in [ADDRESS, PATH, DECIMAL, UINT, NETWORK] {
+    for pattern in [
+        ADDRESS,
+        PATH,
+        HEALTH_PATH,
+        ROUTE_PATTERN,
+        DECIMAL,
+        UINT,
+        NETWORK,
+        DNS_LABEL,
+        DNS_LABEL_OR_EMPTY,
+        HTTP_URL,
+    ] {
         // serde_yaml writes the pattern plain or single-quoted; both contain it verbatim.
         assert!(text.contains(pattern), "no schema uses {pattern}");
     }

@@ -90,7 +90,8 @@ spec:
 "#,
     )
     .unwrap();
-    assert_eq!(so.spec.upstream.port, 11434);
+    // One default for the CRD and `obol sell http --port` (the Go CRD said 11434).
+    assert_eq!(so.spec.upstream.port, 8080);
     assert_eq!(so.spec.upstream.health_path, "/health");
     assert_eq!(so.spec.payment.max_timeout_seconds, 300);
     assert_eq!(so.spec.upstream_namespace("default"), "default");

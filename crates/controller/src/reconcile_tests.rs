@@ -253,7 +253,7 @@ async fn an_invalid_offer_writes_failed_once_and_waits_for_a_change() {
                 ready["message"]
                     .as_str()
                     .unwrap()
-                    .contains("unsupported chain")
+                    .contains("unknown network")
             );
         },
         ..expect(Method::PATCH, &format!("{OFFER}/status"))

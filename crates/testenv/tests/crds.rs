@@ -166,7 +166,8 @@ async fn service_offer_gets_server_side_defaults() {
         .unwrap();
     let typed: Api<ServiceOffer> = Api::namespaced(env.client(), ns.name());
     let so = typed.get("minimal").await.unwrap();
-    assert_eq!(so.spec.upstream.port, 11434);
+    // One default for the CRD and `obol sell http --port` (the Go CRD said 11434).
+    assert_eq!(so.spec.upstream.port, 8080);
     assert_eq!(so.spec.upstream.health_path, "/health");
     assert_eq!(so.spec.payment.max_timeout_seconds, 300);
     assert_eq!(so.spec.type_, obol_api::service_offer::OfferType::Http);

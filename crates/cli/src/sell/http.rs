@@ -9,6 +9,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use obol_api::ServiceOffer;
 use obol_api::condition::{self, Condition};
+use obol_api::validation;
 
 use super::offer::{OfferRequest, Refusal, plan_offer};
 use super::{FIELD_MANAGER, parse_duration, render};
@@ -27,10 +28,10 @@ pub struct HttpArgs {
     #[arg(long)]
     upstream_namespace: Option<String>,
     /// Upstream port.
-    #[arg(long, default_value_t = 8080)]
-    port: i64,
+    #[arg(long, default_value_t = validation::DEFAULT_UPSTREAM_PORT)]
+    port: i32,
     /// Upstream health path.
-    #[arg(long, default_value = "/health")]
+    #[arg(long, default_value = validation::DEFAULT_HEALTH_PATH)]
     health_path: String,
     /// Published path (default /services/NAME).
     #[arg(long)]
@@ -54,7 +55,7 @@ pub struct HttpArgs {
     #[arg(long)]
     approx_tokens: Option<u64>,
     /// Longest payment validity window, seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = validation::DEFAULT_TIMEOUT_SECONDS)]
     max_timeout: i64,
     /// Register the offer as an ERC-8004 agent.
     #[arg(long)]

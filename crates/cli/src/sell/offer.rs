@@ -3,12 +3,11 @@
 use std::collections::BTreeMap;
 
 use obol_api::ServiceOffer;
-use obol_api::names::is_dns1123_subdomain;
-use obol_api::price::{PriceError, PriceInput, USDC_DECIMALS, effective_price, format_atomic};
+use obol_api::price::format_atomic;
 use obol_api::service_offer::{
-    OfferType, Payment, Price, Registration, Scheme, ServiceOfferSpec, Upstream,
+    Chain, InvalidOffer, OfferField, OfferType, Payment, Price, Registration, Scheme,
+    ServiceOfferSpec, Upstream,
 };
-use obol_api::validation::{is_address, is_path};
 use obol_x402::chain::Network;
 
 /// What `obol sell http` was asked to create.
@@ -23,7 +22,7 @@ pub struct OfferRequest {
     /// Upstream Service namespace (default the offer's).
     pub upstream_namespace: Option<String>,
     /// Upstream port.
-    pub port: i64,
+    pub port: i32,
     /// Upstream health path.
     pub health_path: String,
     /// Published path (default `/services/<name>`).
@@ -62,44 +61,24 @@ pub struct OfferRequest {
 /// what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// Not a DNS-1123 subdomain.
-    #[error(
-        "invalid offer name {0:?}: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (at most 253 characters)"
-    )]
-    Name(String),
     /// No wallet.
     #[error("wallet required: use --wallet <0x address> or set X402_WALLET")]
     MissingWallet,
-    /// Not an address.
-    #[error("invalid wallet {0:?}: expected 0x followed by 40 hex digits")]
-    Wallet(String),
-    /// Unknown chain.
-    #[error("unknown network {0:?}: use one of {1}")]
-    Network(String, String),
     /// No price flag.
     #[error("price required: use --price <USDC per request>, --per-mtok or --per-hour")]
     MissingPrice,
     /// More than one price flag.
     #[error("give exactly one of --price/--per-request, --per-mtok, --per-hour")]
     SeveralPrices,
-    /// A price that is not a positive decimal.
-    #[error("invalid price: {0}; use a positive decimal such as 0.001")]
-    Price(PriceError),
-    /// Port out of range.
-    #[error("invalid port {0}: use 1-65535")]
-    Port(i64),
-    /// A path the gateway cannot route.
-    #[error("invalid {0} {1:?}: start with '/' and use letters, digits, '/', '_', '.', '-'")]
-    Path(&'static str, String),
-    /// Timeout out of range.
-    #[error("invalid --max-timeout {0}: use 1-86400 seconds")]
-    MaxTimeout(i64),
     /// A `k=v` without `=`.
     #[error("invalid --register-metadata {0:?}: use key=value")]
     Metadata(String),
     /// Empty upstream name.
     #[error("--upstream is required: the Service that serves the paid requests")]
     Upstream,
+    /// The offer breaks a rule of [`ServiceOfferSpec::validate`] (the controller's rules).
+    #[error("{}", .0.message_for(subject(.0.field)))]
+    Invalid(InvalidOffer),
     /// The upstream Service does not exist.
     #[error(
         "upstream Service {namespace}/{name} not found: create it first, or fix --upstream / --upstream-namespace"
@@ -125,6 +104,37 @@ pub enum Refusal {
     Deleting(String),
 }
 
+/// What a refusal calls a spec field: the flag that sets it.
+fn subject(field: OfferField) -> &'static str {
+    use OfferField as F;
+    match field {
+        F::Name => "offer name",
+        F::Path => "--path",
+        F::UpstreamService => "--upstream",
+        F::UpstreamNamespace => "--upstream-namespace",
+        F::UpstreamPort => "port",
+        F::HealthPath => "--health-path",
+        F::PayTo => "wallet",
+        F::Network => "network",
+        F::MaxTimeout => "--max-timeout",
+        F::ApproxTokens => "--approx-tokens",
+        F::Price => "price",
+        F::PerRequest => "--price",
+        F::PerMTok => "--per-mtok",
+        F::PerHour => "--per-hour",
+        other => other.spec_path(),
+    }
+}
+
+/// How the CLI resolves chains for [`ServiceOfferSpec::validate`]: obol-x402's table.
+pub fn chain(network: &str) -> Result<Chain, String> {
+    let n = Network::resolve(network).map_err(|e| format!("use one of: {}", e.known))?;
+    Ok(Chain {
+        caip2: n.caip2().to_string(),
+        has_usdc: n.usdc.is_some(),
+    })
+}
+
 /// The offer, plus what the operator should know about how it will be charged.
 #[derive(Debug, Clone)]
 pub struct PlannedOffer {
@@ -134,54 +144,45 @@ pub struct PlannedOffer {
     pub notes: Vec<String>,
 }
 
-/// Validates the request and builds the resource.
+/// Validates the request and builds the resource: the flags' own checks, then
+/// [`ServiceOfferSpec::validate`] and nothing else.
 pub fn plan_offer(req: &OfferRequest) -> Result<PlannedOffer, Refusal> {
-    if !is_dns1123_subdomain(&req.name) {
-        return Err(Refusal::Name(req.name.clone()));
+    let offer = offer_from_flags(req)?;
+    let valid = offer
+        .spec
+        .validate(&req.name, chain)
+        .map_err(Refusal::Invalid)?;
+    let charged = format_atomic(valid.price.atomic, valid.decimals);
+    let mut notes = vec![format!(
+        "Each request is charged {charged} USDC on {} ({}).",
+        req.network, valid.chain.caip2
+    )];
+    if let Some(tokens) = valid.price.approx_tokens_per_request {
+        notes.push(format!(
+            "Priced per million tokens: charged as an approximation at {tokens} tokens per request."
+        ));
     }
+    if req.per_hour.is_some() {
+        notes.push("Priced per hour: each request is charged five minutes.".into());
+    }
+    Ok(PlannedOffer { offer, notes })
+}
+
+/// The resource the flags describe, before [`ServiceOfferSpec::validate`]: refuses only what
+/// the flags themselves get wrong (no wallet, no or several prices, `key=value` syntax).
+pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
     if req.upstream.trim().is_empty() {
         return Err(Refusal::Upstream);
     }
     let wallet = req.wallet.as_deref().filter(|w| !w.is_empty());
     let wallet = wallet.ok_or(Refusal::MissingWallet)?;
-    if !is_address(wallet) {
-        return Err(Refusal::Wallet(wallet.to_owned()));
-    }
-    let network = Network::resolve(&req.network).map_err(|_| {
-        Refusal::Network(
-            req.network.clone(),
-            "base-sepolia, base, eip155:84532, …".into(),
-        )
-    })?;
     let prices = [&req.per_request, &req.per_mtok, &req.per_hour];
     match prices.iter().filter(|p| p.is_some()).count() {
         0 => return Err(Refusal::MissingPrice),
         1 => {}
         _ => return Err(Refusal::SeveralPrices),
     }
-    let input = PriceInput {
-        per_request: req.per_request.as_deref(),
-        per_mtok: req.per_mtok.as_deref(),
-        per_hour: req.per_hour.as_deref(),
-        approx_tokens_per_request: req.approx_tokens_per_request,
-    };
-    let price = effective_price(input, USDC_DECIMALS).map_err(Refusal::Price)?;
-    if !(1..=65535).contains(&req.port) {
-        return Err(Refusal::Port(req.port));
-    }
-    if !is_path(&req.health_path) {
-        return Err(Refusal::Path("--health-path", req.health_path.clone()));
-    }
-    if let Some(path) = &req.path
-        && (!is_path(path) || path.contains(".."))
-    {
-        return Err(Refusal::Path("--path", path.clone()));
-    }
-    if !(1..=86400).contains(&req.max_timeout_seconds) {
-        return Err(Refusal::MaxTimeout(req.max_timeout_seconds));
-    }
     let registration = registration(req)?;
-
     let spec = ServiceOfferSpec {
         type_: OfferType::Http,
         model: None,
@@ -192,7 +193,7 @@ pub fn plan_offer(req: &OfferRequest) -> Result<PlannedOffer, Refusal> {
                     .clone()
                     .unwrap_or_else(|| req.namespace.clone()),
             ),
-            port: i32::try_from(req.port).map_err(|_| Refusal::Port(req.port))?,
+            port: req.port,
             health_path: req.health_path.clone(),
         },
         path: req.path.clone(),
@@ -215,21 +216,7 @@ pub fn plan_offer(req: &OfferRequest) -> Result<PlannedOffer, Refusal> {
     };
     let mut offer = ServiceOffer::new(&req.name, spec);
     offer.metadata.namespace = Some(req.namespace.clone());
-    let charged = format_atomic(price.atomic, USDC_DECIMALS);
-    let mut notes = vec![format!(
-        "Each request is charged {charged} USDC on {} ({}).",
-        req.network,
-        network.caip2()
-    )];
-    if let Some(tokens) = price.approx_tokens_per_request {
-        notes.push(format!(
-            "Priced per million tokens: charged as an approximation at {tokens} tokens per request."
-        ));
-    }
-    if req.per_hour.is_some() {
-        notes.push("Priced per hour: each request is charged five minutes.".into());
-    }
-    Ok(PlannedOffer { offer, notes })
+    Ok(offer)
 }
 
 fn registration(req: &OfferRequest) -> Result<Option<Registration>, Refusal> {

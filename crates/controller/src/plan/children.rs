@@ -9,7 +9,8 @@ use obol_api::gateway::{
     BackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule, HttpRouteSpec,
     LocalObjectReference, ParentReference, PathMatch, PathModifier, UrlRewrite,
 };
-use obol_api::price::{self, PriceSource};
+use obol_api::price::PriceSource;
+use obol_api::service_offer::Chain;
 use obol_api::traefik::{ForwardAuth, Middleware, MiddlewareSpec};
 use obol_api::{
     PaymentRoute, PaymentRouteSpec, PriceModel, RegistrationRequest, RegistrationRequestSpec,
@@ -53,68 +54,13 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
     owner.block_owner_deletion = Some(true);
     let spec = &offer.spec;
 
-    let path = spec.effective_path(name);
-    if !api::validation::is_path(&path) {
-        return Err(InvalidSpec(format!(
-            "spec.path {path:?} is not a URL path of [a-zA-Z0-9/_.-]"
-        )));
-    }
+    let valid = spec
+        .validate(name, chain)
+        .map_err(|e| InvalidSpec(e.to_string()))?;
+    let path = valid.path;
     let up = &spec.upstream;
-    if up.service.is_empty() || !api::names::is_dns1123_label(&up.service) {
-        return Err(InvalidSpec(format!(
-            "spec.upstream.service {:?} is not a Service name",
-            up.service
-        )));
-    }
-    if !(1..=65535).contains(&up.port) {
-        return Err(InvalidSpec(format!(
-            "spec.upstream.port {} is outside 1..65535",
-            up.port
-        )));
-    }
-    if !up.health_path.starts_with('/') {
-        return Err(InvalidSpec(format!(
-            "spec.upstream.healthPath {:?} must start with /",
-            up.health_path
-        )));
-    }
     let payment = &spec.payment;
-    if !api::validation::is_address(&payment.pay_to) {
-        return Err(InvalidSpec(format!(
-            "spec.payment.payTo {:?} is not an address",
-            payment.pay_to
-        )));
-    }
-    let network = obol_x402::Network::resolve(&payment.network)
-        .map_err(|e| InvalidSpec(format!("spec.payment.network: {e}")))?;
-    let (asset, decimals) = match &payment.asset {
-        Some(a) if api::validation::is_address(&a.address) => (Some(a.address.clone()), a.decimals),
-        Some(a) => {
-            return Err(InvalidSpec(format!(
-                "spec.payment.asset.address {:?} is not an address",
-                a.address
-            )));
-        }
-        None if network.usdc.is_some() => (None, api::price::USDC_DECIMALS),
-        None => {
-            return Err(InvalidSpec(format!(
-                "network {} has no known USDC; set spec.payment.asset",
-                network.name
-            )));
-        }
-    };
-    let price = price::effective_price(spec.price_input(), decimals)
-        .map_err(|e| InvalidSpec(format!("spec.payment.price: {e}")))?;
-    let per_mtok = match price.source {
-        PriceSource::PerMTok => Some(
-            price
-                .original
-                .to_atomic(decimals)
-                .map_err(|e| InvalidSpec(format!("spec.payment.price.perMTok: {e}")))?
-                .to_string(),
-        ),
-        _ => None,
-    };
+    let price = valid.price;
 
     let meta = |child: String| ObjectMeta {
         name: Some(child),
@@ -146,15 +92,15 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
             pattern: format!("{}/*", path.trim_end_matches('/')),
             price: price.atomic.to_string(),
             pay_to: payment.pay_to.clone(),
-            network: network.caip2().to_string(),
-            asset,
+            network: valid.chain.caip2.clone(),
+            asset: valid.asset,
             facilitator_url: None,
             price_model: Some(match price.source {
                 PriceSource::PerRequest => PriceModel::PerRequest,
                 PriceSource::PerMTok => PriceModel::PerMTok,
                 PriceSource::PerHour => PriceModel::PerHour,
             }),
-            per_mtok,
+            per_mtok: valid.per_mtok_atomic.map(|atomic| atomic.to_string()),
             approx_tokens_per_request: price.approx_tokens_per_request,
             description: Some(description.clone()),
             max_timeout_seconds: Some(payment.max_timeout_seconds),
@@ -220,7 +166,7 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
                     name: r.name.clone().unwrap_or_else(|| name.to_owned()),
                     description: Some(description),
                     endpoint: format!("{}{}", settings.public_base_url.trim_end_matches('/'), path),
-                    chain: network.caip2().to_string(),
+                    chain: valid.chain.caip2,
                     registry: None,
                     image: r.image.clone(),
                     services: r.services.clone(),
@@ -239,6 +185,16 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
         payment_route,
         http_route,
         registration,
+    })
+}
+
+/// How the controller resolves chains for [`obol_api::ServiceOfferSpec::validate`]: obol-x402's
+/// table.
+pub fn chain(network: &str) -> Result<Chain, String> {
+    let n = obol_x402::Network::resolve(network).map_err(|e| format!("use one of: {}", e.known))?;
+    Ok(Chain {
+        caip2: n.caip2().to_string(),
+        has_usdc: n.usdc.is_some(),
     })
 }
 

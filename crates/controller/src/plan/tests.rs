@@ -208,7 +208,7 @@ fn invalid_specs_are_refused_with_the_reason() {
         ),
         (
             json!({"payment": {"network": "no-such-chain"}}),
-            "unsupported chain",
+            "unknown network",
         ),
         (json!({"payment": {"payTo": "0x123"}}), "payTo"),
         (json!({"path": "/a b"}), "spec.path"),
@@ -218,6 +218,21 @@ fn invalid_specs_are_refused_with_the_reason() {
             "upstream.service",
         ),
         (json!({"upstream": {"healthPath": "health"}}), "healthPath"),
+        // Disagreements with the CLI and the schema, fixed by one `validate`:
+        (json!({"path": "/a/../b"}), "'..' is not allowed"),
+        (json!({"upstream": {"healthPath": "/a b"}}), "healthPath"),
+        (
+            json!({"upstream": {"namespace": "Not_A_Namespace"}}),
+            "upstream.namespace",
+        ),
+        (
+            json!({"payment": {"maxTimeoutSeconds": 0}}),
+            "maxTimeoutSeconds",
+        ),
+        (
+            json!({"payment": {"price": {"perHour": "soon"}}}),
+            "perHour",
+        ),
         (
             json!({"payment": {"asset": {"address": "nope", "decimals": 6}}}),
             "asset",

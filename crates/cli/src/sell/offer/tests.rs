@@ -131,6 +131,31 @@ fn refusals_table() {
             "--path",
         ),
         ("timeout 0", |r| r.max_timeout_seconds = 0, "--max-timeout"),
+        // Disagreements with the controller, fixed by one `validate`:
+        (
+            "upstream not a Service name",
+            |r| r.upstream = "My_Svc".into(),
+            "invalid --upstream \"My_Svc\"",
+        ),
+        (
+            "upstream namespace not a namespace",
+            |r| r.upstream_namespace = Some("Other NS".into()),
+            "--upstream-namespace",
+        ),
+        (
+            "network without USDC",
+            |r| r.network = "sepolia".into(),
+            "no known USDC",
+        ),
+        (
+            "zero approx tokens",
+            |r| {
+                r.per_request = None;
+                r.per_mtok = Some("1".into());
+                r.approx_tokens_per_request = Some(0);
+            },
+            "--approx-tokens",
+        ),
         (
             "no upstream",
             |r| r.upstream = " ".into(),
@@ -151,4 +176,38 @@ fn refusals_table() {
         let err = plan_offer(&req).expect_err(case).to_string();
         assert!(err.contains(want), "{case}: {err}");
     }
+}
+
+/// The schema admits a query in the health path (`?`, `=`, `&`, `%`); the CLI refused it.
+#[test]
+fn health_path_with_a_query_is_accepted() {
+    let req = OfferRequest {
+        health_path: "/health?full=1&x=%20".into(),
+        ..ok_request()
+    };
+    let planned = plan_offer(&req).unwrap();
+    assert_eq!(
+        planned.offer.spec.upstream.health_path,
+        "/health?full=1&x=%20"
+    );
+}
+
+/// `obol sell http --port` and the CRD default the upstream port alike.
+#[test]
+fn port_default_is_the_crds() {
+    use clap::CommandFactory;
+    let cmd = crate::Args::command();
+    let http = cmd
+        .find_subcommand("sell")
+        .and_then(|s| s.find_subcommand("http"))
+        .unwrap();
+    let port = http.get_arguments().find(|a| a.get_id() == "port").unwrap();
+    let flag_default: Vec<_> = port.get_default_values().iter().collect();
+    let spec: obol_api::ServiceOfferSpec = serde_json::from_value(serde_json::json!({
+        "upstream": {"service": "up"},
+        "payment": {"network": "base-sepolia", "payTo": WALLET, "price": {"perRequest": "1"}},
+    }))
+    .unwrap();
+    assert_eq!(flag_default, ["8080"]);
+    assert_eq!(spec.upstream.port, 8080);
 }

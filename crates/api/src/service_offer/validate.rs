@@ -1,0 +1,379 @@
+//! [`ServiceOfferSpec::validate`]: the one rule deciding whether an offer can be sold. The CLI
+//! refuses with it before writing anything, the controller reports its error as
+//! `Ready=False/InvalidSpec`; neither checks anything else about a spec. Pure: the chain table
+//! (in obol-x402, which this crate does not depend on) is passed in as a lookup.
+
+use std::fmt;
+
+use crate::price::{self, Decimal, EffectivePrice, PriceError, PriceSource};
+use crate::validation as v;
+
+use super::ServiceOfferSpec;
+
+/// What validation needs to know about a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    /// CAIP-2 id (`eip155:84532`).
+    pub caip2: String,
+    /// Whether the chain's USDC is known; when not, the offer must name its asset.
+    pub has_usdc: bool,
+}
+
+/// The spec field a refusal is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OfferField {
+    /// `metadata.name`.
+    Name,
+    /// `spec.path`.
+    Path,
+    /// `spec.upstream.service`.
+    UpstreamService,
+    /// `spec.upstream.namespace`.
+    UpstreamNamespace,
+    /// `spec.upstream.port`.
+    UpstreamPort,
+    /// `spec.upstream.healthPath`.
+    HealthPath,
+    /// `spec.payment.payTo`.
+    PayTo,
+    /// `spec.payment.network`.
+    Network,
+    /// `spec.payment.asset` (absent where it is needed).
+    Asset,
+    /// `spec.payment.asset.address`.
+    AssetAddress,
+    /// `spec.payment.asset.decimals`.
+    AssetDecimals,
+    /// `spec.payment.maxTimeoutSeconds`.
+    MaxTimeout,
+    /// `spec.payment.approxTokensPerRequest`.
+    ApproxTokens,
+    /// `spec.payment.price` as a whole (none set, or the gating one unusable).
+    Price,
+    /// `spec.payment.price.perRequest`.
+    PerRequest,
+    /// `spec.payment.price.perMTok`.
+    PerMTok,
+    /// `spec.payment.price.perHour`.
+    PerHour,
+    /// `spec.payment.price.perEpoch`.
+    PerEpoch,
+    /// `spec.model.name`.
+    ModelName,
+    /// `spec.registration.services`.
+    RegistrationServices,
+}
+
+impl OfferField {
+    /// The field's path in the resource, as the controller's condition names it.
+    pub fn spec_path(self) -> &'static str {
+        match self {
+            Self::Name => "metadata.name",
+            Self::Path => "spec.path",
+            Self::UpstreamService => "spec.upstream.service",
+            Self::UpstreamNamespace => "spec.upstream.namespace",
+            Self::UpstreamPort => "spec.upstream.port",
+            Self::HealthPath => "spec.upstream.healthPath",
+            Self::PayTo => "spec.payment.payTo",
+            Self::Network => "spec.payment.network",
+            Self::Asset => "spec.payment.asset",
+            Self::AssetAddress => "spec.payment.asset.address",
+            Self::AssetDecimals => "spec.payment.asset.decimals",
+            Self::MaxTimeout => "spec.payment.maxTimeoutSeconds",
+            Self::ApproxTokens => "spec.payment.approxTokensPerRequest",
+            Self::Price => "spec.payment.price",
+            Self::PerRequest => "spec.payment.price.perRequest",
+            Self::PerMTok => "spec.payment.price.perMTok",
+            Self::PerHour => "spec.payment.price.perHour",
+            Self::PerEpoch => "spec.payment.price.perEpoch",
+            Self::ModelName => "spec.model.name",
+            Self::RegistrationServices => "spec.registration.services",
+        }
+    }
+}
+
+/// What is wrong with a value; its text says what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// Not a DNS-1123 subdomain (offer names).
+    NotASubdomain,
+    /// Not a DNS-1123 label (Service and namespace names).
+    NotALabel,
+    /// Not an offer path.
+    NotAPath,
+    /// An offer path with `..`.
+    DotDot,
+    /// Not a health path.
+    NotAHealthPath,
+    /// Longer than allowed.
+    TooLong {
+        /// Most characters.
+        max: usize,
+    },
+    /// A number outside its range.
+    OutOfRange {
+        /// Lowest allowed.
+        min: i64,
+        /// Highest allowed.
+        max: i64,
+    },
+    /// Not an EVM address.
+    NotAnAddress,
+    /// The chain lookup does not know the network; what to use instead.
+    UnknownNetwork(String),
+    /// The chain has no known USDC and no asset is named.
+    NoUsdc,
+    /// A price that cannot be charged.
+    Price(PriceError),
+    /// Empty where a value is required.
+    Empty,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotASubdomain => write!(
+                f,
+                "use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (at most {} characters)",
+                crate::names::MAX_SUBDOMAIN_LEN
+            ),
+            Self::NotALabel => write!(
+                f,
+                "use lower-case letters, digits and '-', starting and ending with a letter or digit (at most {} characters)",
+                crate::names::MAX_LABEL_LEN
+            ),
+            Self::NotAPath => f.write_str("start with '/' and use letters, digits, '/', '_', '.', '-'"),
+            Self::DotDot => f.write_str("'..' is not allowed in a published path; name the path itself"),
+            Self::NotAHealthPath => f.write_str(
+                "start with '/' and use letters, digits, '/', '_', '.', '-', and '?', '=', '&', '%' for a query",
+            ),
+            Self::TooLong { max } => write!(f, "use at most {max} characters"),
+            Self::OutOfRange { min, max } => write!(f, "out of range, use {min}-{max}"),
+            Self::NotAnAddress => f.write_str("expected 0x followed by 40 hex digits"),
+            Self::UnknownNetwork(hint) => write!(f, "unknown network, {hint}"),
+            Self::NoUsdc => f.write_str(
+                "this network has no known USDC: name the token in spec.payment.asset or use another network",
+            ),
+            Self::Price(e) => write!(f, "{e}; use a positive decimal such as 0.001"),
+            Self::Empty => f.write_str("must not be empty"),
+        }
+    }
+}
+
+/// Why an offer cannot be sold: the field, its value and what to do. `Display` names the spec
+/// field (the controller's `InvalidSpec` message); [`InvalidOffer::message_for`] names another
+/// subject (the CLI's flag).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message_for(self.field.spec_path()))]
+pub struct InvalidOffer {
+    /// The field.
+    pub field: OfferField,
+    /// The refused value as the message shows it (strings quoted), `None` for a whole field.
+    pub value: Option<String>,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl InvalidOffer {
+    fn new(field: OfferField, value: impl fmt::Debug, problem: Problem) -> Self {
+        Self {
+            field,
+            value: Some(format!("{value:?}")),
+            problem,
+        }
+    }
+
+    fn absent(field: OfferField, problem: Problem) -> Self {
+        Self {
+            field,
+            value: None,
+            problem,
+        }
+    }
+
+    /// `invalid <subject> <value>: <what to do>`.
+    pub fn message_for(&self, subject: &str) -> String {
+        match &self.value {
+            Some(value) => format!("invalid {subject} {value}: {}", self.problem),
+            None => format!("invalid {subject}: {}", self.problem),
+        }
+    }
+}
+
+/// An offer that passed [`ServiceOfferSpec::validate`], with what the checks derived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidOffer {
+    /// The path the offer is published at.
+    pub path: String,
+    /// The chain.
+    pub chain: Chain,
+    /// The token override, when set (else the chain's USDC).
+    pub asset: Option<String>,
+    /// Decimals of the token charged.
+    pub decimals: u8,
+    /// The price one request is charged.
+    pub price: EffectivePrice,
+    /// The per-million-token price in atomic units, when that price gates.
+    pub per_mtok_atomic: Option<u128>,
+}
+
+type Checked<T = ()> = Result<T, InvalidOffer>;
+
+fn check(ok: bool, field: OfferField, value: &str, problem: Problem) -> Checked {
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidOffer::new(field, value, problem))
+    }
+}
+
+fn in_range(field: OfferField, value: i64, min: i64, max: i64) -> Checked {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(InvalidOffer::new(
+            field,
+            value,
+            Problem::OutOfRange { min, max },
+        ))
+    }
+}
+
+impl ServiceOfferSpec {
+    /// Every rule of an offer named `name`, in one pass: the CRD schema's (generated from the
+    /// same [`crate::validation`] constants) and those a schema cannot say (known chain, a
+    /// price that charges something, no `..` in the path). `chains` resolves a network name or
+    /// CAIP-2 id, or says what to use instead (`use one of: base, base-sepolia, …`).
+    pub fn validate(
+        &self,
+        name: &str,
+        chains: impl Fn(&str) -> Result<Chain, String>,
+    ) -> Result<ValidOffer, InvalidOffer> {
+        use OfferField as F;
+        check(
+            crate::names::is_dns1123_subdomain(name),
+            F::Name,
+            name,
+            Problem::NotASubdomain,
+        )?;
+        let up = &self.upstream;
+        check(
+            crate::names::is_dns1123_label(&up.service),
+            F::UpstreamService,
+            &up.service,
+            Problem::NotALabel,
+        )?;
+        if let Some(ns) = up.namespace.as_deref() {
+            let ok = ns.is_empty() || crate::names::is_dns1123_label(ns);
+            check(ok, F::UpstreamNamespace, ns, Problem::NotALabel)?;
+        }
+        in_range(
+            F::UpstreamPort,
+            up.port.into(),
+            v::MIN_PORT.into(),
+            v::MAX_PORT.into(),
+        )?;
+        let health = &up.health_path;
+        check(
+            v::is_health_path(health),
+            F::HealthPath,
+            health,
+            Problem::NotAHealthPath,
+        )?;
+        if let Some(path) = &self.path {
+            // `is_path` refuses `..` too; say which rule the path broke.
+            check(!path.contains(".."), F::Path, path, Problem::DotDot)?;
+            check(v::is_path(path), F::Path, path, Problem::NotAPath)?;
+            let max = v::MAX_PATH_LEN;
+            check(path.len() <= max, F::Path, path, Problem::TooLong { max })?;
+        }
+        let payment = &self.payment;
+        check(
+            v::is_address(&payment.pay_to),
+            F::PayTo,
+            &payment.pay_to,
+            Problem::NotAnAddress,
+        )?;
+        let chain = chains(&payment.network).map_err(|why| {
+            InvalidOffer::new(F::Network, &payment.network, Problem::UnknownNetwork(why))
+        })?;
+        let (asset, decimals) = match &payment.asset {
+            Some(a) => {
+                check(
+                    v::is_address(&a.address),
+                    F::AssetAddress,
+                    &a.address,
+                    Problem::NotAnAddress,
+                )?;
+                let max = v::MAX_ASSET_DECIMALS;
+                in_range(F::AssetDecimals, a.decimals.into(), 0, max.into())?;
+                (Some(a.address.clone()), a.decimals)
+            }
+            None if chain.has_usdc => (None, price::USDC_DECIMALS),
+            None => {
+                return Err(InvalidOffer::new(
+                    F::Network,
+                    &payment.network,
+                    Problem::NoUsdc,
+                ));
+            }
+        };
+        in_range(
+            F::MaxTimeout,
+            payment.max_timeout_seconds,
+            v::MIN_TIMEOUT_SECONDS,
+            v::MAX_TIMEOUT_SECONDS,
+        )?;
+        if let Some(tokens) = payment.approx_tokens_per_request
+            && tokens == 0
+        {
+            return Err(InvalidOffer::new(
+                F::ApproxTokens,
+                tokens,
+                Problem::Price(PriceError::ZeroTokens),
+            ));
+        }
+        let p = &payment.price;
+        for (field, value) in [
+            (F::PerRequest, &p.per_request),
+            (F::PerMTok, &p.per_mtok),
+            (F::PerHour, &p.per_hour),
+            (F::PerEpoch, &p.per_epoch),
+        ] {
+            if let Some(value) = value {
+                Decimal::parse(value)
+                    .map_err(|e| InvalidOffer::new(field, value, Problem::Price(e)))?;
+            }
+        }
+        let price = price::effective_price(self.price_input(), decimals)
+            .map_err(|e| InvalidOffer::absent(F::Price, Problem::Price(e)))?;
+        let per_mtok_atomic = match price.source {
+            PriceSource::PerMTok => Some(
+                price
+                    .original
+                    .to_atomic(decimals)
+                    .map_err(|e| InvalidOffer::absent(F::PerMTok, Problem::Price(e)))?,
+            ),
+            _ => None,
+        };
+        if let Some(model) = &self.model {
+            check(!model.name.is_empty(), F::ModelName, "", Problem::Empty)?;
+        }
+        for s in self.registration.iter().flat_map(|r| &r.services) {
+            let ok = !s.name.is_empty() && !s.endpoint.is_empty();
+            let value = format!("{} {}", s.name, s.endpoint);
+            check(ok, F::RegistrationServices, value.trim(), Problem::Empty)?;
+        }
+        Ok(ValidOffer {
+            path: self.effective_path(name),
+            chain,
+            asset,
+            decimals,
+            price,
+            per_mtok_atomic,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

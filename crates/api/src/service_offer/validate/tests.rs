@@ -1,0 +1,287 @@
+//! The one table of offer rules: each row edits a valid spec and says what `validate` answers.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::price::PriceError;
+
+/// A stand-in for the chain table of obol-x402: two chains, one without USDC.
+pub(crate) fn chains(network: &str) -> Result<Chain, String> {
+    match network {
+        "base-sepolia" | "eip155:84532" => Ok(Chain {
+            caip2: "eip155:84532".into(),
+            has_usdc: true,
+        }),
+        "sepolia" => Ok(Chain {
+            caip2: "eip155:11155111".into(),
+            has_usdc: false,
+        }),
+        _ => Err("use one of: base-sepolia, sepolia".into()),
+    }
+}
+
+const ASSET: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+
+fn spec(patch: &Value) -> ServiceOfferSpec {
+    let mut base = json!({
+        "upstream": {"service": "up", "port": 8080, "healthPath": "/health"},
+        "payment": {"network": "base-sepolia",
+                    "payTo": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                    "price": {"perRequest": "0.001"}},
+    });
+    merge(&mut base, patch);
+    serde_json::from_value(base).expect("the patched spec deserializes")
+}
+
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+type Want = Result<(), (OfferField, Problem)>;
+
+fn out(min: i64, max: i64) -> Problem {
+    Problem::OutOfRange { min, max }
+}
+
+#[test]
+fn offer_rules_table() {
+    use OfferField as F;
+    let ok: Want = Ok(());
+    let no = |f: OfferField, p: Problem| -> Want { Err((f, p)) };
+    let price = |e: PriceError| Problem::Price(e);
+    // (name, spec patch, answer)
+    let cases: Vec<(&str, Value, Want)> = vec![
+        ("demo", json!({}), ok.clone()),
+        ("a.b-c", json!({"path": "/.well-known/x"}), ok.clone()),
+        ("Demo", json!({}), no(F::Name, Problem::NotASubdomain)),
+        ("", json!({}), no(F::Name, Problem::NotASubdomain)),
+        // upstream
+        (
+            "d",
+            json!({"upstream": {"service": "Up_1"}}),
+            no(F::UpstreamService, Problem::NotALabel),
+        ),
+        (
+            "d",
+            json!({"upstream": {"service": ""}}),
+            no(F::UpstreamService, Problem::NotALabel),
+        ),
+        ("d", json!({"upstream": {"namespace": ""}}), ok.clone()),
+        (
+            "d",
+            json!({"upstream": {"namespace": "other-ns"}}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"upstream": {"namespace": "Other"}}),
+            no(F::UpstreamNamespace, Problem::NotALabel),
+        ),
+        (
+            "d",
+            json!({"upstream": {"port": 0}}),
+            no(F::UpstreamPort, out(1, 65535)),
+        ),
+        (
+            "d",
+            json!({"upstream": {"port": 65536}}),
+            no(F::UpstreamPort, out(1, 65535)),
+        ),
+        ("d", json!({"upstream": {"port": 65535}}), ok.clone()),
+        // The schema admits a query in the health path; the CLI refused it.
+        (
+            "d",
+            json!({"upstream": {"healthPath": "/health?full=1&x=%20"}}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"upstream": {"healthPath": "health"}}),
+            no(F::HealthPath, Problem::NotAHealthPath),
+        ),
+        (
+            "d",
+            json!({"upstream": {"healthPath": "/a b"}}),
+            no(F::HealthPath, Problem::NotAHealthPath),
+        ),
+        // path: `..` was refused by the CLI only.
+        (
+            "d",
+            json!({"path": "/a/../b"}),
+            no(F::Path, Problem::DotDot),
+        ),
+        ("d", json!({"path": "/a..b"}), no(F::Path, Problem::DotDot)),
+        ("d", json!({"path": "/a b"}), no(F::Path, Problem::NotAPath)),
+        ("d", json!({"path": ""}), no(F::Path, Problem::NotAPath)),
+        (
+            "d",
+            json!({"path": format!("/{}", "a".repeat(1024))}),
+            no(F::Path, Problem::TooLong { max: 1024 }),
+        ),
+        // payment
+        (
+            "d",
+            json!({"payment": {"payTo": "0x123"}}),
+            no(F::PayTo, Problem::NotAnAddress),
+        ),
+        (
+            "d",
+            json!({"payment": {"network": "eip155:84532"}}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"payment": {"network": "solana"}}),
+            no(
+                F::Network,
+                Problem::UnknownNetwork("use one of: base-sepolia, sepolia".into()),
+            ),
+        ),
+        // A chain without USDC needs an asset: the CLI used to accept it, the controller not.
+        (
+            "d",
+            json!({"payment": {"network": "sepolia"}}),
+            no(F::Network, Problem::NoUsdc),
+        ),
+        (
+            "d",
+            json!({"payment": {"network": "sepolia", "asset": {"address": ASSET, "decimals": 6}}}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"payment": {"asset": {"address": "nope", "decimals": 6}}}),
+            no(F::AssetAddress, Problem::NotAnAddress),
+        ),
+        (
+            "d",
+            json!({"payment": {"asset": {"address": ASSET, "decimals": 37}}}),
+            no(F::AssetDecimals, out(0, 36)),
+        ),
+        // maxTimeoutSeconds: the controller did not check it.
+        (
+            "d",
+            json!({"payment": {"maxTimeoutSeconds": 0}}),
+            no(F::MaxTimeout, out(1, 86400)),
+        ),
+        (
+            "d",
+            json!({"payment": {"maxTimeoutSeconds": 86401}}),
+            no(F::MaxTimeout, out(1, 86400)),
+        ),
+        (
+            "d",
+            json!({"payment": {"maxTimeoutSeconds": 86400}}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"payment": {"approxTokensPerRequest": 0}}),
+            no(F::ApproxTokens, price(PriceError::ZeroTokens)),
+        ),
+        // prices
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": "-1"}}}),
+            no(F::PerRequest, price(PriceError::Negative("-1".into()))),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": "cheap"}}}),
+            no(F::PerRequest, price(PriceError::NotANumber("cheap".into()))),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": ""}}}),
+            no(F::PerRequest, price(PriceError::Empty)),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": "0"}}}),
+            no(F::Price, price(PriceError::Zero("0".into()))),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": null}}}),
+            no(F::Price, price(PriceError::Missing)),
+        ),
+        // A malformed price that does not gate is refused too, as the schema refuses it.
+        (
+            "d",
+            json!({"payment": {"price": {"perHour": "x"}}}),
+            no(F::PerHour, price(PriceError::NotANumber("x".into()))),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perEpoch": "1,5"}}}),
+            no(F::PerEpoch, price(PriceError::NotANumber("1,5".into()))),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": null, "perMTok": "1.0"}}}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"model": {"name": "", "runtime": "ollama"}}),
+            no(F::ModelName, Problem::Empty),
+        ),
+        (
+            "d",
+            json!({"registration": {"services": [{"name": "A2A", "endpoint": ""}]}}),
+            no(F::RegistrationServices, Problem::Empty),
+        ),
+    ];
+    for (name, patch, want) in cases {
+        let got = spec(&patch)
+            .validate(name, chains)
+            .map(|_| ())
+            .map_err(|e| (e.field, e.problem));
+        assert_eq!(got, want, "{name} {patch}");
+    }
+}
+
+#[test]
+fn a_valid_offer_carries_what_the_children_need() {
+    let per_mtok = spec(
+        &json!({"path": "/api/", "payment": {"price": {"perRequest": null, "perMTok": "1.25"}}}),
+    );
+    let valid = per_mtok.validate("demo", chains).unwrap();
+    assert_eq!(valid.path, "/api/");
+    assert_eq!(valid.chain.caip2, "eip155:84532");
+    assert_eq!((valid.asset, valid.decimals), (None, 6));
+    assert_eq!(valid.price.atomic, 1250);
+    assert_eq!(valid.per_mtok_atomic, Some(1_250_000));
+    let plain = spec(&json!({})).validate("demo", chains).unwrap();
+    assert_eq!(plain.path, "/services/demo");
+    assert_eq!(plain.per_mtok_atomic, None);
+}
+
+#[test]
+fn messages_name_the_field_or_the_callers_subject_and_say_what_to_do() {
+    let e = spec(&json!({"upstream": {"port": 0}}))
+        .validate("d", chains)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid spec.upstream.port 0: out of range, use 1-65535"
+    );
+    assert_eq!(
+        e.message_for("--port"),
+        "invalid --port 0: out of range, use 1-65535"
+    );
+    let missing = spec(&json!({"payment": {"price": {"perRequest": null}}}))
+        .validate("d", chains)
+        .unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "invalid spec.payment.price: no price is set (one of perRequest, perMTok or perHour); use a positive decimal such as 0.001"
+    );
+}
