@@ -1,41 +1,26 @@
 #!/usr/bin/env bash
 # Installs solc-js (the Solidity compiler as JavaScript, runs offline) from npm into
-# $OBOL_TOOLS_DIR/solc; exits at once when the pinned version is already there. Prints the
-# node_modules directory, to be used as NODE_PATH for contracts/compile.js:
+# $OBOL_TOOLS_DIR/solc-<version> (safe to run concurrently: see lib.sh). Prints the node_modules
+# directory, to be used as NODE_PATH for contracts/compile.js:
 #
 #   NODE_PATH="$(scripts/tools/solc.sh)" node contracts/compile.js && git diff --exit-code contracts/out
 set -euo pipefail
+TOOL=solc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SOLC_VERSION=0.8.37
-OBOL_TOOLS_DIR=${OBOL_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/obol-tools}
-DIR="$OBOL_TOOLS_DIR/solc"
-MODULES="$DIR/node_modules"
+DEST="$OBOL_TOOLS_DIR/solc-$SOLC_VERSION"
 
-log() { printf '[solc.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-installed_version() {
-  [ -f "$MODULES/solc/package.json" ] && node -p "require('$MODULES/solc/package.json').version" 2>/dev/null
+is_installed() {
+  [ -f "$1/node_modules/solc/package.json" ] &&
+    [ "$(node -p "require('$1/node_modules/solc/package.json').version" 2>/dev/null)" = "$SOLC_VERSION" ]
 }
 
-if [ "$(installed_version || true)" = "$SOLC_VERSION" ]; then
-  echo "$MODULES"
-  exit 0
-fi
+install() {
+  command -v npm >/dev/null 2>&1 || { log "npm is required (apt-get install nodejs npm)"; return 1; }
+  log "installing solc-js $SOLC_VERSION from npm"
+  npm install --prefix "$1" --no-save --no-audit --no-fund --loglevel=error "solc@$SOLC_VERSION" >&2
+}
 
-# Concurrent callers (parallel tests under CI) serialize here; the second one finds the tool.
-mkdir -p "$DIR"
-exec 9>"$DIR.lock"
-flock 9
-if [ "$(installed_version || true)" = "$SOLC_VERSION" ]; then
-  echo "$MODULES"
-  exit 0
-fi
-
-command -v npm >/dev/null 2>&1 || { log "npm is required (Node 20)"; exit 1; }
-start=$(date +%s)
-log "installing solc-js $SOLC_VERSION into $DIR"
-mkdir -p "$DIR"
-npm install --prefix "$DIR" --no-save --no-audit --no-fund --loglevel=error "solc@$SOLC_VERSION" >&2
-[ "$(installed_version || true)" = "$SOLC_VERSION" ] || { log "solc $SOLC_VERSION did not install"; exit 1; }
-log "done in $(( $(date +%s) - start )) s"
-echo "$MODULES"
+install_once "solc-$SOLC_VERSION" "$DEST" is_installed install
+echo "$DEST/node_modules"

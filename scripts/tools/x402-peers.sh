@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Installs the pinned third-party x402 peers (tools/x402-peers: the official reference packages
-# from npm) into $OBOL_TOOLS_DIR/x402-peers-<lockfile hash> and prints that directory.
-# Exits early when that exact lockfile is installed already.
+# from npm) into $OBOL_TOOLS_DIR/x402-peers-<lockfile hash> (safe to run concurrently: see lib.sh)
+# and prints that directory.
 set -euo pipefail
+TOOL=x402-peers.sh
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+
 src="$here/../../tools/x402-peers"
-OBOL_TOOLS_DIR=${OBOL_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/obol-tools}
 hash=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-12)
-dest="$OBOL_TOOLS_DIR/x402-peers-$hash"
-if [ -f "$dest/.installed" ]; then
-  echo "$dest"
-  exit 0
-fi
-command -v npm >/dev/null || { echo "x402-peers.sh: npm is required (Node.js 20)" >&2; exit 1; }
-rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-cp "$src/package.json" "$src/package-lock.json" "$dest.tmp/"
-echo "[x402-peers] npm ci into $dest" >&2
-(cd "$dest.tmp" && npm ci --no-audit --no-fund --loglevel=error >&2)
-rm -rf "$dest" && mv "$dest.tmp" "$dest"
-touch "$dest/.installed"
-echo "$dest"
+DEST="$OBOL_TOOLS_DIR/x402-peers-$hash"
+
+is_installed() { [ -f "$1/.installed" ]; }
+
+install() {
+  command -v npm >/dev/null 2>&1 || { log "npm is required (apt-get install nodejs npm)"; return 1; }
+  cp "$src/package.json" "$src/package-lock.json" "$1/"
+  log "npm ci (x402 reference packages)"
+  (cd "$1" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  touch "$1/.installed"
+}
+
+install_once "x402-peers-$hash" "$DEST" is_installed install
+echo "$DEST"

@@ -12,6 +12,7 @@
 //! This crate is a dev-dependency only; like a binary it enables k8s-openapi's version feature.
 
 pub mod gateway;
+pub mod net;
 pub mod tools;
 
 use std::future::Future;

