@@ -130,6 +130,17 @@ pub struct RegistrationRequestStatus {
     /// Fence: the block from which `Registered` logs are searched after a crash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_from_block: Option<u64>,
+    /// Fence: the address that sends `register` (and owns the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    pub signer: Option<String>,
+    /// Fence: the signer's transaction nonce reserved for `register`. Every (re-)send uses it,
+    /// so at most one registration of this request can ever be mined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<u64>,
+    /// Where the agent is (being) registered, `eip155:<chainId>:<registry>`, fixed at the fence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_registry: Option<String>,
     /// The agent URI last written on chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_uri: Option<String>,

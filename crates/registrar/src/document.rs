@@ -25,20 +25,31 @@ pub struct Target {
 }
 
 impl Target {
-    /// Resolves `spec.chain` (name or CAIP-2) and `spec.registry` (default: the official
-    /// registry of that chain, `erc8004.md` §2).
+    /// Resolves `spec.chain` (a name the x402 network table knows, or any CAIP-2 `eip155:<id>`)
+    /// and `spec.registry` (default: the official registry of that chain,
+    /// [`crate::deployments`]).
     pub fn from_spec(spec: &RegistrationRequestSpec) -> Result<Self, String> {
-        let network = obol_x402::Network::resolve(&spec.chain).map_err(|e| e.to_string())?;
-        let chain_id = network.chain_id;
+        let chain_id = chain_id(&spec.chain)?;
         let registry = match &spec.registry {
             Some(r) => r
                 .parse::<Address>()
                 .map_err(|e| format!("registry {r:?}: {e}"))?,
-            None => official_registry(chain_id).ok_or_else(|| {
+            None => crate::deployments::official_registry(chain_id).ok_or_else(|| {
                 format!("no known IdentityRegistry on chain {chain_id}; set spec.registry")
             })?,
         };
         Ok(Self { chain_id, registry })
+    }
+
+    /// Parses an `agentRegistry` string, `eip155:<chainId>:<registry>`.
+    pub fn from_agent_registry(s: &str) -> Result<Self, String> {
+        let bad = || format!("agentRegistry {s:?}: expected eip155:<chainId>:<address>");
+        let rest = s.strip_prefix("eip155:").ok_or_else(bad)?;
+        let (chain, address) = rest.split_once(':').ok_or_else(bad)?;
+        Ok(Self {
+            chain_id: chain.parse().map_err(|_| bad())?,
+            registry: address.parse().map_err(|_| bad())?,
+        })
     }
 
     /// `eip155:<chainId>:<registry>`, the `agentRegistry` of a registrations entry.
@@ -51,17 +62,19 @@ impl Target {
     }
 }
 
-/// The official ERC-8004 IdentityRegistry (v2) on the chains it is deployed to.
-pub fn official_registry(chain_id: u64) -> Option<Address> {
-    match chain_id {
-        84532 | 11155111 => Some(alloy::primitives::address!(
-            "0x8004A818BFB912233c491871b3d84c89A494BD9e"
-        )),
-        8453 | 1 => Some(alloy::primitives::address!(
-            "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432"
-        )),
-        _ => None,
+/// The EIP-155 chain id of `chain`: a network name (or alias) of the x402 table, or CAIP-2
+/// `eip155:<id>` for any chain (registration needs no token table).
+pub fn chain_id(chain: &str) -> Result<u64, String> {
+    if let Some(id) = chain.strip_prefix("eip155:") {
+        return id
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| format!("chain {chain:?}: expected eip155:<decimal chain id>"));
     }
+    obol_x402::Network::resolve(chain)
+        .map(|n| n.chain_id)
+        .map_err(|e| e.to_string())
 }
 
 /// The registration file.
@@ -104,7 +117,7 @@ pub struct RegistrationDocument {
 pub struct Service {
     /// `web`, `A2A`, `MCP`, `OASF`, …
     pub name: String,
-    /// URL (the OASF entry has none).
+    /// URL (every entry has one; an older document may lack it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// Protocol version.
@@ -149,9 +162,11 @@ pub fn build(
         domains: vec![],
     }];
     if !spec.skills.is_empty() || !spec.domains.is_empty() {
+        // The OASF entry describes the agent's own endpoint (the spec's structure has an
+        // endpoint on every service, and some parsers require it).
         services.push(Service {
             name: "OASF".into(),
-            endpoint: None,
+            endpoint: Some(spec.endpoint.clone()),
             version: Some(OASF_VERSION.into()),
             skills: spec.skills.clone(),
             domains: spec.domains.clone(),

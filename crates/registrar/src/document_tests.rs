@@ -64,6 +64,58 @@ fn resolves_the_official_registry_by_chain_name_or_caip2() {
     );
     spec.chain = "nowhere".into();
     assert!(Target::from_spec(&spec).is_err());
+
+    // Any chain of the official deployment, named by CAIP-2 (no token table needed).
+    let mut spec = mk_spec();
+    spec.chain = "eip155:42220".into();
+    assert_eq!(
+        Target::from_spec(&spec).unwrap().registry,
+        crate::deployments::MAINNET_IDENTITY_REGISTRY
+    );
+    spec.chain = "eip155:31337".into();
+    let err = Target::from_spec(&spec).unwrap_err();
+    assert!(err.contains("set spec.registry"), "{err}");
+    for bad in ["eip155:", "eip155:0", "eip155:x1"] {
+        spec.chain = bad.into();
+        assert!(Target::from_spec(&spec).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn agent_registry_strings_round_trip() {
+    let t = target();
+    assert_eq!(Target::from_agent_registry(&t.agent_registry()), Ok(t));
+    for bad in [
+        "",
+        "84532:0x8004A818BFB912233c491871b3d84c89A494BD9e",
+        "eip155:84532",
+        "eip155:x:0x8004A818BFB912233c491871b3d84c89A494BD9e",
+        "eip155:84532:0x12",
+    ] {
+        assert!(Target::from_agent_registry(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn every_service_entry_has_an_endpoint() {
+    // Skills or domains add an OASF entry; it names the agent's endpoint like every other one.
+    let doc = build(&mk_spec(), &target(), None);
+    let oasf = doc.services.iter().find(|s| s.name == "OASF").unwrap();
+    assert_eq!(
+        oasf.endpoint.as_deref(),
+        Some("https://example.com/services/demo")
+    );
+    assert_eq!(oasf.skills, ["natural_language_processing/text_generation"]);
+    for s in &doc.services {
+        assert!(
+            s.endpoint.as_deref().is_some_and(|e| !e.is_empty()),
+            "{s:?}"
+        );
+    }
+    let mut only_domains = mk_spec();
+    only_domains.skills.clear();
+    let doc = build(&only_domains, &target(), None);
+    assert!(doc.services.iter().all(|s| s.endpoint.is_some()));
 }
 
 #[test]
@@ -172,14 +224,16 @@ fn aggregate_keeps_the_oldest_identity_and_collects_services_and_registrations()
     let endpoints: Vec<_> = agg
         .services
         .iter()
-        .filter_map(|s| s.endpoint.as_deref())
+        .map(|s| (s.name.as_str(), s.endpoint.as_deref().unwrap_or_default()))
         .collect();
     assert_eq!(
         endpoints,
         [
-            "https://example.com/services/demo",
-            "https://example.com/.well-known/agent-card.json",
-            "https://example.com/services/second",
+            ("web", "https://example.com/services/demo"),
+            ("OASF", "https://example.com/services/demo"),
+            ("A2A", "https://example.com/.well-known/agent-card.json"),
+            ("web", "https://example.com/services/second"),
+            ("OASF", "https://example.com/services/second"),
         ]
     );
     let ids: Vec<_> = agg.registrations.iter().map(|r| r.agent_id).collect();

@@ -52,6 +52,41 @@ pub enum ChainError {
         /// What it answered.
         version: String,
     },
+    /// The address answers like the registry's implementation, not its proxy (permanent: an
+    /// agent minted there would live in the implementation's own storage).
+    #[error(
+        "registry {address} answers getVersion 2.0.0 but name() {name:?} instead of \"AgentIdentity\": \
+         it looks like the registry's implementation contract, not its proxy; set spec.registry \
+         to the proxy{official}"
+    )]
+    NotTheProxy {
+        /// The configured registry.
+        address: String,
+        /// What `name()` answered.
+        name: String,
+        /// `" (the official registry on chain N is 0x…)"`, or empty.
+        official: String,
+    },
+    /// `ownerOf(agentId)` does not answer yet (a lagging RPC replica; retry).
+    #[error("agent {agent_id} is not visible at the RPC endpoint yet (ownerOf reverts)")]
+    AgentNotVisible {
+        /// The agent.
+        agent_id: u64,
+    },
+    /// The agent belongs to another address than the registrar's key (permanent: the
+    /// registrar cannot update it; e.g. the key was rotated, or the agent transferred).
+    #[error(
+        "agent {agent_id} is owned by {owner}, not by the registrar's key {signer}; only its owner \
+         (or an approved operator) can update it"
+    )]
+    NotOwner {
+        /// The agent.
+        agent_id: u64,
+        /// Its owner.
+        owner: String,
+        /// The registrar's address.
+        signer: String,
+    },
     /// A mined registration carried no `Registered` event from the registry (permanent).
     #[error("transaction {tx_hash} has no Registered event from the registry")]
     NoRegisteredEvent {
@@ -91,6 +126,8 @@ impl ChainError {
                 | Self::InsufficientFunds { .. }
                 | Self::NoRegisteredEvent { .. }
                 | Self::UnsupportedRegistry { .. }
+                | Self::NotTheProxy { .. }
+                | Self::NotOwner { .. }
         )
     }
 
@@ -104,6 +141,9 @@ impl ChainError {
             Self::NoContract { .. } => "no_contract",
             Self::NoRegisteredEvent { .. } => "no_registered_event",
             Self::UnsupportedRegistry { .. } => "unsupported_registry",
+            Self::NotTheProxy { .. } => "not_the_proxy",
+            Self::AgentNotVisible { .. } => "agent_not_visible",
+            Self::NotOwner { .. } => "not_owner",
             Self::WrongChain { .. } => "wrong_chain",
             Self::NoRpc { .. } => "no_rpc",
             Self::ReceiptTimeout { .. } => "receipt_timeout",

@@ -41,6 +41,7 @@ pub mod args;
 pub mod backoff;
 pub mod chain;
 pub mod contracts;
+pub mod deployments;
 pub mod document;
 pub mod error;
 pub mod http;
@@ -51,6 +52,7 @@ pub mod plan;
 pub mod receipt;
 pub mod request;
 pub mod run;
+pub mod step;
 
 pub use args::Args;
 pub use error::{ChainError, Error, Result};

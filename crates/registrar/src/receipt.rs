@@ -4,7 +4,7 @@
 use alloy::primitives::{Address, Log, U256};
 use alloy::sol_types::SolEvent as _;
 
-use crate::contracts::IdentityRegistry::Registered;
+use crate::abi::IIdentityRegistry::Registered;
 
 /// A decoded `Registered(uint256 indexed agentId, string agentURI, address indexed owner)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,18 +40,16 @@ pub fn registered_in_receipt<'a>(
         .find_map(|l| decode_registered(l, registry))
 }
 
-/// Recovery after a crash: among `logs` (chain order), the newest `Registered` event of
-/// `registry` by `owner` whose URI is `uri`.
-pub fn newest_registration<'a>(
-    logs: impl IntoIterator<Item = &'a Log>,
+/// Recovery after a crash: `log` decoded when it is a `Registered` event of `registry` by
+/// `owner` whose URI is `uri` (surrounding whitespace ignored).
+pub fn matching_registration(
+    log: &Log,
     registry: Address,
     owner: Address,
     uri: &str,
 ) -> Option<RegisteredEvent> {
-    logs.into_iter()
-        .filter_map(|l| decode_registered(l, registry))
+    decode_registered(log, registry)
         .filter(|ev| ev.owner == owner && ev.agent_uri.trim() == uri.trim())
-        .last()
 }
 
 /// The agentId as the status and the document carry it. Ids are sequential from 0, so a

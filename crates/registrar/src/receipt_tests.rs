@@ -93,16 +93,20 @@ fn ignores_other_contracts_and_malformed_logs() {
 }
 
 #[test]
-fn recovery_takes_the_newest_matching_log_of_the_owner() {
+fn recovery_matches_the_owner_and_the_uri() {
     let stranger = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
-    let logs = [
-        registered(REGISTRY, 1, "uri-a", OWNER),
-        registered(REGISTRY, 2, "uri-b", OWNER),
-        registered(REGISTRY, 3, "uri-a", OWNER),
-        registered(REGISTRY, 4, "uri-a", stranger),
-    ];
-    let ev = newest_registration(&logs, REGISTRY, OWNER, "uri-a").unwrap();
+    let ours = registered(REGISTRY, 3, " uri-a\n", OWNER);
+    let ev = matching_registration(&ours, REGISTRY, OWNER, "uri-a").unwrap();
     assert_eq!(ev.agent_id, U256::from(3));
-    assert_eq!(newest_registration(&logs, REGISTRY, OWNER, "uri-c"), None);
+    for other in [
+        registered(REGISTRY, 2, "uri-b", OWNER),
+        registered(REGISTRY, 4, "uri-a", stranger),
+        registered(stranger, 5, "uri-a", OWNER),
+    ] {
+        assert_eq!(
+            matching_registration(&other, REGISTRY, OWNER, "uri-a"),
+            None
+        );
+    }
     assert_eq!(agent_id_u64(U256::MAX), None);
 }

@@ -4,6 +4,8 @@
 //!
 //! A missing anvil is installed (`scripts/tools/anvil.sh`) or fails the test; it never skips.
 
+#![allow(clippy::unwrap_used)] // helpers of tests: a panic is the failure report
+
 mod support;
 
 use std::time::Duration;
@@ -14,16 +16,16 @@ use kube::Api;
 use kube::api::DeleteParams;
 use obol_api::{RegistrationPhase as Phase, RegistrationRequest};
 use obol_testenv::TestEnv;
-use support::anvil::Anvil;
+use support::anvil::{Anvil, RegistryKind};
 use support::registrar::{
-    Options, REGISTRY, Registrar, create, mk_rr, phase, registered_events, wait_gone, wait_rr,
+    Options, Registrar, create, mk_rr, phase, registered_events, wait_gone, wait_rr,
 };
+use support::rpc_proxy::{Kill, RpcProxy, Script};
 
-#[tokio::test]
-async fn a_crash_between_send_and_confirmation_registers_exactly_once() {
+async fn a_crash_between_send_and_confirmation_registers_exactly_once(kind: RegistryKind) {
     let env = TestEnv::get().await;
     let anvil = Anvil::start(&[]).await;
-    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let registry = anvil.deploy(kind).await;
     let ns = env.namespace("rr-crash").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let chain = anvil.provider(None);
@@ -36,7 +38,7 @@ async fn a_crash_between_send_and_confirmation_registers_exactly_once() {
         extra: vec![],
     };
     let mut first = Registrar::start(&options);
-    create(&api, &mk_rr("crash", Some(&REGISTRY.to_string()))).await;
+    create(&api, &mk_rr("crash", Some(&registry.to_string()))).await;
     let submitted = wait_rr(&api, "crash", &first, "Submitted", |rr| {
         phase(rr) == Some(Phase::Submitted)
     })
@@ -70,16 +72,15 @@ async fn a_crash_between_send_and_confirmation_registers_exactly_once() {
     .await;
     let status = confirmed.status.unwrap();
     assert_eq!(status.tx_hash.as_deref(), Some(tx.as_str()));
-    let events = registered_events(&anvil, REGISTRY).await;
+    let events = registered_events(&anvil, registry).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(status.agent_id.as_deref(), Some("0"));
 }
 
-#[tokio::test]
-async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs() {
+async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs(kind: RegistryKind) {
     let env = TestEnv::get().await;
     let anvil = Anvil::start(&[]).await;
-    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let registry = anvil.deploy(kind).await;
     let ns = env.namespace("rr-fence").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let chain = anvil.provider(None);
@@ -92,7 +93,7 @@ async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs() {
         extra: vec![],
     };
     let mut first = Registrar::start(&options);
-    create(&api, &mk_rr("fence", Some(&REGISTRY.to_string()))).await;
+    create(&api, &mk_rr("fence", Some(&registry.to_string()))).await;
     let submitted = wait_rr(&api, "fence", &first, "Submitted", |rr| {
         phase(rr) == Some(Phase::Submitted)
     })
@@ -125,11 +126,78 @@ async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs() {
         Some(tx.as_str()),
         "found in the logs"
     );
-    assert_eq!(registered_events(&anvil, REGISTRY).await.len(), 1);
+    assert_eq!(registered_events(&anvil, registry).await.len(), 1);
 }
 
-#[tokio::test]
-async fn rpc_down_retries_with_backoff_then_recovers() {
+/// The window, on the real binary: the registrar dies right after its `register`
+/// reached the node (the hash never stored), and the transaction is mined between the next
+/// process's recovery queries. Recovery must find it, never send a second one.
+async fn a_register_mined_between_the_recovery_queries_is_found_not_sent_again(kind: RegistryKind) {
+    let env = TestEnv::get().await;
+    let anvil = Anvil::start(&[]).await;
+    let registry = anvil.deploy(kind).await;
+    let chain = anvil.provider(None);
+    chain.anvil_set_auto_mine(false).await.unwrap();
+    let proxy = RpcProxy::start(anvil.url()).await;
+    proxy.reset(Script {
+        kill_at_nth: Some(("eth_sendRawTransaction", 0, Kill::After)),
+        ..Script::default()
+    });
+    let ns = env.namespace("rr-window").await;
+    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
+    let options = Options {
+        kubeconfig: env.kubeconfig_path(),
+        namespace: ns.name(),
+        rpc_url: Some(proxy.url()),
+        with_key: true,
+        extra: vec![],
+    };
+    let mut first = Registrar::start(&options);
+    create(&api, &mk_rr("window", Some(&registry.to_string()))).await;
+    tokio::time::timeout(Duration::from_secs(60), proxy.killed())
+        .await
+        .unwrap_or_else(|_| panic!("register never sent:\n{}", first.log_text()));
+    first.kill();
+    let fenced = api.get("window").await.unwrap().status.unwrap();
+    assert!(
+        fenced.tx_hash.is_none() && fenced.nonce.is_some(),
+        "the hash was never stored: {fenced:?}"
+    );
+    let pending = chain
+        .get_transaction_count(support::anvil::DEV_0)
+        .pending()
+        .await
+        .unwrap();
+    assert_eq!(pending, 1, "the register sits in the pool");
+
+    // The next process pins block B, reads the signer's nonce at B and the logs up to B; the
+    // register is mined right after, before it reads the pool.
+    proxy.reset(Script {
+        mine_before_nth: Some(("eth_getTransactionCount", 1)),
+        ..Script::default()
+    });
+    let second = Registrar::start(&options);
+    let confirmed = wait_rr(&api, "window", &second, "Confirmed", |rr| {
+        phase(rr) == Some(Phase::Confirmed)
+    })
+    .await;
+    let events = registered_events(&anvil, registry).await;
+    assert_eq!(events.len(), 1, "{events:?}\n{}", second.log_text());
+    let status = confirmed.status.unwrap();
+    assert_eq!(status.agent_id.as_deref(), Some("0"));
+    let sent = chain
+        .get_transaction_count(support::anvil::DEV_0)
+        .await
+        .unwrap();
+    assert_eq!(sent, 1, "no second transaction:\n{}", second.log_text());
+    let calls = proxy.calls();
+    assert!(
+        !calls.iter().any(|m| m == "eth_sendRawTransaction"),
+        "the second process sent nothing: {calls:?}"
+    );
+}
+
+async fn rpc_down_retries_with_backoff_then_recovers(kind: RegistryKind) {
     let env = TestEnv::get().await;
     let ns = env.namespace("rr-rpcdown").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
@@ -141,7 +209,9 @@ async fn rpc_down_retries_with_backoff_then_recovers() {
         with_key: true,
         extra: vec![],
     });
-    create(&api, &mk_rr("down", Some(&REGISTRY.to_string()))).await;
+    // Where the registry will be once the chain runs.
+    let registry = kind.address_on_a_fresh_chain();
+    create(&api, &mk_rr("down", Some(&registry.to_string()))).await;
     let failing = wait_rr(&api, "down", &registrar, "retrying", |rr| {
         rr.status
             .as_ref()
@@ -154,8 +224,12 @@ async fn rpc_down_retries_with_backoff_then_recovers() {
     let message = status.error_message.unwrap();
     assert!(message.contains("RPC unavailable"), "{message}");
 
-    let anvil = Anvil::start_on(port, &[]).await;
-    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    // The chain comes up with the registry fully deployed (the upgradeable one takes four
+    // transactions, and a registry half-way through its upgrade is refused for good), then
+    // becomes reachable on the port the registrar was given.
+    let anvil = Anvil::start(&[]).await;
+    assert_eq!(anvil.deploy(kind).await, registry);
+    let _reachable = RpcProxy::start_on(port, anvil.url()).await;
     let confirmed = wait_rr(&api, "down", &registrar, "Confirmed", |rr| {
         phase(rr) == Some(Phase::Confirmed)
     })
@@ -163,14 +237,13 @@ async fn rpc_down_retries_with_backoff_then_recovers() {
     let status = confirmed.status.unwrap();
     assert_eq!(status.agent_id.as_deref(), Some("0"));
     assert_eq!((status.attempts, status.error_message), (None, None));
-    assert_eq!(registered_events(&anvil, REGISTRY).await.len(), 1);
+    assert_eq!(registered_events(&anvil, registry).await.len(), 1);
 }
 
-#[tokio::test]
-async fn a_dead_rpc_never_wedges_a_delete() {
+async fn a_dead_rpc_never_wedges_a_delete(kind: RegistryKind) {
     let env = TestEnv::get().await;
     let mut anvil = Anvil::start(&[]).await;
-    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let registry = anvil.deploy(kind).await;
     let ns = env.namespace("rr-deadrpc").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let registrar = Registrar::start(&Options {
@@ -180,7 +253,7 @@ async fn a_dead_rpc_never_wedges_a_delete() {
         with_key: true,
         extra: vec!["--tombstone-attempts".into(), "3".into()],
     });
-    create(&api, &mk_rr("stuck", Some(&REGISTRY.to_string()))).await;
+    create(&api, &mk_rr("stuck", Some(&registry.to_string()))).await;
     wait_rr(&api, "stuck", &registrar, "Confirmed", |rr| {
         phase(rr) == Some(Phase::Confirmed)
     })
@@ -212,11 +285,10 @@ async fn is_leader(r: &Registrar) -> bool {
         .is_some_and(|(_, body)| body.lines().any(|l| l == "obol_registrar_leader 1"))
 }
 
-#[tokio::test]
-async fn one_leader_registers_and_a_standby_takes_over() {
+async fn one_leader_registers_and_a_standby_takes_over(kind: RegistryKind) {
     let env = TestEnv::get().await;
     let anvil = Anvil::start(&[]).await;
-    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let registry = anvil.deploy(kind).await;
     let ns = env.namespace("rr-lease").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let start = |identity: &str| {
@@ -230,7 +302,7 @@ async fn one_leader_registers_and_a_standby_takes_over() {
     };
     let mut a = start("replica-a");
     let mut b = start("replica-b");
-    create(&api, &mk_rr("one", Some(&REGISTRY.to_string()))).await;
+    create(&api, &mk_rr("one", Some(&registry.to_string()))).await;
     wait_rr(&api, "one", &a, "Confirmed", |rr| {
         phase(rr) == Some(Phase::Confirmed)
     })
@@ -256,12 +328,21 @@ async fn one_leader_registers_and_a_standby_takes_over() {
         b.kill();
         &a
     };
-    create(&api, &mk_rr("two", Some(&REGISTRY.to_string()))).await;
+    create(&api, &mk_rr("two", Some(&registry.to_string()))).await;
     let two = wait_rr(&api, "two", survivor, "Confirmed by the standby", |rr| {
         phase(rr) == Some(Phase::Confirmed)
     })
     .await;
     assert_eq!(two.status.unwrap().agent_id.as_deref(), Some("1"));
     assert!(is_leader(survivor).await);
-    assert_eq!(registered_events(&anvil, REGISTRY).await.len(), 2);
+    assert_eq!(registered_events(&anvil, registry).await.len(), 2);
 }
+
+on_both_registries!(
+    a_register_mined_between_the_recovery_queries_is_found_not_sent_again,
+    a_crash_between_send_and_confirmation_registers_exactly_once,
+    a_crash_before_the_hash_is_stored_recovers_from_the_logs,
+    rpc_down_retries_with_backoff_then_recovers,
+    a_dead_rpc_never_wedges_a_delete,
+    one_leader_registers_and_a_standby_takes_over,
+);

@@ -4,6 +4,8 @@
 //!
 //! A missing anvil is installed (`scripts/tools/anvil.sh`) or fails the test; it never skips.
 
+#![allow(clippy::unwrap_used)] // helpers of tests: a panic is the failure report
+
 mod support;
 
 use alloy::primitives::U256;
@@ -16,10 +18,8 @@ use obol_api::{RegistrationPhase as Phase, RegistrationRequest};
 use obol_registrar::contracts::IdentityRegistry::{self, URIUpdated};
 use obol_registrar::document;
 use obol_testenv::TestEnv;
-use support::anvil::Anvil;
-use support::registrar::{
-    Options, REGISTRY, Registrar, create, mk_rr, phase, registered_events, wait_rr,
-};
+use support::anvil::{Anvil, RegistryKind};
+use support::registrar::{Options, Registrar, create, mk_rr, phase, registered_events, wait_rr};
 
 fn synced(rr: &RegistrationRequest) -> bool {
     phase(rr) == Some(Phase::Confirmed)
@@ -31,11 +31,10 @@ fn synced(rr: &RegistrationRequest) -> bool {
         })
 }
 
-#[tokio::test]
-async fn a_spec_change_moves_the_agent_uri_without_a_second_registration() {
+async fn a_spec_change_moves_the_agent_uri_without_a_second_registration(kind: RegistryKind) {
     let env = TestEnv::get().await;
     let anvil = Anvil::start(&[]).await;
-    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let registry = anvil.deploy(kind).await;
     let ns = env.namespace("rr-update").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let registrar = Registrar::start(&Options {
@@ -45,7 +44,7 @@ async fn a_spec_change_moves_the_agent_uri_without_a_second_registration() {
         with_key: true,
         extra: vec![],
     });
-    create(&api, &mk_rr("upd", Some(&REGISTRY.to_string()))).await;
+    create(&api, &mk_rr("upd", Some(&registry.to_string()))).await;
     let first = wait_rr(&api, "upd", &registrar, "Confirmed", synced).await;
     let old_uri = first.status.unwrap().registration_uri.unwrap();
 
@@ -60,7 +59,7 @@ async fn a_spec_change_moves_the_agent_uri_without_a_second_registration() {
     let new_uri = second.status.unwrap().registration_uri.unwrap();
     assert_ne!(new_uri, old_uri);
     let chain = anvil.provider(None);
-    let r = IdentityRegistry::new(REGISTRY, &chain);
+    let r = IdentityRegistry::new(registry, &chain);
     assert_eq!(r.tokenURI(U256::ZERO).call().await.unwrap(), new_uri);
     let doc = document::parse_data_uri(&new_uri).unwrap();
     assert_eq!(doc.description, "Now with more GPUs");
@@ -71,14 +70,13 @@ async fn a_spec_change_moves_the_agent_uri_without_a_second_registration() {
         .await
         .unwrap();
     assert_eq!(gpu.as_ref(), b"H100");
-    assert_eq!(registered_events(&anvil, REGISTRY).await.len(), 1);
+    assert_eq!(registered_events(&anvil, registry).await.len(), 1);
 }
 
-#[tokio::test]
-async fn with_a_public_url_the_served_document_is_the_agent_uri() {
+async fn with_a_public_url_the_served_document_is_the_agent_uri(kind: RegistryKind) {
     let env = TestEnv::get().await;
     let anvil = Anvil::start(&[]).await;
-    assert_eq!(anvil.deploy_registry().await, REGISTRY);
+    let registry = anvil.deploy(kind).await;
     let ns = env.namespace("rr-public").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let registrar = Registrar::start(&Options {
@@ -88,7 +86,7 @@ async fn with_a_public_url_the_served_document_is_the_agent_uri() {
         with_key: true,
         extra: vec!["--public-url".into(), "https://agents.example/".into()],
     });
-    create(&api, &mk_rr("pub", Some(&REGISTRY.to_string()))).await;
+    create(&api, &mk_rr("pub", Some(&registry.to_string()))).await;
     let rr = wait_rr(&api, "pub", &registrar, "Confirmed", synced).await;
     let want = format!(
         "https://agents.example/registrations/{}/pub.json",
@@ -99,12 +97,12 @@ async fn with_a_public_url_the_served_document_is_the_agent_uri() {
         Some(want.as_str())
     );
     let chain = anvil.provider(None);
-    let r = IdentityRegistry::new(REGISTRY, &chain);
+    let r = IdentityRegistry::new(registry, &chain);
     assert_eq!(r.tokenURI(U256::ZERO).call().await.unwrap(), want);
     let updates = chain
         .get_logs(
             &Filter::new()
-                .address(REGISTRY)
+                .address(registry)
                 .event_signature(URIUpdated::SIGNATURE_HASH)
                 .from_block(0),
         )
@@ -119,3 +117,8 @@ async fn with_a_public_url_the_served_document_is_the_agent_uri() {
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["registrations"][0]["agentId"], 0);
 }
+
+on_both_registries!(
+    a_spec_change_moves_the_agent_uri_without_a_second_registration,
+    with_a_public_url_the_served_document_is_the_agent_uri,
+);

@@ -91,7 +91,14 @@ impl Chains {
             .or(self.default_rpc.as_ref())
             .ok_or(ChainError::NoRpc { chain_id })?
             .clone();
+        // Nonces come from the node on every send (sends are serialized per chain), never from
+        // a local cache: a cached nonce advances on a send that fails its gas estimate and
+        // then stalls every later transaction. `register` carries its fence's nonce.
         let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .with_chain_id(chain_id)
             .wallet(EthereumWallet::from(key.signer()))
             .connect_http(url)
             .erased();

@@ -8,10 +8,10 @@ use crate::error::ChainError;
 pub fn classify(context: &'static str, e: &TransportError) -> ChainError {
     match e {
         RpcError::ErrorResp(p) => {
+            // The official registry's custom errors come back by name (`crate::abi`).
             let reason = p
                 .as_revert_data()
-                .and_then(|d| alloy::sol_types::decode_revert_reason(&d))
-                .map(|r| r.strip_prefix("revert: ").map(str::to_owned).unwrap_or(r));
+                .and_then(|d| crate::abi::revert_reason(&d));
             ChainError::from_rpc_response(context, p.code, &p.message, reason)
         }
         other => ChainError::Unavailable {

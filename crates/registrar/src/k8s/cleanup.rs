@@ -1,6 +1,8 @@
-//! Deletion: retire the agent on chain (`setAgentURI` to the tombstone `data:` URI), with
-//! bounded retries, then release the finalizer; a Warning Event says when something stays
-//! active on chain. A dead RPC never wedges a delete.
+//! Deletion: retire the agent on chain (`setAgentURI` to the tombstone `data:` URI,
+//! `unsetAgentWallet`, the retired metadata), or make sure a registration still in flight
+//! either shows up (then retire it) or can never be mined (its nonce burnt), with bounded
+//! retries; then release the finalizer. A Warning Event says when something stays active on
+//! chain. A dead RPC never wedges a delete.
 
 use std::time::Duration;
 
@@ -10,12 +12,13 @@ use kube::{Api, Resource as _, ResourceExt as _};
 use obol_api::RegistrationRequest;
 use tracing::{info, warn};
 
-use crate::chain::{self, Recovery};
+use crate::document::Target;
 use crate::error::{Error, Result};
 use crate::plan::{self, CleanupAction, Outcome};
 use crate::request;
+use crate::step::{self, Retired, until};
 
-use super::reconcile::{Context, failed, until};
+use super::reconcile::Context;
 use super::status;
 
 /// Cleanup for the finalizer helper: `Ok` releases the finalizer, [`Error::RetryAt`] keeps it.
@@ -44,83 +47,41 @@ pub async fn cleanup(
             return Ok(Action::await_change());
         }
     };
-    let outcome = match action {
-        CleanupAction::Release { warning } => {
-            if let Some(note) = warning {
-                warn!(%note, "Releasing without a tombstone");
-                ctx.metrics.abandoned_tombstones.inc();
-                publish(ctx, &rr, EventType::Warning, "TombstoneAbandoned", note).await;
+    let target = match current.agent_registry.as_deref() {
+        Some(fenced) => match Target::from_agent_registry(fenced) {
+            Ok(t) => t,
+            Err(why) => {
+                warn!(reason = %why, "Unreadable agentRegistry; using the spec's target");
+                derived.target
             }
-            return Ok(Action::await_change());
-        }
+        },
+        None => derived.target,
+    };
+    let outcome = match action {
         CleanupAction::Wait { until: at } => return Err(Error::RetryAt(until(now, at))),
-        CleanupAction::Tombstone { agent_id } => {
-            let uri = request::tombstone_uri(&derived);
-            let registry = derived.target.registry;
-            let done = match ctx.chains.client(derived.target.chain_id) {
-                Ok(chain) => {
-                    ctx.metrics.sent("tombstone");
-                    let r = chain.set_agent_uri(registry, agent_id, &uri).await;
-                    if r.is_ok() {
-                        let retired = chain::desired_metadata(&rr.spec.metadata, false);
-                        if let Err(error) = chain.sync_metadata(registry, agent_id, &retired).await
-                        {
-                            warn!(%error, "Tombstoned, but x402.supported stays set");
-                        }
-                    }
-                    r
-                }
-                Err(e) => Err(e),
-            };
-            match done {
-                Ok(tx_hash) => {
-                    info!(agent_id, %tx_hash, "Tombstoned");
-                    publish(
-                        ctx,
-                        &rr,
-                        EventType::Normal,
-                        "Tombstoned",
-                        format!("Agent {agent_id} deactivated on chain"),
-                    )
-                    .await;
-                    Outcome::Tombstoned { uri }
-                }
-                Err(e) if e.is_permanent() => {
-                    let note = plan::clip(&format!(
-                        "Could not tombstone agent {agent_id}; it stays active on chain: {e}"
-                    ));
+        action => match step::retire(&ctx.env(), &rr, &derived, target, action).await {
+            Retired::Release { warning } => {
+                if let Some(note) = warning {
+                    warn!(%note, "Releasing without a tombstone");
                     ctx.metrics.abandoned_tombstones.inc();
                     publish(ctx, &rr, EventType::Warning, "TombstoneAbandoned", note).await;
-                    return Ok(Action::await_change());
                 }
-                Err(e) => failed(e),
+                return Ok(Action::await_change());
             }
-        }
-        CleanupAction::Recover {
-            uri,
-            from_block,
-            tx_hash,
-        } => {
-            let found = match ctx.chains.client(derived.target.chain_id) {
-                Ok(chain) => {
-                    chain
-                        .recover(derived.target.registry, &uri, from_block, tx_hash)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match found {
-                Ok(Recovery::Found { agent_id, tx_hash }) => {
-                    Outcome::Recovered { agent_id, tx_hash }
-                }
-                Ok(Recovery::InFlight) => Outcome::Transient {
-                    message: "registration transaction still pending".into(),
-                },
-                Ok(Recovery::Absent) => return Ok(Action::await_change()),
-                Err(e) => failed(e),
-            }
-        }
+            Retired::Outcome(outcome) => outcome,
+        },
     };
+    if let (Outcome::Tombstoned { .. }, Some(agent_id)) = (&outcome, current.agent_id.as_deref()) {
+        info!(agent_id, "Tombstoned");
+        publish(
+            ctx,
+            &rr,
+            EventType::Normal,
+            "Tombstoned",
+            format!("Agent {agent_id} deactivated on chain"),
+        )
+        .await;
+    }
     let next = plan::apply(&current, generation, outcome.clone(), now, &ctx.backoff);
     status::write(api, &rr, &next).await?;
     match outcome {

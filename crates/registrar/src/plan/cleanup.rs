@@ -5,7 +5,8 @@ use jiff::Timestamp;
 use obol_api::condition::{self, Condition, ConditionStatus};
 use obol_api::{RegistrationPhase as Phase, RegistrationRequestStatus as Status};
 
-use super::{TOMBSTONING, backoff_until, clip, parse_agent_id, parse_tx};
+use super::recovery::Fence;
+use super::{TOMBSTONING, backoff_until, clip, parse_agent_id, parse_fence, parse_tx};
 
 /// The next step while the request is being deleted (the finalizer holds it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,17 +16,17 @@ pub enum CleanupAction {
         /// When to look again.
         until: Timestamp,
     },
-    /// `setAgentURI(agent_id, tombstone URI)`.
+    /// Retire the agent: `setAgentURI(agent_id, tombstone URI)`, `unsetAgentWallet`, and the
+    /// metadata of a retired agent.
     Tombstone {
         /// The agent.
         agent_id: u64,
     },
-    /// A registration may be in flight: recover it first (then tombstone what was found).
+    /// A registration may be in flight: judge the fence first (then tombstone what was found;
+    /// a reserved nonce nobody used yet is burnt, so that nothing can be minted after release).
     Recover {
-        /// The fenced URI.
-        uri: String,
-        /// First block to search.
-        from_block: u64,
+        /// The persisted fence.
+        fence: Fence,
         /// The stored transaction, if any.
         tx_hash: Option<B256>,
     },
@@ -68,18 +69,13 @@ pub fn decide_cleanup(
     if let Some(until) = backoff_until(status, now) {
         return CleanupAction::Wait { until };
     }
-    match (
-        agent_id,
-        status.search_from_block,
-        status.registration_uri.as_deref(),
-    ) {
-        (Some(agent_id), _, _) => CleanupAction::Tombstone { agent_id },
-        (None, Some(from_block), Some(uri)) => CleanupAction::Recover {
-            uri: uri.to_owned(),
-            from_block,
+    match (agent_id, parse_fence(status)) {
+        (Some(agent_id), _) => CleanupAction::Tombstone { agent_id },
+        (None, Some(fence)) => CleanupAction::Recover {
+            fence,
             tx_hash: parse_tx(status),
         },
-        _ => CleanupAction::Release { warning: None },
+        (None, None) => CleanupAction::Release { warning: None },
     }
 }
 

@@ -1,13 +1,15 @@
 //! The state machine: what to do next for one RegistrationRequest, and what its status becomes
 //! after it happened. Pure: no client, no provider, no clock (`now` is an argument).
 //!
-//! Exactly once: a registration is *fenced* (status `searchFromBlock` + `registrationUri`
-//! persisted) before anything is sent, and every later attempt first recovers (receipt of the
-//! stored `txHash`, else the signer's `Registered` logs since the fence, else in-flight
-//! transactions of the signer) before it may send again. The shell must act on a fresh read of
-//! the status and persist each new status before the next step.
+//! Exactly once: a registration is *fenced* before anything is sent: the status stores the
+//! block to search from, the URI, the signer, the signer's nonce reserved for `register`, and
+//! the registry (`searchFromBlock`, `registrationUri`, `signer`, `nonce`, `agentRegistry`).
+//! Every send of `register` uses the reserved nonce, and every attempt first judges the chain
+//! at one pinned block ([`recovery`]), so no crash, restart or handover can mint twice. The
+//! shell must act on a fresh read of the status and persist each new status before the next
+//! step.
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use jiff::Timestamp;
 use obol_api::condition::{self, Condition, ConditionStatus};
 use obol_api::{RegistrationPhase as Phase, RegistrationRequestStatus as Status};
@@ -35,6 +37,8 @@ pub struct Inputs<'a> {
     /// The URI the agent should have once its id is known (equal to `register_uri` when the
     /// document is served; a new `data:` URI otherwise).
     pub live_uri: &'a str,
+    /// Where the spec wants the agent, `eip155:<chainId>:<registry>`.
+    pub agent_registry: &'a str,
     /// Now.
     pub now: Timestamp,
 }
@@ -49,22 +53,22 @@ pub enum Action {
     },
     /// No key: record `OffChainOnly` (the document is still served).
     OffChainOnly,
-    /// Persist the fence: read the block height, store it with `uri`.
+    /// Check the registry, reserve the signer's next nonce, and persist the fence.
     Fence {
         /// The URI about to be registered.
         uri: String,
     },
-    /// Recover from the fence; when nothing is found and nothing is in flight, send
-    /// `register(uri)` if `send`, else drop the stale fence.
+    /// Judge the fence on chain; (re-)send `register` with its nonce when nothing else can.
     Submit {
-        /// The fenced URI (what logs are matched against).
-        uri: String,
-        /// First block to search.
-        from_block: u64,
+        /// The persisted fence.
+        fence: recovery::Fence,
         /// The stored transaction, if any.
         tx_hash: Option<B256>,
-        /// Whether the fenced URI is still the one to register.
-        send: bool,
+    },
+    /// The request cannot go on as it is (permanent for this generation).
+    Refuse {
+        /// Why.
+        message: String,
     },
     /// `setAgentURI(agent_id, uri)`.
     UpdateUri {
@@ -85,12 +89,16 @@ pub enum Action {
 /// What happened when an action ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The fence is persisted from this block.
+    /// The fence is persisted.
     Fenced {
         /// First block to search after a crash.
         from_block: u64,
         /// The URI about to be registered.
         uri: String,
+        /// The signer and its nonce reserved for `register`.
+        reservation: recovery::Reservation,
+        /// `eip155:<chainId>:<registry>`.
+        agent_registry: String,
     },
     /// `register` was accepted by the node.
     Sent {
@@ -106,7 +114,8 @@ pub enum Outcome {
     },
     /// A transaction of the signer is pending; look again soon.
     InFlight,
-    /// Nothing on chain and nothing pending for a URI that is no longer wanted.
+    /// Nothing of the fence can be mined any more (its nonce went to another transaction):
+    /// fence again.
     Unfenced,
     /// `setAgentURI` mined.
     UriUpdated {
@@ -146,6 +155,25 @@ pub(crate) fn parse_tx(status: &Status) -> Option<B256> {
     status.tx_hash.as_deref().and_then(|s| s.parse().ok())
 }
 
+/// The persisted fence, if any (meaningful while no agentId is known).
+pub fn parse_fence(status: &Status) -> Option<recovery::Fence> {
+    let reservation = match (
+        status
+            .signer
+            .as_deref()
+            .and_then(|s| s.parse::<Address>().ok()),
+        status.nonce,
+    ) {
+        (Some(signer), Some(nonce)) => Some(recovery::Reservation { signer, nonce }),
+        _ => None,
+    };
+    Some(recovery::Fence {
+        uri: status.registration_uri.clone()?,
+        from_block: status.search_from_block?,
+        reservation,
+    })
+}
+
 fn failed_for(status: &Status, generation: Option<i64>) -> bool {
     status.phase == Some(Phase::Failed) && status.observed_generation == generation
 }
@@ -175,6 +203,17 @@ pub fn decide(i: &Inputs<'_>) -> Action {
     if let Some(until) = backoff_until(s, i.now) {
         return Action::Wait { until };
     }
+    if let Some(fenced) = s.agent_registry.as_deref()
+        && fenced != i.agent_registry
+    {
+        return Action::Refuse {
+            message: format!(
+                "the agent is registered in {fenced}; spec.chain/spec.registry now name {}: \
+                 an agent cannot move (restore the spec, or create a new RegistrationRequest)",
+                i.agent_registry
+            ),
+        };
+    }
     if let Some(agent_id) = parse_agent_id(s) {
         if s.registration_uri.as_deref() != Some(i.live_uri) {
             return Action::UpdateUri {
@@ -187,14 +226,14 @@ pub fn decide(i: &Inputs<'_>) -> Action {
         }
         return Action::Idle;
     }
-    match (s.search_from_block, s.registration_uri.as_deref()) {
-        (Some(from_block), Some(uri)) => Action::Submit {
-            uri: uri.to_owned(),
-            from_block,
+    // A fence is never dropped for a newer URI: its register may still be mined. The fenced
+    // URI is registered, and the agent's URI updated afterwards.
+    match parse_fence(s) {
+        Some(fence) => Action::Submit {
+            fence,
             tx_hash: parse_tx(s),
-            send: uri == i.register_uri,
         },
-        _ => Action::Fence {
+        None => Action::Fence {
             uri: i.register_uri.to_owned(),
         },
     }
@@ -227,11 +266,19 @@ pub fn apply(
         s.error_message = None;
     };
     match outcome {
-        Outcome::Fenced { from_block, uri } => {
+        Outcome::Fenced {
+            from_block,
+            uri,
+            reservation,
+            agent_registry,
+        } => {
             succeeded(&mut s);
             s.phase = Some(Phase::Pending);
             s.search_from_block = Some(from_block);
             s.registration_uri = Some(uri);
+            s.signer = Some(reservation.signer.to_checksum(None));
+            s.nonce = Some(reservation.nonce);
+            s.agent_registry = Some(agent_registry);
             s.tx_hash = None;
         }
         Outcome::Sent { tx_hash } => {
@@ -255,6 +302,9 @@ pub fn apply(
             s.phase = Some(Phase::Pending);
             s.search_from_block = None;
             s.registration_uri = None;
+            s.signer = None;
+            s.nonce = None;
+            s.agent_registry = None;
             s.tx_hash = None;
         }
         Outcome::UriUpdated { uri } => {
@@ -306,6 +356,7 @@ pub fn apply(
 }
 
 mod cleanup;
+pub mod recovery;
 
 pub use cleanup::{CleanupAction, begin_cleanup, decide_cleanup};
 

@@ -1,9 +1,38 @@
 use std::time::Duration;
 
+use alloy::primitives::address;
+
+use super::recovery::{Fence, Reservation};
 use super::*;
 
 const URI: &str = "data:application/json;base64,AAAA";
 const LIVE: &str = "data:application/json;base64,BBBB";
+const REGISTRY: &str = "eip155:84532:0x8004A818BFB912233c491871b3d84c89A494BD9e";
+const SIGNER: Address = address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+
+fn reservation(nonce: u64) -> Reservation {
+    Reservation {
+        signer: SIGNER,
+        nonce,
+    }
+}
+
+fn fenced(from_block: u64, uri: &str) -> Outcome {
+    Outcome::Fenced {
+        from_block,
+        uri: uri.into(),
+        reservation: reservation(7),
+        agent_registry: REGISTRY.into(),
+    }
+}
+
+fn fence(from_block: u64, uri: &str) -> Fence {
+    Fence {
+        uri: uri.into(),
+        from_block,
+        reservation: Some(reservation(7)),
+    }
+}
 
 fn now() -> Timestamp {
     "2026-01-01T00:00:00Z".parse().unwrap()
@@ -23,6 +52,7 @@ fn inputs(status: &Status) -> Inputs<'_> {
         has_key: true,
         register_uri: URI,
         live_uri: LIVE,
+        agent_registry: REGISTRY,
         now: now(),
     }
 }
@@ -41,22 +71,22 @@ fn happy_path_fences_before_sending_then_confirms() {
     let s0 = Status::default();
     assert_eq!(decide(&inputs(&s0)), Action::Fence { uri: URI.into() });
 
-    let s1 = after(
-        &s0,
-        Outcome::Fenced {
-            from_block: 41,
-            uri: URI.into(),
-        },
-    );
+    let s1 = after(&s0, fenced(41, URI));
     assert_eq!(s1.phase, Some(Phase::Pending));
     assert_eq!(s1.search_from_block, Some(41));
     assert_eq!(
+        (s1.signer.as_deref(), s1.nonce, s1.agent_registry.as_deref()),
+        (
+            Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
+            Some(7),
+            Some(REGISTRY)
+        )
+    );
+    assert_eq!(
         decide(&inputs(&s1)),
         Action::Submit {
-            uri: URI.into(),
-            from_block: 41,
+            fence: fence(41, URI),
             tx_hash: None,
-            send: true
         }
     );
 
@@ -67,10 +97,8 @@ fn happy_path_fences_before_sending_then_confirms() {
     assert_eq!(
         decide(&inputs(&s2)),
         Action::Submit {
-            uri: URI.into(),
-            from_block: 41,
+            fence: fence(41, URI),
             tx_hash: Some(tx()),
-            send: true
         }
     );
 
@@ -133,27 +161,93 @@ fn a_spec_change_updates_the_uri_instead_of_registering_again() {
 }
 
 #[test]
-fn a_spec_change_while_submitted_recovers_the_old_uri_without_sending() {
+fn a_spec_change_while_fenced_registers_the_fenced_uri_first() {
+    // The fenced register may already be in a mempool: the fence is never dropped for a newer
+    // URI. The fenced URI is registered, then moved with setAgentURI.
+    let s = after(
+        &Status::default(),
+        fenced(9, "data:application/json;base64,OLD"),
+    );
+    let s = after(&s, Outcome::Sent { tx_hash: tx() });
+    assert_eq!(
+        decide(&inputs(&s)),
+        Action::Submit {
+            fence: fence(9, "data:application/json;base64,OLD"),
+            tx_hash: Some(tx()),
+        }
+    );
+    let confirmed = after(
+        &s,
+        Outcome::Recovered {
+            agent_id: 2,
+            tx_hash: Some(tx()),
+        },
+    );
+    assert_eq!(
+        decide(&inputs(&confirmed)),
+        Action::UpdateUri {
+            agent_id: 2,
+            uri: LIVE.into()
+        }
+    );
+}
+
+#[test]
+fn a_released_fence_is_cleared_and_fenced_again() {
+    let s = after(&Status::default(), fenced(9, URI));
+    let s = after(&s, Outcome::Sent { tx_hash: tx() });
+    let s2 = after(&s, Outcome::Unfenced);
+    assert_eq!(
+        (
+            s2.search_from_block,
+            s2.tx_hash.as_deref(),
+            s2.signer.as_deref(),
+            s2.nonce,
+            s2.agent_registry.as_deref()
+        ),
+        (None, None, None, None, None)
+    );
+    assert_eq!(decide(&inputs(&s2)), Action::Fence { uri: URI.into() });
+}
+
+#[test]
+fn a_fence_of_an_earlier_version_is_recovered_without_a_reservation() {
     let s = Status {
         phase: Some(Phase::Submitted),
         search_from_block: Some(9),
-        registration_uri: Some("data:application/json;base64,OLD".into()),
-        tx_hash: Some(tx().to_string()),
+        registration_uri: Some(URI.into()),
         ..Status::default()
     };
     assert_eq!(
         decide(&inputs(&s)),
         Action::Submit {
-            uri: "data:application/json;base64,OLD".into(),
-            from_block: 9,
-            tx_hash: Some(tx()),
-            send: false
+            fence: Fence {
+                uri: URI.into(),
+                from_block: 9,
+                reservation: None,
+            },
+            tx_hash: None,
         }
     );
-    let s2 = after(&s, Outcome::Unfenced);
-    assert_eq!(s2.search_from_block, None);
-    assert_eq!(s2.tx_hash, None);
-    assert_eq!(decide(&inputs(&s2)), Action::Fence { uri: URI.into() });
+}
+
+#[test]
+fn an_agent_cannot_move_to_another_registry() {
+    let s = after(&Status::default(), fenced(9, URI));
+    let moved = Inputs {
+        agent_registry: "eip155:8453:0x8004A169FB4a3325136EB29fA0ceB6D2e539a432",
+        ..inputs(&s)
+    };
+    let Action::Refuse { message } = decide(&moved) else {
+        panic!("a moved target must be refused");
+    };
+    assert!(
+        message.contains(REGISTRY) && message.contains("eip155:8453"),
+        "{message}"
+    );
+    let failed = after(&s, Outcome::Permanent { message });
+    assert_eq!(failed.phase, Some(Phase::Failed));
+    assert_eq!(failed.nonce, Some(7), "the fence is kept");
 }
 
 #[test]
@@ -210,13 +304,7 @@ fn transient_errors_back_off_and_count_attempts() {
     };
     assert_eq!(decide(&later), Action::Fence { uri: URI.into() });
     // Success clears the bookkeeping.
-    let s3 = after(
-        &s2,
-        Outcome::Fenced {
-            from_block: 1,
-            uri: URI.into(),
-        },
-    );
+    let s3 = after(&s2, fenced(1, URI));
     assert_eq!(
         (s3.attempts, s3.next_attempt_time, s3.error_message),
         (None, None, None)
@@ -296,19 +384,15 @@ fn cleanup_tombstones_known_agents_and_releases_the_rest() {
         decide_cleanup(&Status::default(), true, 5, now()),
         CleanupAction::Release { warning: None }
     );
-    // Fenced without an id: a registration may be in flight; find it first.
-    let fenced = Status {
-        phase: Some(Phase::Submitted),
-        search_from_block: Some(4),
-        registration_uri: Some(URI.into()),
-        tx_hash: Some(tx().to_string()),
-        ..Status::default()
-    };
+    // Fenced without an id: a registration may be in flight; judge the fence first.
+    let in_flight = after(
+        &after(&Status::default(), fenced(4, URI)),
+        Outcome::Sent { tx_hash: tx() },
+    );
     assert_eq!(
-        decide_cleanup(&fenced, true, 5, now()),
+        decide_cleanup(&in_flight, true, 5, now()),
         CleanupAction::Recover {
-            uri: URI.into(),
-            from_block: 4,
+            fence: fence(4, URI),
             tx_hash: Some(tx())
         }
     );

@@ -22,6 +22,27 @@ pub const DEV_1: Address =
 /// Chain id of every test chain (Base Sepolia).
 pub const CHAIN_ID: u64 = 84532;
 
+/// The two registries every registrar test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryKind {
+    /// The small test registry (`contracts/src/IdentityRegistry.sol`).
+    Simple,
+    /// The official-like one behind an ERC-1967 proxy
+    /// (`contracts/src/UpgradeableIdentityRegistry.sol`).
+    Upgradeable,
+}
+
+impl RegistryKind {
+    /// Where [`Anvil::deploy`] puts it on a fresh chain (dev key #1's first deployment; for
+    /// the upgradeable one, the proxy is the second).
+    pub fn address_on_a_fresh_chain(self) -> Address {
+        match self {
+            Self::Simple => DEV_1.create(0),
+            Self::Upgradeable => DEV_1.create(1),
+        }
+    }
+}
+
 /// A running anvil.
 pub struct Anvil {
     child: Child,
@@ -89,23 +110,6 @@ impl Anvil {
         anvil
     }
 
-    /// Starts anvil on `port` (for tests that point a client at a port before anvil runs).
-    pub async fn start_on(port: u16, extra: &[&str]) -> Self {
-        let bin = super::tool_path("anvil");
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--chain-id", &CHAIN_ID.to_string(), "--silent"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let anvil = Self { child, port };
-        anvil.wait_ready().await;
-        anvil
-    }
-
     async fn wait_ready(&self) {
         let provider = self.provider(None);
         let start = Instant::now();
@@ -153,6 +157,20 @@ impl Anvil {
                     .erased()
             }
             None => ProviderBuilder::new().connect_http(url).erased(),
+        }
+    }
+
+    /// Deploys a registry of `kind` with dev key #1; its address (the proxy, when upgradeable).
+    pub async fn deploy(&self, kind: RegistryKind) -> Address {
+        match kind {
+            RegistryKind::Simple => self.deploy_registry().await,
+            RegistryKind::Upgradeable => {
+                let p = self.provider(Some(DEV_KEY_1));
+                obol_registrar::contracts::deploy_upgradeable_registry(&p)
+                    .await
+                    .expect("deploy UpgradeableIdentityRegistry")
+                    .proxy
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod anvil;
 pub mod registrar;
+pub mod rpc_proxy;
 
 use std::path::PathBuf;
 
@@ -20,4 +21,25 @@ pub fn tool_path(tool: &str) -> PathBuf {
         "solc" => obol_testenv::tools::tool("SOLC_NODE_PATH", "solc.sh"),
         other => panic!("unknown tool {other}"),
     }
+}
+
+/// Runs each named `async fn(RegistryKind)` as two tests, `<name>::simple_registry` and
+/// `<name>::upgradeable_registry`.
+#[macro_export]
+macro_rules! on_both_registries {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test]
+                async fn simple_registry() {
+                    super::$test($crate::support::anvil::RegistryKind::Simple).await;
+                }
+
+                #[tokio::test]
+                async fn upgradeable_registry() {
+                    super::$test($crate::support::anvil::RegistryKind::Upgradeable).await;
+                }
+            }
+        )*
+    };
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use alloy::primitives::{Address, U256, address};
+use alloy::primitives::{Address, U256};
 use alloy::providers::Provider as _;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent as _;
@@ -210,9 +210,6 @@ pub async fn wait_gone(api: &Api<RegistrationRequest>, name: &str, registrar: &R
         }
     }
 }
-
-/// Where dev key #1's first deployment lands on a fresh anvil.
-pub const REGISTRY: Address = address!("0x8464135c8F25Da09e49BC8782676a84730C318bC");
 
 pub async fn registered_events(anvil: &Anvil, registry: Address) -> Vec<(U256, String)> {
     let p = anvil.provider(None);
