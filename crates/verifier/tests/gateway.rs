@@ -479,3 +479,46 @@ async fn a_request_body_is_streamed_to_the_upstream() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.text(), "{\"prompt\":\"hi\"}");
 }
+
+#[tokio::test]
+async fn an_allowed_websocket_is_settled_when_the_upstream_accepts_the_upgrade() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (addr, up) = upstream().await;
+    let mut spec = gateway_support::proxy_spec(addr);
+    spec.proxy.as_mut().unwrap().allow_web_socket = true;
+    let h = Harness::new(vec![entry("demo", "demo", &spec)]);
+    let gw = gateway(h.state.clone(), test_config()).await;
+    let req = h.requirement("demo", "demo");
+    let pay = header(&req, 16, 2);
+    let (response, io) = upgrade(gw, "/services/demo/ws", &[("payment-signature", &pay)]).await;
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let receipt = response
+        .headers()
+        .get("payment-response")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(
+        obol_x402::codec::decode_settle_response(receipt)
+            .unwrap()
+            .transaction,
+        TX
+    );
+    assert_eq!(h.facilitator.calls(), (1, 1), "settled at the upgrade");
+    let mut io = io.unwrap();
+    io.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    io.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping", "bytes relayed both ways");
+    // The upstream refusing the upgrade costs nothing.
+    let (response, io) = upgrade(
+        gw,
+        "/services/demo/teapot",
+        &[("payment-signature", &header(&req, 17, 2))],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+    assert!(io.is_none());
+    assert_eq!(h.facilitator.calls(), (2, 1));
+    assert_eq!(up.hits("/ws"), 1);
+}

@@ -6,7 +6,8 @@
 //! |---|---|
 //! | `< 400`, not a stream, fits the buffer | read it whole, **settle**, then send it with the receipt |
 //! | `< 400`, a stream (SSE or a type the offer declares), or larger than the buffer | send at once, settle when it ended and reached the client, receipt as a trailer |
-//! | `>= 400`, `1xx` | pass through, no charge, reservation released |
+//! | `101` to a WebSocket upgrade the route allows | **settle**, then switch protocols with the receipt |
+//! | `>= 400`, other `1xx` | pass through, no charge, reservation released |
 //! | no answer, timeout, broken body | no charge, reservation released, 502/504 |
 //!
 //! The amount settled is decided after the answer ([`charge`]): with `exact` it is the
@@ -27,6 +28,8 @@ pub struct Head<'a> {
     pub content_type: Option<&'a str>,
     /// `Content-Length`, if declared.
     pub content_length: Option<u64>,
+    /// The request asked for a WebSocket upgrade (on a route that allows them).
+    pub upgrade: bool,
 }
 
 /// How a route's answers are delivered.
@@ -45,6 +48,8 @@ pub enum AfterHead {
     BufferThenSettle,
     /// Send it as it comes; settle when it ended and reached the client.
     StreamThenSettle,
+    /// The upstream accepted a WebSocket upgrade: settle, then switch protocols.
+    SettleThenUpgrade,
     /// No charge: release the reservation and pass the answer through.
     PassUnpaid,
 }
@@ -71,6 +76,9 @@ pub fn is_stream(content_type: Option<&str>, delivery: &Delivery<'_>) -> bool {
 /// The decision once the head arrived.
 pub fn after_head(head: &Head<'_>, delivery: &Delivery<'_>) -> AfterHead {
     let status = head.status.as_u16();
+    if head.upgrade && head.status == StatusCode::SWITCHING_PROTOCOLS {
+        return AfterHead::SettleThenUpgrade;
+    }
     if !(200..400).contains(&status) {
         return AfterHead::PassUnpaid;
     }
@@ -158,6 +166,11 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             content_type: ct,
             content_length: len,
+            upgrade: false,
+        };
+        let upgraded = |status: u16| Head {
+            upgrade: true,
+            ..head(status, None, None)
         };
         let cases = [
             (
@@ -247,6 +260,30 @@ mod tests {
             (
                 "1xx",
                 head(103, None, None),
+                DELIVERY,
+                AfterHead::PassUnpaid,
+            ),
+            (
+                "upgrade accepted",
+                upgraded(101),
+                DELIVERY,
+                AfterHead::SettleThenUpgrade,
+            ),
+            (
+                "upgrade refused by the upstream",
+                upgraded(403),
+                DELIVERY,
+                AfterHead::PassUnpaid,
+            ),
+            (
+                "upgrade answered as a plain request",
+                upgraded(200),
+                DELIVERY,
+                AfterHead::BufferThenSettle,
+            ),
+            (
+                "101 without an upgrade asked",
+                head(101, None, None),
                 DELIVERY,
                 AfterHead::PassUnpaid,
             ),

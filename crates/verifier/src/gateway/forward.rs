@@ -118,15 +118,22 @@ fn client_supplied_payment_header(name: &HeaderName) -> bool {
 }
 
 /// Turns a client request's headers into the upstream's: see the module docs. `payer` is the
-/// checksummed payer of a paid request.
+/// checksummed payer of a paid request; `websocket` keeps a WebSocket upgrade request's
+/// `Upgrade` and `Connection: upgrade`.
 pub fn upstream_headers(
     headers: &mut HeaderMap,
     target: &Target,
     payer: Option<&str>,
     upstream_auth: Option<&HeaderValue>,
+    websocket: bool,
 ) {
+    let upgrade = headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(headers);
     headers.remove(header::UPGRADE);
+    if websocket && let Some(upgrade) = upgrade {
+        headers.insert(header::UPGRADE, upgrade);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     for name in PAYMENT_HEADERS {
         headers.remove(name);
     }
@@ -253,6 +260,7 @@ mod tests {
             &target(Some("/services/llm")),
             Some("0xPayer"),
             Some(&auth),
+            false,
         );
         let mut got: Vec<String> = h
             .iter()
@@ -273,9 +281,18 @@ mod tests {
         // A free request keeps the client's Authorization when the route has no upstreamAuth.
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_static("Bearer client"));
-        upstream_headers(&mut h, &target(None), None, None);
+        upstream_headers(&mut h, &target(None), None, None, false);
         assert_eq!(h.get("authorization").unwrap(), "Bearer client");
         assert!(h.get("x-payment-payer").is_none());
+        // An allowed WebSocket upgrade keeps its upgrade headers, nothing else hop-by-hop.
+        let mut h = HeaderMap::new();
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("connection", HeaderValue::from_static("Upgrade, x-private"));
+        h.insert("x-private", HeaderValue::from_static("hop"));
+        upstream_headers(&mut h, &target(None), None, None, true);
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        assert_eq!(h.get("connection").unwrap(), "upgrade");
+        assert!(h.get("x-private").is_none());
     }
 
     #[test]

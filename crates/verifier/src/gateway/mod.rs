@@ -97,6 +97,7 @@ struct Paid {
     now: u64,
     request: Request,
     uri: Uri,
+    websocket: bool,
 }
 
 fn refuse(state: &AppState, denial: Denial) -> Box<Response> {
@@ -143,7 +144,8 @@ fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Response>> 
     if !route.matcher.matches(path_of(path)) {
         return Err(refuse(state, Denial::PathNotPriced));
     }
-    if forward::wants_websocket(headers) && !proxy.allow_websocket {
+    let websocket = forward::wants_websocket(headers);
+    if websocket && !proxy.allow_websocket {
         return Err(refuse(state, Denial::WebSocketRefused));
     }
     let declared = text(headers, "content-length").and_then(|v| v.parse::<u64>().ok());
@@ -212,6 +214,7 @@ fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Response>> 
         now,
         request,
         uri,
+        websocket,
     })))
 }
 
@@ -222,6 +225,7 @@ fn upstream_request(
     request: Request,
     uri: Uri,
     payer: Option<&str>,
+    websocket: bool,
 ) -> axum::http::Request<upstream::ProxyBody> {
     let (mut parts, body) = request.into_parts();
     if let Some(proxy) = &route.proxy {
@@ -230,6 +234,7 @@ fn upstream_request(
             &proxy.target,
             payer,
             route.upstream_auth.as_ref().map(|a| a.header_value()),
+            websocket && proxy.allow_websocket,
         );
     }
     parts.uri = uri;
@@ -255,7 +260,7 @@ fn upstream_denial(error: &UpstreamError) -> Denial {
 
 /// A route priced at 0: forwarded as it is, nothing to charge.
 async fn forward_free(gw: &Gateway, route: &RouteEntry, request: Request, uri: Uri) -> Response {
-    let req = upstream_request(gw, route, request, uri, None);
+    let req = upstream_request(gw, route, request, uri, None, false);
     match gw.upstream.send(req).await {
         Ok(answer) => pass_through(answer, false),
         Err(error) => {
@@ -315,8 +320,9 @@ impl Paid {
             payload,
             verified,
             now,
-            request,
+            mut request,
             uri,
+            websocket,
         } = self;
         let state = &gw.state;
         let ctx = Ctx {
@@ -331,7 +337,8 @@ impl Paid {
             Err(denial) => return into_response(ctx.refuse(denial).0),
         };
         let payer = verified.payer.to_checksum(None);
-        let req = upstream_request(&gw, &route, request, uri, Some(&payer));
+        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
+        let req = upstream_request(&gw, &route, request, uri, Some(&payer), websocket);
         let mut settlement =
             Settlement::new(gw.clone(), route.clone(), &requirement, &verified, admitted);
         let answer = match gw.upstream.send(req).await {
@@ -356,9 +363,17 @@ impl Paid {
             status: answer.status(),
             content_type: text(answer.headers(), "content-type"),
             content_length,
+            upgrade: websocket,
         };
         let idle = gw.upstream.config.idle_timeout;
         match charge::after_head(&head, &delivery) {
+            AfterHead::SettleThenUpgrade => match settlement.settle_now().await {
+                Ok(receipt) => {
+                    settlement.mark(Record::Spent).await;
+                    upgraded(answer, client_upgrade, &receipt, &route)
+                }
+                Err(denial) => into_response(ctx.refuse(denial).0),
+            },
             AfterHead::PassUnpaid => {
                 info!(route = %route.key, status = head.status.as_u16(), nonce = %settlement.nonce_id, "Upstream refused: nothing charged");
                 settlement.unwind().await;
@@ -412,6 +427,36 @@ fn streamed(
     };
     let body = PaidBody::streamed(prefix, Some(rest), idle, Box::new(settlement));
     paid_response(parts, body, receipt.as_deref(), None)
+}
+
+/// A WebSocket upgrade the upstream accepted and that was paid for: switch protocols with the
+/// receipt, then relay bytes both ways until either side closes.
+fn upgraded(
+    mut answer: axum::http::Response<Incoming>,
+    client: Option<hyper::upgrade::OnUpgrade>,
+    receipt: &str,
+    route: &RouteEntry,
+) -> Response {
+    let upstream = hyper::upgrade::on(&mut answer);
+    let (mut parts, _) = answer.into_parts();
+    parts.version = Version::HTTP_11;
+    insert_receipt(&mut parts.headers, receipt);
+    let key = route.key.clone();
+    tokio::spawn(
+        async move {
+            let Some(client) = client else { return };
+            match tokio::try_join!(client, upstream) {
+                Ok((client, upstream)) => {
+                    let mut client = hyper_util::rt::TokioIo::new(client);
+                    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+                Err(error) => warn!(route = %key, %error, "WebSocket upgrade failed after payment"),
+            }
+        }
+        .instrument(info_span!("websocket")),
+    );
+    Response::from_parts(parts, axum::body::Body::empty())
 }
 
 fn insert_receipt(headers: &mut HeaderMap, receipt: &str) {

@@ -50,7 +50,7 @@ impl UpstreamScript {
     }
 }
 
-async fn upstream_handler(State(s): State<Arc<UpstreamScript>>, req: Request) -> Response {
+async fn upstream_handler(State(s): State<Arc<UpstreamScript>>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
     *s.hits.lock().entry(path.clone()).or_default() += 1;
     s.seen.lock().push(req.headers().clone());
@@ -100,6 +100,24 @@ async fn upstream_handler(State(s): State<Arc<UpstreamScript>>, req: Request) ->
             .header("content-type", "application/x-ndjson")
             .body(Body::from("{\"a\":1}\n{\"a\":2}\n"))
             .unwrap(),
+        "/ws" if req.headers().contains_key("upgrade") => {
+            // Not WebSocket framing: the gateway relays bytes, so an echo shows the relay.
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                if let Ok(upgraded) = on.await {
+                    let mut io = TokioIo::new(upgraded);
+                    let (mut r, mut w) = tokio::io::split(&mut io);
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                }
+            });
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("upgrade", "websocket")
+                .header("connection", "upgrade")
+                .header("sec-websocket-accept", "scripted")
+                .body(Body::empty())
+                .unwrap()
+        }
         "/echo" => {
             let body = req.into_body().collect().await.unwrap().to_bytes();
             ([("content-type", "application/octet-stream")], body).into_response()
@@ -252,6 +270,42 @@ pub async fn send(
         )
         .await
         .unwrap()
+}
+
+/// Sends a WebSocket upgrade request and, when the answer is 101, returns the upgraded
+/// connection too.
+pub async fn upgrade(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (
+    hyper::Response<Incoming>,
+    Option<TokioIo<hyper::upgrade::Upgraded>>,
+) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let mut req = hyper::Request::builder()
+        .uri(path)
+        .header("host", "obol.stack")
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut response = sender
+        .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return (response, None);
+    }
+    let upgraded = hyper::upgrade::on(&mut response).await.unwrap();
+    (response, Some(TokioIo::new(upgraded)))
 }
 
 /// Reads an answer whole.
