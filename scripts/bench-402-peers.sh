@@ -58,7 +58,7 @@ routes:
     network: base-sepolia
 YAML
 v=$(port); b=$(port); e=$(port); a=$(port)
-"$TARGET/release/x402-verifier" --listen "127.0.0.1:$v" --log warn --facilitator-url "http://127.0.0.1:$fac" \
+"$TARGET/release/x402-verifier" --listen "127.0.0.1:$v" --gateway-listen 127.0.0.1:0 --log warn --facilitator-url "http://127.0.0.1:$fac" \
   --route-source file --routes-file "$tmp/routes.yaml" >"$tmp/verifier.log" 2>&1 & pids+=($!)
 "$TARGET/release/examples/bare-402" "127.0.0.1:$b" >"$tmp/bare.log" 2>&1 & pids+=($!)
 FACILITATOR_URL="http://127.0.0.1:$fac" PAY_TO=0x70997970C51812dc3A010C7d01b50e0d17dc79C8 SELLER_PORT="$e" \

@@ -47,7 +47,7 @@ routes:
 YAML
 
 # The facilitator is never called on the unpaid path; port 9 (discard) stands in.
-"$TARGET/release/x402-verifier" --listen "$VERIFIER_ADDR" --log warn \
+"$TARGET/release/x402-verifier" --listen "$VERIFIER_ADDR" --gateway-listen 127.0.0.1:0 --log warn \
   --facilitator-url http://127.0.0.1:9 --route-source file --routes-file "$tmp/routes.yaml" \
   >"$tmp/verifier.log" 2>&1 &
 pids+=($!)

@@ -34,6 +34,8 @@ async fn start_admission(env: &TestEnv, ns: &str) -> Admission {
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--gateway-listen",
+                "127.0.0.1:0",
                 "--facilitator-url",
                 "http://127.0.0.1:9",
             ])

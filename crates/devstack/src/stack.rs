@@ -423,11 +423,14 @@ impl Up<'_> {
             "OBOL_VERIFIER_FACILITATOR_URL".into(),
             state.facilitator_url.clone(),
         ));
+        let gateway_port = process::free_port().map_err(|e| fail("verifier", e))?;
         let args = vec![
             "--route-source".into(),
             "kube".into(),
             "--listen".into(),
             format!("127.0.0.1:{port}"),
+            "--gateway-listen".into(),
+            format!("127.0.0.1:{gateway_port}"),
         ];
         let p = self.start(&mut state, "verifier", &verifier, args, envs)?;
         state.verifier_url = format!("http://127.0.0.1:{port}");

@@ -322,6 +322,8 @@ async fn main() -> anyhow::Result<()> {
         .args([
             "--listen",
             &listen,
+            "--gateway-listen",
+            "127.0.0.1:0",
             "--log",
             "warn",
             "--route-source",

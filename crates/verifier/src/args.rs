@@ -370,7 +370,10 @@ impl Args {
             state: state.clone(),
             upstream: Arc::new(crate::gateway::upstream::Upstream::new(upstream_config)),
         };
-        info!(addr = %listen, gateway = %gateway.gateway_listen, source = ?route_source, ?reservations, "Serving");
+        let gateway_addr = gateway_listener
+            .local_addr()
+            .map_or_else(|_| gateway.gateway_listen.to_string(), |a| a.to_string());
+        info!(addr = %listen, gateway = %gateway_addr, source = ?route_source, ?reservations, "Serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown().await;
