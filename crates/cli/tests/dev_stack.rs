@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use obol_devstack::facilitator::NodePeer;
-use obol_testenv::tools::x402_peers;
+use obol_testenv::tools::{x402_peers, x402_v1_client};
 use obol_testenv::{eventually, repo_root};
 use serde_json::Value;
 
@@ -120,6 +120,32 @@ fn pay_with_official_client(stack: &Stack, url: &str) -> (u16, String, String, S
     )
 }
 
+/// Pays `url` with the official v1 client (`x402-fetch` 1.2.0); returns (status, body).
+fn pay_with_official_v1_client(stack: &Stack, url: &str) -> (u16, String) {
+    let client = x402_v1_client();
+    let out = std::process::Command::new("node")
+        .arg(repo_root().join("tools/x402-v1-client/pay.cjs"))
+        .arg(url)
+        .env("NODE_PATH", client.join("node_modules"))
+        .env("BUYER_KEY", stack.var("OBOL_BUYER_KEY"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "x402-v1-client/pay.cjs: {}",
+        text(&out)
+    );
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        line["sent"].as_str().is_some_and(|s| !s.is_empty()),
+        "the v1 client attached X-PAYMENT: {line}"
+    );
+    (
+        u16::try_from(line["status"].as_u64().unwrap()).unwrap(),
+        line["body"].as_str().unwrap().to_owned(),
+    )
+}
+
 #[tokio::test]
 async fn local_stack_sells_and_buys_with_real_parts() {
     let stack = Stack::up();
@@ -146,6 +172,19 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     let seller_after = stack.balance("seller");
     assert_ne!(seller_before, seller_after, "the seller was paid on chain");
     assert!(!payment.is_empty(), "the client attached a payment header");
+
+    // Paid by the official v1 client (x402-fetch 1.2.0 on x402 1.2.0), which refuses a 402
+    // body its schema does not accept (an `"outputSchema": null` did).
+    let before_v1 = stack.balance("seller");
+    let (status, body) = pay_with_official_v1_client(&stack, &offer_url);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello from the demo upstream"), "{body}");
+    assert_ne!(
+        stack.balance("seller"),
+        before_v1,
+        "the v1 payment settled on chain"
+    );
+    let seller_after = stack.balance("seller");
 
     // The same payment replayed: refused, nothing moves.
     let replay = http

@@ -14,8 +14,10 @@ use obol_testenv::tools::{tool, x402_peers};
 use obol_x402::chain::Network;
 use obol_x402::eip3009::sign_payload;
 use obol_x402::facilitator::{
-    Facilitator, FacilitatorError, HttpFacilitator, HttpFacilitatorConfig,
+    Facilitator, FacilitatorError, HttpFacilitator, HttpFacilitatorConfig, Meaning, meaning,
+    meaning_with_proven_signature,
 };
+use obol_x402::verify::SignatureCheck;
 use obol_x402::wire::{Authorization, PaymentPayload, ResourceInfo};
 use obol_x402::{PrivateKey, Requirement};
 
@@ -112,14 +114,55 @@ async fn reference_facilitator_settles_our_signatures_once() {
             "v1={v1}: the seller got exactly the price"
         );
 
-        // The same authorization again: the nonce is used on chain, settlement is refused.
+        // The same authorization again: the nonce is used on chain, settlement is refused,
+        // and the official facilitator's own wording reads as "already used" at both calls.
         let replay = client.settle(&request).await.unwrap_err();
         assert!(
             matches!(replay, FacilitatorError::Rejected { .. }),
             "v1={v1}: {replay}"
         );
+        assert_eq!(meaning(&replay), Meaning::AlreadyUsed, "v1={v1}: {replay}");
+        let reverify = client.verify(&request).await.unwrap_err();
+        // Its v1 scheme says only "simulation failed", without the revert's words (its
+        // diagnosis needs Multicall3, which a bare anvil lacks): refused, never "unavailable".
+        let want = if v1 {
+            Meaning::Refused
+        } else {
+            Meaning::AlreadyUsed
+        };
+        assert_eq!(meaning(&reverify), want, "v1={v1}: {reverify}");
         assert_eq!(rpc.balance_of(usdc, pay_to).await.unwrap(), after);
     }
+
+    // A signature whose v is 0/1 (y-parity form): the local check proves it after rewriting v
+    // to 27/28, and only the rewritten one settles (the token's (v, r, s) entry point takes
+    // nothing else); the raw one is refused before anything is sent.
+    let mut parity = payload(&req, &payer_key, 4, false);
+    let last = parity.exact().signature.len() - 1;
+    let mut raw = parity.exact().signature.to_vec();
+    raw[last] -= 27;
+    parity.exact_mut().signature = raw.into();
+    let checked = obol_x402::verify_payment(&req, &parity, now()).unwrap();
+    assert!(matches!(
+        checked.signature,
+        SignatureCheck::ProvenNormalized(_)
+    ));
+    let raw_request = req.facilitator_request(parity.clone(), &resource).unwrap();
+    let before = rpc.balance_of(usdc, pay_to).await.unwrap();
+    if let Err(refused) = client.settle(&raw_request).await {
+        assert_ne!(meaning(&refused), Meaning::SettleUnknown, "{refused}");
+    } else {
+        panic!("the token took a v of 0/1: the normalisation proves nothing here");
+    }
+    assert_eq!(rpc.balance_of(usdc, pay_to).await.unwrap(), before);
+    checked.normalize(&mut parity);
+    let request = req.facilitator_request(parity, &resource).unwrap();
+    client.verify(&request).await.unwrap();
+    client.settle(&request).await.unwrap();
+    assert_eq!(
+        rpc.balance_of(usdc, pay_to).await.unwrap() - before,
+        U256::from(1000u64)
+    );
 
     // A signature for another token (wrong domain) is refused and moves nothing.
     let mut wrong = req.clone();
@@ -132,6 +175,20 @@ async fn reference_facilitator_settles_our_signatures_once() {
     let before = rpc.balance_of(usdc, pay_to).await.unwrap();
     assert!(client.verify(&request).await.is_err());
     assert_eq!(rpc.balance_of(usdc, pay_to).await.unwrap(), before);
+
+    // The facilitator's chain goes away: it cannot check, whatever code it answers with. A
+    // signature proven here makes that "unavailable" (503, nothing burned), never the payer's.
+    let request = req
+        .facilitator_request(payload(&req, &payer_key, 5, false), &resource)
+        .unwrap();
+    drop(anvil);
+    let down = client.verify(&request).await.unwrap_err();
+    assert_eq!(
+        meaning_with_proven_signature(&down),
+        Meaning::Unavailable,
+        "{down} ({:?})",
+        down.facilitator_words()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -53,4 +53,10 @@ pub fn x402_peers() -> PathBuf {
     tool("OBOL_X402_PEERS_DIR", "x402-peers.sh")
 }
 
+/// The directory of the pinned official x402 v1 client (`x402-fetch` 1.2.0 on `x402` 1.2.0;
+/// `node_modules` inside).
+pub fn x402_v1_client() -> PathBuf {
+    tool("OBOL_X402_V1_CLIENT_DIR", "x402-v1-client.sh")
+}
+
 pub use crate::net::free_port;

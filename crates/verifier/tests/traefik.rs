@@ -1,0 +1,166 @@
+//! The verifier behind a real Traefik (ForwardAuth, file provider): what a client sees for
+//! URLs of every length. The 402 echoes a bounded resource URL (path kept, a long query cut),
+//! and a URL too long to price gets a deliberate 414 with its reason, never whatever the gateway
+//! makes of an oversized auth answer (before, a URL over ~64 KB came back as an empty 401).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod support;
+
+use std::time::Duration;
+
+use obol_testenv::eventually;
+use obol_testenv::tools::{free_port, traefik};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An upstream that answers 200 "upstream" to anything.
+async fn upstream() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 256 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let reply =
+                    "HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream";
+                let _ = sock.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// A GET written by hand on its own connection: (status, body).
+async fn raw_get(port: u16, path: &str) -> (u16, String) {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+struct Traefik {
+    _child: tokio::process::Child,
+    dir: std::path::PathBuf,
+    web: u16,
+}
+
+impl Drop for Traefik {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn start_traefik(verifier: u16, upstream: u16) -> Traefik {
+    let (web, ping) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!(
+        "obol-verifier-traefik-{}-{web}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dynamic.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "http:
+  routers:
+    demo:
+      rule: \"PathPrefix(`/services/demo`)\"
+      entryPoints: [web]
+      middlewares: [x402]
+      service: demo
+  middlewares:
+    x402:
+      forwardAuth:
+        address: \"http://127.0.0.1:{verifier}/verify/demo/demo\"
+  services:
+    demo:
+      loadBalancer:
+        servers:
+          - url: \"http://127.0.0.1:{upstream}\"
+"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("traefik.log")).unwrap();
+    let child = tokio::process::Command::new(traefik())
+        .args([
+            "--global.checkNewVersion=false",
+            "--global.sendAnonymousUsage=false",
+            &format!("--entryPoints.web.address=127.0.0.1:{web}"),
+            &format!("--entryPoints.traefik.address=127.0.0.1:{ping}"),
+            "--ping=true",
+            &format!("--providers.file.filename={}", file.display()),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(30), || async {
+        http.get(format!("http://127.0.0.1:{web}/services/demo/x"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status() == 402)
+    })
+    .await;
+    Traefik {
+        _child: child,
+        dir,
+        web,
+    }
+}
+
+#[tokio::test]
+async fn urls_of_every_length_through_traefik() {
+    let h = Harness::demo();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let verifier = listener.local_addr().unwrap().port();
+    let app = obol_verifier::app(h.state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let traefik = start_traefik(verifier, upstream().await).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = |path_and_query: &str| format!("http://127.0.0.1:{}{path_and_query}", traefik.web);
+
+    // A long query: the 402 keeps the path and cuts the query.
+    let long_query = format!("/services/demo/chat?q={}", "x".repeat(4000));
+    let r = http.get(url(&long_query)).send().await.unwrap();
+    assert_eq!(r.status(), 402);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let resource = body["accepts"][0]["resource"].as_str().unwrap().to_owned();
+    assert!(resource.ends_with("/services/demo/chat"), "{resource}");
+    assert!(resource.len() < 100, "{resource}");
+
+    // Past the verifier's limit, and far past it (no HTTP client library sends a URI over
+    // 64 KiB, so the request is written by hand): a deliberate 414 with its reason.
+    for len in [9 * 1024, 70 * 1024, 200 * 1024] {
+        let path = format!("/services/demo/{}", "a".repeat(len));
+        let (status, text) = raw_get(traefik.web, &path).await;
+        assert_eq!(status, 414, "{len} bytes: {status} {:.200}", text);
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["reason"], "uri_too_long", "{len} bytes");
+        assert!(text.len() < 1024, "nothing of the URL is echoed");
+    }
+    assert_eq!(h.facilitator.calls(), (0, 0));
+}
