@@ -288,20 +288,33 @@ fn check_signature(
     auth: &crate::wire::Authorization,
     signature: &Bytes,
 ) -> Result<SignatureCheck, Rejection> {
-    if signature.is_empty() {
-        return Err(Rejection::EmptySignature);
-    }
-    if signature.ends_with(&ERC6492_MAGIC_SUFFIX) {
-        return Ok(SignatureCheck::Deferred(DeferredSignature::Erc6492));
-    }
     let message = TransferWithAuthorization::from(auth);
     let domain = requirement.domain();
-    let recover = |sig: &[u8]| eip3009::recover_signer(&domain, &message, sig);
+    classify_signature(signature, auth.from, |sig| {
+        eip3009::recover_signer(&domain, &message, sig)
+    })
+    .ok_or(Rejection::EmptySignature)
+}
+
+/// How far `signature` proves `from` offline, with `recover` the scheme's EOA recovery: proven
+/// (possibly after rewriting `v` 0/1 to 27/28), or deferred to the facilitator. `None` for an
+/// empty signature, the only one refused outright. Shared by `exact` and `upto`.
+pub(crate) fn classify_signature(
+    signature: &Bytes,
+    from: Address,
+    recover: impl Fn(&[u8]) -> Result<Address, SignatureError>,
+) -> Option<SignatureCheck> {
+    if signature.is_empty() {
+        return None;
+    }
+    if signature.ends_with(&ERC6492_MAGIC_SUFFIX) {
+        return Some(SignatureCheck::Deferred(DeferredSignature::Erc6492));
+    }
     let recovered = match recover(signature) {
-        Ok(signer) if signer == auth.from => return Ok(SignatureCheck::Proven),
+        Ok(signer) if signer == from => return Some(SignatureCheck::Proven),
         Ok(signer) => Some(signer),
         Err(SignatureError::NotEoa(len)) => {
-            return Ok(SignatureCheck::Deferred(
+            return Some(SignatureCheck::Deferred(
                 DeferredSignature::ContractWallet { len },
             ));
         }
@@ -309,8 +322,8 @@ fn check_signature(
             let mut fixed = signature.to_vec();
             fixed[eip3009::EOA_SIGNATURE_LEN - 1] = v + 27;
             match recover(&fixed) {
-                Ok(signer) if signer == auth.from => {
-                    return Ok(SignatureCheck::ProvenNormalized(fixed.into()));
+                Ok(signer) if signer == from => {
+                    return Some(SignatureCheck::ProvenNormalized(fixed.into()));
                 }
                 Ok(signer) => Some(signer),
                 Err(_) => None,
@@ -318,7 +331,7 @@ fn check_signature(
         }
         Err(_) => None,
     };
-    Ok(SignatureCheck::Deferred(DeferredSignature::NotFrom {
+    Some(SignatureCheck::Deferred(DeferredSignature::NotFrom {
         recovered,
     }))
 }

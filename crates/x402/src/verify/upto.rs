@@ -6,18 +6,20 @@
 //! (scheme, network, asset, `payTo`, maximum, `assetTransferMethod`, facilitator), then the
 //! signed fields (spender = the upto proxy, recipient = `payTo`, token = the asset, permitted
 //! amount ≥ the maximum, facilitator = ours, deadline and `validAfter` against `now`), then the
-//! EIP-712 signature over Permit2's domain. Balance, allowance and the nonce bitmap stay with
-//! the facilitator's simulation.
+//! EIP-712 signature over Permit2's domain, by the same rule as `exact` (see [`super`]): a
+//! 65-byte signature recovering to `from` is proven (after rewriting `v` 0/1 to 27/28 if need
+//! be, and the rewritten one is sent on), anything else is left to the facilitator, which
+//! checks contract wallets against the chain; only an empty signature is refused. Balance,
+//! allowance and the nonce bitmap stay with the facilitator's simulation.
 
 use alloy::primitives::{Address, B256, U256};
 
 use crate::chain::Network;
-use crate::eip3009::SignatureError;
 use crate::permit2::{self, UPTO_PROXY_ADDRESS};
 use crate::wire::{Eip712Extra, FacilitatorRequest, PaymentRequirementsV2, UptoPaymentPayload};
 use crate::wire::{SCHEME_UPTO, TRANSFER_METHOD_PERMIT2};
 
-use super::{CLOCK_SKEW_SECS, Requirement};
+use super::{CLOCK_SKEW_SECS, Requirement, SignatureCheck, classify_signature};
 
 /// What a metered route asks of an `upto` payment: [`Requirement`] with `amount` = the most
 /// one request may cost, and the facilitator signer allowed to settle.
@@ -42,6 +44,18 @@ pub struct VerifiedUpto {
     pub nonce: B256,
     /// Unix seconds after which the authorization can no longer settle.
     pub deadline: u64,
+    /// How far the signature could be checked offline.
+    pub signature: SignatureCheck,
+}
+
+impl VerifiedUpto {
+    /// Rewrites the payload's signature into the form that was proven (`v` 27/28), so the
+    /// facilitator verifies and settles exactly what was checked here.
+    pub fn normalize(&self, payload: &mut UptoPaymentPayload) {
+        if let SignatureCheck::ProvenNormalized(signature) = &self.signature {
+            payload.payload.signature = signature.clone();
+        }
+    }
 }
 
 /// Why an `upto` payment was refused locally.
@@ -122,22 +136,9 @@ pub enum UptoRejection {
         /// The `now` passed in.
         now: u64,
     },
-    /// The signature is malformed or recovers to someone other than `from`.
-    #[error(
-        "signature does not prove permit2Authorization.from (domain Permit2, chain {chain_id})"
-    )]
-    InvalidSignature {
-        /// The chain id of the domain checked.
-        chain_id: u64,
-        /// The address recovered, when recovery succeeded.
-        recovered: Option<Address>,
-    },
-    /// A contract-wallet signature: only the facilitator can check it.
-    #[error("{len}-byte contract-wallet signature cannot be verified locally")]
-    UnsupportedSignature {
-        /// Signature length in bytes.
-        len: usize,
-    },
+    /// The signature is empty.
+    #[error("signature is empty")]
+    EmptySignature,
 }
 
 impl UptoRejection {
@@ -155,8 +156,7 @@ impl UptoRejection {
             Self::SpenderMismatch { .. } => "spender_mismatch",
             Self::Expired { .. } => "expired",
             Self::NotYetValid { .. } => "not_yet_valid",
-            Self::InvalidSignature { .. } => "invalid_signature",
-            Self::UnsupportedSignature { .. } => "unsupported_signature",
+            Self::EmptySignature => "empty_signature",
         }
     }
 
@@ -176,9 +176,7 @@ impl UptoRejection {
             Self::SpenderMismatch { .. } => "invalid_permit2_spender",
             Self::Expired { .. } => "permit2_deadline_expired",
             Self::NotYetValid { .. } => "permit2_not_yet_valid",
-            Self::InvalidSignature { .. } | Self::UnsupportedSignature { .. } => {
-                "invalid_permit2_signature"
-            }
+            Self::EmptySignature => "invalid_permit2_signature",
         }
     }
 
@@ -187,10 +185,7 @@ impl UptoRejection {
     pub fn is_mismatch(&self) -> bool {
         !matches!(
             self,
-            Self::Expired { .. }
-                | Self::NotYetValid { .. }
-                | Self::InvalidSignature { .. }
-                | Self::UnsupportedSignature { .. }
+            Self::Expired { .. } | Self::NotYetValid { .. } | Self::EmptySignature
         )
     }
 }
@@ -284,30 +279,17 @@ pub fn verify_upto(
         });
     }
     let chain_id = req.network.chain_id;
-    match permit2::recover_signer(chain_id, auth, &payload.payload.signature) {
-        Ok(signer) if signer == auth.from => {}
-        Ok(signer) => {
-            return Err(UptoRejection::InvalidSignature {
-                chain_id,
-                recovered: Some(signer),
-            });
-        }
-        Err(SignatureError::NotEoa(len)) => {
-            return Err(UptoRejection::UnsupportedSignature { len });
-        }
-        Err(_) => {
-            return Err(UptoRejection::InvalidSignature {
-                chain_id,
-                recovered: None,
-            });
-        }
-    }
+    let signature = classify_signature(&payload.payload.signature, auth.from, |sig| {
+        permit2::recover_signer(chain_id, auth, sig)
+    })
+    .ok_or(UptoRejection::EmptySignature)?;
     Ok(VerifiedUpto {
         network: req.network,
         payer: auth.from,
         authorized: auth.permitted.amount,
         nonce: B256::from(auth.nonce),
         deadline: auth.deadline,
+        signature,
     })
 }
 

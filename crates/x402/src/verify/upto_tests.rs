@@ -83,6 +83,7 @@ fn the_official_clients_payment_passes_inside_its_window_only() {
     let payment = official();
     let ok = verify_upto(&requirement(), &payment, OFFICIAL_NOW).unwrap();
     assert_eq!(ok.payer, key().address());
+    assert_eq!(ok.signature, SignatureCheck::Proven);
     assert_eq!(ok.authorized, U256::from(MAX));
     assert_eq!(ok.deadline, OFFICIAL_DEADLINE);
     assert_eq!(
@@ -138,7 +139,7 @@ fn extra(p: &mut UptoPaymentPayload) -> &mut crate::wire::Eip712Extra {
 
 #[test]
 fn rejection_table() {
-    let cases: [(&str, bool, Mutation, &str); 18] = [
+    let cases: [(&str, bool, Mutation, &str); 17] = [
         (
             "scheme exact",
             false,
@@ -236,16 +237,10 @@ fn rejection_table() {
             "not_yet_valid",
         ),
         (
-            "forged from",
+            "empty signature",
             false,
-            |p| auth(p).from = Address::repeat_byte(0x11),
-            "invalid_signature",
-        ),
-        (
-            "contract wallet signature",
-            false,
-            |p| p.payload.signature = vec![1u8; 300].into(),
-            "unsupported_signature",
+            |p| p.payload.signature = Default::default(),
+            "empty_signature",
         ),
     ];
     for (name, resign, mutate, want) in cases {
@@ -268,24 +263,54 @@ fn rejection_table() {
 }
 
 #[test]
-fn a_signature_for_another_chain_or_field_does_not_recover_the_payer() {
-    let mut p = payment(authorization());
-    // Signed on Base mainnet's domain, presented for Base Sepolia.
-    p.payload = permit2::sign_payload(&key(), 8_453, authorization()).unwrap();
-    let err = verify_upto(&requirement(), &p, NOW).unwrap_err();
-    assert!(
-        matches!(err, UptoRejection::InvalidSignature { chain_id: 84_532, recovered: Some(r) } if r != key().address()),
-        "{err}"
+fn signatures_are_proven_normalised_or_left_to_the_facilitator() {
+    use crate::verify::DeferredSignature;
+    let proven = verify_upto(&requirement(), &payment(authorization()), NOW).unwrap();
+    assert_eq!(proven.signature, SignatureCheck::Proven);
+
+    // v as y-parity (0/1): proven after the rewrite, and the rewritten form is what goes on.
+    let mut parity = payment(authorization());
+    let good = parity.payload.signature.clone();
+    let mut raw = good.to_vec();
+    raw[64] -= 27;
+    parity.payload.signature = raw.into();
+    let ok = verify_upto(&requirement(), &parity, NOW).unwrap();
+    assert_eq!(ok.signature, SignatureCheck::ProvenNormalized(good.clone()));
+    ok.normalize(&mut parity);
+    assert_eq!(parity.payload.signature, good);
+
+    // What cannot be decided offline is the facilitator's to check against the chain.
+    let deferred =
+        |p: &UptoPaymentPayload| match verify_upto(&requirement(), p, NOW).unwrap().signature {
+            SignatureCheck::Deferred(d) => d,
+            other => panic!("{other:?}"),
+        };
+    let mut wallet = payment(authorization());
+    wallet.payload.signature = vec![1u8; 300].into();
+    assert_eq!(
+        deferred(&wallet),
+        DeferredSignature::ContractWallet { len: 300 }
     );
-    // A signature lifted onto a larger amount recovers someone else.
+    // Signed on Base mainnet's domain, presented for Base Sepolia: recovers someone else.
+    let mut other_chain = payment(authorization());
+    other_chain.payload = permit2::sign_payload(&key(), 8_453, authorization()).unwrap();
+    assert!(matches!(
+        deferred(&other_chain),
+        DeferredSignature::NotFrom { recovered: Some(r) } if r != key().address()
+    ));
+    // A signature lifted onto a larger amount, or claimed for another payer, proves nothing.
     let mut lifted = payment(authorization());
     lifted.payload.permit2_authorization.permitted.amount = U256::from(MAX * 10);
-    assert_eq!(
-        verify_upto(&requirement(), &lifted, NOW)
-            .unwrap_err()
-            .reason(),
-        "invalid_signature"
-    );
+    assert!(matches!(
+        deferred(&lifted),
+        DeferredSignature::NotFrom { .. }
+    ));
+    let mut forged = payment(authorization());
+    forged.payload.permit2_authorization.from = Address::repeat_byte(0x11);
+    assert!(matches!(
+        deferred(&forged),
+        DeferredSignature::NotFrom { recovered: Some(r) } if r == key().address()
+    ));
 }
 
 #[test]
@@ -300,13 +325,7 @@ fn mismatch_versus_invalid() {
             },
             false,
         ),
-        (
-            UptoRejection::InvalidSignature {
-                chain_id: 1,
-                recovered: None,
-            },
-            false,
-        ),
+        (UptoRejection::EmptySignature, false),
     ];
     for (rejection, mismatch) in table {
         assert_eq!(rejection.is_mismatch(), mismatch, "{rejection}");
