@@ -6,7 +6,8 @@
 //! - the external kinds the controller writes, typed minimally: Traefik [`traefik::Middleware`] and
 //!   Gateway API [`gateway::HttpRoute`];
 //! - condition types and reasons, the condition bookkeeping and the phase rule ([`condition`]);
-//! - child-object names ([`names`]) and the exact-decimal price math ([`price`]).
+//! - child-object names ([`names`]), the exact-decimal price math ([`price`]) and the metered
+//!   per-token charges ([`metering`]).
 //!
 //! It depends on no other crate of this workspace, holds no client and starts no runtime: every
 //! function here is pure.
@@ -14,6 +15,7 @@
 pub mod condition;
 pub mod crdgen;
 pub mod gateway;
+pub mod metering;
 pub mod names;
 pub mod payment_route;
 pub mod price;
@@ -26,7 +28,7 @@ pub mod validation;
 
 pub use condition::{Condition, ConditionStatus, Phase};
 pub use payment_route::{
-    PaymentRoute, PaymentRouteSpec, PaymentRouteStatus, PriceModel, ProxyTarget,
+    Metering, PaymentRoute, PaymentRouteSpec, PaymentRouteStatus, PriceModel, ProxyTarget,
 };
 pub use registration_request::{
     RegistrationPhase, RegistrationRequest, RegistrationRequestSpec, RegistrationRequestStatus,

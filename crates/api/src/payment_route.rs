@@ -69,7 +69,7 @@ pub struct PaymentRouteSpec {
     pub approx_tokens_per_request: Option<u64>,
     /// Shown to buyers in the 402 answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = crate::validation::MAX_DESCRIPTION_LEN))]
     pub description: Option<String>,
     /// Longest validity window a payment may ask for, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,6 +82,59 @@ pub struct PaymentRouteSpec {
     /// and settles only after it answered. Absent: ForwardAuth (settle, then let through).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyTarget>,
+    /// Set when the offer is priced per token: the route also accepts x402 `upto` payments up to
+    /// `maxAmount`, each charged for the tokens its answer used; `price` stays the `exact`
+    /// price and what an answer without usage is charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metering: Option<Metering>,
+}
+
+/// The metered terms of a per-token route, in atomic units of the route's asset.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Metering {
+    /// Atomic units per million prompt (input) tokens.
+    #[serde(rename = "inputPerMTok")]
+    #[schemars(regex(pattern = r"^[0-9]+$"), length(max = 38))]
+    pub input_per_mtok: String,
+    /// Atomic units per million completion (output) tokens.
+    #[serde(rename = "outputPerMTok")]
+    #[schemars(regex(pattern = r"^[0-9]+$"), length(max = 38))]
+    pub output_per_mtok: String,
+    /// Tokens the maximum is priced at.
+    #[schemars(range(min = 1))]
+    pub max_tokens_per_request: u64,
+    /// The most one request may cost: the `amount` of the `upto` requirement.
+    #[schemars(regex(pattern = r"^[0-9]+$"), length(max = 38))]
+    pub max_amount: String,
+}
+
+impl Metering {
+    /// The route form of metered terms.
+    pub fn from_price(price: &crate::metering::MeteredPrice) -> Self {
+        let t = &price.tariff;
+        Self {
+            input_per_mtok: t.rates.input.to_string(),
+            output_per_mtok: t.rates.output.to_string(),
+            max_tokens_per_request: price.max_tokens,
+            max_amount: t.maximum.to_string(),
+        }
+    }
+
+    /// The tariff, with `fallback` the route's `price` (atomic units); `None` when a number does
+    /// not parse or the fallback exceeds the maximum (a route the verifier refuses to load).
+    pub fn tariff(&self, fallback: &str) -> Option<crate::metering::Tariff> {
+        let n = |s: &str| s.parse::<u128>().ok();
+        let tariff = crate::metering::Tariff {
+            rates: crate::metering::TokenRates {
+                input: n(&self.input_per_mtok)?,
+                output: n(&self.output_per_mtok)?,
+            },
+            maximum: n(&self.max_amount)?,
+            fallback: n(fallback)?,
+        };
+        (tariff.maximum > 0 && tariff.fallback <= tariff.maximum).then_some(tariff)
+    }
 }
 
 /// Where the verifier forwards a paid request in gateway mode `proxy`, and how.
@@ -159,6 +212,7 @@ impl PaymentRouteSpec {
             max_timeout_seconds: None,
             upstream_auth: None,
             proxy: None,
+            metering: None,
         }
     }
 }

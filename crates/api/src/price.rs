@@ -5,10 +5,13 @@
 //! exact rational arithmetic on integers, rounded half-up once, at the asset's decimals
 //! (`0.001` → `1000`, never `999` as the Go v1 float path gave).
 //!
-//! Which price gates a request ([`effective_price`]): `perRequest` > `perMTok` > `perHour`.
-//! - `perMTok` is per million tokens; one request is assumed to use `approxTokensPerRequest`
-//!   tokens (default [`DEFAULT_APPROX_TOKENS_PER_REQUEST`]), so the request price is
-//!   `perMTok × tokens ÷ 10⁶` (`1.0` → `0.001`).
+//! Which price gates a request ([`effective_price`]): `perRequest` > per-token > `perHour`.
+//! - Per-token prices are per million tokens: `perMTok`, or `perMTokInput` / `perMTokOutput`
+//!   for prompt and completion tokens (each defaults to `perMTok`, else 0). One request is
+//!   assumed to use `approxTokensPerRequest` tokens (default
+//!   [`DEFAULT_APPROX_TOKENS_PER_REQUEST`]) at the higher of the two rates, so the request
+//!   price is `rate × tokens ÷ 10⁶` (`1.0` → `0.001`). That is the `exact` price; metered
+//!   (`upto`) charges are in [`crate::metering`].
 //! - `perHour` is charged as five minutes of use per request, `perHour × 5 ÷ 60`, the conversion
 //!   of the Go project's later shared schema. (The main Go verifier charged the raw hourly price
 //!   per request, a 12× overcharge.)
@@ -52,6 +55,23 @@ pub enum PriceError {
     /// `approxTokensPerRequest` is zero.
     #[error("approxTokensPerRequest must be at least 1")]
     ZeroTokens,
+    /// A per-token price finer than one atomic unit per million tokens: metered charges are
+    /// computed in whole atomic units per million tokens.
+    #[error("{field} {value} is finer than one atomic unit of the asset per million tokens")]
+    TooPrecise {
+        /// The price field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// `maxTokensPerRequest` is below `approxTokensPerRequest`.
+    #[error("maxTokensPerRequest {max} is below approxTokensPerRequest {approx}")]
+    MaxBelowApprox {
+        /// `maxTokensPerRequest`.
+        max: u64,
+        /// `approxTokensPerRequest`.
+        approx: u64,
+    },
 }
 
 /// A non-negative decimal number `mantissa / 10^scale`, parsed exactly.
@@ -124,6 +144,36 @@ impl Decimal {
         self.scaled_atomic(1, 1, decimals)
     }
 
+    /// The value in atomic units of an asset with `decimals` when that is a whole number,
+    /// `Ok(None)` when the value has more decimals than the asset.
+    pub fn to_exact_atomic(&self, decimals: u8) -> Result<Option<u128>, PriceError> {
+        let unit = 10u128
+            .checked_pow(u32::from(decimals))
+            .ok_or(PriceError::Overflow)?;
+        let num = self
+            .mantissa
+            .checked_mul(unit)
+            .ok_or(PriceError::Overflow)?;
+        let den = 10u128.checked_pow(self.scale).ok_or(PriceError::Overflow)?;
+        Ok(num.is_multiple_of(den).then(|| num / den))
+    }
+
+    /// The larger of two values.
+    pub fn max(self, other: Self) -> Result<Self, PriceError> {
+        let scale = self.scale.max(other.scale);
+        let widen = |d: Self| {
+            10u128
+                .checked_pow(scale - d.scale)
+                .and_then(|f| d.mantissa.checked_mul(f))
+                .ok_or(PriceError::Overflow)
+        };
+        Ok(if widen(self)? >= widen(other)? {
+            self
+        } else {
+            other
+        })
+    }
+
     /// `self × tokens ÷ 10⁶`, exactly (a per-million-token price to a per-request price).
     pub fn per_mtok_to_per_request(&self, tokens: u64) -> Result<Self, PriceError> {
         if tokens == 0 {
@@ -181,7 +231,7 @@ impl fmt::Display for Decimal {
 pub enum PriceSource {
     /// `perRequest`.
     PerRequest,
-    /// `perMTok`.
+    /// A per-token price: `perMTok`, `perMTokInput` or `perMTokOutput`.
     PerMTok,
     /// `perHour`.
     PerHour,
@@ -194,10 +244,44 @@ pub struct PriceInput<'a> {
     pub per_request: Option<&'a str>,
     /// `perMTok`.
     pub per_mtok: Option<&'a str>,
+    /// `perMTokInput` (prompt tokens; default `perMTok`).
+    pub per_mtok_input: Option<&'a str>,
+    /// `perMTokOutput` (completion tokens; default `perMTok`).
+    pub per_mtok_output: Option<&'a str>,
     /// `perHour`.
     pub per_hour: Option<&'a str>,
-    /// `approxTokensPerRequest` (for `perMTok`).
+    /// `approxTokensPerRequest` (for per-token prices).
     pub approx_tokens_per_request: Option<u64>,
+    /// `maxTokensPerRequest` (for metered per-token prices; see [`crate::metering`]).
+    pub max_tokens_per_request: Option<u64>,
+}
+
+impl PriceInput<'_> {
+    /// Whether any per-token price is set.
+    pub fn is_per_token(&self) -> bool {
+        [self.per_mtok, self.per_mtok_input, self.per_mtok_output]
+            .into_iter()
+            .any(|p| present(p).is_some())
+    }
+
+    /// The per-token rates as decimals (input, output): each side's own field, else
+    /// `perMTok`, else zero.
+    pub fn token_rates(&self) -> Result<(Decimal, Decimal), PriceError> {
+        let parse = |v: Option<&str>| present(v).map(Decimal::parse).transpose();
+        let common = parse(self.per_mtok)?;
+        let zero = Decimal {
+            mantissa: 0,
+            scale: 0,
+        };
+        let input = parse(self.per_mtok_input)?.or(common).unwrap_or(zero);
+        let output = parse(self.per_mtok_output)?.or(common).unwrap_or(zero);
+        Ok((input, output))
+    }
+}
+
+/// A field that is set to something other than blanks.
+fn present(s: Option<&str>) -> Option<&str> {
+    s.filter(|v| !v.trim().is_empty())
 }
 
 /// The price one request is charged.
@@ -205,7 +289,8 @@ pub struct PriceInput<'a> {
 pub struct EffectivePrice {
     /// The field it came from.
     pub source: PriceSource,
-    /// The field's value as written (parsed).
+    /// The field's value as written (parsed); for per-token prices the higher of the input and
+    /// output rates, the one the approximation uses.
     pub original: Decimal,
     /// Atomic units charged per request (`> 0`).
     pub atomic: u128,
@@ -217,14 +302,12 @@ pub struct EffectivePrice {
 /// asset with `decimals`. A price that is missing, malformed or rounds to zero is an error: the
 /// gate never charges nothing by accident.
 pub fn effective_price(input: PriceInput<'_>, decimals: u8) -> Result<EffectivePrice, PriceError> {
-    fn present(s: Option<&str>) -> Option<&str> {
-        s.filter(|v| !v.trim().is_empty())
-    }
     let (source, original, atomic, tokens) = if let Some(p) = present(input.per_request) {
         let d = Decimal::parse(p)?;
         (PriceSource::PerRequest, d, d.to_atomic(decimals)?, None)
-    } else if let Some(p) = present(input.per_mtok) {
-        let d = Decimal::parse(p)?;
+    } else if input.is_per_token() {
+        let (rate_in, rate_out) = input.token_rates()?;
+        let d = rate_in.max(rate_out)?;
         let tokens = input
             .approx_tokens_per_request
             .unwrap_or(DEFAULT_APPROX_TOKENS_PER_REQUEST);

@@ -161,10 +161,16 @@ pub struct Payment {
     pub max_timeout_seconds: i64,
     /// Price in decimal units of the asset (USDC).
     pub price: Price,
-    /// Tokens one request is assumed to use when priced per million tokens (default 1000).
+    /// Tokens one request is assumed to use when priced per million tokens (default 1000): the
+    /// `exact` price, and what a metered request is charged when its answer reports no usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub approx_tokens_per_request: Option<u64>,
+    /// Most tokens one metered (`upto`) request may be charged for: the buyer authorizes this
+    /// many at the higher rate (default 10 × approxTokensPerRequest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens_per_request: Option<u64>,
 }
 
 fn default_max_timeout() -> i64 {
@@ -214,7 +220,8 @@ pub enum TransferMethod {
     Permit2,
 }
 
-/// Decimal prices; the first set of perRequest > perMTok > perHour gates (see [`crate::price`]).
+/// Decimal prices; the first set of perRequest > per-token (perMTok, perMTokInput,
+/// perMTokOutput) > perHour gates (see [`crate::price`] and [`crate::metering`]).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Price {
@@ -222,10 +229,26 @@ pub struct Price {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = V::DECIMAL))]
     pub per_request: Option<String>,
-    /// Per million tokens.
+    /// Per million tokens (prompt and completion alike, unless set apart below).
     #[serde(default, rename = "perMTok", skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = V::DECIMAL))]
     pub per_mtok: Option<String>,
+    /// Per million prompt (input) tokens; default `perMTok`.
+    #[serde(
+        default,
+        rename = "perMTokInput",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?$"))]
+    pub per_mtok_input: Option<String>,
+    /// Per million completion (output) tokens; default `perMTok`.
+    #[serde(
+        default,
+        rename = "perMTokOutput",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?$"))]
+    pub per_mtok_output: Option<String>,
     /// Per hour of use (charged as five minutes per request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = V::DECIMAL))]
@@ -335,8 +358,11 @@ impl ServiceOfferSpec {
         crate::price::PriceInput {
             per_request: p.per_request.as_deref(),
             per_mtok: p.per_mtok.as_deref(),
+            per_mtok_input: p.per_mtok_input.as_deref(),
+            per_mtok_output: p.per_mtok_output.as_deref(),
             per_hour: p.per_hour.as_deref(),
             approx_tokens_per_request: self.payment.approx_tokens_per_request,
+            max_tokens_per_request: self.payment.max_tokens_per_request,
         }
     }
 }

@@ -31,6 +31,8 @@ pub const HTTP_URL: &str = r"^https?://[^\s]+$";
 
 /// Longest offer path and PaymentRoute pattern.
 pub const MAX_PATH_LEN: usize = 1024;
+/// Longest PaymentRoute description (what a 402 shows buyers).
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
 /// Lowest port number.
 pub const MIN_PORT: i32 = 1;
 /// Highest port number.

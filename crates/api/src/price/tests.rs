@@ -104,7 +104,7 @@ fn input<'a>(req: Option<&'a str>, mtok: Option<&'a str>, hour: Option<&'a str>)
         per_request: req,
         per_mtok: mtok,
         per_hour: hour,
-        approx_tokens_per_request: None,
+        ..PriceInput::default()
     }
 }
 

@@ -48,12 +48,18 @@ pub enum OfferField {
     MaxTimeout,
     /// `spec.payment.approxTokensPerRequest`.
     ApproxTokens,
+    /// `spec.payment.maxTokensPerRequest`.
+    MaxTokens,
     /// `spec.payment.price` as a whole (none set, or the gating one unusable).
     Price,
     /// `spec.payment.price.perRequest`.
     PerRequest,
     /// `spec.payment.price.perMTok`.
     PerMTok,
+    /// `spec.payment.price.perMTokInput`.
+    PerMTokInput,
+    /// `spec.payment.price.perMTokOutput`.
+    PerMTokOutput,
     /// `spec.payment.price.perHour`.
     PerHour,
     /// `spec.payment.price.perEpoch`.
@@ -81,9 +87,12 @@ impl OfferField {
             Self::AssetDecimals => "spec.payment.asset.decimals",
             Self::MaxTimeout => "spec.payment.maxTimeoutSeconds",
             Self::ApproxTokens => "spec.payment.approxTokensPerRequest",
+            Self::MaxTokens => "spec.payment.maxTokensPerRequest",
             Self::Price => "spec.payment.price",
             Self::PerRequest => "spec.payment.price.perRequest",
             Self::PerMTok => "spec.payment.price.perMTok",
+            Self::PerMTokInput => "spec.payment.price.perMTokInput",
+            Self::PerMTokOutput => "spec.payment.price.perMTokOutput",
             Self::PerHour => "spec.payment.price.perHour",
             Self::PerEpoch => "spec.payment.price.perEpoch",
             Self::ModelName => "spec.model.name",
@@ -125,6 +134,8 @@ pub enum Problem {
     NoUsdc,
     /// A price that cannot be charged.
     Price(PriceError),
+    /// Per-token terms that cannot be metered exactly (the error says why).
+    Metering(PriceError),
     /// Empty where a value is required.
     Empty,
 }
@@ -155,6 +166,7 @@ impl fmt::Display for Problem {
                 "this network has no known USDC: name the token in spec.payment.asset or use another network",
             ),
             Self::Price(e) => write!(f, "{e}; use a positive decimal such as 0.001"),
+            Self::Metering(e) => write!(f, "{e}"),
             Self::Empty => f.write_str("must not be empty"),
         }
     }
@@ -213,8 +225,11 @@ pub struct ValidOffer {
     pub decimals: u8,
     /// The price one request is charged.
     pub price: EffectivePrice,
-    /// The per-million-token price in atomic units, when that price gates.
+    /// The per-million-token price in atomic units, when that price gates (the higher of the
+    /// input and output rates when they differ).
     pub per_mtok_atomic: Option<u128>,
+    /// The metered (`upto`) terms, when a per-token price gates.
+    pub metered: Option<crate::metering::MeteredPrice>,
 }
 
 type Checked<T = ()> = Result<T, InvalidOffer>;
@@ -337,6 +352,8 @@ impl ServiceOfferSpec {
         for (field, value) in [
             (F::PerRequest, &p.per_request),
             (F::PerMTok, &p.per_mtok),
+            (F::PerMTokInput, &p.per_mtok_input),
+            (F::PerMTokOutput, &p.per_mtok_output),
             (F::PerHour, &p.per_hour),
             (F::PerEpoch, &p.per_epoch),
         ] {
@@ -356,6 +373,19 @@ impl ServiceOfferSpec {
             ),
             _ => None,
         };
+        let metered =
+            crate::metering::metered_price(self.price_input(), decimals).map_err(|e| {
+                let field = match &e {
+                    PriceError::MaxBelowApprox { .. } => F::MaxTokens,
+                    PriceError::TooPrecise { field, .. } => match *field {
+                        "perMTokInput" => F::PerMTokInput,
+                        "perMTokOutput" => F::PerMTokOutput,
+                        _ => F::PerMTok,
+                    },
+                    _ => F::Price,
+                };
+                InvalidOffer::absent(field, Problem::Metering(e))
+            })?;
         if let Some(model) = &self.model {
             check(!model.name.is_empty(), F::ModelName, "", Problem::Empty)?;
         }
@@ -371,6 +401,7 @@ impl ServiceOfferSpec {
             decimals,
             price,
             per_mtok_atomic,
+            metered,
         })
     }
 }

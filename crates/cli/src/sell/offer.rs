@@ -206,10 +206,13 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
             price: Price {
                 per_request: req.per_request.clone(),
                 per_mtok: req.per_mtok.clone(),
+                per_mtok_input: None,
+                per_mtok_output: None,
                 per_hour: req.per_hour.clone(),
                 per_epoch: None,
             },
             approx_tokens_per_request: req.approx_tokens_per_request,
+            max_tokens_per_request: None,
         },
         registration,
         provenance: BTreeMap::new(),

@@ -61,6 +61,8 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
     let up = &spec.upstream;
     let payment = &spec.payment;
     let price = valid.price;
+    let metered = valid.metered;
+    let decimals = valid.decimals;
 
     let meta = |child: String| ObjectMeta {
         name: Some(child),
@@ -76,6 +78,17 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
         .as_ref()
         .and_then(|r| r.description.clone())
         .unwrap_or_else(|| format!("ServiceOffer {name}"));
+    let symbol = payment
+        .asset
+        .as_ref()
+        .and_then(|a| a.symbol.clone())
+        .unwrap_or_else(|| "USDC".to_owned());
+    let route_description = match &metered {
+        Some(m) => {
+            metered_description(&description, &api::metering::describe(m, decimals, &symbol))
+        }
+        None => description.clone(),
+    };
 
     let middleware = Middleware {
         metadata: meta(mw_name.clone()),
@@ -102,10 +115,11 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
             }),
             per_mtok: valid.per_mtok_atomic.map(|atomic| atomic.to_string()),
             approx_tokens_per_request: price.approx_tokens_per_request,
-            description: Some(description.clone()),
+            description: Some(route_description),
             max_timeout_seconds: Some(payment.max_timeout_seconds),
             upstream_auth: None,
             proxy: None,
+            metering: metered.as_ref().map(api::Metering::from_price),
         },
         status: None,
     };
@@ -213,4 +227,20 @@ pub fn labels(name: &str) -> BTreeMap<String, String> {
             api::FIELD_MANAGER.to_owned(),
         ),
     ])
+}
+
+/// The offer's description followed by the metering rule, the offer's part cut (on a character
+/// boundary, with `…`) when both would not fit the route's limit: the rule is never cut.
+fn metered_description(offer: &str, rule: &str) -> String {
+    let room = api::validation::MAX_DESCRIPTION_LEN.saturating_sub(rule.len() + 1);
+    let offer = if offer.len() <= room {
+        offer.to_owned()
+    } else {
+        let mut end = room.saturating_sub('…'.len_utf8());
+        while !offer.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &offer[..end])
+    };
+    format!("{offer} {rule}")
 }

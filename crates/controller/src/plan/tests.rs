@@ -311,3 +311,79 @@ fn path_conflicts_oldest_wins_ties_by_namespace_and_name() {
     assert_eq!(path_owner(&newer, &[gone, newer.clone()]), None);
     assert_eq!(path_owner(&newer, &[]), None);
 }
+
+#[test]
+fn per_token_offers_are_metered() {
+    let per_request = desired(&mk_offer("flat", json!({})), &settings()).unwrap();
+    assert_eq!(per_request.payment_route.spec.metering, None);
+    assert_eq!(
+        per_request.payment_route.spec.description.as_deref(),
+        Some("ServiceOffer flat")
+    );
+
+    let offer = mk_offer(
+        "llm",
+        json!({"payment": {"price": {"perRequest": null, "perMTokInput": "0.15", "perMTokOutput": "0.6"},
+                           "approxTokensPerRequest": 1000, "maxTokensPerRequest": 4000}}),
+    );
+    let spec = desired(&offer, &settings()).unwrap().payment_route.spec;
+    // The exact price (and the no-usage fallback): 1000 tokens at the higher rate.
+    assert_eq!(spec.price, "600");
+    assert_eq!(spec.price_model, Some(PriceModel::PerMTok));
+    let metering = spec.metering.as_ref().unwrap();
+    assert_eq!(
+        (
+            metering.input_per_mtok.as_str(),
+            metering.output_per_mtok.as_str(),
+            metering.max_tokens_per_request,
+            metering.max_amount.as_str()
+        ),
+        ("150000", "600000", 4000, "2400")
+    );
+    assert!(metering.tariff(&spec.price).is_some());
+    let description = spec.description.unwrap();
+    assert!(
+        description.starts_with("ServiceOffer llm Metered per token: 0.15 USDC per million input"),
+        "{description}"
+    );
+    assert!(description.contains("at most 0.0024 USDC (4000 tokens)"));
+    assert!(description.contains("it costs 0.0006 USDC (1000 tokens)"));
+}
+
+#[test]
+fn a_long_description_is_cut_before_the_metering_rule() {
+    let long = "é".repeat(700);
+    let offer = mk_offer(
+        "llm",
+        json!({"payment": {"price": {"perRequest": null, "perMTok": "1"}},
+               "registration": {"description": long}}),
+    );
+    let description = desired(&offer, &settings())
+        .unwrap()
+        .payment_route
+        .spec
+        .description
+        .unwrap();
+    assert!(description.len() <= 1024, "{}", description.len());
+    assert!(description.starts_with("éé"));
+    assert!(description.contains("… Metered per token: 1 USDC per million tokens."));
+    assert!(description.ends_with("(1000 tokens)."));
+}
+
+#[test]
+fn metered_terms_that_cannot_be_charged_exactly_are_refused() {
+    let cases = [
+        (
+            json!({"payment": {"price": {"perRequest": null, "perMTok": "0.0000001"}, "approxTokensPerRequest": 100000000}}),
+            "finer than one atomic unit",
+        ),
+        (
+            json!({"payment": {"price": {"perRequest": null, "perMTok": "1"}, "maxTokensPerRequest": 10}}),
+            "maxTokensPerRequest 10 is below approxTokensPerRequest 1000",
+        ),
+    ];
+    for (patch, needle) in cases {
+        let err = desired(&mk_offer("bad", patch.clone()), &settings()).unwrap_err();
+        assert!(err.0.contains(needle), "{patch}: {err}");
+    }
+}

@@ -228,6 +228,59 @@ fn offer_rules_table() {
             json!({"payment": {"price": {"perRequest": null, "perMTok": "1.0"}}}),
             ok.clone(),
         ),
+        // Metered per-token terms.
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": null, "perMTokInput": "0.15", "perMTokOutput": "0.6"}, "maxTokensPerRequest": 4000}}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": null, "perMTokOutput": "0.6x"}}}),
+            no(
+                F::PerMTokOutput,
+                price(PriceError::NotANumber("0.6x".into())),
+            ),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": null, "perMTokInput": "0.0000001", "perMTokOutput": "1"}}}),
+            no(
+                F::PerMTokInput,
+                Problem::Metering(PriceError::TooPrecise {
+                    field: "perMTokInput",
+                    value: "0.0000001".into(),
+                }),
+            ),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": null, "perMTok": "1"}, "approxTokensPerRequest": 500, "maxTokensPerRequest": 499}}),
+            no(
+                F::MaxTokens,
+                Problem::Metering(PriceError::MaxBelowApprox {
+                    max: 499,
+                    approx: 500,
+                }),
+            ),
+        ),
+        (
+            "d",
+            json!({"payment": {"price": {"perRequest": null, "perMTok": "1"}, "maxTokensPerRequest": 0}}),
+            no(
+                F::MaxTokens,
+                Problem::Metering(PriceError::MaxBelowApprox {
+                    max: 0,
+                    approx: 1000,
+                }),
+            ),
+        ),
+        // A per-request price gates: per-token fields and maxTokensPerRequest do not meter it.
+        (
+            "d",
+            json!({"payment": {"price": {"perMTok": "1"}, "maxTokensPerRequest": 1}}),
+            ok.clone(),
+        ),
         (
             "d",
             json!({"model": {"name": "", "runtime": "ollama"}}),
@@ -262,6 +315,16 @@ fn a_valid_offer_carries_what_the_children_need() {
     let plain = spec(&json!({})).validate("demo", chains).unwrap();
     assert_eq!(plain.path, "/services/demo");
     assert_eq!(plain.per_mtok_atomic, None);
+    assert_eq!(plain.metered, None);
+    let metered = valid.metered.unwrap();
+    assert_eq!(
+        (
+            metered.tariff.maximum,
+            metered.tariff.fallback,
+            metered.max_tokens
+        ),
+        (12_500, 1250, 10_000)
+    );
 }
 
 #[test]
