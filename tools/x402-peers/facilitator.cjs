@@ -10,7 +10,14 @@
 // `extra.facilitatorAddress` is the signer the payer must name), v1 `exact`.
 //
 // Environment: RPC_URL (required), FACILITATOR_KEY (required, hex), FACILITATOR_PORT (0 = any),
-// NETWORK (CAIP-2, default eip155:84532), V1_NETWORK (default base-sepolia).
+// NETWORK (CAIP-2, default eip155:84532), V1_NETWORK (default base-sepolia), POLL_MS (how often
+// a pending receipt is looked up, default 100).
+//
+// One key settles every payment. viem reads the account's next nonce for each transaction it
+// prepares, so two settlements prepared at once would both take the same nonce and one would be
+// refused (the payer, not the facilitator, would then look at fault). Transactions are therefore
+// sent one at a time, each after the previous one was accepted by the node; waiting for the
+// receipts stays concurrent.
 "use strict";
 
 const express = require("express");
@@ -45,8 +52,27 @@ const chain = defineChain({
   rpcUrls: { default: { http: [rpcUrl] } },
 });
 const account = privateKeyToAccount(key.startsWith("0x") ? key : `0x${key}`);
-const client = createWalletClient({ account, chain, transport: http(rpcUrl) }).extend(publicActions);
-const signer = toFacilitatorEvmSigner({ ...client, address: account.address });
+// viem polls for a receipt every 4 s on a chain without a block time: a local chain mines at
+// once, so a paid request would wait those 4 s for nothing.
+const pollingInterval = Number(process.env.POLL_MS || 100);
+const client = createWalletClient({ account, chain, transport: http(rpcUrl), pollingInterval })
+  .extend(publicActions);
+
+// Sends in order: each waits for the previous one to be accepted (or refused).
+let lastSend = Promise.resolve();
+function oneAtATime(send) {
+  return (...args) => {
+    const sent = lastSend.then(() => send(...args));
+    lastSend = sent.catch(() => undefined);
+    return sent;
+  };
+}
+const signer = toFacilitatorEvmSigner({
+  ...client,
+  address: account.address,
+  writeContract: oneAtATime(client.writeContract),
+  sendTransaction: oneAtATime(client.sendTransaction),
+});
 
 const facilitator = new x402Facilitator()
   .register(network, new ExactEvmScheme(signer))
