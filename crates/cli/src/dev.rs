@@ -67,13 +67,26 @@ enum DevCommand {
     },
 }
 
+fn is_repo(dir: &std::path::Path) -> bool {
+    dir.join("scripts/testenv").is_file() && dir.join("contracts/out").is_dir()
+}
+
 impl DevArgs {
     fn paths(&self) -> anyhow::Result<Paths> {
+        let exe = std::env::current_exe().context("locating the obol binary")?;
+        let bin = exe.parent().map(PathBuf::from).unwrap_or_default();
+        let cwd = std::env::current_dir()?;
         let repo = match &self.repo {
             Some(r) => r.clone(),
-            None => std::env::current_dir()?,
+            // From the repository root, or from anywhere with the repository's own binary
+            // (target/<profile>/obol): the printed commands work in any directory.
+            None => [cwd.as_path(), bin.as_path()]
+                .into_iter()
+                .flat_map(|start| start.ancestors())
+                .find(|dir| is_repo(dir))
+                .map_or(cwd.clone(), PathBuf::from),
         };
-        if !repo.join("scripts/testenv").is_file() || !repo.join("contracts/out").is_dir() {
+        if !is_repo(&repo) {
             return Err(Failure::new(
                 REFUSED,
                 format!(
@@ -83,11 +96,9 @@ impl DevArgs {
             )
             .into());
         }
-        let exe = std::env::current_exe().context("locating the obol binary")?;
-        let bin = exe.parent().map(PathBuf::from).unwrap_or_default();
         // OBOL_DEV_RUN_DIR lets a test run a stack of its own beside a developer's.
         let run = std::env::var_os("OBOL_DEV_RUN_DIR")
-            .map_or_else(|| repo.join("target/obol-run/dev"), PathBuf::from);
+            .map_or_else(|| repo.join(stack::DEFAULT_RUN_DIR), PathBuf::from);
         Ok(Paths { run, repo, bin })
     }
 

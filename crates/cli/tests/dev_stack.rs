@@ -1,7 +1,10 @@
 //! End to end, with parts nobody here wrote: `obol dev up` (real control plane, anvil, the
-//! official x402 reference facilitator, real Traefik), then payments by the official
-//! `@x402/fetch` client and by our buyer, a replay, our buyer paying an `@x402/express` seller,
-//! the offer's deletion, and `obol dev down`.
+//! official x402 reference facilitator, real Traefik), then: the printed "Try" lines in a new
+//! shell (a second offer registers on chain), the demo's ERC-8004 registration and the
+//! discovery document through the gateway, least privilege (ServiceAccount tokens, 0600
+//! secrets), the facilitator's specific refusal reasons, concurrent payers, payments by the
+//! official `@x402/fetch` client and by our buyer, a replay, our buyer paying an
+//! `@x402/express` seller, the offer's deletion, and `obol dev down`.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -15,9 +18,13 @@ use obol_testenv::tools::{x402_peers, x402_v1_client};
 use obol_testenv::{eventually, repo_root};
 use serde_json::Value;
 
+mod dev_stack_features;
+
 struct Stack {
     run: PathBuf,
     env: BTreeMap<String, String>,
+    /// What `obol dev up` printed on stdout (the summary with the "Try" lines).
+    summary: String,
 }
 
 fn obol(run: &Path, args: &[&str]) -> Output {
@@ -46,6 +53,7 @@ impl Stack {
         let mut stack = Self {
             run,
             env: BTreeMap::new(),
+            summary: String::from_utf8_lossy(&out.stdout).into_owned(),
         };
         assert!(out.status.success(), "obol dev up failed\n{}", text(&out));
         let out = obol(&stack.run, &["dev", "env"]);
@@ -155,6 +163,12 @@ async fn local_stack_sells_and_buys_with_real_parts() {
         .unwrap();
     let gateway = stack.var("OBOL_GATEWAY_URL").to_owned();
     let offer_url = format!("{gateway}/services/demo/e2e");
+
+    dev_stack_features::registration_and_discovery(&stack, &http).await;
+    dev_stack_features::try_lines_work_in_a_new_shell(&stack, &http).await;
+    dev_stack_features::least_privilege(&stack).await;
+    dev_stack_features::facilitator_refusals(&stack, &http).await;
+    dev_stack_features::concurrent_payers(&stack, &http).await;
 
     // Unpaid: 402 with both the v2 header and the v1 body.
     let unpaid = http.get(&offer_url).send().await.unwrap();

@@ -253,6 +253,32 @@ impl Rpc {
         Ok(())
     }
 
+    /// The runtime code at `address` (empty: no contract).
+    pub async fn code_at(&self, address: Address) -> Result<Vec<u8>, ChainError> {
+        let v = self.call("eth_getCode", json!([address, "latest"])).await?;
+        let raw = v.as_str().unwrap_or_default().trim_start_matches("0x");
+        hex_decode(raw).ok_or_else(|| ChainError::Rpc {
+            method: "eth_getCode".into(),
+            message: format!("unexpected answer {v}"),
+        })
+    }
+
+    /// Sets the ether balance of `address` (`anvil_setBalance`).
+    pub async fn set_balance(&self, address: Address, wei: U256) -> Result<(), ChainError> {
+        self.call("anvil_setBalance", json!([address, format!("{wei:#x}")]))
+            .await
+            .map(|_| ())
+    }
+
+    /// The ether balance of `address`, in wei.
+    pub async fn eth_balance(&self, address: Address) -> Result<U256, ChainError> {
+        let method = "eth_getBalance";
+        parse(
+            method,
+            &self.call(method, json!([address, "latest"])).await?,
+        )
+    }
+
     /// Puts the test USDC's runtime code at `address` (e.g. Base Sepolia's canonical USDC, so
     /// every component's chain table applies unchanged) and initializes its EIP-712 domain.
     /// The token computes its domain separator at call time, so signatures bind to `address`.

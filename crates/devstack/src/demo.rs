@@ -19,7 +19,8 @@ use crate::stack::{DEMO_PRICE_ATOMIC, State};
 pub const DEMO: &str = "demo";
 const FIELD_MANAGER: &str = "obol-dev";
 
-async fn client(state: &State) -> Result<Client, String> {
+/// A client with the stack's admin kubeconfig.
+pub async fn client(state: &State) -> Result<Client, String> {
     let kc = Kubeconfig::read_from(&state.kubeconfig).map_err(|e| e.to_string())?;
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
@@ -28,7 +29,8 @@ async fn client(state: &State) -> Result<Client, String> {
 }
 
 /// Applies namespace `demo`, an `ExternalName` Service `demo` for the loopback upstream, and
-/// the ServiceOffer `demo` (0.001 USDC per request to the seller account).
+/// the ServiceOffer `demo` (0.001 USDC per request to the seller account, registered as an
+/// ERC-8004 agent).
 pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), String> {
     let client = client(state).await?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -48,7 +50,9 @@ pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), Strin
         "spec": {"type": "http",
             "upstream": {"service": DEMO, "namespace": DEMO, "port": upstream_port, "healthPath": "/health"},
             "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300,
-                        "price": {"perRequest": "0.001"}}}});
+                        "price": {"perRequest": "0.001"}},
+            "registration": {"enabled": true, "name": "obol-demo",
+                             "description": "The local stack's demo service: 0.001 test USDC per request"}}});
     Api::<ServiceOffer>::namespaced(client, DEMO)
         .patch(DEMO, &params, &Patch::Apply(&offer))
         .await
@@ -103,13 +107,8 @@ pub fn write_buyer_config(dir: &Path, state: &State, count: usize) -> Result<(),
     for d in [&config_dir, &auths_dir, &dir.join("state")] {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
-    let network = obol_x402::chain::Network::resolve("base-sepolia").map_err(|e| e.to_string())?;
-    let pay_to = state
-        .seller
-        .parse()
-        .map_err(|_| "seller address".to_owned())?;
-    let req = obol_x402::Requirement::usdc(network, pay_to, U256::from(DEMO_PRICE_ATOMIC), 300)
-        .map_err(|e| e.to_string())?;
+    let req = demo_requirement(state)?;
+    let pay_to = req.pay_to;
     let upstream = json!({"url": format!("{}/services/{DEMO}", state.gateway_url), "network": "base-sepolia",
         "payTo": state.seller, "asset": state.usdc, "price": DEMO_PRICE_ATOMIC.to_string(),
         "eip712Name": "USDC", "eip712Version": "2", "assetDecimals": 6});
@@ -134,10 +133,41 @@ pub fn write_buyer_config(dir: &Path, state: &State, count: usize) -> Result<(),
         auths.push(json!({"id": format!("{nonce}"),
             "payment": {"x402Version": 2, "accepted": req.to_v2(), "payload": signed}}));
     }
-    write_json(&auths_dir.join(format!("{DEMO}.json")), &json!(auths))
+    // Pre-signed authorizations are money: owner-only.
+    let path = auths_dir.join(format!("{DEMO}.json"));
+    let text = serde_json::to_string_pretty(&json!(auths)).map_err(|e| e.to_string())?;
+    crate::files::write_secret(&path, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn rand_bytes() -> Result<[u8; 32], String> {
+/// What the demo offer asks for: 0.001 test USDC to the seller on Base Sepolia.
+pub fn demo_requirement(state: &State) -> Result<obol_x402::Requirement, String> {
+    let network = obol_x402::chain::Network::resolve("base-sepolia").map_err(|e| e.to_string())?;
+    let pay_to = state
+        .seller
+        .parse()
+        .map_err(|_| "seller address".to_owned())?;
+    obol_x402::Requirement::usdc(network, pay_to, U256::from(DEMO_PRICE_ATOMIC), 300)
+        .map_err(|e| e.to_string())
+}
+
+/// An authorization from `key` for `req`, valid now, with a fresh random nonce.
+pub fn authorization(
+    key: &obol_x402::PrivateKey,
+    req: &obol_x402::Requirement,
+) -> Result<obol_x402::wire::Authorization, String> {
+    Ok(obol_x402::wire::Authorization {
+        from: key.address(),
+        to: req.pay_to,
+        value: req.amount,
+        valid_after: 0,
+        valid_before: 4_294_967_295,
+        nonce: B256::from(rand_bytes()?),
+    })
+}
+
+/// A random 32-byte value.
+pub fn rand_bytes() -> Result<[u8; 32], String> {
     let mut buf = [0u8; 32];
     let mut f = std::fs::File::open("/dev/urandom").map_err(|e| e.to_string())?;
     std::io::Read::read_exact(&mut f, &mut buf).map_err(|e| e.to_string())?;

@@ -13,8 +13,12 @@
 
 pub mod chain;
 pub mod demo;
+pub mod discovery;
 pub mod facilitator;
+pub mod files;
+pub mod identity;
 pub mod llm;
+pub mod onchain;
 pub mod process;
 pub mod redis;
 pub mod stack;

@@ -14,7 +14,12 @@ use alloy::primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{DEV_ACCOUNTS, Rpc, dev_address};
+use crate::files::write_secret;
+use crate::identity::{CONTROLLER, GATEWAY_ADAPTER, Identity, REGISTRAR, VERIFIER};
 use crate::process::{self, Proc};
+
+/// The run directory under the repository when `OBOL_DEV_RUN_DIR` is not set.
+pub const DEFAULT_RUN_DIR: &str = "target/obol-run/dev";
 
 /// The demo offer's price per request, in atomic USDC units (0.001 USDC).
 pub const DEMO_PRICE_ATOMIC: u64 = 1000;
@@ -59,6 +64,27 @@ pub struct State {
     pub seller: String,
     /// The buyer account.
     pub buyer: String,
+    /// The registrar's account (its key is in `<run>/registrar.key`, 0600).
+    #[serde(default)]
+    pub registrar: String,
+    /// The ERC-8004 IdentityRegistry on the local chain.
+    #[serde(default)]
+    pub registry: String,
+    /// The demo agent's id and registration transaction.
+    #[serde(default)]
+    pub demo_agent: Option<(String, String)>,
+    /// Directory of the project's binaries (`obol dev env` puts it on `PATH`).
+    #[serde(default)]
+    pub bin_dir: PathBuf,
+    /// The run directory.
+    #[serde(default)]
+    pub run_dir: PathBuf,
+    /// The repository.
+    #[serde(default)]
+    pub repo: PathBuf,
+    /// Upstream port of the demo (offers of the user may sell it too).
+    #[serde(default)]
+    pub demo_port: u16,
 }
 
 /// Stack failures: what failed and where to look.
@@ -115,10 +141,28 @@ pub fn env_lines(state: &State) -> String {
         ("OBOL_SELLER_ADDRESS", state.seller.clone()),
         ("OBOL_BUYER_URL", state.buyer_url.clone()),
         ("OBOL_FACILITATOR_URL", state.facilitator_url.clone()),
+        ("OBOL_REGISTRAR_URL", state.registrar_url.clone()),
+        ("OBOL_REGISTRAR_ADDRESS", state.registrar.clone()),
+        ("OBOL_DEMO_PORT", state.demo_port.to_string()),
+        ("OBOL_REPO", state.repo.display().to_string()),
+        ("OBOL_DEV_RUN_DIR", state.run_dir.display().to_string()),
     ];
-    vars.iter()
-        .map(|(k, v)| format!("export {k}='{v}'\n"))
-        .collect()
+    let mut out: String = vars
+        .iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+        .collect();
+    // The project's binaries (obol, the services) first on PATH, so that the printed commands
+    // work in a new shell.
+    out.push_str(&format!(
+        "export PATH={}:\"$PATH\"\n",
+        shell_quote(&state.bin_dir.display().to_string())
+    ));
+    out
+}
+
+/// `value` single-quoted for a POSIX shell.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 /// Stops every recorded process (newest first) and removes the state; the control plane is
@@ -320,6 +364,9 @@ impl Up<'_> {
         let mut state = State {
             seller: format!("{}", dev_address(2)),
             buyer: format!("{}", dev_address(1)),
+            bin_dir: absolute(&paths.bin),
+            run_dir: absolute(&paths.run),
+            repo: absolute(&paths.repo),
             ..Default::default()
         };
         // Its own control plane, apart from the one the tests share: the stack's controller and
@@ -332,60 +379,44 @@ impl Up<'_> {
             &["up"],
             &testenv_dir,
         )?;
-        state.kubeconfig = testenv_dir.join("kubeconfig");
-        let kube_env = vec![(
-            "KUBECONFIG".to_owned(),
-            state.kubeconfig.display().to_string(),
-        )];
+        state.kubeconfig = absolute(&testenv_dir.join("kubeconfig"));
 
         self.say("tools: anvil, Traefik, x402 reference packages");
         let anvil_bin = run_script("anvil", &tools.join("anvil.sh"), &[])?;
         let traefik_bin = run_script("traefik", &tools.join("traefik.sh"), &[])?;
         let peers = run_script("x402 peers", &tools.join("x402-peers.sh"), &[])?;
-        let verifier = self.bin("x402-verifier")?;
-        let controller = self.bin("serviceoffer-controller")?;
-        let registrar = self.bin("erc8004-registrar")?;
-        let buyer = self.bin("x402-buyer")?;
-        let obol = self.bin("obol")?;
+        let bins = Bins {
+            verifier: self.bin("x402-verifier")?,
+            controller: self.bin("serviceoffer-controller")?,
+            registrar: self.bin("erc8004-registrar")?,
+            buyer: self.bin("x402-buyer")?,
+            obol: self.bin("obol")?,
+        };
 
-        self.say("chain: anvil (chain id 84532), test USDC, funded buyer");
-        let port = process::free_port().map_err(|e| fail("anvil", e))?;
-        let args = [
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--chain-id",
-            "84532",
-            "--silent",
-        ];
-        self.start(
-            &mut state,
-            "anvil",
-            Path::new(&anvil_bin),
-            args.map(String::from).to_vec(),
-            vec![],
-        )?;
-        state.rpc_url = format!("http://127.0.0.1:{port}");
-        let rpc = Rpc::new(&state.rpc_url);
-        rpc.wait_ready(Duration::from_secs(20))
+        self.chain(&mut state, &anvil_bin).await?;
+        let client = crate::demo::client(&state)
             .await
-            .map_err(|e| fail("anvil", e))?;
-        let network =
-            obol_x402::chain::Network::resolve("base-sepolia").map_err(|e| fail("chain", e))?;
-        let usdc: Address = network
-            .usdc
-            .as_ref()
-            .map(|u| u.address)
-            .ok_or_else(|| fail("chain", "no USDC"))?;
-        let contracts = paths.repo.join("contracts");
-        rpc.install_test_usdc_at(&contracts, usdc, "USDC", "2")
+            .map_err(|e| fail("control plane", e))?;
+        self.say("identities: deploy/'s ServiceAccounts and RBAC, a token and kubeconfig each");
+        crate::identity::apply_rbac(&client, &paths.repo)
             .await
-            .map_err(|e| fail("test USDC", e))?;
-        rpc.mint(usdc, dev_address(1), U256::from(BUYER_FUNDS_ATOMIC))
-            .await
-            .map_err(|e| fail("funding the buyer", e))?;
-        state.usdc = format!("{usdc}");
+            .map_err(|e| fail("RBAC", e))?;
+        let ids = [VERIFIER, CONTROLLER, REGISTRAR, GATEWAY_ADAPTER];
+        let kubeconfigs = crate::identity::write_kubeconfigs(
+            &client,
+            &state.kubeconfig,
+            &paths.run.join("kube"),
+            &ids,
+        )
+        .await
+        .map_err(|e| fail("identities", e))?;
+        let kube_env = |id: Identity| {
+            let i = ids.iter().position(|x| *x == id).unwrap_or_default();
+            vec![(
+                "KUBECONFIG".to_owned(),
+                kubeconfigs[i].display().to_string(),
+            )]
+        };
 
         self.say("facilitator: official x402 reference packages (@x402/core, @x402/evm)");
         let port = process::free_port().map_err(|e| fail("facilitator", e))?;
@@ -416,9 +447,9 @@ impl Up<'_> {
         )
         .await?;
 
-        self.say("verifier");
+        self.say("verifier (ServiceAccount x402/x402-verifier)");
         let port = process::free_port().map_err(|e| fail("verifier", e))?;
-        let mut envs = kube_env.clone();
+        let mut envs = kube_env(VERIFIER);
         envs.push((
             "OBOL_VERIFIER_FACILITATOR_URL".into(),
             state.facilitator_url.clone(),
@@ -432,7 +463,7 @@ impl Up<'_> {
             "--gateway-listen".into(),
             format!("127.0.0.1:{gateway_port}"),
         ];
-        let p = self.start(&mut state, "verifier", &verifier, args, envs)?;
+        let p = self.start(&mut state, "verifier", &bins.verifier, args, envs)?;
         state.verifier_url = format!("http://127.0.0.1:{port}");
         wait_http(
             "verifier",
@@ -450,7 +481,8 @@ impl Up<'_> {
             "--listen".into(),
             format!("127.0.0.1:{demo_port}"),
         ];
-        let p = self.start(&mut state, "demo-upstream", &obol, args, vec![])?;
+        let p = self.start(&mut state, "demo-upstream", &bins.obol, args, vec![])?;
+        state.demo_port = demo_port;
         wait_http(
             "demo upstream",
             &format!("http://127.0.0.1:{demo_port}/health"),
@@ -490,37 +522,74 @@ impl Up<'_> {
             "--file".into(),
             dynamic.display().to_string(),
         ];
-        self.start(&mut state, "gateway-adapter", &obol, args, kube_env.clone())?;
+        self.start(
+            &mut state,
+            "gateway-adapter",
+            &bins.obol,
+            args,
+            kube_env(GATEWAY_ADAPTER),
+        )?;
 
-        self.say("controller and registrar");
-        let mut envs = kube_env.clone();
-        envs.push((
-            "OBOL_CONTROLLER_VERIFIER_URL".into(),
-            state.verifier_url.clone(),
-        ));
-        envs.push(("OBOL_CONTROLLER_LEADER_ELECT".into(), "false".into()));
+        self.say("controller and registrar (ServiceAccounts in obol-system, leader-elected)");
+        let mut envs = kube_env(CONTROLLER);
+        envs.extend(
+            [
+                ("OBOL_CONTROLLER_VERIFIER_URL", state.verifier_url.clone()),
+                // Registration documents and discovery name the gateway as it answers here.
+                ("OBOL_CONTROLLER_PUBLIC_BASE_URL", state.gateway_url.clone()),
+                (
+                    "OBOL_CONTROLLER_LEASE_NAMESPACE",
+                    CONTROLLER.namespace.into(),
+                ),
+                ("OBOL_CONTROLLER_IDENTITY", "dev-controller".into()),
+                ("OBOL_CONTROLLER_PROBE_INTERVAL", "5s".into()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
         let admin = process::free_port().map_err(|e| fail("controller", e))?;
         envs.push((
             "OBOL_CONTROLLER_ADMIN_ADDR".into(),
             format!("127.0.0.1:{admin}"),
         ));
-        envs.push(("OBOL_CONTROLLER_PROBE_INTERVAL".into(), "5s".into()));
-        self.start(&mut state, "controller", &controller, vec![], envs)?;
-        let key_file = paths.run.join("registrar.key");
-        std::fs::write(&key_file, DEV_ACCOUNTS[3].1).map_err(|e| fail("registrar", e))?;
+        let p = self.start(&mut state, "controller", &bins.controller, vec![], envs)?;
+        wait_http(
+            "controller",
+            &format!("http://127.0.0.1:{admin}/readyz"),
+            Some(&p),
+            Duration::from_secs(30),
+        )
+        .await?;
         let port = process::free_port().map_err(|e| fail("registrar", e))?;
-        let mut envs = kube_env.clone();
-        envs.push(("OBOL_REGISTRAR_RPC_URL".into(), state.rpc_url.clone()));
-        envs.push((
-            "OBOL_REGISTRAR_KEY_FILE".into(),
-            key_file.display().to_string(),
-        ));
-        envs.push(("OBOL_REGISTRAR_LISTEN".into(), format!("127.0.0.1:{port}")));
-        envs.push(("OBOL_REGISTRAR_LEADER_ELECT".into(), "false".into()));
-        self.start(&mut state, "registrar", &registrar, vec![], envs)?;
+        let mut envs = kube_env(REGISTRAR);
+        envs.extend(
+            [
+                ("OBOL_REGISTRAR_RPC_URL", state.rpc_url.clone()),
+                (
+                    "OBOL_REGISTRAR_KEY_FILE",
+                    paths.run.join(REGISTRAR_KEY_FILE).display().to_string(),
+                ),
+                ("OBOL_REGISTRAR_LISTEN", format!("127.0.0.1:{port}")),
+                ("OBOL_REGISTRAR_LEASE_NAMESPACE", REGISTRAR.namespace.into()),
+                ("OBOL_REGISTRAR_IDENTITY", "dev-registrar".into()),
+                // A local chain mines at once: look for receipts often.
+                ("OBOL_REGISTRAR_POLL_INTERVAL_MS", "100".into()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        let p = self.start(&mut state, "registrar", &bins.registrar, vec![], envs)?;
         state.registrar_url = format!("http://127.0.0.1:{port}");
+        wait_http(
+            "registrar",
+            &format!("{}/readyz", state.registrar_url),
+            Some(&p),
+            Duration::from_secs(30),
+        )
+        .await?;
+        crate::discovery::registrar_service(&client, port)
+            .await
+            .map_err(|e| fail("registrar", e))?;
 
-        self.say("demo offer: ServiceOffer demo/demo at /services/demo");
+        self.say("demo offer: ServiceOffer demo/demo at /services/demo, registered on chain");
         crate::demo::create_offer(&state, demo_port)
             .await
             .map_err(|e| fail("demo offer", e))?;
@@ -535,6 +604,18 @@ impl Up<'_> {
             Duration::from_secs(30),
         )
         .await?;
+        let agent = crate::discovery::wait_registered(
+            &client,
+            crate::demo::DEMO,
+            crate::demo::DEMO,
+            Duration::from_secs(60),
+        )
+        .await
+        .map_err(|e| fail("demo registration", e))?;
+        crate::discovery::wait_well_known(&state.gateway_url, &agent.0, Duration::from_secs(30))
+            .await
+            .map_err(|e| fail("discovery", e))?;
+        state.demo_agent = Some(agent);
 
         self.say("buyer: pre-signed authorizations for the demo offer");
         let dir = paths.run.join("buyer");
@@ -550,7 +631,7 @@ impl Up<'_> {
             "--listen".into(),
             format!("127.0.0.1:{port}"),
         ];
-        let p = self.start(&mut state, "buyer", &buyer, args, vec![])?;
+        let p = self.start(&mut state, "buyer", &bins.buyer, args, vec![])?;
         state.buyer_url = format!("http://127.0.0.1:{port}");
         wait_http(
             "buyer",
@@ -562,18 +643,119 @@ impl Up<'_> {
         self.paths.save(&state)?;
         Ok(state)
     }
+
+    /// anvil with everything the stack uses on chain: the test USDC at Base Sepolia's USDC
+    /// address and a funded buyer, the IdentityRegistry at the official registry address,
+    /// Multicall3, and a registrar key of the stack's own (0600) with ether for gas.
+    async fn chain(&self, state: &mut State, anvil_bin: &str) -> Result<(), Error> {
+        self.say("chain: anvil (chain id 84532), test USDC, IdentityRegistry, Multicall3");
+        let port = process::free_port().map_err(|e| fail("anvil", e))?;
+        let args = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--chain-id",
+            "84532",
+            "--silent",
+        ];
+        self.start(
+            state,
+            "anvil",
+            Path::new(anvil_bin),
+            args.map(String::from).to_vec(),
+            vec![],
+        )?;
+        state.rpc_url = format!("http://127.0.0.1:{port}");
+        let rpc = Rpc::new(&state.rpc_url);
+        rpc.wait_ready(Duration::from_secs(20))
+            .await
+            .map_err(|e| fail("anvil", e))?;
+        let network =
+            obol_x402::chain::Network::resolve("base-sepolia").map_err(|e| fail("chain", e))?;
+        let usdc: Address = network
+            .usdc
+            .as_ref()
+            .map(|u| u.address)
+            .ok_or_else(|| fail("chain", "no USDC"))?;
+        let contracts = self.paths.repo.join("contracts");
+        rpc.install_test_usdc_at(&contracts, usdc, "USDC", "2")
+            .await
+            .map_err(|e| fail("test USDC", e))?;
+        rpc.mint(usdc, dev_address(1), U256::from(BUYER_FUNDS_ATOMIC))
+            .await
+            .map_err(|e| fail("funding the buyer", e))?;
+        state.usdc = format!("{usdc}");
+        let registry = crate::onchain::install_contracts(&rpc, &contracts)
+            .await
+            .map_err(|e| fail("registry and Multicall3", e))?;
+        state.registry = format!("{registry}");
+        let (key, hex) = crate::onchain::new_key().map_err(|e| fail("registrar key", e))?;
+        let key_file = self.paths.run.join(REGISTRAR_KEY_FILE);
+        write_secret(&key_file, hex.as_bytes()).map_err(|e| fail("registrar key", e))?;
+        crate::onchain::fund(&rpc, key.address())
+            .await
+            .map_err(|e| fail("funding the registrar", e))?;
+        state.registrar = format!("{}", key.address());
+        Ok(())
+    }
 }
 
-/// The summary printed at the end of `up`.
+/// The service binaries `up` runs.
+struct Bins {
+    verifier: PathBuf,
+    controller: PathBuf,
+    registrar: PathBuf,
+    buyer: PathBuf,
+    obol: PathBuf,
+}
+
+/// The registrar's key file in the run directory (0600).
+pub const REGISTRAR_KEY_FILE: &str = "registrar.key";
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// The summary printed at the end of `up`: every "Try" line works pasted into a new shell.
 pub fn summary(state: &State) -> String {
+    let obol = state.bin_dir.join("obol");
+    let env = if state.run_dir == state.repo.join(DEFAULT_RUN_DIR) {
+        format!("{} dev env", shell_quote(&obol.display().to_string()))
+    } else {
+        format!(
+            "OBOL_DEV_RUN_DIR={} {} dev env",
+            shell_quote(&state.run_dir.display().to_string()),
+            shell_quote(&obol.display().to_string())
+        )
+    };
+    let agent = state
+        .demo_agent
+        .as_ref()
+        .map(|(id, tx)| format!(" It is ERC-8004 agent {id} (transaction {tx})."))
+        .unwrap_or_default();
+    let tries: String = try_lines(&env)
+        .iter()
+        .map(|(c, why)| format!("  # {why}\n  {c}\n"))
+        .collect();
     format!(
-        "\nThe local stack is up. A Ready offer `demo` sells {gw}/services/demo/ for 0.001 test USDC.\n\n\
-         Try:\n  eval \"$(obol dev env)\"\n\
-         \x20 curl -i $OBOL_GATEWAY_URL/services/demo/hello          # 402 Payment Required (v1 body + PAYMENT-REQUIRED header)\n\
-         \x20 curl -i $OBOL_BUYER_URL/upstream/demo/hello            # 200: the buyer pays with a pre-signed authorization\n\
-         \x20 obol dev balance                                        # the seller's and buyer's test USDC on chain\n\
-         \x20 kubectl get so,pr,rr -A                                 # the offer and its children\n\n\
+        "\nThe local stack is up. A Ready offer `demo` sells {gw}/services/demo/ for 0.001 test USDC.{agent}\n\n\
+         Try (in any shell):\n{tries}\n\
          Stop everything: obol dev down\n",
         gw = state.gateway_url
     )
+}
+
+/// The "Try" commands and what each shows; `env` is the command printing the environment.
+pub fn try_lines(env: &str) -> Vec<(String, &'static str)> {
+    vec![
+        (format!("eval \"$({env})\""), "the stack's variables; obol on PATH"),
+        ("curl -i $OBOL_GATEWAY_URL/services/demo/hello".into(), "402 Payment Required (v1 body + PAYMENT-REQUIRED header)"),
+        ("curl -i $OBOL_BUYER_URL/upstream/demo/hello".into(), "200: the buyer pays with a pre-signed authorization"),
+        ("curl -s $OBOL_GATEWAY_URL/.well-known/agent-registration.json".into(), "the ERC-8004 discovery document, through the gateway"),
+        ("obol sell status demo -n demo".into(), "conditions, agent id and registration transaction"),
+        ("obol sell http mine -n demo --upstream demo --port $OBOL_DEMO_PORT --wallet $OBOL_SELLER_ADDRESS --price 0.002 --register --wait".into(), "your own offer, registered on chain"),
+        ("obol dev balance".into(), "the seller's and buyer's test USDC on chain"),
+        ("kubectl get so,pr,rr -A".into(), "the offers and their children"),
+    ]
 }

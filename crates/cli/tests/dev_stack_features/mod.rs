@@ -1,0 +1,351 @@
+//! The features the local stack shows beyond selling and buying (issue 17): registration and
+//! discovery, commands that work in a new shell, least privilege, the facilitator's refusal
+//! reasons, and concurrent payers. Each function checks one of them on a running stack.
+
+use std::path::Path;
+use std::time::Duration;
+
+use obol_devstack::chain::Rpc;
+use obol_devstack::demo::{authorization, demo_requirement};
+use obol_devstack::stack::State;
+use obol_testenv::eventually;
+use obol_x402::{PrivateKey, U256};
+use serde_json::{Value, json};
+
+use super::{Stack, text};
+
+/// The stack's recorded state (`<run>/stack.json`).
+fn state(stack: &Stack) -> State {
+    let raw = std::fs::read_to_string(stack.run.join("stack.json")).unwrap();
+    serde_json::from_str(&raw).unwrap()
+}
+
+fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(field))
+        .map(|v| v.trim_start_matches(':').trim())
+        .unwrap_or_else(|| panic!("no {field} in:\n{status}"))
+}
+
+/// The demo offer is an ERC-8004 agent on the local chain (id 0: the registry is fresh), and
+/// the gateway serves its discovery document, whose endpoint works as written.
+pub async fn registration_and_discovery(stack: &Stack, http: &reqwest::Client) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(["sell", "status", "demo", "-n", "demo"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(status_field(&status, "Agent ID"), "0", "{status}");
+    let tx = status_field(&status, "Registration tx");
+    assert!(
+        tx.starts_with("0x") && tx.len() == 66,
+        "registration tx {tx:?}\n{status}"
+    );
+    assert!(
+        stack
+            .summary
+            .contains(&format!("agent 0 (transaction {tx})")),
+        "{}",
+        stack.summary
+    );
+
+    let gateway = stack.var("OBOL_GATEWAY_URL");
+    let doc: Value = http
+        .get(format!("{gateway}/.well-known/agent-registration.json"))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["registrations"][0],
+        json!({"agentId": 0, "agentRegistry": "eip155:84532:0x8004A818BFB912233c491871b3d84c89A494BD9e"}),
+        "{doc}"
+    );
+    let endpoint = doc["services"][0]["endpoint"].as_str().unwrap();
+    assert_eq!(endpoint, format!("{gateway}/services/demo"), "{doc}");
+    let answer = http.get(format!("{endpoint}/")).send().await.unwrap();
+    assert_eq!(
+        answer.status(),
+        402,
+        "the announced endpoint is the paid one"
+    );
+}
+
+/// The "Try" lines of `obol dev up`, pasted into a new login-less shell in another directory
+/// with the system's PATH only: each one works (a second offer created with `--register`
+/// registers within seconds).
+pub async fn try_lines_work_in_a_new_shell(stack: &Stack, http: &reqwest::Client) {
+    let lines: Vec<&str> = stack
+        .summary
+        .lines()
+        .skip_while(|l| !l.starts_with("Try"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    assert!(lines.len() >= 6, "{}", stack.summary);
+    assert!(lines[0].starts_with("eval "), "{}", stack.summary);
+    let script = format!(
+        "set -eu\n{}\n",
+        lines
+            .iter()
+            .map(|l| format!("echo '>>> {}'\n{l}", l.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let out = std::process::Command::new("/bin/bash")
+        .args(["-c", &script])
+        .env_clear()
+        .env("HOME", home)
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "a Try line failed\n{all}");
+    for expected in [
+        "HTTP/1.1 402 Payment Required",
+        "HTTP/1.1 200 OK",
+        "hello from the demo upstream",
+        "\"agentId\": 0",
+        "ServiceOffer mine is Ready",
+        "seller 0x",
+        "serviceoffer.obol.org/mine",
+    ] {
+        assert!(all.contains(expected), "no {expected:?} in\n{all}");
+    }
+
+    // The user's offer registers on its own, within seconds.
+    let kubeconfig = stack.var("KUBECONFIG").to_owned();
+    let status = eventually(Duration::from_secs(20), || {
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+                .args(["sell", "status", "mine", "-n", "demo"])
+                .env("KUBECONFIG", kubeconfig)
+                .output()
+                .ok()?;
+            let status = String::from_utf8_lossy(&out.stdout).into_owned();
+            (status_field(&status, "Agent ID") == "1").then_some(status)
+        }
+    })
+    .await;
+    assert!(status.contains("OnChainConfirmed"), "{status}");
+    let gateway = stack.var("OBOL_GATEWAY_URL");
+    let doc: Value = http
+        .get(format!("{gateway}/.well-known/agent-registration.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<u64> = doc["registrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["agentId"].as_u64())
+        .collect();
+    assert_eq!(ids, [0, 1], "{doc}");
+}
+
+/// Components act under their own ServiceAccounts with deploy/'s RBAC, and every secret file
+/// is owner-only.
+pub async fn least_privilege(stack: &Stack) {
+    let run = &stack.run;
+    let mut secrets = vec![run.join("registrar.key"), run.join("buyer/auths/demo.json")];
+    for c in ["verifier", "controller", "registrar", "gateway-adapter"] {
+        secrets.push(run.join(format!("kube/{c}.kubeconfig")));
+    }
+    for path in &secrets {
+        assert_eq!(
+            obol_devstack::files::mode(path).unwrap(),
+            0o600,
+            "{}",
+            path.display()
+        );
+    }
+    // The verifier's identity reads PaymentRoutes and nothing else of ours.
+    let client = client_for(&run.join("kube/verifier.kubeconfig")).await;
+    let routes: kube::Api<obol_api::PaymentRoute> = kube::Api::all(client.clone());
+    routes.list(&Default::default()).await.unwrap();
+    let offers: kube::Api<obol_api::ServiceOffer> = kube::Api::all(client);
+    match offers.list(&Default::default()).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 403, "{e:?}"),
+        other => panic!("the verifier may list ServiceOffers: {other:?}"),
+    }
+    for (component, pattern) in [
+        ("verifier", "system:serviceaccount:x402:x402-verifier"),
+        (
+            "controller",
+            "system:serviceaccount:obol-system:serviceoffer-controller",
+        ),
+        (
+            "registrar",
+            "system:serviceaccount:obol-system:erc8004-registrar",
+        ),
+    ] {
+        let config =
+            std::fs::read_to_string(run.join(format!("kube/{component}.kubeconfig"))).unwrap();
+        assert!(config.contains(pattern), "{component}: {config}");
+    }
+}
+
+async fn client_for(kubeconfig: &Path) -> kube::Client {
+    obol_testenv::install_crypto_provider();
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+async fn facilitator_verify(
+    http: &reqwest::Client,
+    facilitator: &str,
+    req: &obol_x402::Requirement,
+    payload: Value,
+) -> Value {
+    let body = json!({"x402Version": 2,
+        "paymentPayload": {"x402Version": 2, "accepted": req.to_v2(), "payload": payload},
+        "paymentRequirements": req.to_v2()});
+    http.post(format!("{facilitator}/verify"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// With Multicall3 on the local chain, the official facilitator says why it refuses a payment
+/// (as on Base Sepolia) instead of "transaction simulation failed" for everything.
+pub async fn facilitator_refusals(stack: &Stack, http: &reqwest::Client) {
+    let state = state(stack);
+    let req = demo_requirement(&state).unwrap();
+    let facilitator = stack.var("OBOL_FACILITATOR_URL");
+
+    // A payer without a cent.
+    let (broke, _) = obol_devstack::onchain::new_key().unwrap();
+    let signed = obol_x402::eip3009::sign_payload(
+        &broke,
+        &req.domain(),
+        authorization(&broke, &req).unwrap(),
+    )
+    .unwrap();
+    let answer = facilitator_verify(
+        http,
+        facilitator,
+        &req,
+        serde_json::to_value(&signed).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        answer["invalidReason"], "invalid_exact_evm_insufficient_balance",
+        "{answer}"
+    );
+
+    // An authorization already spent on chain.
+    let buyer: PrivateKey = stack.var("OBOL_BUYER_KEY").parse().unwrap();
+    let signed = obol_x402::eip3009::sign_payload(
+        &buyer,
+        &req.domain(),
+        authorization(&buyer, &req).unwrap(),
+    )
+    .unwrap();
+    let payload = serde_json::to_value(&signed).unwrap();
+    let body = json!({"x402Version": 2,
+        "paymentPayload": {"x402Version": 2, "accepted": req.to_v2(), "payload": payload},
+        "paymentRequirements": req.to_v2()});
+    let settled: Value = http
+        .post(format!("{facilitator}/settle"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settled["success"], true, "{settled}");
+    let answer = facilitator_verify(http, facilitator, &req, payload).await;
+    assert_eq!(
+        answer["invalidReason"], "invalid_exact_evm_nonce_already_used",
+        "{answer}"
+    );
+}
+
+/// Payers paying at the same time through the gateway: every payment settles once, and the
+/// seller receives exactly the sum.
+pub async fn concurrent_payers(stack: &Stack, http: &reqwest::Client) {
+    const PAYERS: usize = 4;
+    const EACH: usize = 3;
+    let state = state(stack);
+    let req = demo_requirement(&state).unwrap();
+    let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
+    let usdc = stack.var("OBOL_USDC_ADDRESS").parse().unwrap();
+    let seller = stack.var("OBOL_SELLER_ADDRESS").parse().unwrap();
+    let mut payers = vec![];
+    for _ in 0..PAYERS {
+        let (key, _) = obol_devstack::onchain::new_key().unwrap();
+        rpc.mint(usdc, key.address(), U256::from(1_000_000u64))
+            .await
+            .unwrap();
+        payers.push(key);
+    }
+    let before = rpc.balance_of(usdc, seller).await.unwrap();
+    let url = format!("{}/services/demo/concurrent", stack.var("OBOL_GATEWAY_URL"));
+    let started = std::time::Instant::now();
+    let runs = payers.iter().map(|key| {
+        let (http, url, req) = (http.clone(), url.clone(), req.clone());
+        async move {
+            let mut statuses = vec![];
+            for _ in 0..EACH {
+                let header = req
+                    .signed_v2_header(key, authorization(key, &req).unwrap())
+                    .unwrap();
+                let r = http
+                    .get(&url)
+                    .header("PAYMENT-SIGNATURE", header)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                statuses.push((status, body));
+            }
+            statuses
+        }
+    });
+    let results: Vec<(u16, String)> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let elapsed = started.elapsed();
+    let failed: Vec<&(u16, String)> = results.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "failed payments: {failed:#?}");
+    let after = rpc.balance_of(usdc, seller).await.unwrap();
+    assert_eq!(
+        after - before,
+        req.amount * U256::from(PAYERS * EACH),
+        "the seller receives every payment exactly once"
+    );
+    eprintln!(
+        "{} payments by {PAYERS} concurrent payers settled in {elapsed:?}",
+        PAYERS * EACH
+    );
+}
