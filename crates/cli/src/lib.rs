@@ -9,6 +9,8 @@
 //! | `obol sell test NAME` | probes the endpoint through the gateway and explains the answer |
 //! | `obol sell delete NAME [--yes]` | deletes and waits until everything it created is gone |
 //! | `obol dev up \| down \| env \| status \| balance` | the local stack with a demo offer |
+//! | `obol install [-k DIR] [--dry-run] [--timeout S]` | server-side apply of `deploy/` (or the release overlay), then waits for the Deployments |
+//! | `obol uninstall [-k DIR] [--force] [--dry-run]` | removes them; refused while ServiceOffers exist unless `--force` |
 //! | `obol crdgen [--out DIR]` | the CRD YAML generated from the Rust types |
 //! | `obol completions SHELL` | shell completions |
 //!
@@ -17,6 +19,7 @@
 
 mod dev;
 pub mod failure;
+pub mod install;
 mod kube_args;
 pub mod sell;
 
@@ -42,6 +45,10 @@ enum Command {
     Sell(Box<sell::SellArgs>),
     /// The local stack on one machine: up, down, env, status, balance.
     Dev(dev::DevArgs),
+    /// Apply the operator to the current cluster (server-side apply) and wait until it runs.
+    Install(install::InstallArgs),
+    /// Remove what `install` applied (refused while ServiceOffers exist, unless --force).
+    Uninstall(install::UninstallArgs),
     /// Generate the CustomResourceDefinitions from the Rust types.
     Crdgen {
         /// Write one file per CRD into this directory instead of printing them.
@@ -62,6 +69,8 @@ impl Args {
         match command {
             Command::Sell(args) => args.run().await,
             Command::Dev(args) => args.run().await,
+            Command::Install(args) => args.run().await,
+            Command::Uninstall(args) => args.run().await,
             Command::Crdgen { out } => crdgen(out),
             Command::Completions { shell } => {
                 clap_complete::generate(
