@@ -16,6 +16,9 @@
 
 use std::fmt;
 
+#[path = "metering/usage.rs"]
+pub mod usage;
+
 use crate::price::{self, PriceError, PriceInput, PriceSource};
 
 /// Tokens a per-million-token rate is for.
@@ -230,3 +233,7 @@ pub fn describe(price: &MeteredPrice, decimals: u8, symbol: &str) -> String {
 #[cfg(test)]
 #[path = "metering/tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "metering/usage_tests.rs"]
+mod usage_tests;

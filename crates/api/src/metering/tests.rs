@@ -274,3 +274,31 @@ fn route_terms_round_trip() {
     broken.max_amount = "0".into();
     assert_eq!(broken.tariff("0"), None);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+    /// Over 1 000 random answers, the charge is the defining formula exactly (computed here by
+    /// quotient and remainder, in ranges where nothing overflows), capped at the maximum and
+    /// the authorization.
+    #[test]
+    fn charges_equal_the_formula(
+        input in 0u64..10_000_000,
+        output in 0u64..10_000_000,
+        rate_in in 0u128..100_000_000,
+        rate_out in 0u128..100_000_000,
+        maximum in 1u128..1_000_000_000_000,
+        authorized in 1u128..2_000_000_000_000,
+    ) {
+        let tariff = Tariff {
+            rates: TokenRates { input: rate_in, output: rate_out },
+            maximum,
+            fallback: 1.min(maximum),
+        };
+        let c = charge(&tariff, Some(TokenUsage { input, output }), authorized);
+        let num = u128::from(input) * rate_in + u128::from(output) * rate_out;
+        let exact = num / 1_000_000 + u128::from(num % 1_000_000 != 0);
+        let cap = maximum.min(authorized);
+        proptest::prop_assert_eq!(c.amount, exact.min(cap));
+        proptest::prop_assert_eq!(c.capped, exact > cap);
+    }
+}
