@@ -36,7 +36,9 @@ use crate::eip3009::{self, SignatureError, TransferWithAuthorization};
 use crate::wire::{PaymentPayload, PaymentRequirementsV2, SCHEME_EXACT, X402Version};
 
 pub use requirement::{Requirement, RequirementError, payment_required_v1, payment_required_v2};
-pub use upto::{UptoRejection, UptoRequirement, VerifiedUpto, verify_upto};
+pub use upto::{
+    UptoRejection, UptoRequirement, VerifiedUpto, payment_required_metered_v2, verify_upto,
+};
 
 /// Seconds an authorization must still be valid after `now` (x402-rs and TS/Go use 6 s): room
 /// for settlement to land, and for our clock running behind the chain's.

@@ -16,7 +16,10 @@ use alloy::primitives::{Address, B256, U256};
 
 use crate::chain::Network;
 use crate::permit2::{self, UPTO_PROXY_ADDRESS};
-use crate::wire::{Eip712Extra, FacilitatorRequest, PaymentRequirementsV2, UptoPaymentPayload};
+use crate::wire::{
+    Accept, Eip712Extra, FacilitatorRequest, PaymentRequiredV2, PaymentRequirementsV2,
+    ResourceInfo, UptoPaymentPayload,
+};
 use crate::wire::{SCHEME_UPTO, TRANSFER_METHOD_PERMIT2};
 
 use super::{CLOCK_SKEW_SECS, Requirement, SignatureCheck, classify_signature};
@@ -230,6 +233,21 @@ impl UptoRequirement {
             requirements,
         }
     }
+}
+
+/// The v2 `PAYMENT-REQUIRED` content of a metered route: two options for one resource, `upto`
+/// first (the maximum; clients that can be charged for what they use should pick it) and
+/// `exact` second (the approximate price, for clients without `upto`). The v1 body stays
+/// `exact` only ([`super::payment_required_v1`]): v1 has no `upto`.
+pub fn payment_required_metered_v2(
+    exact: &Requirement,
+    upto: &UptoRequirement,
+    resource: &ResourceInfo,
+    error: impl Into<String>,
+) -> PaymentRequiredV2 {
+    let mut required = super::payment_required_v2(exact, resource, error);
+    required.accepts.insert(0, Accept::Parsed(upto.to_v2()));
+    required
 }
 
 /// Decides whether `payload` authorizes `requirement`'s maximum at time `now` (unix seconds).

@@ -355,3 +355,41 @@ fn facilitator_bodies_verify_the_maximum_and_settle_the_charge() {
     let back: FacilitatorRequest = serde_json::from_value(body).unwrap();
     assert_eq!(back, settle);
 }
+
+#[test]
+fn a_metered_402_offers_upto_first_and_exact_for_the_others() {
+    let upto = requirement();
+    let exact = Requirement {
+        amount: U256::from(1000u64),
+        ..upto.base.clone()
+    };
+    let resource = ResourceInfo::new("http://127.0.0.1/llm/v1/chat/completions");
+    let required = payment_required_metered_v2(&exact, &upto, &resource, "payment required");
+    let accepts: Vec<_> = required
+        .accepts
+        .iter()
+        .map(|a| a.parsed().unwrap().clone())
+        .collect();
+    assert_eq!(accepts, vec![upto.to_v2(), exact.to_v2()]);
+    let json = serde_json::to_value(&required).unwrap();
+    let (first, second) = (&json["accepts"][0], &json["accepts"][1]);
+    assert_eq!(first["scheme"], "upto");
+    assert_eq!(first["amount"], MAX.to_string());
+    assert_eq!(first["extra"]["assetTransferMethod"], "permit2");
+    assert_eq!(
+        first["extra"]["facilitatorAddress"],
+        FACILITATOR.to_checksum(None)
+    );
+    assert_eq!(second["scheme"], "exact");
+    assert_eq!(second["amount"], "1000");
+    assert!(second["extra"].get("facilitatorAddress").is_none());
+    // Same resource and error as the exact-only 402.
+    let plain = crate::verify::payment_required_v2(&exact, &resource, "payment required");
+    assert_eq!(
+        (&required.resource, &required.error),
+        (&plain.resource, &plain.error)
+    );
+    // The official client's own 402 fixture reads the same way: upto with the proxy's extra.
+    let official: PaymentRequiredV2 = serde_json::from_str(OFFICIAL_REQUIRED).unwrap();
+    assert_eq!(official.accepts[0].parsed().unwrap(), &accepts[0]);
+}
