@@ -51,9 +51,19 @@ pub struct HttpArgs {
     /// Price per hour in USDC (each request is charged five minutes).
     #[arg(long)]
     per_hour: Option<String>,
-    /// Tokens per request assumed with --per-mtok.
+    /// Price per million prompt (input) tokens in USDC (default --per-mtok).
+    #[arg(long)]
+    per_mtok_input: Option<String>,
+    /// Price per million completion (output) tokens in USDC (default --per-mtok).
+    #[arg(long)]
+    per_mtok_output: Option<String>,
+    /// Tokens per request assumed with per-token prices: the exact-scheme price, and what an
+    /// answer without usage is charged.
     #[arg(long)]
     approx_tokens: Option<u64>,
+    /// Most tokens one metered (upto) request may be charged for (default 10 x --approx-tokens).
+    #[arg(long)]
+    max_tokens: Option<u64>,
     /// Longest payment validity window, seconds.
     #[arg(long, default_value_t = validation::DEFAULT_TIMEOUT_SECONDS)]
     max_timeout: i64,
@@ -107,7 +117,10 @@ impl HttpArgs {
             per_request: self.price.clone(),
             per_mtok: self.per_mtok.clone(),
             per_hour: self.per_hour.clone(),
+            per_mtok_input: self.per_mtok_input.clone(),
+            per_mtok_output: self.per_mtok_output.clone(),
             approx_tokens_per_request: self.approx_tokens,
+            max_tokens_per_request: self.max_tokens,
             max_timeout_seconds: self.max_timeout,
             register: self.register,
             register_name: self.register_name.clone(),

@@ -37,8 +37,14 @@ pub struct OfferRequest {
     pub per_mtok: Option<String>,
     /// `--per-hour`.
     pub per_hour: Option<String>,
+    /// `--per-mtok-input`.
+    pub per_mtok_input: Option<String>,
+    /// `--per-mtok-output`.
+    pub per_mtok_output: Option<String>,
     /// `--approx-tokens`.
     pub approx_tokens_per_request: Option<u64>,
+    /// `--max-tokens`.
+    pub max_tokens_per_request: Option<u64>,
     /// `--max-timeout` in seconds.
     pub max_timeout_seconds: i64,
     /// `--register`.
@@ -65,10 +71,14 @@ pub enum Refusal {
     #[error("wallet required: use --wallet <0x address> or set X402_WALLET")]
     MissingWallet,
     /// No price flag.
-    #[error("price required: use --price <USDC per request>, --per-mtok or --per-hour")]
+    #[error(
+        "price required: use --price <USDC per request>, --per-mtok (and/or --per-mtok-input, --per-mtok-output) or --per-hour"
+    )]
     MissingPrice,
     /// More than one price flag.
-    #[error("give exactly one of --price/--per-request, --per-mtok, --per-hour")]
+    #[error(
+        "give exactly one kind of price: --price/--per-request, per token (--per-mtok, --per-mtok-input, --per-mtok-output) or --per-hour"
+    )]
     SeveralPrices,
     /// A `k=v` without `=`.
     #[error("invalid --register-metadata {0:?}: use key=value")]
@@ -118,9 +128,12 @@ fn subject(field: OfferField) -> &'static str {
         F::Network => "network",
         F::MaxTimeout => "--max-timeout",
         F::ApproxTokens => "--approx-tokens",
+        F::MaxTokens => "--max-tokens",
         F::Price => "price",
         F::PerRequest => "--price",
         F::PerMTok => "--per-mtok",
+        F::PerMTokInput => "--per-mtok-input",
+        F::PerMTokOutput => "--per-mtok-output",
         F::PerHour => "--per-hour",
         other => other.spec_path(),
     }
@@ -162,6 +175,13 @@ pub fn plan_offer(req: &OfferRequest) -> Result<PlannedOffer, Refusal> {
             "Priced per million tokens: charged as an approximation at {tokens} tokens per request."
         ));
     }
+    if let Some(metered) = &valid.metered {
+        notes.push(obol_api::metering::describe(
+            metered,
+            valid.decimals,
+            "USDC",
+        ));
+    }
     if req.per_hour.is_some() {
         notes.push("Priced per hour: each request is charged five minutes.".into());
     }
@@ -176,8 +196,10 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
     }
     let wallet = req.wallet.as_deref().filter(|w| !w.is_empty());
     let wallet = wallet.ok_or(Refusal::MissingWallet)?;
-    let prices = [&req.per_request, &req.per_mtok, &req.per_hour];
-    match prices.iter().filter(|p| p.is_some()).count() {
+    let per_token =
+        req.per_mtok.is_some() || req.per_mtok_input.is_some() || req.per_mtok_output.is_some();
+    let prices = [req.per_request.is_some(), per_token, req.per_hour.is_some()];
+    match prices.iter().filter(|set| **set).count() {
         0 => return Err(Refusal::MissingPrice),
         1 => {}
         _ => return Err(Refusal::SeveralPrices),
@@ -206,13 +228,13 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
             price: Price {
                 per_request: req.per_request.clone(),
                 per_mtok: req.per_mtok.clone(),
-                per_mtok_input: None,
-                per_mtok_output: None,
+                per_mtok_input: req.per_mtok_input.clone(),
+                per_mtok_output: req.per_mtok_output.clone(),
                 per_hour: req.per_hour.clone(),
                 per_epoch: None,
             },
             approx_tokens_per_request: req.approx_tokens_per_request,
-            max_tokens_per_request: None,
+            max_tokens_per_request: req.max_tokens_per_request,
         },
         registration,
         provenance: BTreeMap::new(),

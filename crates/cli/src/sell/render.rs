@@ -155,8 +155,19 @@ pub fn list(offers: &[ServiceOffer], now: Timestamp) -> String {
     ];
     for so in offers {
         let p = &so.spec.payment.price;
+        let split = |input: &Option<String>, output: &Option<String>| {
+            let side = |v: &Option<String>| v.as_ref().or(p.per_mtok.as_ref()).cloned();
+            format!(
+                "{} in, {} out /MTok",
+                side(input).unwrap_or_else(|| "0".into()),
+                side(output).unwrap_or_else(|| "0".into())
+            )
+        };
         let price = match (&p.per_request, &p.per_mtok, &p.per_hour) {
             (Some(v), _, _) => v.clone(),
+            _ if p.per_mtok_input.is_some() || p.per_mtok_output.is_some() => {
+                split(&p.per_mtok_input, &p.per_mtok_output)
+            }
             (None, Some(v), _) => format!("{v}/MTok"),
             (None, None, Some(v)) => format!("{v}/h"),
             _ => "-".into(),

@@ -55,6 +55,13 @@ fn per_mtok_and_registration() {
         planned.notes
     );
     assert!(planned.notes[1].contains("1000 tokens"));
+    // The metered terms: upto up to 10 x 1000 tokens, exact at 1000.
+    assert!(
+        planned.notes[2].starts_with("Metered per token: 1.25 USDC per million tokens."),
+        "{:?}",
+        planned.notes
+    );
+    assert!(planned.notes[2].contains("at most 0.0125 USDC (10000 tokens)"));
     let reg = planned.offer.spec.registration.unwrap();
     assert!(reg.enabled);
     assert_eq!(reg.metadata["gpu"], "A100-80GB");
@@ -100,7 +107,7 @@ fn refusals_table() {
         (
             "two prices",
             |r| r.per_hour = Some("1".into()),
-            "exactly one of",
+            "exactly one kind of price",
         ),
         (
             "negative price",
@@ -157,6 +164,29 @@ fn refusals_table() {
             "--approx-tokens",
         ),
         (
+            "per-token and per-request prices",
+            |r| r.per_mtok_output = Some("1".into()),
+            "exactly one kind of price",
+        ),
+        (
+            "max tokens below approx tokens",
+            |r| {
+                r.per_request = None;
+                r.per_mtok = Some("1".into());
+                r.max_tokens_per_request = Some(999);
+            },
+            "invalid --max-tokens: maxTokensPerRequest 999 is below approxTokensPerRequest 1000",
+        ),
+        (
+            "input price finer than the asset per million tokens",
+            |r| {
+                r.per_request = None;
+                r.per_mtok_input = Some("0.0000001".into());
+                r.per_mtok_output = Some("1".into());
+            },
+            "invalid --per-mtok-input: perMTokInput 0.0000001 is finer",
+        ),
+        (
             "no upstream",
             |r| r.upstream = " ".into(),
             "--upstream is required",
@@ -210,4 +240,26 @@ fn port_default_is_the_crds() {
     .unwrap();
     assert_eq!(flag_default, ["8080"]);
     assert_eq!(spec.upstream.port, 8080);
+}
+
+/// Input and output tokens priced apart: both on the offer, the exact price at the higher rate.
+#[test]
+fn split_token_prices_and_a_maximum() {
+    let req = OfferRequest {
+        per_request: None,
+        per_mtok_input: Some("0.15".into()),
+        per_mtok_output: Some("0.6".into()),
+        max_tokens_per_request: Some(4000),
+        ..ok_request()
+    };
+    let planned = plan_offer(&req).unwrap();
+    let p = &planned.offer.spec.payment;
+    assert_eq!(p.price.per_mtok_input.as_deref(), Some("0.15"));
+    assert_eq!(p.price.per_mtok_output.as_deref(), Some("0.6"));
+    assert_eq!(p.max_tokens_per_request, Some(4000));
+    assert_eq!(
+        planned.notes[0],
+        "Each request is charged 0.0006 USDC on base-sepolia (eip155:84532)."
+    );
+    assert!(planned.notes[2].contains("at most 0.0024 USDC (4000 tokens)"));
 }

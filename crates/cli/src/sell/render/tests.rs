@@ -82,3 +82,36 @@ fn list_table() {
     assert!(lines[1].contains("llm") && lines[1].contains("0.001") && lines[1].contains("Ready"));
     assert_eq!(list(&[], now()), "No ServiceOffers found.\n");
 }
+
+#[test]
+fn list_shows_each_kind_of_price() {
+    type Edit = fn(&mut obol_api::service_offer::Price);
+    let priced = |f: Edit| {
+        let mut so = offer();
+        so.spec.payment.price = Default::default();
+        f(&mut so.spec.payment.price);
+        list(&[so], now())
+    };
+    let cases: [(Edit, &str); 4] = [
+        (|p| p.per_mtok = Some("1.5".into()), " 1.5/MTok "),
+        (|p| p.per_hour = Some("2".into()), " 2/h "),
+        (
+            |p| {
+                p.per_mtok_input = Some("0.15".into());
+                p.per_mtok_output = Some("0.6".into());
+            },
+            " 0.15 in, 0.6 out /MTok ",
+        ),
+        (
+            |p| {
+                p.per_mtok = Some("1".into());
+                p.per_mtok_output = Some("3".into());
+            },
+            " 1 in, 3 out /MTok ",
+        ),
+    ];
+    for (f, want) in cases {
+        let got = priced(f);
+        assert!(got.contains(want), "{want:?} in {got}");
+    }
+}
