@@ -6,13 +6,28 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Headers Traefik copies from a 2xx verifier answer onto the upstream request.
-pub const AUTH_RESPONSE_HEADERS: [&str; 4] = [
-    "Authorization",
-    "X-Payment-Status",
-    "X-Payment-Payer",
-    "X-Payment-Tx",
-];
+/// The verifier's ForwardAuth route (axum path syntax): the Middleware of an offer calls it
+/// with the namespace and name of the offer's PaymentRoute ([`verify_address`]).
+pub const VERIFY_ROUTE: &str = "/verify/{namespace}/{name}";
+
+/// Header the verifier sets on a paid answer: the payer's address (for the upstream). Header
+/// names are case-insensitive; these are written in the lower case HTTP/2 sends.
+pub const X_PAYMENT_PAYER: &str = "x-payment-payer";
+/// Header the verifier sets on a paid answer: the settlement transaction (for the upstream).
+pub const X_PAYMENT_TX: &str = "x-payment-tx";
+
+/// Headers Traefik copies from a 2xx verifier answer onto the upstream request: the
+/// `upstreamAuth` credential and the two payment headers above.
+pub const AUTH_RESPONSE_HEADERS: [&str; 3] = ["Authorization", X_PAYMENT_PAYER, X_PAYMENT_TX];
+
+/// The ForwardAuth address for PaymentRoute `name` in `namespace` at the verifier's base URL:
+/// [`VERIFY_ROUTE`] filled in.
+pub fn verify_address(verifier_url: &str, namespace: &str, name: &str) -> String {
+    let path = VERIFY_ROUTE
+        .replace("{namespace}", namespace)
+        .replace("{name}", name);
+    format!("{}{path}", verifier_url.trim_end_matches('/'))
+}
 
 /// A Traefik Middleware.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
@@ -59,5 +74,24 @@ impl ForwardAuth {
                 .collect(),
             max_response_body_size: Some(65536),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_address_fills_the_route() {
+        assert_eq!(
+            verify_address("http://x402-verifier.x402.svc:8080/", "llm", "x402-demo"),
+            "http://x402-verifier.x402.svc:8080/verify/llm/x402-demo"
+        );
+        // The route has exactly the two placeholders the builder fills.
+        let placeholders: Vec<&str> = VERIFY_ROUTE
+            .split('/')
+            .filter(|s| s.starts_with('{'))
+            .collect();
+        assert_eq!(placeholders, ["{namespace}", "{name}"]);
     }
 }

@@ -19,40 +19,6 @@ use crate::plan::status::Probe;
 /// Most addresses tried per probe.
 const MAX_TARGETS: usize = 3;
 
-/// The `(ip, port)` pairs to probe: ready addresses of the Endpoints subsets, with the port
-/// that backs the Service port `port` (matched by name, or a subset's only port).
-pub fn targets(service: &Service, endpoints: &Endpoints, port: i32) -> Vec<(String, u16)> {
-    let svc_port = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .and_then(|ports| ports.iter().find(|p| p.port == port));
-    let port_name = svc_port.and_then(|p| p.name.clone());
-    let mut out = Vec::new();
-    for subset in endpoints.subsets.iter().flatten() {
-        let ports = subset.ports.as_deref().unwrap_or_default();
-        let chosen = match &port_name {
-            Some(name) => ports.iter().find(|p| p.name.as_ref() == Some(name)),
-            None => None,
-        }
-        .or(match ports {
-            [only] => Some(only),
-            _ => None,
-        });
-        let Some(number) = chosen
-            .map(|p| p.port)
-            .or(if ports.is_empty() { Some(port) } else { None })
-            .and_then(|p| u16::try_from(p).ok())
-        else {
-            continue;
-        };
-        for address in subset.addresses.iter().flatten() {
-            out.push((address.ip.clone(), number));
-        }
-    }
-    out
-}
-
 /// Probes the upstream of an offer in `namespace` (the upstream's namespace).
 pub async fn probe(
     client: &kube::Client,
@@ -92,7 +58,7 @@ pub async fn probe(
     else {
         return Ok(Probe::NoEndpoints);
     };
-    let targets = targets(&service, &eps, upstream.port);
+    let targets = obol_api::upstream::targets(&service, &eps, upstream.port);
     if targets.is_empty() {
         return Ok(Probe::NoEndpoints);
     }
@@ -149,51 +115,6 @@ async fn get(ip: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn svc(ports: serde_json::Value) -> Service {
-        serde_json::from_value(json!({"metadata": {"name": "up"}, "spec": {"ports": ports}}))
-            .unwrap()
-    }
-
-    fn eps(subsets: serde_json::Value) -> Endpoints {
-        serde_json::from_value(json!({"metadata": {"name": "up"}, "subsets": subsets})).unwrap()
-    }
-
-    #[test]
-    fn endpoint_targets() {
-        let one = svc(json!([{"port": 8080}]));
-        let named = svc(json!([{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}]));
-        let cases = [
-            (
-                &one,
-                json!([{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 31000}]}]),
-                vec![("127.0.0.1", 31000)],
-            ),
-            (
-                &one,
-                json!([{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "notReadyAddresses": [{"ip": "10.0.0.3"}], "ports": [{"port": 80}]}]),
-                vec![("10.0.0.1", 80), ("10.0.0.2", 80)],
-            ),
-            (
-                &named,
-                json!([{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"name": "admin", "port": 9}, {"name": "http", "port": 81}]}]),
-                vec![("10.0.0.1", 81)],
-            ),
-            (
-                &one,
-                json!([{"notReadyAddresses": [{"ip": "10.0.0.3"}], "ports": [{"port": 80}]}]),
-                vec![],
-            ),
-            (&one, json!([]), vec![]),
-        ];
-        for (i, (service, subsets, want)) in cases.into_iter().enumerate() {
-            let got = targets(service, &eps(subsets), 8080);
-            let want: Vec<(String, u16)> =
-                want.into_iter().map(|(a, p)| (a.to_owned(), p)).collect();
-            assert_eq!(got, want, "case {i}");
-        }
-    }
 
     #[tokio::test]
     async fn get_answers_with_the_status_or_times_out() {

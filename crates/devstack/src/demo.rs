@@ -209,7 +209,7 @@ pub async fn serve_demo_upstream(listen: &str) -> std::io::Result<()> {
             let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
             let payer = head.lines().find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("x-payment-payer")
+                k.eq_ignore_ascii_case(obol_api::traefik::X_PAYMENT_PAYER)
                     .then(|| v.trim().to_owned())
             });
             let body = json!({"service": DEMO, "path": path, "paidBy": payer, "message": "hello from the demo upstream"}).to_string();

@@ -16,9 +16,9 @@ use crate::route::RouteEntry;
 pub const PAYMENT_REQUIRED_ERROR: &str = "Payment required for this resource";
 
 /// Header naming the payer on success (for the upstream).
-pub const X_PAYMENT_PAYER: HeaderName = HeaderName::from_static("x-payment-payer");
+pub const X_PAYMENT_PAYER: HeaderName = HeaderName::from_static(obol_api::traefik::X_PAYMENT_PAYER);
 /// Header carrying the settlement transaction on success (for the upstream).
-pub const X_PAYMENT_TX: HeaderName = HeaderName::from_static("x-payment-tx");
+pub const X_PAYMENT_TX: HeaderName = HeaderName::from_static(obol_api::traefik::X_PAYMENT_TX);
 pub(crate) const PAYMENT_REQUIRED: HeaderName = HeaderName::from_static("payment-required");
 /// The settlement receipt header of x402 v2.
 pub const PAYMENT_RESPONSE: HeaderName = HeaderName::from_static("payment-response");

@@ -27,7 +27,7 @@ pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/verify", any(verify_by_path))
-        .route("/verify/{namespace}/{name}", any(verify_exact))
+        .route(obol_api::traefik::VERIFY_ROUTE, any(verify_exact))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -181,8 +181,7 @@ impl HttpArgs {
 /// upstream that cannot be reached from here is not a refusal: the controller probes from inside
 /// the cluster.
 ///
-/// Where to probe: the first ready Endpoints address; for an `ExternalName` Service (how the
-/// local stack points at processes on loopback, which Endpoints may not name), its host name.
+/// Where to probe: the controller's rule ([`obol_api::upstream`]), first target only.
 async fn preflight_upstream(
     client: &Client,
     ns: &str,
@@ -211,18 +210,12 @@ async fn preflight_upstream(
         None => {
             let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), ns);
             let ep = endpoints.get_opt(name).await.ok().flatten();
-            ep.iter()
-                .flat_map(|e| e.subsets.iter().flatten())
-                .find_map(|s| {
-                    let ip = s.addresses.as_ref()?.first()?.ip.clone();
-                    let ports = s.ports.as_ref()?;
-                    let p = ports
-                        .iter()
-                        .find(|p| p.port == port)
-                        .or(ports.first())?
-                        .port;
-                    Some(format!("http://{ip}:{p}{health}"))
-                })
+            ep.and_then(|ep| {
+                let (ip, p) = obol_api::upstream::targets(&service, &ep, port)
+                    .into_iter()
+                    .next()?;
+                Some(format!("http://{ip}:{p}{health}"))
+            })
         }
     };
     let Some(url) = url else { return Ok(()) };

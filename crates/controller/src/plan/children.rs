@@ -93,9 +93,10 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
     let middleware = Middleware {
         metadata: meta(mw_name.clone()),
         spec: MiddlewareSpec {
-            forward_auth: Some(ForwardAuth::to_verifier(format!(
-                "{}/verify/{namespace}/{pr_name}",
-                settings.verifier_url.trim_end_matches('/')
+            forward_auth: Some(ForwardAuth::to_verifier(api::traefik::verify_address(
+                &settings.verifier_url,
+                namespace,
+                &pr_name,
             ))),
         },
     };
