@@ -11,6 +11,7 @@
 //! | `obol dev up \| down \| env \| status \| balance` | the local stack with a demo offer |
 //! | `obol install [-k DIR] [--dry-run] [--timeout S]` | server-side apply of `deploy/` (or the release overlay), then waits for the Deployments |
 //! | `obol uninstall [-k DIR] [--force] [--dry-run]` | removes them; refused while ServiceOffers exist unless `--force` |
+//! | `obol doctor --verifier-url URL --facilitator-url URL` | one line per check (CRDs, verifier ready, facilitator networks, clock skew) with the fix; exit 0 only when all pass |
 //! | `obol crdgen [--out DIR]` | the CRD YAML generated from the Rust types |
 //! | `obol completions SHELL` | shell completions |
 //!
@@ -18,6 +19,7 @@
 //! `--context`, `-n`.
 
 mod dev;
+pub mod doctor;
 pub mod failure;
 pub mod install;
 mod kube_args;
@@ -49,6 +51,8 @@ enum Command {
     Install(install::InstallArgs),
     /// Remove what `install` applied (refused while ServiceOffers exist, unless --force).
     Uninstall(install::UninstallArgs),
+    /// Check the installation: one line per check with the fix; exit 0 only when all pass.
+    Doctor(doctor::DoctorArgs),
     /// Generate the CustomResourceDefinitions from the Rust types.
     Crdgen {
         /// Write one file per CRD into this directory instead of printing them.
@@ -71,6 +75,7 @@ impl Args {
             Command::Dev(args) => args.run().await,
             Command::Install(args) => args.run().await,
             Command::Uninstall(args) => args.run().await,
+            Command::Doctor(args) => args.run().await,
             Command::Crdgen { out } => crdgen(out),
             Command::Completions { shell } => {
                 clap_complete::generate(

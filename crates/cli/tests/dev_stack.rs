@@ -4,7 +4,8 @@
 //! discovery document through the gateway, least privilege (ServiceAccount tokens, 0600
 //! secrets), the facilitator's specific refusal reasons, concurrent payers, payments by the
 //! official `@x402/fetch` client and by our buyer, a replay, our buyer paying an
-//! `@x402/express` seller, the offer's deletion, and `obol dev down`.
+//! `@x402/express` seller, the offer's deletion, `obol doctor` healthy and with faults, and
+//! `obol dev down`.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -292,4 +293,7 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     })
     .await;
     assert_eq!(gone, 404);
+
+    // Last: obol doctor, healthy, then with the verifier and the facilitator stopped.
+    dev_stack_features::doctor_healthy_then_faults(&stack);
 }

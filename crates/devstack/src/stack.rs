@@ -141,6 +141,7 @@ pub fn env_lines(state: &State) -> String {
         ("OBOL_SELLER_ADDRESS", state.seller.clone()),
         ("OBOL_BUYER_URL", state.buyer_url.clone()),
         ("OBOL_FACILITATOR_URL", state.facilitator_url.clone()),
+        ("OBOL_VERIFIER_URL", state.verifier_url.clone()),
         ("OBOL_REGISTRAR_URL", state.registrar_url.clone()),
         ("OBOL_REGISTRAR_ADDRESS", state.registrar.clone()),
         ("OBOL_DEMO_PORT", state.demo_port.to_string()),

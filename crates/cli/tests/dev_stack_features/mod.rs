@@ -349,3 +349,71 @@ pub async fn concurrent_payers(stack: &Stack, http: &reqwest::Client) {
         PAYERS * EACH
     );
 }
+
+fn doctor(stack: &Stack) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_obol"));
+    cmd.arg("doctor").env_clear();
+    for (k, v) in &stack.env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code(), text(&out))
+}
+
+/// `obol doctor` passes on the healthy stack (every line `ok`), then names what is wrong, with
+/// the fix, once the verifier is stopped and once the facilitator is down too. Ends the stack's
+/// verifier and facilitator: run it last.
+pub fn doctor_healthy_then_faults(stack: &Stack) {
+    let (code, said) = doctor(stack);
+    assert_eq!(code, Some(0), "{said}");
+    for check in ["crds", "verifier", "facilitator", "clock"] {
+        assert!(said.contains(&format!("ok   {check}: ")), "{check}: {said}");
+    }
+
+    let pid = |name: &str| {
+        state(stack)
+            .procs
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no {name} in the stack"))
+            .pid
+    };
+    let kill = |name: &str| {
+        let ok = std::process::Command::new("kill")
+            .arg(pid(name).to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {name}");
+    };
+
+    kill("verifier");
+    let (code, said) = eventually_doctor(stack, "FAIL verifier: ");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("fix: start the verifier") && said.contains("ok   facilitator: "),
+        "{said}"
+    );
+
+    kill("facilitator");
+    let (code, said) = eventually_doctor(stack, "FAIL facilitator: ");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("unreachable")
+            && said.contains("FAIL clock: ")
+            && said.contains("ok   crds: "),
+        "{said}"
+    );
+}
+
+/// Doctor until its output contains `line` (a killed process takes a moment to close its port).
+fn eventually_doctor(stack: &Stack, line: &str) -> (Option<i32>, String) {
+    let mut last = (None, String::new());
+    for _ in 0..20 {
+        last = doctor(stack);
+        if last.1.contains(line) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("doctor never said {line:?}:\n{}", last.1);
+}
