@@ -280,6 +280,9 @@ async fn local_stack_sells_and_buys_with_real_parts() {
         "the express seller settled"
     );
 
+    // Before the offer goes: its series are what the monitoring files query.
+    dev_stack_features::monitoring_uses_exported_metrics(&stack, &http).await;
+
     // The offer is deleted: the route goes away.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
         .args(["sell", "delete", "demo", "-n", "demo", "--yes"])

@@ -60,6 +60,9 @@ pub struct State {
     pub buyer_url: String,
     /// Registrar URL.
     pub registrar_url: String,
+    /// The controller's admin address (`/readyz`, `/metrics`).
+    #[serde(default)]
+    pub controller_url: String,
     /// The seller wallet of the demo offer.
     pub seller: String,
     /// The buyer account.
@@ -553,9 +556,10 @@ impl Up<'_> {
             format!("127.0.0.1:{admin}"),
         ));
         let p = self.start(&mut state, "controller", &bins.controller, vec![], envs)?;
+        state.controller_url = format!("http://127.0.0.1:{admin}");
         wait_http(
             "controller",
-            &format!("http://127.0.0.1:{admin}/readyz"),
+            &format!("{}/readyz", state.controller_url),
             Some(&p),
             Duration::from_secs(30),
         )

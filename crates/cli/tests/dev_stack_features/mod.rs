@@ -417,3 +417,78 @@ fn eventually_doctor(stack: &Stack, line: &str) -> (Option<i32>, String) {
     }
     panic!("doctor never said {line:?}:\n{}", last.1);
 }
+
+/// Every `obol_*` series used by deploy/monitoring (the PrometheusRule's expressions and the
+/// dashboard's queries) is one the binaries export: names taken from real `/metrics` scrapes of
+/// the verifier, controller, registrar and buyer of this stack, after its payments. Also: the
+/// rule file is a PrometheusRule whose alerts all have a severity and a runbook section.
+pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Client) {
+    let s = state(stack);
+    let mut exported = std::collections::BTreeSet::new();
+    for url in [
+        &s.verifier_url,
+        &s.controller_url,
+        &s.registrar_url,
+        &s.buyer_url,
+    ] {
+        let body = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in body.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            exported.insert(name.to_owned());
+        }
+    }
+    assert!(exported.len() > 10, "{exported:?}");
+
+    let dir = obol_testenv::repo_root().join("deploy/monitoring");
+    let rule: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("prometheusrule.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(rule["kind"], "PrometheusRule");
+    let runbook = std::fs::read_to_string(dir.join("RUNBOOK.md")).unwrap();
+    let mut exprs = vec![];
+    for group in rule["spec"]["groups"].as_array().unwrap() {
+        for r in group["rules"].as_array().unwrap() {
+            exprs.push(r["expr"].as_str().unwrap().to_owned());
+            if let Some(alert) = r["alert"].as_str() {
+                assert!(r["labels"]["severity"].is_string(), "{alert}: no severity");
+                assert!(
+                    runbook.contains(&format!("## {alert}\n")),
+                    "{alert}: no section in RUNBOOK.md"
+                );
+            }
+        }
+    }
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("dashboard.json")).unwrap())
+            .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            exprs.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut used = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find("obol_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            used.insert(name);
+        }
+    }
+    assert!(used.len() >= 8, "{used:?}");
+    let missing: Vec<&String> = used.iter().filter(|n| !exported.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/monitoring uses series no binary exported: {missing:?}\nexported: {exported:?}"
+    );
+}
