@@ -205,8 +205,11 @@ impl fmt::Display for ChargeBasis {
     }
 }
 
-/// The sentence a metered route's 402 carries in its description: the rates, how `upto` is
-/// charged and its maximum, and the fallback rule.
+/// The sentence a metered route's 402 carries in its description: the rates and what a
+/// request costs. It states only what the verifier does: until the gateway settles `upto`
+/// payments for the tokens used, every request is charged the exact scheme's price (the
+/// fallback), so the sentence must not promise per-token settlement. When the gateway meters,
+/// the `upto` clause (charge per token, rounded up, at most the maximum) goes back here.
 pub fn describe(price: &MeteredPrice, decimals: u8, symbol: &str) -> String {
     let t = &price.tariff;
     let amount = |atomic: u128| format!("{} {symbol}", price::format_atomic(atomic, decimals));
@@ -220,11 +223,7 @@ pub fn describe(price: &MeteredPrice, decimals: u8, symbol: &str) -> String {
         )
     };
     format!(
-        "Metered per token: {rates}. With the upto scheme a request is charged for the tokens \
-         its answer used, rounded up to the atomic unit, at most {} ({} tokens); with the exact \
-         scheme, or when the answer reports no usage, it costs {} ({} tokens).",
-        amount(t.maximum),
-        price.max_tokens,
+        "Metered per token: {rates}. A request costs {} ({} tokens), paid with the exact scheme.",
         amount(t.fallback),
         price.fallback_tokens
     )

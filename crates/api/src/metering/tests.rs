@@ -237,7 +237,7 @@ fn charge_table() {
 }
 
 #[test]
-fn the_description_states_rates_maximum_and_fallback() {
+fn the_description_states_rates_and_what_a_request_costs() {
     let split = metered(input(
         None,
         Some("0.15"),
@@ -248,9 +248,7 @@ fn the_description_states_rates_maximum_and_fallback() {
     assert_eq!(
         describe(&split, 6, "USDC"),
         "Metered per token: 0.15 USDC per million input tokens and 0.6 USDC per million output \
-         tokens. With the upto scheme a request is charged for the tokens its answer used, \
-         rounded up to the atomic unit, at most 0.0024 USDC (4000 tokens); with the exact \
-         scheme, or when the answer reports no usage, it costs 0.0006 USDC (1000 tokens)."
+         tokens. A request costs 0.0006 USDC (1000 tokens), paid with the exact scheme."
     );
     let one = metered(input(Some("1"), None, None, None, None));
     assert!(describe(&one, 6, "USDC").starts_with("Metered per token: 1 USDC per million tokens."));

@@ -55,13 +55,13 @@ fn per_mtok_and_registration() {
         planned.notes
     );
     assert!(planned.notes[1].contains("1000 tokens"));
-    // The metered terms: upto up to 10 x 1000 tokens, exact at 1000.
+    // The metered terms: the exact price of 1000 tokens (upto is not offered yet).
     assert!(
         planned.notes[2].starts_with("Metered per token: 1.25 USDC per million tokens."),
         "{:?}",
         planned.notes
     );
-    assert!(planned.notes[2].contains("at most 0.0125 USDC (10000 tokens)"));
+    assert!(planned.notes[2].contains("A request costs 0.00125 USDC (1000 tokens)"));
     let reg = planned.offer.spec.registration.unwrap();
     assert!(reg.enabled);
     assert_eq!(reg.metadata["gpu"], "A100-80GB");
@@ -261,5 +261,5 @@ fn split_token_prices_and_a_maximum() {
         planned.notes[0],
         "Each request is charged 0.0006 USDC on base-sepolia (eip155:84532)."
     );
-    assert!(planned.notes[2].contains("at most 0.0024 USDC (4000 tokens)"));
+    assert!(planned.notes[2].contains("A request costs 0.0006 USDC (1000 tokens)"));
 }
