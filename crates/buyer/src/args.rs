@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::IntoFuture as _;
-
 use anyhow::Context as _;
+use obol_runtime::{LogArgs, Shutdown, duration};
 use tracing::Instrument as _;
 
 use crate::buyer::{Buyer, BuyerParts, SystemClock, reload_loop};
@@ -19,73 +18,47 @@ use crate::journal::{DEFAULT_COMPACT_BYTES, FileStorage, Journal, MemStorage, St
 #[command(name = "x402-buyer", version)]
 pub struct Args {
     /// One `<upstream>.json` per upstream; used with --auths-dir instead of --config/--auths.
-    #[arg(long, env = "OBOL_BUYER_CONFIG_DIR")]
+    #[arg(long)]
     pub config_dir: Option<PathBuf>,
     /// One `<upstream>.json` array of pre-signed authorizations per upstream.
-    #[arg(long, env = "OBOL_BUYER_AUTHS_DIR")]
+    #[arg(long)]
     pub auths_dir: Option<PathBuf>,
     /// Legacy single config file.
-    #[arg(long, env = "OBOL_BUYER_CONFIG", default_value = "/config/config.json")]
+    #[arg(long, default_value = "/config/config.json")]
     pub config: PathBuf,
     /// Legacy single auths file.
-    #[arg(long, env = "OBOL_BUYER_AUTHS", default_value = "/config/auths.json")]
+    #[arg(long, default_value = "/config/auths.json")]
     pub auths: PathBuf,
     /// The Go buyer's state file: imported if present; the journal lives beside it. Empty:
     /// in memory only (spends are forgotten on restart).
-    #[arg(long, env = "OBOL_BUYER_STATE", default_value = "/state/consumed.json")]
+    #[arg(long, default_value = "/state/consumed.json")]
     pub state: String,
-    /// Listen address (`:8402` means all interfaces).
-    #[arg(long, env = "OBOL_BUYER_LISTEN", default_value = ":8402")]
-    pub listen: String,
+    /// Address of the proxy and the admin endpoints.
+    #[arg(long, default_value = "0.0.0.0:8402")]
+    pub listen: SocketAddr,
     /// How often the files are re-read (`5s`, `500ms`, `0` disables the timer).
-    #[arg(long, env = "OBOL_BUYER_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub reload_interval: Duration,
     /// Most authorizations tried for one request while sellers answer "already used".
-    #[arg(long, env = "OBOL_BUYER_MAX_HEAL", default_value_t = 32)]
+    #[arg(long, default_value_t = 32)]
     pub max_heal: usize,
     /// Timeout of one upstream request, including a streamed response.
-    #[arg(long, env = "OBOL_BUYER_UPSTREAM_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    #[arg(long, default_value = "300s", value_parser = duration::parse)]
     pub upstream_timeout: Duration,
     /// Compact the journal when its log exceeds this many bytes.
-    #[arg(long, env = "OBOL_BUYER_COMPACT_BYTES", default_value_t = DEFAULT_COMPACT_BYTES)]
+    #[arg(long, default_value_t = DEFAULT_COMPACT_BYTES)]
     pub compact_bytes: u64,
     /// JSON-RPC endpoint: at start-up, authorizations already used on this chain
     /// (`authorizationState`) are recorded as spent. Unset: no chain check.
-    #[arg(long, env = "OBOL_BUYER_RPC_URL")]
+    #[arg(long)]
     pub rpc_url: Option<String>,
-    /// Log filter (`info`, `obol_buyer=debug`, ...).
-    #[arg(long, env = "OBOL_BUYER_LOG", default_value = "info")]
-    pub log: String,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// How long in-flight requests may run after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Parses `5s`, `500ms`, `2m` or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
-    }
-}
-
-/// `:8402` → `0.0.0.0:8402`.
-pub fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_owned()
-    };
-    full.parse()
-        .with_context(|| format!("invalid --listen {s:?}"))
-}
 
 fn open_journal(state: &str, compact_bytes: u64) -> anyhow::Result<Journal> {
     let (storage, import): (Arc<dyn Storage>, _) = if state.is_empty() {
@@ -111,9 +84,15 @@ fn open_journal(state: &str, compact_bytes: u64) -> anyhow::Result<Journal> {
     Ok(journal)
 }
 
-impl Args {
-    /// Runs the buyer until SIGTERM or SIGINT.
-    pub async fn run(self) -> anyhow::Result<()> {
+impl obol_runtime::Service for Args {
+    const ENV_PREFIX: &'static str = "OBOL_BUYER";
+
+    fn log(&self) -> &LogArgs {
+        &self.log
+    }
+
+    /// Runs the buyer until shutdown; requests in flight get [`SHUTDOWN_GRACE`] to finish.
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self {
             config_dir,
             auths_dir,
@@ -126,12 +105,8 @@ impl Args {
             upstream_timeout,
             compact_bytes,
             rpc_url,
-            log,
+            log: _,
         } = self;
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("invalid --log")?)
-            .init();
-        let addr = parse_listen(&listen)?;
         let source = match (config_dir, auths_dir) {
             (Some(config_dir), Some(auths_dir)) => Source::Dirs {
                 config_dir,
@@ -177,49 +152,20 @@ impl Args {
             };
             tokio::spawn(check.instrument(tracing::info_span!("chain_check")));
         }
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(%addr, "Buyer listening");
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, crate::proxy::router(buyer))
-            .with_graceful_shutdown(async move {
-                shutdown().await;
-                let _ = stopping_tx.send(());
-            })
-            .into_future();
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(addr = %listen, "Buyer listening");
         // In-flight requests get SHUTDOWN_GRACE to finish, as in the Go buyer.
-        let deadline = async move {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            served = server => served.context("server"),
-            () = deadline => {
-                tracing::warn!("Shutdown grace period over; dropping open connections");
-                Ok(())
-            }
-        }
+        obol_runtime::admin::serve(
+            listener,
+            crate::proxy::router(buyer),
+            shutdown.requested(),
+            Some(SHUTDOWN_GRACE),
+        )
+        .await
+        .context("server")
     }
-}
-
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
-    }
-    tracing::info!("Shutting down");
 }
 
 #[cfg(test)]
@@ -234,15 +180,23 @@ mod tests {
             "--config-dir=/config/buyer-config",
             "--auths-dir=/config/buyer-auths",
             "--state=/state/consumed.json",
-            "--listen=:8402",
+            "--listen=0.0.0.0:8402",
             "--reload-interval=500ms",
         ])
         .unwrap();
         assert_eq!(a.reload_interval, Duration::from_millis(500));
-        assert_eq!(parse_listen(&a.listen).unwrap().port(), 8402);
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_listen("nope").is_err());
+        assert_eq!(a.listen.port(), 8402);
+        let b = Args::try_parse_from(["x402-buyer", "--reload-interval=0"]).unwrap();
+        assert_eq!(b.reload_interval, Duration::ZERO);
+        assert_eq!(b.listen.to_string(), "0.0.0.0:8402");
+        assert!(Args::try_parse_from(["x402-buyer", "--listen=nope"]).is_err());
+    }
+
+    #[test]
+    fn the_go_buyers_listen_spelling_still_works_with_a_warning() {
+        let args = ["x402-buyer", "--listen=:8402"].map(std::ffi::OsString::from);
+        let (a, warnings) = obol_runtime::parse_from::<Args>(args, |_| None).unwrap();
+        assert_eq!(a.listen.to_string(), "0.0.0.0:8402");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 }

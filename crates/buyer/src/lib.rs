@@ -17,18 +17,18 @@
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | `ok` (served only after journal recovery); Prometheus `obol_x402_buyer_*` |
 //! | `POST /admin/reload` | `reload triggered` / `reload already pending` |
 //!
-//! | Flag | Environment | Default |
-//! |---|---|---|
-//! | `--config-dir`, `--auths-dir` | `OBOL_BUYER_CONFIG_DIR`, `OBOL_BUYER_AUTHS_DIR` | unset (use the legacy files) |
-//! | `--config`, `--auths` | `OBOL_BUYER_CONFIG`, `OBOL_BUYER_AUTHS` | `/config/config.json`, `/config/auths.json` |
-//! | `--state` | `OBOL_BUYER_STATE` | `/state/consumed.json` (imported; journal beside it; empty = memory) |
-//! | `--listen` | `OBOL_BUYER_LISTEN` | `:8402` |
-//! | `--reload-interval` | `OBOL_BUYER_RELOAD_INTERVAL` | `5s` (`0` = only `/admin/reload`) |
-//! | `--max-heal` | `OBOL_BUYER_MAX_HEAL` | `32` |
-//! | `--upstream-timeout` | `OBOL_BUYER_UPSTREAM_TIMEOUT` | `300s` |
-//! | `--compact-bytes` | `OBOL_BUYER_COMPACT_BYTES` | `1048576` |
-//! | `--rpc-url` | `OBOL_BUYER_RPC_URL` | unset (no start-up `authorizationState` check) |
-//! | `--log` | `OBOL_BUYER_LOG` | `info` |
+//! | Flag (each also read from `OBOL_BUYER_<FLAG>`) | Default |
+//! |---|---|
+//! | `--config-dir`, `--auths-dir` | unset (use the legacy files) |
+//! | `--config`, `--auths` | `/config/config.json`, `/config/auths.json` |
+//! | `--state` | `/state/consumed.json` (imported; journal beside it; empty = memory) |
+//! | `--listen` | `0.0.0.0:8402` (the Go buyer's `:8402` still works, with a warning) |
+//! | `--reload-interval` | `5s` (`0` = only `/admin/reload`) |
+//! | `--max-heal` | `32` |
+//! | `--upstream-timeout` | `300s` |
+//! | `--compact-bytes` | `1048576` |
+//! | `--rpc-url` | unset (no start-up `authorizationState` check) |
+//! | `--log` | `info` |
 
 mod args;
 pub mod buyer;
@@ -43,6 +43,6 @@ pub mod proxy;
 pub mod select;
 pub mod upstream;
 
-pub use args::{Args, parse_duration};
+pub use args::Args;
 pub use buyer::{Buyer, BuyerParts, Clock, SystemClock};
 pub use error::SpendError;

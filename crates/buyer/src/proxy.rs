@@ -22,11 +22,7 @@ pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 /// The buyer's router.
 pub fn router(buyer: Arc<Buyer>) -> Router {
     Router::new()
-        // Served only once the journal is recovered, so both mean ready.
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
         .route("/status", get(status))
-        .route("/metrics", get(metrics))
         .route("/admin/reload", post(reload))
         .route("/v1/chat/completions", post(by_model))
         .route("/chat/completions", post(by_model))
@@ -34,21 +30,23 @@ pub fn router(buyer: Arc<Buyer>) -> Router {
         .route("/responses", post(by_model))
         .route("/upstream/{name}", any(by_name))
         .route("/upstream/{name}/{*rest}", any(by_name))
-        .with_state(buyer)
+        .with_state(buyer.clone())
+        .merge(admin(buyer).router())
+}
+
+/// `/healthz` (`ok`, as the Go buyer answers), `/readyz` and `/metrics`. Served only once the
+/// journal is recovered, so the buyer is always ready.
+fn admin(buyer: Arc<Buyer>) -> obol_runtime::admin::Admin {
+    let metrics = move || {
+        buyer.metrics.observe_syncs(buyer.journal.syncs());
+        buyer.metrics.encode()
+    };
+    obol_runtime::admin::Admin::new(metrics, || true).healthz_body("ok")
 }
 
 async fn status(State(b): State<Arc<Buyer>>) -> Response {
     let status = b.pool.lock().status();
     axum::Json(status).into_response()
-}
-
-async fn metrics(State(b): State<Arc<Buyer>>) -> Response {
-    let syncs = b.journal.syncs();
-    let counted = b.metrics.journal_syncs.get();
-    b.metrics
-        .journal_syncs
-        .inc_by(syncs.saturating_sub(counted));
-    obol_runtime::admin::metrics_text(b.metrics.encode())
 }
 
 async fn reload(State(b): State<Arc<Buyer>>) -> Response {

@@ -1,20 +1,17 @@
 //! `obol sell` with the real controller and verifier running (scoped to the test's namespace,
-//! so they never touch other tests' objects) and the dev gateway adapter marking routes
-//! Accepted: create with `--wait` until Ready, the live status, and delete through the
-//! controller's finalizer.
+//! so they never touch other tests' objects) and the test Gateway marking routes Accepted:
+//! create with `--wait` until Ready, the live status, and delete through the controller's
+//! finalizer.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::PostParams;
-use obol_devstack::traefik::adapter::{AdapterConfig, run as run_adapter};
-use obol_devstack::traefik::render::GatewayRef;
-use obol_testenv::tools::free_port;
+use obol_testenv::net::free_port;
 use obol_testenv::{TestEnv, repo_root};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -115,7 +112,7 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
         .env("OBOL_CONTROLLER_GATEWAY_NAMESPACE", &n)
         .env("OBOL_CONTROLLER_LEADER_ELECT", "false")
         .env(
-            "OBOL_CONTROLLER_ADMIN_ADDR",
+            "OBOL_CONTROLLER_LISTEN",
             format!("127.0.0.1:{}", free_port()),
         )
         .env("OBOL_CONTROLLER_PROBE_INTERVAL", "2s")
@@ -124,17 +121,7 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let adapter = tokio::spawn(run_adapter(
-        env.client(),
-        AdapterConfig {
-            gateway: GatewayRef {
-                name: gateway,
-                namespace: n.clone(),
-                entry_point: "web".into(),
-            },
-            file: logs.join("traefik-dynamic.yml"),
-        },
-    ));
+    let gateway = obol_testenv::gateway::accept_http_routes(env.client(), &n, &gateway, &n);
     let port = healthy_upstream().await.to_string();
     let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "up"}, "spec": {"type": "ExternalName", "externalName": "localhost"}}))
@@ -218,7 +205,6 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
             "{kind}:\n{stdout}"
         );
     }
-    adapter.abort();
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    drop(gateway);
     let _ = std::fs::remove_dir_all(&logs);
 }

@@ -13,20 +13,16 @@
 //!
 //! It depends on `obol-api` and `obol-x402` (chain names only), never on other service crates.
 //!
-//! | Endpoint | Meaning |
+//! | Endpoint (on `--listen`) | Meaning |
 //! |---|---|
 //! | `/healthz` | the process runs |
 //! | `/readyz` | leader, and every watch has synced |
 //! | `/metrics` | `obol_controller_*` (reconciles, durations, errors by bounded label, applies, status writes, leader) |
 //!
-//! Flags and environment variables: see [`args::Args`] (`OBOL_CONTROLLER_VERIFIER_URL`,
-//! `OBOL_CONTROLLER_GATEWAY_NAME`, `OBOL_CONTROLLER_GATEWAY_NAMESPACE`,
-//! `OBOL_CONTROLLER_PUBLIC_BASE_URL`, `OBOL_CONTROLLER_PROBE_TIMEOUT`,
-//! `OBOL_CONTROLLER_PROBE_INTERVAL`, `OBOL_CONTROLLER_CLEANUP_TIMEOUT`,
-//! `OBOL_CONTROLLER_CONCURRENCY`, `OBOL_CONTROLLER_LEADER_ELECT`, `OBOL_CONTROLLER_LEASE_*`,
-//! `OBOL_CONTROLLER_IDENTITY`, `OBOL_CONTROLLER_ADMIN_ADDR`).
+//! Flags: see [`args::Args`]; each `--flag` also reads `OBOL_CONTROLLER_FLAG`
+//! ([`obol_runtime::cli`]). Renamed: `--admin-addr` is `--listen`, and `RUST_LOG` is `--log`
+//! (the old names work for one release, with a warning).
 
-pub mod admin;
 pub mod apply;
 pub mod args;
 mod cleanup;

@@ -16,11 +16,11 @@ use obol_api::gateway::HttpRoute;
 use obol_api::traefik::Middleware;
 use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer};
 use prometheus_client::registry::Registry;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::info;
 
+use obol_runtime::admin::{Admin, Ready};
 use obol_runtime::lease::Outcome;
 
-use crate::admin::Admin;
 use crate::error::{Error, Result};
 use crate::metrics::ControllerMetrics;
 use crate::plan::Settings;
@@ -43,8 +43,8 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// Leader election; `None` runs unconditionally (tests, single replica).
     pub lease: Option<LeaseConfig>,
-    /// Admin endpoints address; `None` serves none.
-    pub admin_addr: Option<SocketAddr>,
+    /// Address of the admin endpoints; `None` serves none.
+    pub listen: Option<SocketAddr>,
     /// Watch only this namespace; `None` watches all.
     pub namespace: Option<String>,
 }
@@ -67,33 +67,25 @@ pub async fn run(
 ) -> Result<()> {
     let mut registry = Registry::default();
     let metrics = Arc::new(ControllerMetrics::register(&mut registry));
-    let admin = Admin::new(registry);
-    if let Some(addr) = config.admin_addr {
-        let (bound, serve) = admin.bind(addr).await?;
+    let ready = Ready::default();
+    if let Some(addr) = config.listen {
+        let router = Admin::with_registry(registry, ready.clone()).router();
+        let bound = obol_runtime::admin::spawn(addr, router)
+            .await
+            .map_err(Error::Admin)?;
         info!(%bound, "Admin endpoints listening");
-        tokio::spawn(
-            async move {
-                if let Err(error) = serve.await {
-                    warn!(%error, "Admin server stopped");
-                }
-            }
-            .instrument(info_span!("admin")),
-        );
     }
     let shutdown = shutdown.shared();
-    let Some(lease) = config.lease.clone() else {
-        metrics.leader.set(1);
-        return run_controller(client, config, metrics, admin, shutdown).await;
-    };
     let gauge = metrics.clone();
-    let outcome = obol_runtime::lease::lead(
+    let lease = config.lease.clone();
+    let outcome = obol_runtime::lease::lead_if(
         client.clone(),
-        &lease,
+        lease.as_ref(),
         shutdown.clone(),
         move |leading| {
             gauge.leader.set(i64::from(leading));
         },
-        || run_controller(client, config, metrics, admin, shutdown),
+        || run_controller(client, config, metrics, ready, shutdown),
     )
     .await?;
     match outcome {
@@ -143,7 +135,7 @@ async fn run_controller(
     client: Client,
     config: RunConfig,
     metrics: Arc<ControllerMetrics>,
-    admin: Admin,
+    ready: Ready,
     shutdown: futures::future::Shared<impl Future<Output = ()> + Send + 'static>,
 ) -> Result<()> {
     let (middlewares, mw_writer) = reflector::store::<Middleware>();
@@ -154,7 +146,7 @@ async fn run_controller(
     // Offers trigger a reconcile only when something the reconcile reads changed (not on our
     // own status writes); the store still sees every version.
     let synced = Arc::new(Synced {
-        admin: admin.clone(),
+        ready: ready.clone(),
         seen: parking_lot::Mutex::default(),
     });
     let (offers, offers_writer) = reflector::store::<ServiceOffer>();
@@ -202,7 +194,7 @@ async fn run_controller(
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
-    admin.set_ready(false);
+    ready.set(false);
     Ok(())
 }
 
@@ -227,7 +219,7 @@ fn offer_trigger(offer: &ServiceOffer) -> Option<u64> {
 /// (Tracked on the watch streams: a reflector store's `wait_until_ready` wakes only one waiter,
 /// and the Controller is already waiting on the offers store.)
 struct Synced {
-    admin: Admin,
+    ready: Ready,
     seen: parking_lot::Mutex<HashSet<&'static str>>,
 }
 
@@ -238,7 +230,7 @@ impl Synced {
         let mut seen = self.seen.lock();
         if seen.insert(kind) && seen.len() == Self::KINDS {
             info!("Watches synced");
-            self.admin.set_ready(true);
+            self.ready.set(true);
         }
     }
 }

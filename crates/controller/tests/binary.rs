@@ -35,7 +35,7 @@ async fn binary_leads_serves_probes_and_releases_the_lease_on_sigterm() {
         env.kubeconfig_path(),
         ns.name(),
         "bin-a",
-        &["--admin-addr", &admin],
+        &["--listen", &admin, "--log", "info,kube=warn"],
     );
 
     eventually(T, || async {
@@ -81,6 +81,10 @@ async fn binary_leads_serves_probes_and_releases_the_lease_on_sigterm() {
     assert!(status.success(), "{status:?}; log {}", proc.log.display());
     let after = holder(leases.get_opt("serviceoffer-controller").await.unwrap());
     assert_ne!(after.as_deref(), Some("bin-a"), "lease not released");
+    // --log is honoured: info lines with `info`, none with the fixture's default `warn` (the
+    // standby test below).
+    let log = std::fs::read_to_string(&proc.log).unwrap();
+    assert!(log.contains("Admin endpoints listening"), "{log}");
 }
 
 #[tokio::test]
@@ -104,8 +108,8 @@ async fn two_replicas_one_leads_and_the_standby_takes_over_after_a_kill() {
     let port_b = free_port();
     let admin_b = format!("127.0.0.1:{port_b}");
     let mut flags_b = lease_flags.to_vec();
-    flags_b.extend(["--admin-addr", admin_b.as_str()]);
-    let _b = ControllerProcess::spawn(env.kubeconfig_path(), ns.name(), "replica-b", &flags_b);
+    flags_b.extend(["--listen", admin_b.as_str()]);
+    let b = ControllerProcess::spawn(env.kubeconfig_path(), ns.name(), "replica-b", &flags_b);
     let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
     create(&offers, &mk_offer("one", "up", json!({}))).await;
     wait_offer(&offers, "one", T, is_ready).await;
@@ -127,4 +131,6 @@ async fn two_replicas_one_leads_and_the_standby_takes_over_after_a_kill() {
     assert!(takeover < Duration::from_secs(4 + 5), "{takeover:?}");
     create(&offers, &mk_offer("two", "up", json!({}))).await;
     wait_offer(&offers, "two", T, is_ready).await;
+    let log = std::fs::read_to_string(&b.log).unwrap();
+    assert!(!log.contains(" INFO "), "--log warn, yet:\n{log}");
 }

@@ -552,7 +552,7 @@ impl Up<'_> {
         );
         let admin = process::free_port().map_err(|e| fail("controller", e))?;
         envs.push((
-            "OBOL_CONTROLLER_ADMIN_ADDR".into(),
+            "OBOL_CONTROLLER_LISTEN".into(),
             format!("127.0.0.1:{admin}"),
         ));
         let p = self.start(&mut state, "controller", &bins.controller, vec![], envs)?;

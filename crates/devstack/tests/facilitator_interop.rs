@@ -10,7 +10,7 @@ use alloy::primitives::{Address, B256, U256};
 use obol_devstack::chain::{Anvil, DEV_ACCOUNTS, dev_address};
 use obol_devstack::facilitator::ReferenceFacilitator;
 use obol_testenv::repo_root;
-use obol_testenv::tools::{tool, x402_peers};
+use obol_testenv::tools::{anvil, x402_peers};
 use obol_x402::chain::Network;
 use obol_x402::eip3009::sign_payload;
 use obol_x402::facilitator::{
@@ -50,7 +50,7 @@ fn payload(req: &Requirement, payer_key: &PrivateKey, nonce: u8, v1: bool) -> Pa
 #[tokio::test]
 async fn reference_facilitator_settles_our_signatures_once() {
     let dir = tempdir();
-    let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
+    let anvil = Anvil::start(&anvil(), &dir.join("anvil.log"))
         .await
         .unwrap();
     let rpc = anvil.rpc();

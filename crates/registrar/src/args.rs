@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use obol_runtime::cli::Deprecated;
+use obol_runtime::{LeaseArgs, LogArgs, Shutdown, Surroundings, duration};
 
 use crate::backoff::Backoff;
 use crate::chain::Chains;
 use crate::chain::reqwest_url::Url;
 use crate::key::SigningKey;
-use crate::run::{LeaseConfig, RunConfig};
+use crate::run::RunConfig;
 
 /// A per-chain RPC override: `CHAIN=URL`, chain as a name (`base-sepolia`), CAIP-2
 /// (`eip155:84532`) or a decimal chain id.
@@ -46,7 +48,7 @@ impl FromStr for ChainRpc {
     }
 }
 
-/// `erc8004-registrar` flags.
+/// `erc8004-registrar` flags; each `--flag` also reads `OBOL_REGISTRAR_FLAG`.
 #[derive(Debug, Parser)]
 #[command(
     name = "erc8004-registrar",
@@ -55,108 +57,85 @@ impl FromStr for ChainRpc {
 )]
 pub struct Args {
     /// Default JSON-RPC endpoint for every chain.
-    #[arg(long, env = "OBOL_REGISTRAR_RPC_URL")]
+    #[arg(long)]
     pub rpc_url: Option<Url>,
     /// Per-chain endpoints, `CHAIN=URL` (repeat, or comma-separated in the variable).
-    #[arg(
-        long = "chain-rpc",
-        env = "OBOL_REGISTRAR_CHAIN_RPC",
-        value_delimiter = ','
-    )]
+    #[arg(long = "chain-rpc", value_delimiter = ',')]
     pub chain_rpc: Vec<ChainRpc>,
     /// File holding the signing key (`0x` + 64 hex). Without it (flag unset, or the file absent,
     /// e.g. an optional Secret not created) requests become OffChainOnly.
-    #[arg(long, env = "OBOL_REGISTRAR_KEY_FILE")]
+    #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// Address of the document and admin server.
-    #[arg(long, env = "OBOL_REGISTRAR_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// Public base URL of this server; when set, agents are registered with their served
     /// document URL instead of a `data:` URI.
-    #[arg(long, env = "OBOL_REGISTRAR_PUBLIC_URL")]
+    #[arg(long)]
     pub public_url: Option<String>,
     /// Watch only this namespace (default: all).
-    #[arg(long, env = "OBOL_REGISTRAR_NAMESPACE")]
+    #[arg(long)]
     pub namespace: Option<String>,
-    /// Campaign for a Lease before reconciling.
-    #[arg(long, env = "OBOL_REGISTRAR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_elect: bool,
-    /// Lease name.
-    #[arg(
-        long,
-        env = "OBOL_REGISTRAR_LEASE_NAME",
-        default_value = "erc8004-registrar"
-    )]
-    pub lease_name: String,
-    /// Lease namespace (in a cluster: the registrar's own).
-    #[arg(long, env = "OBOL_REGISTRAR_LEASE_NAMESPACE", default_value = "x402")]
-    pub lease_namespace: String,
-    /// Identity in the Lease (default: `POD_NAME`, else `<hostname>-<pid>`).
-    #[arg(long, env = "OBOL_REGISTRAR_IDENTITY")]
-    pub identity: Option<String>,
-    /// Lease validity in seconds.
-    #[arg(long, env = "OBOL_REGISTRAR_LEASE_DURATION_SECS", default_value_t = 15)]
-    pub lease_duration_secs: u64,
-    /// Renew this many seconds before expiry.
-    #[arg(long, env = "OBOL_REGISTRAR_LEASE_GRACE_SECS", default_value_t = 5)]
-    pub lease_grace_secs: u64,
-    /// First retry delay after a transient failure, in milliseconds.
-    #[arg(long, env = "OBOL_REGISTRAR_RETRY_INITIAL_MS", default_value_t = 2_000)]
-    pub retry_initial_ms: u64,
-    /// Longest retry delay, in milliseconds.
-    #[arg(long, env = "OBOL_REGISTRAR_RETRY_MAX_MS", default_value_t = 300_000)]
-    pub retry_max_ms: u64,
-    /// How often a pending transaction is checked, in milliseconds.
-    #[arg(long, env = "OBOL_REGISTRAR_POLL_INTERVAL_MS", default_value_t = 2_000)]
-    pub poll_interval_ms: u64,
-    /// How long to wait for the receipt of a URI or metadata update, in seconds.
-    #[arg(
-        long,
-        env = "OBOL_REGISTRAR_RECEIPT_TIMEOUT_SECS",
-        default_value_t = 60
-    )]
-    pub receipt_timeout_secs: u64,
+    /// Leader election.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+    /// First retry delay after a transient failure.
+    #[arg(long, default_value = "2s", value_parser = duration::parse)]
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    #[arg(long, default_value = "5m", value_parser = duration::parse)]
+    pub retry_max: Duration,
+    /// How often a pending transaction is checked (10ms to 1m).
+    #[arg(long, default_value = "2s", value_parser = duration::parse)]
+    pub poll_interval: Duration,
+    /// How long to wait for the receipt of a URI or metadata update.
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    pub receipt_timeout: Duration,
     /// Tombstone attempts before a deletion is released anyway (with a Warning Event).
-    #[arg(long, env = "OBOL_REGISTRAR_TOMBSTONE_ATTEMPTS", default_value_t = 5)]
+    #[arg(long, default_value_t = 5)]
     pub tombstone_attempts: u32,
-    /// Log filter (`tracing` env-filter syntax).
-    #[arg(long, env = "OBOL_REGISTRAR_LOG", default_value = "info")]
-    pub log: String,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl obol_runtime::Service for Args {
+    const ENV_PREFIX: &'static str = "OBOL_REGISTRAR";
+    const DEPRECATED: &'static [Deprecated] = &[
+        Deprecated::flag("lease-duration-secs", "lease-duration"),
+        Deprecated::flag("lease-grace-secs", "lease-grace"),
+        Deprecated::flag("retry-initial-ms", "retry-initial").unit("ms"),
+        Deprecated::flag("retry-max-ms", "retry-max").unit("ms"),
+        Deprecated::flag("poll-interval-ms", "poll-interval").unit("ms"),
+        Deprecated::flag("receipt-timeout-secs", "receipt-timeout"),
+    ];
+
+    fn log(&self) -> &LogArgs {
+        &self.log
+    }
+
+    /// Reads the key, connects to Kubernetes (`KUBECONFIG` or in-cluster) and runs until
+    /// shutdown.
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let client = kube::Client::try_default()
+            .await
+            .context("Kubernetes client")?;
+        let around = Surroundings::of_this_process(
+            &obol_runtime::program_name::<Self>(),
+            client.default_namespace(),
+        );
+        let config = self.config(&around)?;
+        crate::run::run(client, config, shutdown.requested()).await?;
+        Ok(())
+    }
 }
 
 impl Args {
-    /// Configures logging, reads the key, connects to Kubernetes (`KUBECONFIG` or in-cluster)
-    /// and runs until SIGTERM or Ctrl-C.
-    pub async fn run(self) -> anyhow::Result<()> {
-        let Self {
-            rpc_url,
-            chain_rpc,
-            key_file,
-            listen,
-            public_url,
-            namespace,
-            leader_elect,
-            lease_name,
-            lease_namespace,
-            identity,
-            lease_duration_secs,
-            lease_grace_secs,
-            retry_initial_ms,
-            retry_max_ms,
-            poll_interval_ms,
-            receipt_timeout_secs,
-            tombstone_attempts,
-            log,
-        } = self;
-        tracing_subscriber::fmt()
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("--log")?)
-            .init();
-        anyhow::ensure!(
-            lease_duration_secs > lease_grace_secs,
-            "--lease-duration-secs must exceed --lease-grace-secs"
-        );
-        let key = match &key_file {
+    /// What [`crate::run::run`] needs: reads the key file, resolves the lease defaults from
+    /// `around`.
+    pub fn config(self, around: &Surroundings) -> anyhow::Result<RunConfig> {
+        let lease = self.lease.config(around).map_err(anyhow::Error::msg)?;
+        let key = match &self.key_file {
             Some(path) => {
                 let key = SigningKey::from_optional_file(path).map_err(anyhow::Error::msg)?;
                 if key.is_none() {
@@ -166,60 +145,35 @@ impl Args {
             }
             None => None,
         };
-        let overrides: BTreeMap<u64, Url> =
-            chain_rpc.into_iter().map(|c| (c.chain_id, c.url)).collect();
+        let overrides: BTreeMap<u64, Url> = self
+            .chain_rpc
+            .into_iter()
+            .map(|c| (c.chain_id, c.url))
+            .collect();
+        let poll_interval = self
+            .poll_interval
+            .clamp(Duration::from_millis(10), Duration::from_secs(60));
         let chains = Chains::new(
             key,
-            rpc_url,
+            self.rpc_url,
             overrides,
-            Duration::from_millis(poll_interval_ms.clamp(10, 60_000)),
-            Duration::from_secs(receipt_timeout_secs),
+            poll_interval,
+            self.receipt_timeout,
         );
-        let identity = identity
-            .or_else(|| std::env::var("POD_NAME").ok())
-            .unwrap_or_else(|| {
-                let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "registrar".into());
-                format!("{host}-{}", std::process::id())
-            });
-        let config = RunConfig {
+        let initial = self.retry_initial.max(Duration::from_millis(1));
+        Ok(RunConfig {
             chains: Arc::new(chains),
-            public_url,
-            namespace,
-            listen: Some(listen),
-            lease: leader_elect.then(|| LeaseConfig {
-                name: lease_name,
-                namespace: lease_namespace,
-                identity,
-                duration: Duration::from_secs(lease_duration_secs),
-                grace: Duration::from_secs(lease_grace_secs),
-            }),
+            public_url: self.public_url,
+            namespace: self.namespace,
+            listen: Some(self.listen),
+            lease,
             backoff: Backoff {
-                initial: Duration::from_millis(retry_initial_ms.max(1)),
-                max: Duration::from_millis(retry_max_ms.max(retry_initial_ms.max(1))),
+                initial,
+                max: self.retry_max.max(initial),
             },
-            poll_interval: Duration::from_millis(poll_interval_ms.clamp(10, 60_000)),
-            tombstone_attempts: tombstone_attempts.max(1),
-        };
-        let client = kube::Client::try_default()
-            .await
-            .context("Kubernetes client")?;
-        crate::run::run(client, config, shutdown_signal()).await?;
-        Ok(())
-    }
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+            poll_interval,
+            tombstone_attempts: self.tombstone_attempts.max(1),
+        })
     }
 }
 
@@ -244,8 +198,9 @@ mod tests {
         .unwrap();
         let ids: Vec<u64> = a.chain_rpc.iter().map(|c| c.chain_id).collect();
         assert_eq!(ids, [8453, 84532, 1]);
-        assert!(!a.leader_elect);
+        assert!(!a.lease.leader_elect);
         assert_eq!(a.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(a.retry_max, Duration::from_secs(300));
         assert_eq!(a.tombstone_attempts, 5);
         assert!(a.key_file.is_none());
     }

@@ -7,10 +7,10 @@
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once the RegistrationRequest cache has synced |
 //! | `GET /metrics` | Prometheus text |
+//!
+//! (The last three are [`obol_runtime::admin`]'s.)
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -20,6 +20,7 @@ use axum::routing::get;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::Store;
 use obol_api::RegistrationRequest;
+use obol_runtime::admin::{Admin, Ready};
 use prometheus_client::registry::Registry;
 
 use crate::document;
@@ -29,24 +30,25 @@ use crate::request;
 #[derive(Clone)]
 pub struct Served {
     store: Store<RegistrationRequest>,
-    registry: Arc<Registry>,
-    ready: Arc<AtomicBool>,
+    admin: Admin,
+    ready: Ready,
 }
 
 impl Served {
     /// Serves documents from `store` and metrics from `registry`; not ready until
     /// [`Served::set_ready`].
     pub fn new(store: Store<RegistrationRequest>, registry: Registry) -> Self {
+        let ready = Ready::default();
         Self {
             store,
-            registry: Arc::new(registry),
-            ready: Arc::default(),
+            admin: Admin::with_registry(registry, ready.clone()),
+            ready,
         }
     }
 
     /// Marks the cache synced (or not).
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+        self.ready.set(ready);
     }
 
     /// The router (tests call it with `oneshot`).
@@ -54,24 +56,8 @@ impl Served {
         Router::new()
             .route("/.well-known/agent-registration.json", get(well_known))
             .route("/registrations/{namespace}/{file}", get(one))
-            .route("/healthz", get(|| async { "ok\n" }))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics))
             .with_state(self.clone())
-    }
-
-    /// Binds `addr`; returns the bound address and the serving future.
-    pub async fn bind(
-        &self,
-        addr: SocketAddr,
-    ) -> std::io::Result<(
-        SocketAddr,
-        impl Future<Output = std::io::Result<()>> + use<>,
-    )> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        let router = self.router();
-        Ok((bound, async move { axum::serve(listener, router).await }))
+            .merge(self.admin.router())
     }
 }
 
@@ -131,14 +117,6 @@ async fn one(State(s): State<Served>, Path((namespace, file)): Path<(String, Str
         Some(Ok(doc)) => json(&doc),
         _ => not_found(),
     }
-}
-
-async fn readyz(State(s): State<Served>) -> Response {
-    obol_runtime::admin::readiness(s.ready.load(Ordering::Acquire))
-}
-
-async fn metrics(State(s): State<Served>) -> Response {
-    obol_runtime::admin::metrics(&s.registry)
 }
 
 #[cfg(test)]

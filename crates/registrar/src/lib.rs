@@ -19,20 +19,25 @@
 //! | `GET /registrations/{namespace}/{name}.json` | one request's document (tombstone once retired) |
 //! | `GET /healthz`, `/readyz`, `/metrics` | liveness, cache synced, Prometheus |
 //!
-//! | Flag | Environment | Default |
-//! |---|---|---|
-//! | `--rpc-url` | `OBOL_REGISTRAR_RPC_URL` | none |
-//! | `--chain-rpc CHAIN=URL` | `OBOL_REGISTRAR_CHAIN_RPC` (comma-separated) | none |
-//! | `--key-file` | `OBOL_REGISTRAR_KEY_FILE` | none (or the file absent) → `OffChainOnly` |
-//! | `--listen` | `OBOL_REGISTRAR_LISTEN` | `0.0.0.0:8080` |
-//! | `--public-url` | `OBOL_REGISTRAR_PUBLIC_URL` | none → `data:` agent URIs |
-//! | `--namespace` | `OBOL_REGISTRAR_NAMESPACE` | all namespaces |
-//! | `--leader-elect`, `--lease-name`, `--lease-namespace`, `--identity` | `OBOL_REGISTRAR_LEADER_ELECT`, `_LEASE_NAME`, `_LEASE_NAMESPACE`, `_IDENTITY` | `true`, `erc8004-registrar`, `x402`, `POD_NAME` |
-//! | `--lease-duration-secs`, `--lease-grace-secs` | `OBOL_REGISTRAR_LEASE_DURATION_SECS`, `_LEASE_GRACE_SECS` | 15, 5 |
-//! | `--retry-initial-ms`, `--retry-max-ms` | `OBOL_REGISTRAR_RETRY_INITIAL_MS`, `_RETRY_MAX_MS` | 2000, 300000 |
-//! | `--poll-interval-ms`, `--receipt-timeout-secs` | `OBOL_REGISTRAR_POLL_INTERVAL_MS`, `_RECEIPT_TIMEOUT_SECS` | 2000, 60 |
-//! | `--tombstone-attempts` | `OBOL_REGISTRAR_TOMBSTONE_ATTEMPTS` | 5 |
-//! | `--log` | `OBOL_REGISTRAR_LOG` | `info` |
+//! | Flag (each also read from `OBOL_REGISTRAR_<FLAG>`) | Default |
+//! |---|---|
+//! | `--rpc-url` | none |
+//! | `--chain-rpc CHAIN=URL` (the variable: comma-separated) | none |
+//! | `--key-file` | none (or the file absent) → `OffChainOnly` |
+//! | `--listen` | `0.0.0.0:8080` |
+//! | `--public-url` | none → `data:` agent URIs |
+//! | `--namespace` | all namespaces |
+//! | `--leader-elect`, `--lease-name`, `--lease-namespace`, `--identity` | `true`, `erc8004-registrar`, the process's namespace, `POD_NAME` |
+//! | `--lease-duration`, `--lease-grace` | `15s`, `5s` |
+//! | `--retry-initial`, `--retry-max` | `2s`, `5m` |
+//! | `--poll-interval`, `--receipt-timeout` | `2s`, `60s` |
+//! | `--tombstone-attempts` | 5 |
+//! | `--log` | `info` |
+//!
+//! Durations are written `500ms`, `15s`, `2m` or as bare seconds ([`obol_runtime::duration`]).
+//! Renamed (the old names work for one release, with a warning): `--lease-duration-secs`,
+//! `--lease-grace-secs`, `--receipt-timeout-secs` (same values), `--retry-initial-ms`,
+//! `--retry-max-ms`, `--poll-interval-ms` (a bare number meant milliseconds).
 //!
 //! `KUBECONFIG` is read like kubectl does (in a cluster: the service account).
 

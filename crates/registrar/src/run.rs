@@ -13,7 +13,7 @@ use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Api, Client};
 use obol_api::RegistrationRequest;
 use prometheus_client::registry::Registry;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, info, info_span};
 
 use obol_runtime::lease::Outcome;
 
@@ -84,29 +84,17 @@ pub async fn run(
         });
     }
     if let Some(addr) = config.listen {
-        let (bound, serve) = served
-            .bind(addr)
+        let bound = obol_runtime::admin::spawn(addr, served.router())
             .await
             .map_err(|e| Error::Config(format!("listen on {addr}: {e}")))?;
         info!(%bound, "Serving registration documents and admin endpoints");
-        tokio::spawn(
-            async move {
-                if let Err(error) = serve.await {
-                    warn!(%error, "HTTP server stopped");
-                }
-            }
-            .instrument(info_span!("http")),
-        );
     }
 
-    let Some(lease) = config.lease.clone() else {
-        metrics.leader.set(1);
-        return run_controller(client, config, metrics, shutdown).await;
-    };
     let gauge = metrics.clone();
-    let outcome = obol_runtime::lease::lead(
+    let lease = config.lease.clone();
+    let outcome = obol_runtime::lease::lead_if(
         client.clone(),
-        &lease,
+        lease.as_ref(),
         shutdown.clone(),
         move |leading| {
             gauge.leader.set(i64::from(leading));

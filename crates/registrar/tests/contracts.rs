@@ -1,16 +1,14 @@
 //! The committed artifacts in `contracts/out` match a fresh solc-js compile of `contracts/src`.
 //!
-//! Needs Node and solc-js (`scripts/tools/solc.sh`, installed on first use); a compiler that
-//! cannot be provided fails the test.
-
-mod support;
+//! Needs Node and solc-js (`scripts/tools/solc.sh`, run when `SOLC_NODE_PATH` is unset);
+//! a compiler that cannot be provided fails the test.
 
 use std::process::Command;
 
 #[test]
 fn artifacts_match_the_sources() {
-    let root = support::repo_root();
-    let node_path = support::tool_path("solc");
+    let root = obol_testenv::repo_root();
+    let node_path = obol_testenv::tools::solc();
     let out = Command::new("node")
         .arg(root.join("contracts/compile.js"))
         .arg("--check")
@@ -26,7 +24,7 @@ fn artifacts_match_the_sources() {
 
 #[test]
 fn artifacts_carry_abi_and_bytecode() {
-    let dir = support::repo_root().join("contracts/out");
+    let dir = obol_testenv::repo_root().join("contracts/out");
     for name in [
         "IdentityRegistry",
         "RevertingIdentityRegistry",

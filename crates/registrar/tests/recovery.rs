@@ -228,7 +228,7 @@ async fn rpc_down_retries_with_backoff_then_recovers(kind: RegistryKind) {
     let env = TestEnv::get().await;
     let ns = env.namespace("rr-rpcdown").await;
     let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
-    let port = support::anvil::reserved_port();
+    let port = obol_testenv::net::reserved_port();
     let registrar = Registrar::start(&Options {
         kubeconfig: env.kubeconfig_path(),
         namespace: ns.name(),

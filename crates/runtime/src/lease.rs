@@ -14,23 +14,10 @@ pub use kube_lease_manager::LeaseManagerError as Error;
 use tokio::sync::watch;
 use tracing::info;
 
+pub use crate::lease_args::{LeaseArgs, LeaseConfig};
+
 /// How long a released lease may take to be written back before the process goes on.
 const RELEASE_BUDGET: Duration = Duration::from_secs(5);
-
-/// Leader-election settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeaseConfig {
-    /// Lease name.
-    pub name: String,
-    /// Lease namespace.
-    pub namespace: String,
-    /// This replica's identity.
-    pub identity: String,
-    /// How long a lease is valid without renewal.
-    pub duration: Duration,
-    /// How long before expiry the holder renews.
-    pub grace: Duration,
-}
 
 /// How a term ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,6 +78,27 @@ where
     drop(state);
     let _ = tokio::time::timeout(RELEASE_BUDGET, lease_task).await;
     Ok(outcome)
+}
+
+/// [`lead`] when `lease` is set; without one (a single replica, tests) the work runs at once,
+/// as leader.
+pub async fn lead_if<T, Fut>(
+    client: kube::Client,
+    lease: Option<&LeaseConfig>,
+    shutdown: impl Future<Output = ()>,
+    leading: impl Fn(bool),
+    work: impl FnOnce() -> Fut,
+) -> Result<Outcome<T>, Error>
+where
+    Fut: Future<Output = T>,
+{
+    match lease {
+        Some(lease) => lead(client, lease, shutdown, leading, work).await,
+        None => {
+            leading(true);
+            Ok(Outcome::Finished(work().await))
+        }
+    }
 }
 
 /// Waits until the leadership flag equals `wanted`; false when the lease task is gone first.

@@ -6,8 +6,6 @@ mod inspect;
 pub mod offer;
 pub mod render;
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::kube_args::KubeArgs;
@@ -50,23 +48,8 @@ pub enum Output {
     Yaml,
 }
 
-/// Parses `2m`, `90s`, `1h`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (e.g. 2m, 90s)"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("invalid duration unit in {s:?} (use s, m or h)")),
-    };
-    Ok(Duration::from_secs(secs))
-}
+/// Parses a duration: `2m`, `90s`, `1h`, or plain seconds ([`obol_runtime::duration`]).
+pub use obol_runtime::duration::parse as parse_duration;
 
 impl SellArgs {
     /// Runs the subcommand.
@@ -79,21 +62,5 @@ impl SellArgs {
             SellCommand::Test(args) => args.run(&kube).await,
             SellCommand::Delete(args) => args.run(&kube).await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
-        assert!(parse_duration("2x").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -95,7 +95,7 @@ pub fn run_config(ns: &str) -> RunConfig {
         cleanup_timeout: Duration::from_secs(30),
         concurrency: 16,
         lease: None,
-        admin_addr: None,
+        listen: None,
         namespace: Some(ns.to_owned()),
     }
 }

@@ -37,14 +37,18 @@ impl ControllerProcess {
                 identity,
             ])
             .args(["--probe-timeout", "1s"])
-            .args(if extra.contains(&"--admin-addr") {
+            .args(if extra.contains(&"--listen") {
                 &[][..]
             } else {
-                &["--admin-addr", "127.0.0.1:0"][..]
+                &["--listen", "127.0.0.1:0"][..]
+            })
+            .args(if extra.contains(&"--log") {
+                &[][..]
+            } else {
+                &["--log", "warn"][..]
             })
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

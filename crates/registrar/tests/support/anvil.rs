@@ -1,6 +1,5 @@
 //! anvil on loopback for one test: chain id 84532, killed on drop.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,32 +49,11 @@ pub struct Anvil {
     pub port: u16,
 }
 
-/// A free loopback port (a tiny race with other processes is acceptable in tests).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A free loopback port below Linux's ephemeral range (32768+), so that no `free_port` of a
-/// concurrent test can hand it out while it is deliberately left unbound.
-pub fn reserved_port() -> u16 {
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::from(d.subsec_nanos()))
-            .unwrap_or_default();
-    (0..1000u64)
-        .map(|i| 20_000 + ((seed + i * 7919) % 10_000) as u16)
-        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port in 20000..30000")
-}
-
 impl Anvil {
     /// Starts anvil on a port it picks itself (`--port 0`, read back from its output, so no
-    /// other process can take the port in between). A missing anvil is installed, or the test
-    /// fails.
+    /// other process can take the port in between).
     pub async fn start(extra: &[&str]) -> Self {
-        let bin = super::tool_path("anvil");
+        let bin = obol_testenv::tools::anvil();
         let mut child = Command::new(&bin)
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--chain-id", &CHAIN_ID.to_string()])

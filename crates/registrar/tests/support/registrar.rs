@@ -40,7 +40,7 @@ pub struct Options<'a> {
 }
 
 fn scratch_dir() -> PathBuf {
-    let dir = super::repo_root().join("target/obol-run/registrar-tests");
+    let dir = obol_testenv::repo_root().join("target/obol-run/registrar-tests");
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
@@ -56,9 +56,9 @@ impl Registrar {
         cmd.env("KUBECONFIG", o.kubeconfig)
             .args(["--listen", "127.0.0.1:0"])
             .args(["--namespace", o.namespace, "--lease-namespace", o.namespace])
-            .args(["--lease-duration-secs", "3", "--lease-grace-secs", "1"])
-            .args(["--retry-initial-ms", "200", "--retry-max-ms", "1000"])
-            .args(["--poll-interval-ms", "100", "--receipt-timeout-secs", "10"])
+            .args(["--lease-duration", "3s", "--lease-grace", "1s"])
+            .args(["--retry-initial", "200ms", "--retry-max", "1s"])
+            .args(["--poll-interval", "100ms", "--receipt-timeout", "10s"])
             .args(["--log", "info,obol_registrar=debug"])
             .args(&o.extra)
             .stdin(Stdio::null());
@@ -124,25 +124,7 @@ impl Drop for Registrar {
     }
 }
 
-/// A minimal HTTP/1.0 GET over loopback.
-pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_owned()))
-}
+pub use obol_testenv::net::http_get;
 
 /// A RegistrationRequest for `registry` on the test chain.
 pub fn mk_rr(name: &str, registry: Option<&str>) -> RegistrationRequest {
