@@ -90,7 +90,7 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
             &format!("127.0.0.1:{verifier_port}"),
             "--gateway-listen",
             "127.0.0.1:0",
-            "--watch-namespace",
+            "--namespace",
             &n,
         ])
         .env("KUBECONFIG", &kubeconfig)

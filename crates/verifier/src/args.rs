@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use obol_runtime::cli::Deprecated;
+use obol_runtime::{LogArgs, Shutdown, duration};
 use obol_x402 as x402;
 use tracing::{Instrument as _, info, info_span};
 use x402::{Facilitator, HttpFacilitator, HttpFacilitatorConfig};
@@ -90,7 +92,8 @@ pub enum RouteSource {
     File,
 }
 
-/// `x402-verifier` flags; each also reads an `OBOL_VERIFIER_*` variable.
+/// `x402-verifier` flags; each `--flag` also reads `OBOL_VERIFIER_FLAG` (see
+/// [`obol_runtime::cli`]). Durations are written `500ms`, `5s`, `1m` or as bare seconds.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "x402-verifier",
@@ -99,83 +102,58 @@ pub enum RouteSource {
 )]
 pub struct Args {
     /// Address to serve ForwardAuth, probes and metrics on.
-    #[arg(long, env = "OBOL_VERIFIER_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// Facilitator base URL (`/verify` and `/settle` are appended).
-    #[arg(long, env = "OBOL_VERIFIER_FACILITATOR_URL")]
+    #[arg(long)]
     pub facilitator_url: reqwest::Url,
     /// Time budget of a facilitator `/verify` call.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_FACILITATOR_VERIFY_TIMEOUT_SECS",
-        default_value_t = 5
-    )]
-    pub facilitator_verify_timeout_secs: u64,
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    pub facilitator_verify_timeout: Duration,
     /// Time budget of a facilitator `/settle` call (it waits for the transaction).
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_FACILITATOR_SETTLE_TIMEOUT_SECS",
-        default_value_t = 60
-    )]
-    pub facilitator_settle_timeout_secs: u64,
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    pub facilitator_settle_timeout: Duration,
     /// Route source.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_ROUTE_SOURCE",
-        value_enum,
-        default_value = "kube"
-    )]
+    #[arg(long, value_enum, default_value = "kube")]
     pub route_source: RouteSource,
     /// Watch PaymentRoutes in this namespace only (default: all namespaces).
-    #[arg(long, env = "OBOL_VERIFIER_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    #[arg(long)]
+    pub namespace: Option<String>,
     /// Routes file for `--route-source file`.
-    #[arg(long, env = "OBOL_VERIFIER_ROUTES_FILE")]
+    #[arg(long)]
     pub routes_file: Option<PathBuf>,
-    /// How often the routes file's mtime is checked.
-    #[arg(long, env = "OBOL_VERIFIER_ROUTES_POLL_SECS", default_value_t = 2)]
-    pub routes_poll_secs: u64,
+    /// How often the routes file's mtime is checked (at least once a second).
+    #[arg(long, default_value = "2s", value_parser = duration::parse)]
+    pub routes_poll_interval: Duration,
     /// Most authorizations the memory reservation store remembers (in flight or settled).
-    #[arg(long, env = "OBOL_VERIFIER_REPLAY_CAPACITY", default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub replay_capacity: usize,
     /// Reservation store: `memory` (one replica) or `redis://[:password@]host[:port][/db]`
     /// (Redis or Valkey 7+, shared by every replica; down means 503 for paid requests).
-    #[arg(long, env = "OBOL_VERIFIER_RESERVATIONS", default_value = "memory")]
+    #[arg(long, default_value = "memory")]
     pub reservations: ReservationsAt,
-    /// Time budget of one reservation store operation, in milliseconds.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_RESERVATIONS_TIMEOUT_MS",
-        default_value_t = 500
-    )]
-    pub reservations_timeout_ms: u64,
+    /// Time budget of one reservation store operation.
+    #[arg(long, default_value = "500ms", value_parser = duration::parse)]
+    pub reservations_timeout: Duration,
     /// Most connections to the reservation store.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_RESERVATIONS_MAX_CONNECTIONS",
-        default_value_t = 64
-    )]
+    #[arg(long, default_value_t = 64)]
     pub reservations_max_connections: usize,
     /// Chain RPC per network, `<network>=<url>` (repeat, or comma-separated), for serving once
     /// more a payment the chain shows settled here whose answer never arrived.
-    #[arg(long, env = "OBOL_VERIFIER_CHAIN_RPC", value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',')]
     pub chain_rpc: Vec<ChainRpc>,
     /// How many blocks back the chain is searched for such a settlement.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_CHAIN_LOOKBACK_BLOCKS",
-        default_value_t = 10_000
-    )]
+    #[arg(long, default_value_t = 10_000)]
     pub chain_lookback_blocks: u64,
-    /// How old (seconds) a settlement may be and still be served once more from chain evidence.
-    #[arg(long, env = "OBOL_VERIFIER_RESERVE_WINDOW_SECS", default_value_t = 600)]
-    pub reserve_window_secs: u64,
+    /// How old a settlement may be and still be served once more from chain evidence.
+    #[arg(long, default_value = "600s", value_parser = duration::parse)]
+    pub reserve_window: Duration,
     /// The gateway mode's listener and upstream client.
     #[command(flatten)]
     pub gateway: GatewayArgs,
-    /// Log filter (`tracing` env-filter syntax).
-    #[arg(long, env = "OBOL_VERIFIER_LOG", default_value = "info")]
-    pub log: String,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Gateway mode `proxy`: where paid traffic is served and how upstreams are called.
@@ -183,82 +161,75 @@ pub struct Args {
 pub struct GatewayArgs {
     /// Address the gateway traffic is served on (apart from `--listen`: a request path never
     /// reaches /verify, /metrics or the probes).
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_GATEWAY_LISTEN",
-        default_value = "0.0.0.0:8081"
-    )]
+    #[arg(long, default_value = "0.0.0.0:8081")]
     pub gateway_listen: SocketAddr,
-    /// Budget to connect to an upstream, in milliseconds.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_UPSTREAM_CONNECT_TIMEOUT_MS",
-        default_value_t = 5000
-    )]
-    pub upstream_connect_timeout_ms: u64,
-    /// Budget from forwarding a request to the upstream's answer head, in seconds.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_UPSTREAM_TIMEOUT_SECS",
-        default_value_t = 300
-    )]
-    pub upstream_timeout_secs: u64,
-    /// Longest silence inside an upstream's answer (between stream events), in seconds.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_UPSTREAM_IDLE_TIMEOUT_SECS",
-        default_value_t = 300
-    )]
-    pub upstream_idle_timeout_secs: u64,
-    /// How long an idle upstream connection is kept for reuse, in seconds.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_UPSTREAM_POOL_IDLE_SECS",
-        default_value_t = 90
-    )]
-    pub upstream_pool_idle_secs: u64,
+    /// Budget to connect to an upstream.
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    pub upstream_connect_timeout: Duration,
+    /// Budget from forwarding a request to the upstream's answer head.
+    #[arg(long, default_value = "300s", value_parser = duration::parse)]
+    pub upstream_timeout: Duration,
+    /// Longest silence inside an upstream's answer (between stream events).
+    #[arg(long, default_value = "300s", value_parser = duration::parse)]
+    pub upstream_idle_timeout: Duration,
+    /// How long an idle upstream connection is kept for reuse.
+    #[arg(long, default_value = "90s", value_parser = duration::parse)]
+    pub upstream_pool_idle: Duration,
     /// Most idle connections kept per upstream.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_UPSTREAM_POOL_MAX_IDLE",
-        default_value_t = 64
-    )]
+    #[arg(long, default_value_t = 64)]
     pub upstream_pool_max_idle: usize,
     /// Speak HTTP/2 without TLS (h2c, prior knowledge) to upstreams instead of HTTP/1.1.
-    #[arg(long, env = "OBOL_VERIFIER_UPSTREAM_HTTP2", default_value_t = false)]
+    #[arg(long, default_value_t = false)]
     pub upstream_http2: bool,
     /// Largest request body forwarded; larger ones get 413 before any payment is taken.
-    #[arg(long, env = "OBOL_VERIFIER_MAX_REQUEST_BYTES", default_value_t = 10 << 20)]
+    #[arg(long, default_value_t = 10 << 20)]
     pub max_request_bytes: u64,
     /// Largest answer read whole and settled before it is sent; larger ones are streamed and
     /// settled at their end.
-    #[arg(
-        long,
-        env = "OBOL_VERIFIER_MAX_ANSWER_BUFFER_BYTES",
-        default_value_t = 16 << 20
-    )]
+    #[arg(long, default_value_t = 16 << 20)]
     pub max_answer_buffer_bytes: u64,
 }
+
+/// Flags renamed when the services were unified (units moved from the name into the value);
+/// the old names work for one release, with a warning.
+const DEPRECATED: &[Deprecated] = &[
+    Deprecated::flag(
+        "facilitator-verify-timeout-secs",
+        "facilitator-verify-timeout",
+    ),
+    Deprecated::flag(
+        "facilitator-settle-timeout-secs",
+        "facilitator-settle-timeout",
+    ),
+    Deprecated::flag("watch-namespace", "namespace"),
+    Deprecated::flag("routes-poll-secs", "routes-poll-interval"),
+    Deprecated::flag("reservations-timeout-ms", "reservations-timeout").unit("ms"),
+    Deprecated::flag("reserve-window-secs", "reserve-window"),
+    Deprecated::flag("upstream-connect-timeout-ms", "upstream-connect-timeout").unit("ms"),
+    Deprecated::flag("upstream-timeout-secs", "upstream-timeout"),
+    Deprecated::flag("upstream-idle-timeout-secs", "upstream-idle-timeout"),
+    Deprecated::flag("upstream-pool-idle-secs", "upstream-pool-idle"),
+];
 
 impl GatewayArgs {
     /// The upstream client's settings.
     pub fn upstream_config(&self) -> UpstreamConfig {
         let Self {
             gateway_listen: _,
-            upstream_connect_timeout_ms,
-            upstream_timeout_secs,
-            upstream_idle_timeout_secs,
-            upstream_pool_idle_secs,
+            upstream_connect_timeout,
+            upstream_timeout,
+            upstream_idle_timeout,
+            upstream_pool_idle,
             upstream_pool_max_idle,
             upstream_http2,
             max_request_bytes,
             max_answer_buffer_bytes,
         } = self;
         UpstreamConfig {
-            connect_timeout: Duration::from_millis((*upstream_connect_timeout_ms).max(1)),
-            head_timeout: Duration::from_secs((*upstream_timeout_secs).max(1)),
-            idle_timeout: Duration::from_secs((*upstream_idle_timeout_secs).max(1)),
-            pool_idle_timeout: Duration::from_secs(*upstream_pool_idle_secs),
+            connect_timeout: (*upstream_connect_timeout).max(Duration::from_millis(1)),
+            head_timeout: (*upstream_timeout).max(Duration::from_secs(1)),
+            idle_timeout: (*upstream_idle_timeout).max(Duration::from_secs(1)),
+            pool_idle_timeout: *upstream_pool_idle,
             pool_max_idle: *upstream_pool_max_idle,
             http2: *upstream_http2,
             max_request_bytes: *max_request_bytes,
@@ -267,35 +238,36 @@ impl GatewayArgs {
     }
 }
 
-impl Args {
-    /// Runs the verifier until SIGTERM or Ctrl-C.
-    pub async fn run(self) -> anyhow::Result<()> {
+impl obol_runtime::Service for Args {
+    const ENV_PREFIX: &'static str = "OBOL_VERIFIER";
+    const DEPRECATED: &'static [Deprecated] = DEPRECATED;
+
+    fn log(&self) -> &LogArgs {
+        &self.log
+    }
+
+    /// Runs the verifier until shutdown; requests in flight on both listeners finish first.
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self {
             listen,
             facilitator_url,
-            facilitator_verify_timeout_secs,
-            facilitator_settle_timeout_secs,
+            facilitator_verify_timeout,
+            facilitator_settle_timeout,
             route_source,
-            watch_namespace,
+            namespace,
             routes_file,
-            routes_poll_secs,
+            routes_poll_interval,
             replay_capacity,
             reservations,
-            reservations_timeout_ms,
+            reservations_timeout,
             reservations_max_connections,
             chain_rpc,
             chain_lookback_blocks,
-            reserve_window_secs,
+            reserve_window,
             gateway,
-            log,
+            log: _,
         } = self;
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("--log")?)
-            .init();
-        let timeouts = (
-            Duration::from_secs(facilitator_verify_timeout_secs),
-            Duration::from_secs(facilitator_settle_timeout_secs),
-        );
+        let timeouts = (facilitator_verify_timeout, facilitator_settle_timeout);
         let make: MakeFacilitator = Arc::new(move |url: &str| {
             let url = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
             http_facilitator(url, timeouts).map_err(|e| e.to_string())
@@ -310,7 +282,7 @@ impl Args {
             ReservationsAt::Redis(url) => {
                 let store = RedisStore::new(
                     url,
-                    Duration::from_millis(reservations_timeout_ms.max(1)),
+                    reservations_timeout.max(Duration::from_millis(1)),
                     reservations_max_connections,
                 )
                 .map_err(|e| crate::Error::Config(format!("--reservations: {e}")))?;
@@ -323,9 +295,10 @@ impl Args {
         };
         let upstream_config = gateway.upstream_config();
         // Verify, the upstream's head, settle, and delivery of a whole answer.
-        let hold_secs = facilitator_verify_timeout_secs
-            + upstream_config.head_timeout.as_secs()
-            + facilitator_settle_timeout_secs
+        let hold_secs = (facilitator_verify_timeout
+            + upstream_config.head_timeout
+            + facilitator_settle_timeout)
+            .as_secs()
             + 60;
         let mut state = AppState::new(table.clone(), Facilitators::with_factory(default, make))
             .with_reservations(Reservations::new(store, DEFAULT_MAX_TTL_SECS))
@@ -335,7 +308,7 @@ impl Args {
             let evidence = RpcEvidence::new(
                 rpc,
                 chain_lookback_blocks,
-                reserve_window_secs,
+                reserve_window.as_secs(),
                 Duration::from_secs(10),
             )
             .map_err(|e| crate::Error::Config(format!("--chain-rpc: {e}")))?;
@@ -344,7 +317,7 @@ impl Args {
         match route_source {
             RouteSource::File => {
                 let path = routes_file.context("--route-source file needs --routes-file")?;
-                let every = Duration::from_secs(routes_poll_secs.max(1));
+                let every = routes_poll_interval.max(Duration::from_secs(1));
                 let task = crate::file_source::watch_file(path, table, every);
                 tokio::spawn(task.instrument(info_span!("routes_file")));
             }
@@ -352,7 +325,7 @@ impl Args {
                 let client = kube::Client::try_default()
                     .await
                     .map_err(crate::Error::Kube)?;
-                let task = crate::k8s::run(client, watch_namespace, table, state.metrics.clone());
+                let task = crate::k8s::run(client, namespace, table, state.metrics.clone());
                 tokio::spawn(task.instrument(info_span!("paymentroute_watch")));
             }
         }
@@ -374,19 +347,15 @@ impl Args {
             .local_addr()
             .map_or_else(|_| gateway.gateway_listen.to_string(), |a| a.to_string());
         info!(addr = %listen, gateway = %gateway_addr, source = ?route_source, ?reservations, "Serving");
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown().await;
-            let _ = stop_tx.send(true);
-        });
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let admin = axum::serve(listener, crate::app(state))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let paid = axum::serve(gateway_listener, crate::gateway::app(gw))
-            .with_graceful_shutdown(stopped(stop_rx));
-        let (a, b) = tokio::join!(admin.into_future(), paid.into_future());
+        let admin =
+            obol_runtime::admin::serve(listener, crate::app(state), shutdown.requested(), None);
+        let paid = obol_runtime::admin::serve(
+            gateway_listener,
+            crate::gateway::app(gw),
+            shutdown.requested(),
+            None,
+        );
+        let (a, b) = tokio::join!(admin, paid);
         a.and(b).map_err(|source| crate::Error::Io {
             context: "server failed",
             source,
@@ -406,23 +375,4 @@ fn http_facilitator(
     };
     let f = HttpFacilitator::new(config).map_err(|e| crate::Error::Facilitator(e.into()))?;
     Ok(Arc::new(f))
-}
-
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await.unwrap_or(()),
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    info!("Shutting down");
 }

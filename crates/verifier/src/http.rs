@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use axum::routing::any;
 
 use crate::decide::{self, Body, Forwarded, PAYMENT_HEADERS, Reply};
 use crate::error::Denial;
@@ -28,10 +28,20 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/verify", any(verify_by_path))
         .route(obol_api::traefik::VERIFY_ROUTE, any(verify_exact))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(admin(state).router())
+}
+
+/// `/healthz`, `/readyz` (the route source has synced) and `/metrics`.
+fn admin(state: AppState) -> obol_runtime::admin::Admin {
+    let table = state.table.clone();
+    obol_runtime::admin::Admin::new(
+        move || {
+            state.metrics.routes.set(state.table.len() as i64);
+            obol_runtime::admin::encode(&state.registry)
+        },
+        move || table.is_synced(),
+    )
 }
 
 /// ForwardAuth for one named route: the Middleware's address names the PaymentRoute, so the
@@ -140,33 +150,4 @@ pub fn into_response(reply: Reply) -> Response {
         h.append(name, value);
     }
     response
-}
-
-async fn healthz() -> Response {
-    json_text(StatusCode::OK, "{\"status\":\"ok\"}\n")
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    if state.table.is_synced() {
-        json_text(StatusCode::OK, "{\"status\":\"ready\"}\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
-    }
-}
-
-fn json_text(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics.routes.set(state.table.len() as i64);
-    obol_runtime::admin::metrics(&state.registry)
 }

@@ -22,33 +22,37 @@
 //! | `/metrics` | OpenMetrics text: `obol_x402_verifier_*` |
 //! | `--gateway-listen`, any path | gateway mode `proxy`: the route by the `X-Obol-Payment-Route` header (else by path), 402 unpaid, the upstream's answer when paid (`PAYMENT-RESPONSE` in the head, or as a trailer of a stream), errors passed through uncharged |
 //!
-//! | Flag | Environment | Default |
-//! |---|---|---|
-//! | `--listen` | `OBOL_VERIFIER_LISTEN` | `0.0.0.0:8080` |
-//! | `--facilitator-url` | `OBOL_VERIFIER_FACILITATOR_URL` | required |
-//! | `--facilitator-verify-timeout-secs` | `OBOL_VERIFIER_FACILITATOR_VERIFY_TIMEOUT_SECS` | `5` |
-//! | `--facilitator-settle-timeout-secs` | `OBOL_VERIFIER_FACILITATOR_SETTLE_TIMEOUT_SECS` | `60` |
-//! | `--route-source` | `OBOL_VERIFIER_ROUTE_SOURCE` | `kube` (or `file`) |
-//! | `--watch-namespace` | `OBOL_VERIFIER_WATCH_NAMESPACE` | all namespaces |
-//! | `--routes-file` | `OBOL_VERIFIER_ROUTES_FILE` | required with `file` |
-//! | `--routes-poll-secs` | `OBOL_VERIFIER_ROUTES_POLL_SECS` | `2` |
-//! | `--replay-capacity` | `OBOL_VERIFIER_REPLAY_CAPACITY` | `100000` (memory reservations) |
-//! | `--reservations` | `OBOL_VERIFIER_RESERVATIONS` | `memory` (or `redis://[:password@]host[:port][/db]`) |
-//! | `--reservations-timeout-ms` | `OBOL_VERIFIER_RESERVATIONS_TIMEOUT_MS` | `500` |
-//! | `--reservations-max-connections` | `OBOL_VERIFIER_RESERVATIONS_MAX_CONNECTIONS` | `64` |
-//! | `--chain-rpc` | `OBOL_VERIFIER_CHAIN_RPC` | none (`<network>=<url>`, repeated or comma-separated) |
-//! | `--chain-lookback-blocks` | `OBOL_VERIFIER_CHAIN_LOOKBACK_BLOCKS` | `10000` |
-//! | `--reserve-window-secs` | `OBOL_VERIFIER_RESERVE_WINDOW_SECS` | `600` |
-//! | `--gateway-listen` | `OBOL_VERIFIER_GATEWAY_LISTEN` | `0.0.0.0:8081` |
-//! | `--upstream-connect-timeout-ms` | `OBOL_VERIFIER_UPSTREAM_CONNECT_TIMEOUT_MS` | `5000` |
-//! | `--upstream-timeout-secs` | `OBOL_VERIFIER_UPSTREAM_TIMEOUT_SECS` | `300` (to the answer's head) |
-//! | `--upstream-idle-timeout-secs` | `OBOL_VERIFIER_UPSTREAM_IDLE_TIMEOUT_SECS` | `300` (between chunks) |
-//! | `--upstream-pool-idle-secs` | `OBOL_VERIFIER_UPSTREAM_POOL_IDLE_SECS` | `90` |
-//! | `--upstream-pool-max-idle` | `OBOL_VERIFIER_UPSTREAM_POOL_MAX_IDLE` | `64` |
-//! | `--upstream-http2` | `OBOL_VERIFIER_UPSTREAM_HTTP2` | `false` (HTTP/1.1 keep-alive) |
-//! | `--max-request-bytes` | `OBOL_VERIFIER_MAX_REQUEST_BYTES` | `10485760` |
-//! | `--max-answer-buffer-bytes` | `OBOL_VERIFIER_MAX_ANSWER_BUFFER_BYTES` | `16777216` (larger answers are streamed) |
-//! | `--log` | `OBOL_VERIFIER_LOG` | `info` |
+//! | Flag (each also read from `OBOL_VERIFIER_<FLAG>`) | Default |
+//! |---|---|
+//! | `--listen` | `0.0.0.0:8080` |
+//! | `--facilitator-url` | required |
+//! | `--facilitator-verify-timeout` | `5s` |
+//! | `--facilitator-settle-timeout` | `60s` |
+//! | `--route-source` | `kube` (or `file`) |
+//! | `--namespace` | all namespaces |
+//! | `--routes-file` | required with `file` |
+//! | `--routes-poll-interval` | `2s` |
+//! | `--replay-capacity` | `100000` (memory reservations) |
+//! | `--reservations` | `memory` (or `redis://[:password@]host[:port][/db]`) |
+//! | `--reservations-timeout` | `500ms` |
+//! | `--reservations-max-connections` | `64` |
+//! | `--chain-rpc` | none (`<network>=<url>`, repeated or comma-separated) |
+//! | `--chain-lookback-blocks` | `10000` |
+//! | `--reserve-window` | `600s` |
+//! | `--gateway-listen` | `0.0.0.0:8081` |
+//! | `--upstream-connect-timeout` | `5s` |
+//! | `--upstream-timeout` | `300s` (to the answer's head) |
+//! | `--upstream-idle-timeout` | `300s` (between chunks) |
+//! | `--upstream-pool-idle` | `90s` |
+//! | `--upstream-pool-max-idle` | `64` |
+//! | `--upstream-http2` | `false` (HTTP/1.1 keep-alive) |
+//! | `--max-request-bytes` | `10485760` |
+//! | `--max-answer-buffer-bytes` | `16777216` (larger answers are streamed) |
+//! | `--log` | `info` |
+//!
+//! Durations are written `500ms`, `5s`, `1m` or as bare seconds ([`obol_runtime::duration`]).
+//! Renamed (the old names work for one release, with a warning): `--watch-namespace`, and the
+//! `-secs`/`-ms` flags, whose unit moved into the value.
 
 //!
 //! Tests: `cargo nextest run -p obol-verifier` (unit tables, router tests with a scripted
