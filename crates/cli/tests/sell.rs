@@ -151,7 +151,7 @@ async fn every_refused_precondition_says_why_and_creates_nothing() {
         (
             "bad price",
             sell_http(n, "demo", &["--per-hour", "1"]),
-            "exactly one of",
+            "exactly one kind of price",
         ),
         (
             "zero price",
