@@ -3,17 +3,18 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{PaymentRoute, RegistrationRequest, ServiceOffer};
+use crate::{PaymentRoute, PurchaseRequest, RegistrationRequest, ServiceOffer};
 
 /// The command that rewrites `deploy/crds/` (from the repository root).
 pub const REGENERATE: &str = "cargo run -p obol-cli --bin obol -- crdgen --out deploy/crds";
 
-/// The project's three CRDs.
+/// The project's CRDs.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         ServiceOffer::crd(),
         PaymentRoute::crd(),
         RegistrationRequest::crd(),
+        PurchaseRequest::crd(),
     ]
 }
 

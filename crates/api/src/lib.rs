@@ -1,8 +1,9 @@
 //! The `obol.org/v1alpha1` custom resources and everything the components agree on about them.
 //!
 //! This crate owns:
-//! - the three resources ([`ServiceOffer`], [`PaymentRoute`], [`RegistrationRequest`]) as kube
-//!   `CustomResource` types, from which `deploy/crds/*.yaml` is generated ([`crdgen`]);
+//! - the four resources ([`ServiceOffer`], [`PaymentRoute`], [`RegistrationRequest`],
+//!   [`PurchaseRequest`]) as kube `CustomResource` types, from which `deploy/crds/*.yaml` is
+//!   generated ([`crdgen`]);
 //! - the external kinds the controller writes, typed minimally: Traefik [`traefik::Middleware`] and
 //!   Gateway API [`gateway::HttpRoute`];
 //! - condition types and reasons, the condition bookkeeping and the phase rule ([`condition`]);
@@ -20,6 +21,7 @@ pub mod names;
 pub mod payment_route;
 pub mod price;
 pub mod proxy;
+pub mod purchase_request;
 pub mod registration_request;
 pub mod service_offer;
 pub mod traefik;
@@ -30,6 +32,7 @@ pub use condition::{Condition, ConditionStatus, Phase};
 pub use payment_route::{
     Metering, PaymentRoute, PaymentRouteSpec, PaymentRouteStatus, PriceModel, ProxyTarget,
 };
+pub use purchase_request::{PurchaseRequest, PurchaseRequestSpec, PurchaseRequestStatus};
 pub use registration_request::{
     RegistrationPhase, RegistrationRequest, RegistrationRequestSpec, RegistrationRequestStatus,
 };

@@ -6,7 +6,7 @@ use obol_api::crdgen;
 fn committed_crds_match_the_types() {
     let dir = format!("{}/../../deploy/crds", env!("CARGO_MANIFEST_DIR"));
     let files = crdgen::render().unwrap();
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 4);
     let mut stale = vec![];
     for (name, want) in &files {
         let path = format!("{dir}/{name}");
@@ -83,6 +83,16 @@ fn crds_have_what_kubectl_and_the_components_rely_on() {
             "serviceoffers.obol.org" => &["Type", "Price", "Network", "Phase", "Ready", "Age"],
             "paymentroutes.obol.org" => &["Pattern", "Price", "Network", "Admitted", "Age"],
             "registrationrequests.obol.org" => &["Phase", "AgentID", "Age"],
+            "purchaserequests.obol.org" => &[
+                "Seller",
+                "Price",
+                "Bought",
+                "Remaining",
+                "Held",
+                "Spent",
+                "Ready",
+                "Age",
+            ],
             other => panic!("unexpected CRD {other}"),
         };
         assert_eq!(columns, want, "{name}");
