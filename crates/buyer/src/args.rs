@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use obol_runtime::{LogArgs, Shutdown, duration};
 use tracing::Instrument as _;
 
-use crate::buyer::{Buyer, BuyerParts, SystemClock, reload_loop};
+use crate::buyer::{Buyer, BuyerParts, SystemClock, maintenance_loop, reload_loop};
+use crate::chain::ChainReaders;
 use crate::config::Source;
 use crate::journal::{DEFAULT_COMPACT_BYTES, FileStorage, Journal, MemStorage, Storage, legacy};
 
@@ -48,13 +49,40 @@ pub struct Args {
     /// Compact the journal when its log exceeds this many bytes.
     #[arg(long, default_value_t = DEFAULT_COMPACT_BYTES)]
     pub compact_bytes: u64,
-    /// JSON-RPC endpoint: at start-up, authorizations already used on this chain
-    /// (`authorizationState`) are recorded as spent. Unset: no chain check.
+    /// JSON-RPC endpoints (one per chain, repeatable or comma-separated): `authorizationState`
+    /// tells which authorizations were used, whatever any journal or seller remembers. Asked at
+    /// start-up for the whole pool, when a seller refuses for a reason the buyer cannot
+    /// classify, and periodically for held authorizations. Required with `--source kube`.
+    #[arg(long, value_delimiter = ',')]
+    pub rpc_url: Vec<String>,
+    /// Where the pool comes from: `files` (the Go buyer's config and auth files) or `kube`
+    /// (PurchaseRequests and their ConfigMaps, watched through the API; statuses written back).
+    #[arg(long, value_enum, default_value = "files")]
+    pub source: SourceKind,
+    /// With `--source kube`: the namespace whose PurchaseRequests are served (all when unset).
     #[arg(long)]
-    pub rpc_url: Option<String>,
+    pub namespace: Option<String>,
+    /// Authorizations expiring within this margin are no longer sent (`60s`, `5m`).
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    pub expiry_margin: Duration,
+    /// How often held authorizations are looked up on chain.
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    pub held_check_interval: Duration,
+    /// With `--source kube`: how often each seller's 402 is re-checked for `SellerReachable`.
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    pub seller_check_interval: Duration,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Where the pool comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKind {
+    /// The Go buyer's files (`--config-dir`/`--auths-dir`, or `--config`/`--auths`).
+    Files,
+    /// PurchaseRequests and their ConfigMaps, through the API.
+    Kube,
 }
 
 /// How long in-flight requests may run after SIGTERM.
@@ -105,16 +133,37 @@ impl obol_runtime::Service for Args {
             upstream_timeout,
             compact_bytes,
             rpc_url,
+            source,
+            namespace,
+            expiry_margin,
+            held_check_interval,
+            seller_check_interval,
             log: _,
         } = self;
-        let source = match (config_dir, auths_dir) {
-            (Some(config_dir), Some(auths_dir)) => Source::Dirs {
+        let files = match (source, config_dir, auths_dir) {
+            (SourceKind::Kube, None, None) => None,
+            (SourceKind::Kube, _, _) => {
+                anyhow::bail!(
+                    "--source kube reads PurchaseRequests; --config-dir/--auths-dir are for --source files"
+                )
+            }
+            (SourceKind::Files, Some(config_dir), Some(auths_dir)) => Some(Source::Dirs {
                 config_dir,
                 auths_dir,
-            },
-            (None, None) => Source::Files { config, auths },
+            }),
+            (SourceKind::Files, None, None) => Some(Source::Files { config, auths }),
             _ => anyhow::bail!("--config-dir and --auths-dir go together"),
         };
+        if source == SourceKind::Kube && rpc_url.is_empty() {
+            anyhow::bail!(
+                "--source kube needs --rpc-url: without a chain reader the buyer cannot heal lost state"
+            );
+        }
+        if rpc_url.is_empty() {
+            tracing::warn!(
+                "No --rpc-url: lost state heals only from sellers' \"already used\" answers"
+            );
+        }
         let journal =
             Arc::new(open_journal(&state, compact_bytes).context("cannot open the spend journal")?);
         let client = reqwest::Client::builder()
@@ -122,49 +171,80 @@ impl obol_runtime::Service for Args {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .context("HTTP client")?;
+        let rpc_client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .context("RPC client")?;
         let (buyer, reload_rx) = Buyer::new(BuyerParts {
-            source,
+            source: files,
             journal,
             client,
             clock: Arc::new(SystemClock),
             max_heal,
+            chains: Arc::new(ChainReaders::new(&rpc_client, &rpc_url)),
+            expiry_margin: expiry_margin.as_secs(),
         });
-        buyer.reload(true).await;
-        let interval = (!reload_interval.is_zero()).then_some(reload_interval);
-        tokio::spawn(
-            reload_loop(buyer.clone(), reload_rx, interval)
-                .instrument(tracing::info_span!("reload")),
-        );
-        if let Some(url) = rpc_url {
-            let (buyer, rpc) = (
-                buyer.clone(),
-                crate::chain::Rpc::new(reqwest::Client::new(), url),
-            );
+        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel::<()>();
+        match source {
+            SourceKind::Files => {
+                buyer.reload(true).await;
+                let _ = loaded_tx.send(());
+                let interval = (!reload_interval.is_zero()).then_some(reload_interval);
+                tokio::spawn(
+                    reload_loop(buyer.clone(), reload_rx, interval)
+                        .instrument(tracing::info_span!("reload")),
+                );
+            }
+            SourceKind::Kube => {
+                let kube = kube::Client::try_default()
+                    .await
+                    .context("Kubernetes client (in-cluster, or KUBECONFIG)")?;
+                let options = crate::purchases::WatchOptions {
+                    namespace: namespace.filter(|n| !n.is_empty()),
+                    seller_check: seller_check_interval,
+                };
+                let on_ready = move || {
+                    let _ = loaded_tx.send(());
+                };
+                tokio::spawn(
+                    crate::purchases::run(buyer.clone(), kube, options, on_ready)
+                        .instrument(tracing::info_span!("purchases")),
+                );
+            }
+        }
+        // Served (and so ready) only once the pool is loaded: until then every request would 404.
+        tokio::select! {
+            _ = loaded_rx => {}
+            () = shutdown.requested() => return Ok(()),
+        }
+        if !rpc_url.is_empty() {
+            let b = buyer.clone();
             let check = async move {
-                match buyer.check_chain(&rpc).await {
-                    Ok(marked) => {
-                        tracing::info!(marked, "Chain check recorded used authorizations")
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "Chain check failed; healing covers used authorizations")
-                    }
-                }
+                let marked = b.check_chain().await;
+                tracing::info!(marked, "Start-up chain check done");
             };
             tokio::spawn(check.instrument(tracing::info_span!("chain_check")));
         }
+        tokio::spawn(maintenance_loop(
+            buyer.clone(),
+            Duration::from_secs(1),
+            held_check_interval,
+        ));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(addr = %listen, "Buyer listening");
         // In-flight requests get SHUTDOWN_GRACE to finish, as in the Go buyer.
-        obol_runtime::admin::serve(
+        let served = obol_runtime::admin::serve(
             listener,
-            crate::proxy::router(buyer),
+            crate::proxy::router(buyer.clone()),
             shutdown.requested(),
             Some(SHUTDOWN_GRACE),
         )
         .await
-        .context("server")
+        .context("server");
+        buyer.flush().await;
+        served
     }
 }
 

@@ -1,14 +1,16 @@
-//! The buyer's shared state: pool, journal, metrics, HTTP client, clock, reload.
+//! The buyer's shared state: pool, journal, metrics, HTTP client, clock, chain readers, reload.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use crate::chain::ChainReaders;
 use crate::config::{Loaded, Source};
 use crate::error::SpendError;
-use crate::journal::{Journal, Record};
+use crate::journal::{Journal, JournalError, Mark, Record};
 use crate::metrics::BuyerMetrics;
 use crate::pool::{Pool, TakeError};
 use crate::upstream::{Auth, Upstream};
@@ -33,8 +35,8 @@ impl Clock for SystemClock {
 
 /// How a [`Buyer`] is put together.
 pub struct BuyerParts {
-    /// Where the config and auth files are.
-    pub source: Source,
+    /// Where the config and auth files are; `None` when a watcher feeds [`Buyer::load`].
+    pub source: Option<Source>,
     /// The recovered journal.
     pub journal: Arc<Journal>,
     /// HTTP client for sellers.
@@ -43,6 +45,21 @@ pub struct BuyerParts {
     pub clock: Arc<dyn Clock>,
     /// Most authorizations tried per request when sellers answer "already used".
     pub max_heal: usize,
+    /// `authorizationState` readers.
+    pub chains: Arc<ChainReaders>,
+    /// Seconds before `validBefore` at which an authorization is no longer sent.
+    pub expiry_margin: u64,
+}
+
+/// What a chain check found for one upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Healed {
+    /// Authorizations checked.
+    pub checked: usize,
+    /// Found used and marked spent.
+    pub marked: usize,
+    /// Whether the suspect authorization (if any) was used.
+    pub suspect_used: bool,
 }
 
 /// Shared by every request.
@@ -54,15 +71,34 @@ pub struct Buyer {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_heal: usize,
     pub(crate) reload_tx: mpsc::Sender<()>,
-    source: Source,
+    pub(crate) chains: Arc<ChainReaders>,
+    heal_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    source: Option<Source>,
     last_loaded: Mutex<Option<Loaded>>,
     fingerprint: Mutex<Option<crate::config::Fingerprint>>,
+    observers: Mutex<Vec<Arc<dyn Observer>>>,
+}
+
+/// Something that wants to know what the buyer saw (the PurchaseRequest status writer).
+pub trait Observer: Send + Sync {
+    /// The pool of `upstream` changed.
+    fn pool_changed(&self, upstream: &str);
+    /// The seller of `upstream` answered (`status`) or could not be reached (`None`);
+    /// `outcome` is a short code, `message` the details.
+    fn seller_answered(&self, upstream: &str, status: Option<u16>, outcome: &str, message: &str);
+}
+
+fn journal_task_error(e: impl std::fmt::Display) -> SpendError {
+    SpendError::Journal(JournalError::Io {
+        context: "journal task",
+        source: std::io::Error::other(e.to_string()),
+    })
 }
 
 impl Buyer {
-    /// A buyer with an empty pool that knows the journal's spends, and the receiving end of
-    /// the 1-slot reload channel (drive it with [`reload_loop`]). Call [`Buyer::reload`] once
-    /// before serving.
+    /// A buyer with an empty pool that knows the journal's marks, and the receiving end of
+    /// the 1-slot reload channel (drive it with [`reload_loop`]). Call [`Buyer::reload`] (or
+    /// [`Buyer::load`]) once before serving.
     pub fn new(parts: BuyerParts) -> (Arc<Self>, mpsc::Receiver<()>) {
         let BuyerParts {
             source,
@@ -70,27 +106,57 @@ impl Buyer {
             client,
             clock,
             max_heal,
+            chains,
+            expiry_margin,
         } = parts;
         let (reload_tx, reload_rx) = mpsc::channel(1);
-        let consumed = journal.records().into_iter().map(|r| r.key);
+        let marks = journal.records().into_iter().map(|r| (r.key, r.mark));
         let buyer = Self {
-            pool: Mutex::new(Pool::new(consumed)),
+            pool: Mutex::new(Pool::new(marks).with_margin(expiry_margin)),
             journal,
             metrics: BuyerMetrics::default(),
             client,
             clock,
             max_heal,
             reload_tx,
+            chains,
+            heal_locks: Mutex::new(HashMap::new()),
             source,
             last_loaded: Mutex::new(None),
             fingerprint: Mutex::new(None),
+            observers: Mutex::new(Vec::new()),
         };
         (Arc::new(buyer), reload_rx)
     }
 
-    /// Re-reads the files and swaps the pool in when they changed (or when `force`).
+    /// Registers an observer.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        self.observers.lock().push(observer);
+    }
+
+    fn each_observer(&self, f: impl Fn(&dyn Observer)) {
+        let observers = self.observers.lock().clone();
+        for o in observers {
+            f(&*o);
+        }
+    }
+
+    pub(crate) fn seller_answered(
+        &self,
+        upstream: &str,
+        status: Option<u16>,
+        outcome: &str,
+        message: &str,
+    ) {
+        self.each_observer(|o| o.seller_answered(upstream, status, outcome, message));
+    }
+
+    /// Re-reads the files and swaps the pool in when they changed (or when `force`). Does
+    /// nothing without a file source.
     pub async fn reload(&self, force: bool) {
-        let source = self.source.clone();
+        let Some(source) = self.source.clone() else {
+            return;
+        };
         let seen = self.fingerprint.lock().clone();
         let read = tokio::task::spawn_blocking(move || {
             let fingerprint = source.fingerprint();
@@ -107,28 +173,55 @@ impl Buyer {
         }
     }
 
-    fn apply(&self, loaded: Loaded, force: bool) {
-        let mut last = self.last_loaded.lock();
-        if !force && last.as_ref() == Some(&loaded) {
-            return;
-        }
-        let mut pool = self.pool.lock();
-        for note in pool.apply(&loaded) {
-            tracing::warn!(problem = %note, "Skipping invalid configuration");
-        }
-        self.metrics.reset_gauges(&pool);
-        for (name, s) in pool.status() {
-            let price = loaded.upstreams.get(&name).map(|c| c.price.as_str());
-            tracing::info!(upstream = %name, url = %s.url, auths = s.remaining, spent = s.spent,
-                price, network = %s.network, "Upstream loaded");
-            if s.remaining == 0 {
-                tracing::warn!(upstream = %name, "Upstream has 0 remaining pre-signed auths");
-            }
-        }
-        *last = Some(loaded);
+    /// Swaps in the upstreams and authorizations of `loaded` (from a watcher); returns the
+    /// notes about what was skipped.
+    pub fn load(&self, loaded: Loaded) -> Vec<String> {
+        self.apply(loaded, true)
     }
 
-    /// Takes an authorization for `upstream` and records it durably; only then may it be sent.
+    fn apply(&self, loaded: Loaded, force: bool) -> Vec<String> {
+        let mut last = self.last_loaded.lock();
+        if !force && last.as_ref() == Some(&loaded) {
+            return Vec::new();
+        }
+        let notes;
+        let names;
+        {
+            let mut pool = self.pool.lock();
+            notes = pool.apply(&loaded, self.clock.now_unix());
+            for note in &notes {
+                tracing::warn!(problem = %note, "Skipping invalid configuration");
+            }
+            self.metrics.reset_gauges(&pool);
+            for (name, s) in pool.status() {
+                let price = loaded.upstreams.get(&name).map(|c| c.price.as_str());
+                tracing::info!(upstream = %name, url = %s.url, auths = s.remaining, spent = s.spent,
+                    held = s.held, price, network = %s.network, "Upstream loaded");
+                if s.remaining == 0 {
+                    tracing::warn!(upstream = %name, "Upstream has 0 remaining pre-signed auths");
+                }
+            }
+            names = pool.names();
+        }
+        *last = Some(loaded);
+        drop(last);
+        for name in names {
+            self.each_observer(|o| o.pool_changed(&name));
+        }
+        notes
+    }
+
+    fn refresh_gauges(&self, upstream: &Upstream) {
+        let counts = self.pool.lock().counts(&upstream.name);
+        if let Some(c) = counts {
+            let labels = BuyerMetrics::labels(&upstream.name, upstream.remote_model.as_deref());
+            self.metrics.set_counts(&labels, &c);
+        }
+        self.each_observer(|o| o.pool_changed(&upstream.name));
+    }
+
+    /// Takes an authorization for `upstream` and records it durably as held; only then may
+    /// it be sent.
     pub async fn spend(&self, upstream: &Upstream) -> Result<Auth, SpendError> {
         let now = self.clock.now_unix();
         let taken = self.pool.lock().take(&upstream.name, now);
@@ -137,10 +230,9 @@ impl Buyer {
                 upstream: upstream.name.clone(),
             },
         })?;
-        let record = Record::new(upstream.name.clone(), auth.key.clone());
+        let record = Record::marked(upstream.name.clone(), auth.key.clone(), Mark::Held);
         let journal = self.journal.clone();
         let outcome = tokio::task::spawn_blocking(move || journal.record(&[record])).await;
-        let labels = BuyerMetrics::labels(&upstream.name, upstream.remote_model.as_deref());
         let result = match outcome {
             Ok(Ok(())) => Ok(auth),
             Ok(Err(e)) => {
@@ -149,55 +241,199 @@ impl Buyer {
             }
             Err(join) => {
                 self.pool.lock().give_back(&upstream.name, auth);
-                Err(SpendError::Journal(crate::journal::JournalError::Io {
-                    context: "journal task",
-                    source: std::io::Error::other(join.to_string()),
-                }))
+                Err(journal_task_error(join))
             }
         };
-        if let Some((remaining, spent)) = self.pool.lock().counts(&upstream.name) {
-            self.metrics.set_counts(&labels, remaining, spent);
-        }
+        self.refresh_gauges(upstream);
         result
     }
 
-    /// Records as spent every pool authorization the chain reports as used (`--rpc-url`).
-    /// Returns how many were marked.
-    pub async fn check_chain(&self, rpc: &crate::chain::Rpc) -> Result<usize, SpendError> {
-        let chain_id = rpc.chain_id().await?;
-        let groups = self.pool.lock().unspent_on(chain_id);
-        let mut marked = 0;
-        for (name, asset, auths) in groups {
-            let items: Vec<_> = auths
-                .iter()
-                .filter_map(|a| Some((a.key.clone(), crate::chain::authorizer(a)?)))
-                .collect();
-            let pairs: Vec<_> = items.iter().map(|(_, p)| *p).collect();
-            let used = rpc.used(asset, &pairs).await?;
-            for ((key, _), used) in items.into_iter().zip(used) {
-                if !used || !self.pool.lock().mark_spent(&name, &key) {
-                    continue;
+    /// Moves `key` of `upstream` on to `mark` (see [`Pool::settle`]) and queues the change in
+    /// the journal in the same critical section, so a released key cannot be taken again
+    /// before its release is in the log.
+    pub fn settle(&self, upstream: &Upstream, key: &str, mark: Mark) -> Option<Mark> {
+        let effective = {
+            let mut pool = self.pool.lock();
+            let effective = pool.settle(&upstream.name, key, mark)?;
+            let record = Record::marked(upstream.name.clone(), key.to_owned(), effective);
+            if let Err(error) = self.journal.note(&[record]) {
+                // Held stays held on disk: never re-sent, which is the safe side.
+                tracing::error!(%error, "Could not journal an answer");
+            }
+            effective
+        };
+        let labels = BuyerMetrics::labels(&upstream.name, upstream.remote_model.as_deref());
+        if effective == Mark::Released {
+            self.metrics.released.get_or_create(&labels).inc();
+        }
+        self.refresh_gauges(upstream);
+        Some(effective)
+    }
+
+    fn heal_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.heal_locks
+            .lock()
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Asks the chain about every free and held authorization of `upstream` (plus `suspect`,
+    /// one that a seller refused) in batches, and marks the used ones spent. One check per
+    /// upstream at a time; a caller that waited behind another still asks (its suspect may be
+    /// new).
+    pub async fn heal(
+        &self,
+        upstream: &Upstream,
+        suspect: Option<&Auth>,
+        held_only: bool,
+    ) -> Result<Healed, SpendError> {
+        let lock = self.heal_lock(&upstream.name);
+        let _guard = lock.lock().await;
+        let Some(chain_id) = upstream.chain_id else {
+            return Err(SpendError::NoChainReader {
+                upstream: upstream.name.clone(),
+            });
+        };
+        let rpc =
+            self.chains
+                .for_chain(chain_id)
+                .await?
+                .ok_or_else(|| SpendError::NoChainReader {
+                    upstream: upstream.name.clone(),
+                })?;
+        let mut auths = if held_only {
+            self.pool
+                .lock()
+                .held()
+                .into_iter()
+                .filter(|(n, _)| *n == upstream.name)
+                .flat_map(|(_, a)| a)
+                .collect()
+        } else {
+            self.pool.lock().unresolved(&upstream.name)
+        };
+        if let Some(s) = suspect
+            && !auths.iter().any(|a| a.key == s.key)
+        {
+            auths.push(s.clone());
+        }
+        let items: Vec<_> = auths
+            .iter()
+            .filter_map(|a| Some((a.key.clone(), crate::chain::authorizer(a)?)))
+            .collect();
+        let pairs: Vec<_> = items.iter().map(|(_, p)| *p).collect();
+        let labels = BuyerMetrics::labels(&upstream.name, upstream.remote_model.as_deref());
+        let used = match rpc.used(upstream.asset, &pairs).await {
+            Ok(u) => u,
+            Err(e) => {
+                self.count_check(e.metric_label());
+                return Err(e.into());
+            }
+        };
+        self.count_check("ok");
+        let mut report = Healed {
+            checked: items.len(),
+            ..Healed::default()
+        };
+        for ((key, _), used) in items.into_iter().zip(used) {
+            if !used {
+                continue;
+            }
+            let is_suspect = suspect.is_some_and(|s| s.key == key);
+            report.suspect_used |= is_suspect;
+            // A suspect was refused by the seller although the chain has it used: spent before,
+            // by a buyer whose state was lost.
+            let mark = if is_suspect {
+                Mark::Healed
+            } else {
+                Mark::Spent
+            };
+            if let Some(m) = self.settle(upstream, &key, mark) {
+                report.marked += 1;
+                if m == Mark::Healed {
+                    self.metrics.chain_healed.get_or_create(&labels).inc();
                 }
-                let journal = self.journal.clone();
-                let record = Record::new(name.clone(), key);
-                tokio::task::spawn_blocking(move || journal.record(&[record]))
-                    .await
-                    .map_err(|e| {
-                        SpendError::Journal(crate::journal::JournalError::Io {
-                            context: "journal task",
-                            source: std::io::Error::other(e.to_string()),
-                        })
-                    })??;
-                marked += 1;
             }
         }
-        self.metrics.reset_gauges(&self.pool.lock());
-        Ok(marked)
+        if report.marked > 0 {
+            self.flush().await;
+        }
+        Ok(report)
+    }
+
+    fn count_check(&self, result: &str) {
+        self.metrics
+            .chain_checks
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Makes queued journal records durable.
+    pub async fn flush(&self) {
+        let journal = self.journal.clone();
+        match tokio::task::spawn_blocking(move || journal.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "Journal flush failed"),
+            Err(error) => tracing::error!(%error, "Journal flush task failed"),
+        }
+    }
+
+    /// Checks every upstream's free and held authorizations against the chain (at start-up,
+    /// after the first load). Returns how many were marked spent.
+    pub async fn check_chain(&self) -> usize {
+        self.check_all(false).await
+    }
+
+    /// Checks the held authorizations of every upstream (periodically): those the chain has
+    /// used become spent.
+    pub async fn check_held(&self) -> usize {
+        self.check_all(true).await
+    }
+
+    async fn check_all(&self, held_only: bool) -> usize {
+        let names = self.pool.lock().names();
+        let mut marked = 0;
+        for name in names {
+            let Some(upstream) = self.pool.lock().upstream(&name) else {
+                continue;
+            };
+            if held_only && self.pool.lock().counts(&name).is_none_or(|c| c.held == 0) {
+                continue;
+            }
+            match self.heal(&upstream, None, held_only).await {
+                Ok(r) => marked += r.marked,
+                Err(error) => {
+                    tracing::warn!(upstream = %name, %error, "Chain check failed; retried later")
+                }
+            }
+        }
+        marked
+    }
+
+    /// Drops authorizations that expire within the margin from the counts.
+    pub fn sweep(&self) {
+        let names = {
+            let mut pool = self.pool.lock();
+            pool.sweep(self.clock.now_unix());
+            self.metrics.reset_gauges(&pool);
+            pool.names()
+        };
+        for name in names {
+            self.each_observer(|o| o.pool_changed(&name));
+        }
     }
 
     /// Asks the reload task for a reload; `false` when one is already queued.
     pub fn trigger_reload(&self) -> bool {
         self.reload_tx.try_send(()).is_ok()
+    }
+
+    /// The counts of `upstream`.
+    pub fn counts(&self, upstream: &str) -> Option<crate::pool::Counts> {
+        self.pool.lock().counts(upstream)
     }
 }
 
@@ -219,5 +455,23 @@ pub async fn reload_loop(
             },
         };
         buyer.reload(forced).await;
+    }
+}
+
+/// Housekeeping until the process ends: every `every`, make queued journal records durable,
+/// drop expiring authorizations from the counts, and ask the chain about held ones.
+pub async fn maintenance_loop(buyer: Arc<Buyer>, every: Duration, held_every: Duration) {
+    let mut last_held = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        buyer.flush().await;
+        buyer.sweep();
+        if last_held.elapsed() >= held_every {
+            last_held = tokio::time::Instant::now();
+            let marked = buyer.check_held().await;
+            if marked > 0 {
+                tracing::info!(marked, "Held authorizations found used on chain");
+            }
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! Optional start-up check of the pool against the chain (`--rpc-url`): an authorization whose
-//! `authorizationState(from, nonce)` is already true on the token was spent by someone holding
-//! it (a buyer whose state was lost, an earlier pod), so it is recorded as spent before any
-//! request can send it. One JSON-RPC batch of `eth_call`s per [`BATCH`] authorizations; only
-//! upstreams on the RPC's chain are checked.
+//! The chain reader: `authorizationState(from, nonce)` on the token says whether an
+//! authorization was used (or cancelled), whatever any seller or journal remembers. The buyer
+//! asks it at start-up for the whole pool, whenever a seller refuses an authorization for a
+//! reason it cannot classify, and periodically for held authorizations. One JSON-RPC batch of
+//! `eth_call`s per [`BATCH`] authorizations. Each `--rpc-url` serves the chain it reports
+//! (`eth_chainId`, asked once).
 
 use obol_x402::{Address, B256};
 use serde_json::{Value, json};
@@ -160,5 +161,50 @@ mod tests {
         assert!(decode_bool(&word("1")).unwrap());
         assert!(!decode_bool(&word("0")).unwrap());
         assert!(decode_bool(&json!({"error": {"message": "reverted"}})).is_err());
+    }
+}
+
+/// One reader per chain, from the `--rpc-url`s (their chain ids are asked once, lazily).
+#[derive(Debug, Default)]
+pub struct ChainReaders {
+    readers: tokio::sync::Mutex<Vec<(Option<u64>, Rpc)>>,
+}
+
+impl ChainReaders {
+    /// Readers for `urls`.
+    pub fn new(client: &reqwest::Client, urls: &[String]) -> Self {
+        Self {
+            readers: tokio::sync::Mutex::new(
+                urls.iter()
+                    .map(|u| (None, Rpc::new(client.clone(), u.clone())))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether any URL was configured.
+    pub async fn is_empty(&self) -> bool {
+        self.readers.lock().await.is_empty()
+    }
+
+    /// The reader of `chain_id`; readers whose chain is not known yet are asked now.
+    pub async fn for_chain(&self, chain_id: u64) -> Result<Option<Rpc>, ChainError> {
+        let mut readers = self.readers.lock().await;
+        let mut last_error = None;
+        for (known, rpc) in readers.iter_mut() {
+            if known.is_none() {
+                match rpc.chain_id().await {
+                    Ok(id) => *known = Some(id),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            if *known == Some(chain_id) {
+                return Ok(Some(rpc.clone()));
+            }
+        }
+        match last_error {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
     }
 }

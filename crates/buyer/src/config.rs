@@ -44,6 +44,10 @@ pub struct UpstreamConfig {
     pub eip712_version: Option<String>,
     /// Price per request in atomic units (`"1000"` = 0.001 USDC).
     pub price: String,
+    /// The wallet every authorization must come from (a PurchaseRequest's payer); unset in the
+    /// Go buyer's files.
+    #[serde(default)]
+    pub payer: Option<String>,
 }
 
 /// A pre-signed authorization: a full x402 payment (preferred) or the legacy flat fields.

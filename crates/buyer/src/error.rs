@@ -15,11 +15,32 @@ pub enum SpendError {
         /// Upstream name.
         upstream: String,
     },
-    /// The 402 lists nothing this upstream is configured to pay.
+    /// The 402 lists nothing this upstream's authorizations were signed for: refused here,
+    /// nothing was sent.
     #[error(
-        "upstream {upstream} asked for a payment its configuration does not match (network, asset, payTo, amount)"
+        "upstream {upstream}: refusing to pay: {detail}; the authorizations were signed for other terms (buy again for the new terms)"
     )]
     NoMatch {
+        /// Upstream name.
+        upstream: String,
+        /// What differs.
+        detail: String,
+    },
+    /// The seller got the payment but no answer came back: the authorization stays held
+    /// (never sent again) until the chain says whether it was used.
+    #[error(
+        "upstream {upstream}: no answer after the payment was sent ({source}); the authorization is held until the chain says whether it was used"
+    )]
+    NoAnswer {
+        /// Upstream name.
+        upstream: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No chain reader serves this upstream's network.
+    #[error("upstream {upstream}: no chain reader (--rpc-url) for its network")]
+    NoChainReader {
         /// Upstream name.
         upstream: String,
     },
@@ -63,7 +84,9 @@ impl SpendError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Exhausted { .. } => "pool_exhausted",
-            Self::NoMatch { .. } => "no_matching_requirement",
+            Self::NoMatch { .. } => "seller_terms_changed",
+            Self::NoAnswer { .. } => "no_answer",
+            Self::NoChainReader { .. } => "no_chain_reader",
             Self::BadPaymentRequired { .. } => "bad_payment_required",
             Self::AlreadyUsed { .. } => "already_used",
             Self::Journal(e) => e.metric_label(),

@@ -1,5 +1,6 @@
-//! Forwarding to a seller: send, and on a 402 pay with one journaled authorization and retry
-//! once; heal "already used" answers by moving to the next authorization (bounded).
+//! Forwarding to a seller: send, and on a 402 pay with one authorization journaled held and
+//! retry once; the answer spends, releases or leaves it held; "already used" answers (and
+//! refusals the chain explains) heal by moving to the next authorization (bounded).
 //!
 //! Responses other than the 402 (and error answers inspected for healing) stream through
 //! unbuffered.
@@ -13,8 +14,9 @@ use tracing::warn;
 
 use crate::buyer::Buyer;
 use crate::error::SpendError;
+use crate::journal::Mark;
 use crate::metrics::BuyerMetrics;
-use crate::select;
+use crate::select::{self, Refusal};
 use crate::upstream::Upstream;
 
 /// Largest 402 or 4xx body read to decide what to do (bigger ones are not x402 answers).
@@ -130,13 +132,35 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+fn receipt_tx(headers: &HeaderMap) -> Option<String> {
+    let receipts: Vec<&str> = [x402h::PAYMENT_RESPONSE, x402h::X_PAYMENT_RESPONSE]
+        .iter()
+        .filter_map(|h| header_str(headers, h))
+        .collect();
+    select::settlement_tx(&receipts, header_str(headers, "x-payment-tx"))
+}
+
 /// Sends `req` to `upstream`, paying once if asked to.
+///
+/// Each authorization is journaled held before it is sent; then the answer decides: below 400
+/// it is spent (a missing receipt is counted); 400 or more with a settlement transaction, spent;
+/// "already used", spent (healed) and the next one is tried; a 402 for a reason that cannot be
+/// classified, the chain is asked about the whole pool (a used one is healed and the next one
+/// tried, else it is released and the refusal returned); any other answer of 400 or more
+/// releases it. A connection that failed before sending releases it; an answer that never
+/// came leaves it held.
 pub async fn forward(
     buyer: &Buyer,
     upstream: &Upstream,
     req: Outgoing,
 ) -> Result<Response, SpendError> {
-    let mut first = send(buyer, upstream, &req, None).await?;
+    let mut first = match send(buyer, upstream, &req, None).await {
+        Ok(r) => r,
+        Err(e) => {
+            buyer.seller_answered(&upstream.name, None, "unreachable", &e.to_string());
+            return Err(e);
+        }
+    };
     if first.status() != StatusCode::PAYMENT_REQUIRED {
         return Ok(stream_back(first));
     }
@@ -148,34 +172,86 @@ pub async fn forward(
     let body = read_bounded(&mut first, MAX_INSPECT)
         .await
         .ok_or_else(|| bad("402 body too large or cut off".into()))?;
-    let offer = select::parse_offer(required.as_deref(), &body).map_err(|e| bad(e.to_string()))?;
-    let index = select::pick(upstream, &offer).ok_or_else(|| SpendError::NoMatch {
-        upstream: upstream.name.clone(),
-    })?;
+    let offer = match select::parse_offer(required.as_deref(), &body) {
+        Ok(o) => o,
+        Err(e) => {
+            buyer.seller_answered(&upstream.name, Some(402), "unusable_402", &e.to_string());
+            return Err(bad(e.to_string()));
+        }
+    };
+    let Some(index) = select::pick(upstream, &offer) else {
+        let detail = select::terms_mismatch(upstream, &offer);
+        buyer.seller_answered(&upstream.name, Some(402), "terms_changed", &detail);
+        return Err(SpendError::NoMatch {
+            upstream: upstream.name.clone(),
+            detail,
+        });
+    };
     let labels = BuyerMetrics::labels(&upstream.name, upstream.remote_model.as_deref());
     let m = &buyer.metrics;
     let mut tries = 0;
     loop {
         let auth = buyer.spend(upstream).await?;
         tries += 1;
-        let payment = select::payment_header(&offer, index, &auth)
-            .map_err(|e| bad(format!("cannot encode payment: {e}")))?;
+        let payment = match select::payment_header(&offer, index, &auth) {
+            Ok(p) => p,
+            Err(e) => {
+                buyer.settle(upstream, &auth.key, Mark::Released);
+                return Err(bad(format!("cannot encode payment: {e}")));
+            }
+        };
         m.attempts.get_or_create(&labels).inc();
         let mut paid = match send(buyer, upstream, &req, Some(payment)).await {
             Ok(r) => r,
             Err(e) => {
                 m.failure.get_or_create(&labels).inc();
-                return Err(e);
+                let SpendError::Upstream { source, .. } = e else {
+                    return Err(e);
+                };
+                if source.is_connect() {
+                    // Nothing reached the seller.
+                    buyer.settle(upstream, &auth.key, Mark::Released);
+                    buyer.seller_answered(&upstream.name, None, "unreachable", &source.to_string());
+                    return Err(SpendError::Upstream {
+                        upstream: upstream.name.clone(),
+                        source,
+                    });
+                }
+                buyer.seller_answered(&upstream.name, None, "no_answer", &source.to_string());
+                return Err(SpendError::NoAnswer {
+                    upstream: upstream.name.clone(),
+                    source,
+                });
             }
         };
         let status = paid.status();
+        let tx = receipt_tx(paid.headers());
         if status.as_u16() < 400 {
             m.success.get_or_create(&labels).inc();
+            if tx.is_none() {
+                m.unsettled_confirmations.get_or_create(&labels).inc();
+            }
+            buyer.settle(upstream, &auth.key, Mark::Spent);
+            buyer.seller_answered(&upstream.name, Some(status.as_u16()), "paid", "");
             return Ok(stream_back(paid));
         }
         m.failure.get_or_create(&labels).inc();
-        if !status.is_client_error() {
-            // A server error is the upstream's own failure, not an x402 answer: pass it on.
+        if let Some(tx) = tx {
+            // Settled on chain although the answer is an error: it was spent.
+            buyer.settle(upstream, &auth.key, Mark::Spent);
+            let message = format!("settled in {tx}, answered {status}");
+            buyer.seller_answered(
+                &upstream.name,
+                Some(status.as_u16()),
+                "settled_error",
+                &message,
+            );
+            return Ok(stream_back(paid));
+        }
+        if status != StatusCode::PAYMENT_REQUIRED {
+            // The service's own failure (or a gateway's): nothing was settled.
+            buyer.settle(upstream, &auth.key, Mark::Released);
+            buyer.seller_answered(&upstream.name, Some(status.as_u16()), "error", "");
             return Ok(stream_back(paid));
         }
         let head = response_head(&paid);
@@ -188,22 +264,93 @@ pub async fn forward(
         .filter_map(|h| header_str(paid.headers(), h).map(select::decoded_header))
         .collect();
         let Some(body) = read_bounded(&mut paid, MAX_INSPECT).await else {
+            buyer.settle(upstream, &auth.key, Mark::Released);
             return Err(bad("paid answer too large or cut off".into()));
         };
         let mut all: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
         all.push(&body);
-        if !select::says_already_used(status.as_u16(), &all) {
-            return Ok(buffered(head, body));
-        }
-        m.already_used.get_or_create(&labels).inc();
         let nonce_prefix: String = auth.key.chars().take(10).collect();
-        warn!(upstream = %upstream.name, nonce_prefix, tries, "Seller reports authorization already used; trying the next");
+        match select::classify_refusal(status.as_u16(), &all) {
+            Refusal::AlreadyUsed => {
+                m.already_used.get_or_create(&labels).inc();
+                buyer.settle(upstream, &auth.key, Mark::Healed);
+                warn!(upstream = %upstream.name, nonce_prefix, tries, "Seller reports authorization already used; asking the chain about the pool");
+                // State was lost: find every other used one now, so the next try is clean.
+                if let Err(error) = buyer.heal(upstream, None, false).await {
+                    warn!(upstream = %upstream.name, %error, "Chain check failed");
+                }
+            }
+            Refusal::Payment | Refusal::Other => {
+                let used = match buyer.heal(upstream, Some(&auth), false).await {
+                    Ok(r) => r.suspect_used,
+                    Err(error) => {
+                        warn!(upstream = %upstream.name, %error, "Chain check failed");
+                        false
+                    }
+                };
+                if !used {
+                    buyer.settle(upstream, &auth.key, Mark::Released);
+                    let message = String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(300)
+                        .collect::<String>();
+                    buyer.seller_answered(&upstream.name, Some(402), "refused", &message);
+                    return Ok(buffered(head, body));
+                }
+                m.already_used.get_or_create(&labels).inc();
+                warn!(upstream = %upstream.name, nonce_prefix, tries, "Seller refused an authorization the chain has used; trying the next");
+            }
+        }
         if tries > buyer.max_heal {
             return Err(SpendError::AlreadyUsed {
                 upstream: upstream.name.clone(),
                 tries,
             });
         }
+    }
+}
+
+/// Asks the seller for its 402 without paying and reports what it means for `upstream`'s
+/// terms (the `SellerReachable` condition is re-checked this way, not set once).
+pub async fn probe(buyer: &Buyer, upstream: &Upstream) {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        axum::http::header::ACCEPT,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let req = Outgoing {
+        method: Method::GET,
+        path_and_query: String::new(),
+        headers,
+        body: Bytes::new(),
+    };
+    let name = &upstream.name;
+    let mut resp = match send(buyer, upstream, &req, None).await {
+        Ok(r) => r,
+        Err(e) => {
+            buyer.seller_answered(name, None, "unreachable", &e.to_string());
+            return;
+        }
+    };
+    let status = resp.status().as_u16();
+    if status != 402 {
+        let message = format!("answered {status} without asking for payment");
+        buyer.seller_answered(name, Some(status), "not_gated", &message);
+        return;
+    }
+    let required = header_str(resp.headers(), x402h::PAYMENT_REQUIRED).map(str::to_owned);
+    let body = read_bounded(&mut resp, MAX_INSPECT)
+        .await
+        .unwrap_or_default();
+    match select::parse_offer(required.as_deref(), &body) {
+        Err(e) => buyer.seller_answered(name, Some(402), "unusable_402", &e.to_string()),
+        Ok(offer) => match select::pick(upstream, &offer) {
+            Some(_) => buyer.seller_answered(name, Some(402), "payment_required", ""),
+            None => {
+                let detail = select::terms_mismatch(upstream, &offer);
+                buyer.seller_answered(name, Some(402), "terms_changed", &detail);
+            }
+        },
     }
 }
 

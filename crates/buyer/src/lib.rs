@@ -1,12 +1,21 @@
 //! The x402 buyer: an OpenAI-compatible proxy that pays sellers with pre-signed x402
 //! authorizations, and never spends one twice.
 //!
-//! It owns the spend journal ([`journal`]: every authorization is recorded durably before it
-//! is sent; compaction and recovery are crash-safe), the pool and its selection rules
-//! ([`pool`], [`select`]), and the proxy ([`proxy`], [`forward`]). It depends on `obol-x402`
-//! only (wire codecs and address/amount parsing), never on other service crates, and needs no
-//! signing key at run time. Formats, routes and metric names follow the Go buyer
-//! (obol-reference §6).
+//! It owns the spend journal ([`journal`]: every authorization is recorded durably as held
+//! before it is sent, then spent, healed or released by the answer; compaction and recovery
+//! are crash-safe), the pool and its selection rules ([`pool`], [`select`]), the chain reader
+//! that heals lost state ([`chain`]), the proxy ([`proxy`], [`forward`]), and the cluster
+//! source ([`purchases`]: PurchaseRequests and their ConfigMaps, statuses written back). It
+//! depends on `obol-x402` (wire codecs, address and amount parsing) and `obol-api` (the
+//! PurchaseRequest type), never on other service crates, and needs no signing key at run
+//! time. Formats, routes and metric names follow the Go buyer (obol-reference §6).
+//!
+//! An answer to a paid request decides the authorization's fate: below 400, spent (a missing
+//! settlement receipt is counted in `obol_x402_buyer_unsettled_confirmations_total`); 400 or
+//! more with a settlement transaction, spent; "already used", spent (healed) and the next one
+//! is tried; a 402 the buyer cannot classify, the chain is asked (batched, the whole pool) and
+//! a used one is healed; any other 400 or more, released; no answer, held until the chain
+//! says. A held authorization is never sent again.
 //!
 //! | Endpoint | Behaviour |
 //! |---|---|
@@ -27,7 +36,12 @@
 //! | `--max-heal` | `32` |
 //! | `--upstream-timeout` | `300s` |
 //! | `--compact-bytes` | `1048576` |
-//! | `--rpc-url` | unset (no start-up `authorizationState` check) |
+//! | `--rpc-url` (repeatable, or comma-separated; one per chain) | unset (required with `--source kube`) |
+//! | `--source` | `files` (`kube`: PurchaseRequests) |
+//! | `--namespace` | all namespaces (with `--source kube`) |
+//! | `--expiry-margin` | `60s` |
+//! | `--held-check-interval` | `60s` |
+//! | `--seller-check-interval` | `60s` |
 //! | `--log` | `info` |
 
 mod args;
@@ -40,9 +54,10 @@ pub mod journal;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;
+pub mod purchases;
 pub mod select;
 pub mod upstream;
 
-pub use args::Args;
+pub use args::{Args, SourceKind};
 pub use buyer::{Buyer, BuyerParts, Clock, SystemClock};
 pub use error::SpendError;

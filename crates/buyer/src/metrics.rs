@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::pool::Pool;
+use crate::pool::{Counts, Pool};
 
 /// `{upstream, remote_model}`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,6 +42,18 @@ pub struct BuyerMetrics {
     pub failure: Family<UpstreamLabels, Counter>,
     /// Authorizations a seller reported as already used (healed lost state).
     pub already_used: Family<UpstreamLabels, Counter>,
+    /// Paid answers below 400 without a settlement receipt (the authorization is counted spent).
+    pub unsettled_confirmations: Family<UpstreamLabels, Counter>,
+    /// Authorizations released after a refusal without settlement.
+    pub released: Family<UpstreamLabels, Counter>,
+    /// Authorizations found used on chain that were not known spent.
+    pub chain_healed: Family<UpstreamLabels, Counter>,
+    /// `authorizationState` checks, by result (`ok` or an error label).
+    pub chain_checks: Family<ReasonLabels, Counter>,
+    /// Authorizations held: sent, fate unknown.
+    pub held: Family<UpstreamLabels, Gauge>,
+    /// Authorizations dropped unsent because they expire within the safety margin.
+    pub expired: Family<UpstreamLabels, Gauge>,
     /// Spends that failed before anything was sent, by reason.
     pub spend_errors: Family<ReasonLabels, Counter>,
     /// Journal group-commit syncs (spends per sync shows the group commit at work).
@@ -63,6 +75,12 @@ impl Default for BuyerMetrics {
             success: Family::default(),
             failure: Family::default(),
             already_used: Family::default(),
+            unsettled_confirmations: Family::default(),
+            released: Family::default(),
+            chain_healed: Family::default(),
+            chain_checks: Family::default(),
+            held: Family::default(),
+            expired: Family::default(),
             spend_errors: Family::default(),
             journal_syncs: Counter::default(),
             remaining: Family::default(),
@@ -83,6 +101,36 @@ impl Default for BuyerMetrics {
             "auth_already_used",
             "Authorizations a seller reported as already used",
             m.already_used.clone(),
+        );
+        registry.register(
+            "unsettled_confirmations",
+            "Paid answers below 400 without a settlement receipt",
+            m.unsettled_confirmations.clone(),
+        );
+        registry.register(
+            "auth_released",
+            "Authorizations released after a refusal without settlement",
+            m.released.clone(),
+        );
+        registry.register(
+            "auth_chain_healed",
+            "Authorizations found used on chain that were not known spent",
+            m.chain_healed.clone(),
+        );
+        registry.register(
+            "chain_checks",
+            "authorizationState checks by result",
+            m.chain_checks.clone(),
+        );
+        registry.register(
+            "auth_held",
+            "Authorizations sent, fate unknown",
+            m.held.clone(),
+        );
+        registry.register(
+            "auth_expired",
+            "Authorizations dropped unsent: expiring within the safety margin",
+            m.expired.clone(),
         );
         registry.register(
             "spend_errors",
@@ -122,19 +170,25 @@ impl BuyerMetrics {
     }
 
     /// Sets the pool gauges of one upstream.
-    pub fn set_counts(&self, labels: &UpstreamLabels, remaining: usize, spent: usize) {
-        self.remaining.get_or_create(labels).set(gauge(remaining));
-        self.spent.get_or_create(labels).set(gauge(spent));
+    pub fn set_counts(&self, labels: &UpstreamLabels, c: &Counts) {
+        self.remaining.get_or_create(labels).set(gauge(c.remaining));
+        self.spent.get_or_create(labels).set(gauge(c.spent));
+        self.held.get_or_create(labels).set(gauge(c.held));
+        self.expired.get_or_create(labels).set(gauge(c.expired));
     }
 
     /// Rebuilds every gauge from the pool (after a reload).
     pub fn reset_gauges(&self, pool: &Pool) {
         self.remaining.clear();
         self.spent.clear();
+        self.held.clear();
+        self.expired.clear();
         self.mappings.clear();
-        for (name, s) in pool.status() {
-            let labels = Self::labels(&name, s.remote_model.as_deref());
-            self.set_counts(&labels, s.remaining, s.spent);
+        for name in pool.names() {
+            if let (Some(u), Some(c)) = (pool.upstream(&name), pool.counts(&name)) {
+                let labels = Self::labels(&name, u.remote_model.as_deref());
+                self.set_counts(&labels, &c);
+            }
         }
         for name in pool.models().values() {
             if let Some(u) = pool.upstream(name) {

@@ -1,17 +1,37 @@
-//! The authorization pool: which upstreams exist, what each can still spend, what was spent.
+//! The authorization pool: which upstreams exist, and where each of their authorizations
+//! stands (free, held, spent, healed, expired).
 //!
-//! Pure state (no I/O, no clock): the proxy holds it under a lock, takes an authorization
-//! (marking its key consumed at once, so no concurrent request can take it), journals it
-//! outside the lock, and gives it back only if journaling failed. The consumed set is global
-//! by key, so an authorization moved to another upstream's file is still never re-spent.
+//! Pure state (no I/O, no clock): the proxy holds it under a lock. [`Pool::take`] marks an
+//! authorization held at once, so no concurrent request can take it; the caller journals the
+//! hold outside the lock and gives it back only if journaling failed. Answers move it on with
+//! [`Pool::settle`]. The state of a key is global, so an authorization moved to another
+//! upstream's file is still never re-spent.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::Loaded;
+use crate::journal::Mark;
 use crate::upstream::{Auth, Upstream};
+
+/// How one upstream's pool stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Free and not expired.
+    pub remaining: usize,
+    /// Sent, fate unknown.
+    pub held: usize,
+    /// Spent (healed included).
+    pub spent: usize,
+    /// Of the spent, found used without having been held here.
+    pub healed: usize,
+    /// Dropped unsent: expiring within the safety margin.
+    pub expired: usize,
+    /// Ignored: malformed, duplicated, or signed for other terms.
+    pub skipped: usize,
+}
 
 /// One upstream's pool.
 #[derive(Debug, Clone)]
@@ -19,10 +39,11 @@ pub struct Entry {
     /// The upstream.
     pub upstream: Arc<Upstream>,
     remaining: VecDeque<Auth>,
-    spent: usize,
+    held: HashMap<String, Auth>,
+    counts: Counts,
 }
 
-/// `/status` for one upstream (the Go buyer's shape).
+/// `/status` for one upstream (the Go buyer's shape, plus the states it did not have).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     /// Seller base URL.
@@ -35,8 +56,14 @@ pub struct Status {
     pub public_model: Option<String>,
     /// Authorizations not yet spent.
     pub remaining: usize,
-    /// Authorizations of the current files that are consumed.
+    /// Authorizations of the current files that are spent.
     pub spent: usize,
+    /// Sent, fate unknown.
+    pub held: usize,
+    /// Of the spent, healed.
+    pub healed: usize,
+    /// Dropped unsent because they expire within the safety margin.
+    pub expired: usize,
     /// The network as configured.
     pub network: String,
 }
@@ -50,29 +77,44 @@ pub enum TakeError {
     Exhausted,
 }
 
-/// The pool of every upstream plus the set of consumed keys.
+/// The pool of every upstream plus the state of every key that is not free.
 #[derive(Debug, Clone, Default)]
 pub struct Pool {
     entries: BTreeMap<String, Entry>,
     models: BTreeMap<String, String>,
-    consumed: HashSet<String>,
+    marks: HashMap<String, Mark>,
+    /// Seconds before `validBefore` at which an authorization is no longer sent.
+    margin: u64,
 }
 
+/// Seconds before `validBefore` at which an authorization is no longer sent, by default: room
+/// for the seller to verify and settle it.
+pub const DEFAULT_EXPIRY_MARGIN: u64 = 60;
+
 impl Pool {
-    /// An empty pool that knows `consumed` keys (from the journal).
-    pub fn new(consumed: impl IntoIterator<Item = String>) -> Self {
+    /// An empty pool that knows the journal's marks.
+    pub fn new(marks: impl IntoIterator<Item = (String, Mark)>) -> Self {
         Self {
-            consumed: consumed.into_iter().collect(),
+            marks: marks.into_iter().collect(),
+            margin: DEFAULT_EXPIRY_MARGIN,
             ..Self::default()
         }
     }
 
-    /// Replaces upstreams and authorizations with `loaded`, dropping consumed keys. Returns
-    /// one line per skipped item, for the log.
-    pub fn apply(&mut self, loaded: &Loaded) -> Vec<String> {
+    /// Sets the expiry safety margin (seconds).
+    pub fn with_margin(mut self, margin: u64) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Replaces upstreams and authorizations with `loaded`, placing every authorization by its
+    /// key's mark and dropping the ones expiring before `now` + margin. Returns one line per
+    /// skipped item, for the log.
+    pub fn apply(&mut self, loaded: &Loaded, now: u64) -> Vec<String> {
         let mut notes = Vec::new();
         let mut entries = BTreeMap::new();
         let mut models = BTreeMap::new();
+        let mut seen = HashSet::new();
         for (name, config) in &loaded.upstreams {
             let upstream = match Upstream::parse(name, config) {
                 Ok(u) => Arc::new(u),
@@ -81,34 +123,59 @@ impl Pool {
                     continue;
                 }
             };
-            let mut seen = HashSet::new();
-            let mut remaining = VecDeque::new();
-            let mut spent = 0;
-            for (i, raw) in loaded.auths.get(name).into_iter().flatten().enumerate() {
-                let Some(auth) = Auth::from_presigned(raw) else {
-                    notes.push(format!(
-                        "upstream {name}: auth #{i} has no consume key or payload"
-                    ));
-                    continue;
+            let mut entry = Entry {
+                upstream: upstream.clone(),
+                remaining: VecDeque::new(),
+                held: HashMap::new(),
+                counts: Counts::default(),
+            };
+            let mut problems = BTreeMap::<String, usize>::new();
+            for raw in loaded.auths.get(name).into_iter().flatten() {
+                let auth = match Auth::from_presigned(raw) {
+                    Some(a) => a,
+                    None => {
+                        *problems
+                            .entry("no consume key or payload".into())
+                            .or_default() += 1;
+                        continue;
+                    }
                 };
-                if !seen.insert(auth.key.clone()) {
+                if let Err(why) = upstream.signed_for(&auth) {
+                    *problems.entry(why).or_default() += 1;
                     continue;
                 }
-                if self.consumed.contains(&auth.key) {
-                    spent += 1;
-                } else {
-                    remaining.push_back(auth);
+                if !seen.insert(auth.key.clone()) {
+                    entry.counts.skipped += 1;
+                    continue;
+                }
+                match self.marks.get(&auth.key) {
+                    Some(Mark::Held) => {
+                        entry.held.insert(auth.key.clone(), auth);
+                    }
+                    Some(Mark::Spent) => entry.counts.spent += 1,
+                    Some(Mark::Healed) => {
+                        entry.counts.spent += 1;
+                        entry.counts.healed += 1;
+                    }
+                    Some(Mark::Released) | None => {
+                        if auth.expires_within(now, self.margin) {
+                            entry.counts.expired += 1;
+                        } else {
+                            entry.remaining.push_back(auth);
+                        }
+                    }
                 }
             }
+            for (why, n) in problems {
+                entry.counts.skipped += n;
+                notes.push(format!(
+                    "upstream {name}: {n} authorizations skipped: {why}"
+                ));
+            }
+            entry.counts.remaining = entry.remaining.len();
+            entry.counts.held = entry.held.len();
             models.insert(upstream.routed_model(), name.clone());
-            entries.insert(
-                name.clone(),
-                Entry {
-                    upstream,
-                    remaining,
-                    spent,
-                },
-            );
+            entries.insert(name.clone(), entry);
         }
         self.entries = entries;
         self.models = models;
@@ -130,66 +197,137 @@ impl Pool {
         &self.models
     }
 
-    /// Takes the first authorization of `name` usable at `now` and marks it consumed.
+    /// Takes the first authorization of `name` usable at `now` and marks it held. Those
+    /// expiring within the margin are dropped on the way and counted.
     pub fn take(&mut self, name: &str, now: u64) -> Result<Auth, TakeError> {
+        let margin = self.margin;
         let entry = self.entries.get_mut(name).ok_or(TakeError::Unknown)?;
-        loop {
-            let idx = entry
-                .remaining
-                .iter()
-                .position(|a| a.usable_at(now))
-                .ok_or(TakeError::Exhausted)?;
-            let auth = entry.remaining.remove(idx).ok_or(TakeError::Exhausted)?;
-            entry.spent += 1;
-            // Another upstream's file may hold the same key and have spent it already.
-            if self.consumed.insert(auth.key.clone()) {
-                return Ok(auth);
+        let mut skipped_early = Vec::new();
+        let found = loop {
+            let Some(auth) = entry.remaining.pop_front() else {
+                break None;
+            };
+            if auth.expires_within(now, margin) {
+                entry.counts.expired += 1;
+                continue;
             }
+            if !auth.valid_at(now) {
+                // Not valid yet: keep it for later.
+                skipped_early.push(auth);
+                continue;
+            }
+            // Another upstream's file may hold the same key and have spent it already.
+            if self.marks.contains_key(&auth.key) {
+                entry.counts.skipped += 1;
+                continue;
+            }
+            break Some(auth);
+        };
+        for a in skipped_early.into_iter().rev() {
+            entry.remaining.push_front(a);
         }
+        let auth = found.ok_or(TakeError::Exhausted);
+        if let Ok(a) = &auth {
+            self.marks.insert(a.key.clone(), Mark::Held);
+            entry.held.insert(a.key.clone(), a.clone());
+        }
+        entry.counts.remaining = entry.remaining.len();
+        entry.counts.held = entry.held.len();
+        auth
     }
 
-    /// Undoes [`Pool::take`] for an authorization that was never sent.
+    /// Undoes [`Pool::take`] for an authorization that was never sent (its hold was not
+    /// journaled).
     pub fn give_back(&mut self, name: &str, auth: Auth) {
-        self.consumed.remove(&auth.key);
+        self.marks.remove(&auth.key);
         if let Some(entry) = self.entries.get_mut(name) {
-            entry.spent = entry.spent.saturating_sub(1);
+            entry.held.remove(&auth.key);
             entry.remaining.push_front(auth);
+            entry.counts.remaining = entry.remaining.len();
+            entry.counts.held = entry.held.len();
         }
     }
 
-    /// Unspent authorizations of the upstreams on chain `chain_id`: (name, token, auths).
-    pub fn unspent_on(&self, chain_id: u64) -> Vec<(String, obol_x402::Address, Vec<Auth>)> {
+    /// Moves the authorization `key` of `name` on to `mark`, by the journal's rule (spent is
+    /// final, a release frees only a held key). Returns the mark to journal when the state
+    /// changed: a held key found used becomes [`Mark::Spent`], a free one [`Mark::Healed`],
+    /// unless `mark` itself says healed.
+    pub fn settle(&mut self, name: &str, key: &str, mark: Mark) -> Option<Mark> {
+        let current = self.marks.get(key).copied();
+        let entry = self.entries.get_mut(name);
+        let effective = match (current, mark) {
+            (Some(m), _) if m.is_spent() => return None,
+            (Some(Mark::Held), Mark::Released) => {
+                self.marks.remove(key);
+                if let Some(e) = entry {
+                    if let Some(a) = e.held.remove(key) {
+                        e.remaining.push_front(a);
+                    }
+                    e.counts.remaining = e.remaining.len();
+                    e.counts.held = e.held.len();
+                }
+                return Some(Mark::Released);
+            }
+            (_, Mark::Released) | (_, Mark::Held) => return None,
+            (Some(Mark::Held), m) => m,
+            (_, _) => Mark::Healed,
+        };
+        self.marks.insert(key.to_owned(), effective);
+        if let Some(e) = entry {
+            let was_held = e.held.remove(key).is_some();
+            let was_free = !was_held && {
+                let before = e.remaining.len();
+                e.remaining.retain(|a| a.key != key);
+                e.remaining.len() < before
+            };
+            if was_held || was_free {
+                e.counts.spent += 1;
+                if effective == Mark::Healed {
+                    e.counts.healed += 1;
+                }
+            }
+            e.counts.remaining = e.remaining.len();
+            e.counts.held = e.held.len();
+        }
+        Some(effective)
+    }
+
+    /// Drops authorizations expiring before `now` + margin from every pool (so the counts say
+    /// so even when nothing is spent).
+    pub fn sweep(&mut self, now: u64) {
+        let margin = self.margin;
+        for e in self.entries.values_mut() {
+            let before = e.remaining.len();
+            e.remaining.retain(|a| !a.expires_within(now, margin));
+            e.counts.expired += before - e.remaining.len();
+            e.counts.remaining = e.remaining.len();
+        }
+    }
+
+    /// The free and held authorizations of `name`, for a chain check.
+    pub fn unresolved(&self, name: &str) -> Vec<Auth> {
+        self.entries.get(name).map_or_else(Vec::new, |e| {
+            e.held.values().chain(e.remaining.iter()).cloned().collect()
+        })
+    }
+
+    /// The held authorizations of every upstream: (name, auths).
+    pub fn held(&self) -> Vec<(String, Vec<Auth>)> {
         self.entries
             .iter()
-            .filter(|(_, e)| e.upstream.chain_id == Some(chain_id))
-            .map(|(n, e)| {
-                (
-                    n.clone(),
-                    e.upstream.asset,
-                    e.remaining.iter().cloned().collect(),
-                )
-            })
+            .filter(|(_, e)| !e.held.is_empty())
+            .map(|(n, e)| (n.clone(), e.held.values().cloned().collect()))
             .collect()
     }
 
-    /// Moves the authorization `key` of `name` to spent (found used elsewhere, e.g. on chain);
-    /// `false` when it is no longer in the pool.
-    pub fn mark_spent(&mut self, name: &str, key: &str) -> bool {
-        let Some(entry) = self.entries.get_mut(name) else {
-            return false;
-        };
-        let Some(idx) = entry.remaining.iter().position(|a| a.key == key) else {
-            return false;
-        };
-        entry.remaining.remove(idx);
-        entry.spent += 1;
-        self.consumed.insert(key.to_owned());
-        true
+    /// Names of every upstream.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
     }
 
-    /// (remaining, spent) of `name`.
-    pub fn counts(&self, name: &str) -> Option<(usize, usize)> {
-        self.entries.get(name).map(|e| (e.remaining.len(), e.spent))
+    /// The counts of `name`.
+    pub fn counts(&self, name: &str) -> Option<Counts> {
+        self.entries.get(name).map(|e| e.counts)
     }
 
     /// Every upstream's status.
@@ -198,12 +336,16 @@ impl Pool {
             .iter()
             .map(|(name, e)| {
                 let u = &e.upstream;
+                let c = e.counts;
                 let status = Status {
                     url: u.url.clone(),
                     remote_model: u.remote_model.clone(),
                     public_model: u.public_model(),
-                    remaining: e.remaining.len(),
-                    spent: e.spent,
+                    remaining: c.remaining,
+                    spent: c.spent,
+                    held: c.held,
+                    healed: c.healed,
+                    expired: c.expired,
                     network: u.network_label.clone(),
                 };
                 (name.clone(), status)

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{PreSignedAuth, UpstreamConfig};
+use crate::journal::Mark;
 
 pub(crate) fn mk_config(url: &str, model: Option<&str>, network: &str) -> UpstreamConfig {
     UpstreamConfig {
@@ -14,6 +15,7 @@ pub(crate) fn mk_config(url: &str, model: Option<&str>, network: &str) -> Upstre
         eip712_name: None,
         eip712_version: None,
         price: "1000".into(),
+        payer: None,
     }
 }
 
@@ -45,45 +47,147 @@ fn mk_loaded(n: usize) -> Loaded {
     l
 }
 
+fn counts(pool: &Pool) -> (usize, usize, usize, usize, usize) {
+    let c = pool.counts("s").unwrap();
+    (c.remaining, c.held, c.spent, c.healed, c.expired)
+}
+
 #[test]
-fn take_marks_consumed_and_reload_keeps_counts() {
-    let mut pool = Pool::new(["0x0".to_owned()]);
-    assert!(pool.apply(&mk_loaded(3)).is_empty());
-    assert_eq!(pool.counts("s"), Some((2, 1)));
+fn take_holds_and_reload_keeps_counts() {
+    let mut pool = Pool::new([("0x0".to_owned(), Mark::Spent)]);
+    assert!(pool.apply(&mk_loaded(3), 1000).is_empty());
+    assert_eq!(counts(&pool), (2, 0, 1, 0, 0));
     let a = pool.take("s", 1000).unwrap();
     assert_eq!(a.key, "0x1");
-    assert_eq!(pool.counts("s"), Some((1, 2)));
-    // Reloading the same files keeps what was spent (B8).
-    pool.apply(&mk_loaded(3));
-    assert_eq!(pool.counts("s"), Some((1, 2)));
+    assert_eq!(counts(&pool), (1, 1, 1, 0, 0));
+    // Reloading the same files keeps what is held and spent (B8).
+    pool.apply(&mk_loaded(3), 1000);
+    assert_eq!(counts(&pool), (1, 1, 1, 0, 0));
     pool.take("s", 1000).unwrap();
     assert_eq!(pool.take("s", 1000), Err(TakeError::Exhausted));
     assert_eq!(pool.take("nope", 1000), Err(TakeError::Unknown));
-    assert_eq!(pool.counts("s"), Some((0, 3)));
+    assert_eq!(counts(&pool), (0, 2, 1, 0, 0));
+}
+
+#[test]
+fn answers_move_a_held_authorization_on() {
+    // (mark applied to a held key, to a free key) -> (journaled mark, counts after)
+    let cases = [
+        (Mark::Spent, Some(Mark::Spent), (1, 0, 1, 0, 0)),
+        (Mark::Healed, Some(Mark::Healed), (1, 0, 1, 1, 0)),
+        (Mark::Released, Some(Mark::Released), (2, 0, 0, 0, 0)),
+        (Mark::Held, None, (1, 1, 0, 0, 0)),
+    ];
+    for (mark, journaled, after) in cases {
+        let mut pool = Pool::new([]);
+        pool.apply(&mk_loaded(2), 1000);
+        let a = pool.take("s", 1000).unwrap();
+        assert_eq!(pool.settle("s", &a.key, mark), journaled, "{mark:?}");
+        assert_eq!(counts(&pool), after, "{mark:?}");
+        // Spent is final: nothing moves it back.
+        if mark.is_spent() {
+            assert_eq!(pool.settle("s", &a.key, Mark::Released), None);
+            assert_eq!(counts(&pool), after);
+        }
+    }
+    // A released authorization is the next one sent.
+    let mut pool = Pool::new([]);
+    pool.apply(&mk_loaded(2), 1000);
+    let a = pool.take("s", 1000).unwrap();
+    pool.settle("s", &a.key, Mark::Released);
+    assert_eq!(pool.take("s", 1000).unwrap().key, a.key);
+}
+
+#[test]
+fn a_free_key_found_used_is_healed() {
+    let mut pool = Pool::new([]);
+    pool.apply(&mk_loaded(3), 1000);
+    assert_eq!(pool.settle("s", "0x2", Mark::Spent), Some(Mark::Healed));
+    assert_eq!(counts(&pool), (2, 0, 1, 1, 0));
+    // A release of a free key means nothing.
+    assert_eq!(pool.settle("s", "0x1", Mark::Released), None);
+    assert_eq!(pool.unresolved("s").len(), 2);
+}
+
+#[test]
+fn journal_marks_place_authorizations_at_load() {
+    let marks = [
+        ("0x0".to_owned(), Mark::Held),
+        ("0x1".to_owned(), Mark::Healed),
+        ("0x2".to_owned(), Mark::Spent),
+    ];
+    let mut pool = Pool::new(marks);
+    pool.apply(&mk_loaded(4), 1000);
+    assert_eq!(counts(&pool), (1, 1, 2, 1, 0));
+    assert_eq!(pool.held()[0].1[0].key, "0x0");
 }
 
 #[test]
 fn give_back_restores_the_auth_first() {
     let mut pool = Pool::new([]);
-    pool.apply(&mk_loaded(2));
+    pool.apply(&mk_loaded(2), 1);
     let a = pool.take("s", 1).unwrap();
     pool.give_back("s", a.clone());
-    assert_eq!(pool.counts("s"), Some((2, 0)));
+    assert_eq!(counts(&pool), (2, 0, 0, 0, 0));
     assert_eq!(pool.take("s", 1).unwrap(), a);
 }
 
 #[test]
-fn expired_auths_are_skipped_but_kept() {
+fn expiring_auths_are_dropped_and_counted() {
     let mut l = mk_loaded(0);
     l.auths.insert(
         "s".into(),
-        vec![mk_auth("0xold", "100"), mk_auth("0xnew", "4294967295")],
+        vec![
+            mk_auth("0xold", "100"),
+            mk_auth("0xsoon", "1030"),
+            mk_auth("0xlater", "1100"),
+            mk_auth("0xnew", "4294967295"),
+        ],
+    );
+    let mut pool = Pool::new([]).with_margin(60);
+    pool.apply(&l, 1000);
+    assert_eq!(
+        counts(&pool),
+        (2, 0, 0, 0, 2),
+        "old and soon are dropped at load"
+    );
+    // Time passes: `later` is inside the margin by the time it would be taken.
+    assert_eq!(pool.take("s", 1050).unwrap().key, "0xnew");
+    assert_eq!(pool.take("s", 1050), Err(TakeError::Exhausted));
+    assert_eq!(counts(&pool), (0, 1, 0, 0, 3));
+    let mut pool = Pool::new([]).with_margin(60);
+    pool.apply(&l, 1000);
+    pool.sweep(1045);
+    assert_eq!(counts(&pool), (1, 0, 0, 0, 3));
+}
+
+#[test]
+fn authorizations_signed_for_other_terms_are_skipped() {
+    let mut l = mk_loaded(0);
+    let mut other_amount = mk_auth("0xa", "4294967295");
+    other_amount.value = Some("2000".into());
+    let mut other_payee = mk_auth("0xb", "4294967295");
+    other_payee.to = Some("0x036CbD53842c5426634e7929541eC2318f3dCF7e".into());
+    let fine = mk_auth("0xc", "4294967295");
+    l.auths.insert(
+        "s".into(),
+        vec![other_amount, other_payee, fine.clone(), fine],
     );
     let mut pool = Pool::new([]);
-    pool.apply(&l);
-    assert_eq!(pool.take("s", 1000).unwrap().key, "0xnew");
-    assert_eq!(pool.take("s", 1000), Err(TakeError::Exhausted));
-    assert_eq!(pool.counts("s"), Some((1, 1)));
+    let notes = pool.apply(&l, 1000);
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    let c = pool.counts("s").unwrap();
+    assert_eq!(
+        (c.remaining, c.skipped),
+        (1, 3),
+        "two for their terms, one duplicate"
+    );
+    // A payer, when configured, must have signed.
+    let mut l = mk_loaded(1);
+    l.upstreams.get_mut("s").unwrap().payer =
+        Some("0x857b06519E91e3A54538791bDbb0E22373e36b66".into());
+    pool.apply(&l, 1000);
+    assert_eq!(pool.counts("s").unwrap().skipped, 1);
 }
 
 #[test]
@@ -94,7 +198,7 @@ fn a_key_spent_under_another_upstream_is_never_taken_again() {
     l.auths
         .insert("t".into(), vec![mk_auth("0x0", "4294967295")]);
     let mut pool = Pool::new([]);
-    pool.apply(&l);
+    pool.apply(&l, 1);
     pool.take("s", 1).unwrap();
     assert_eq!(pool.take("t", 1), Err(TakeError::Exhausted));
 }
@@ -108,7 +212,7 @@ fn models_route_and_status_matches_the_go_shape() {
     bad.price = "1.5".into();
     l.upstreams.insert("bad".into(), bad);
     let mut pool = Pool::new([]);
-    let notes = pool.apply(&l);
+    let notes = pool.apply(&l, 1);
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(pool.route_model("qwen3:32b").unwrap().name, "s");
     assert_eq!(pool.route_model("free").unwrap().name, "free");
@@ -117,7 +221,8 @@ fn models_route_and_status_matches_the_go_shape() {
     assert_eq!(
         status["s"],
         serde_json::json!({"url": "http://s/x", "remote_model": "qwen3:32b",
-            "public_model": "paid/qwen3:32b", "remaining": 2, "spent": 0, "network": "base-sepolia"})
+            "public_model": "paid/qwen3:32b", "remaining": 2, "spent": 0, "held": 0, "healed": 0,
+            "expired": 0, "network": "base-sepolia"})
     );
     assert!(status["free"].get("remote_model").is_none());
 }

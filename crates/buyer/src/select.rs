@@ -147,13 +147,121 @@ pub fn payment_header(
     Ok((name, codec::encode_header(&body)?))
 }
 
+/// Why the first requirement closest to this upstream's terms cannot be paid, for the client
+/// and the status: "price 2000 (signed for 1000)", ... The buyer never sends an authorization
+/// to terms it was not signed for.
+pub fn terms_mismatch(upstream: &Upstream, offer: &Offer) -> String {
+    let described: Vec<Vec<String>> = offer
+        .accepts
+        .iter()
+        .filter_map(candidate)
+        .map(|c| {
+            let mut d = Vec::new();
+            if c.scheme != "exact" {
+                d.push(format!("scheme {} (signed for exact)", c.scheme));
+            }
+            if !upstream.same_network(&c.network) {
+                d.push(format!(
+                    "network {} (signed for {})",
+                    c.network, upstream.network_label
+                ));
+            }
+            if c.asset != upstream.asset {
+                d.push(format!("asset {} (signed for {})", c.asset, upstream.asset));
+            }
+            if c.pay_to != upstream.pay_to {
+                d.push(format!(
+                    "payTo {} (signed for {})",
+                    c.pay_to, upstream.pay_to
+                ));
+            }
+            if c.amount != upstream.price {
+                let more = if c.amount > upstream.price {
+                    "more"
+                } else {
+                    "less"
+                };
+                d.push(format!(
+                    "price {} atomic units, {more} than the {} signed for",
+                    c.amount, upstream.price
+                ));
+            }
+            d
+        })
+        .collect();
+    match described.into_iter().min_by_key(Vec::len) {
+        None => "the 402 lists no exact EVM requirement".into(),
+        Some(d) if d.is_empty() => "the terms match".into(),
+        Some(d) => format!("the seller now asks for {}", d.join(", ")),
+    }
+}
+
+/// What a paid answer of 400 or more says about the authorization sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// It was already used (this buyer, or one before it, spent it): mark it spent, heal.
+    AlreadyUsed,
+    /// The seller refused the payment (a 402) for a reason this buyer cannot classify: only
+    /// the chain can say whether it was used.
+    Payment,
+    /// Any other failure (the service's own error, a gateway refusal): not settled.
+    Other,
+}
+
+/// Words and codes that say a nonce was consumed: the TS facilitator's
+/// `invalid_exact_evm_nonce_already_used`, FiatToken's revert texts, our verifier's `replayed`.
 const USED_MARKERS: &[&str] = &[
     "already used",
     "already_used",
     "used or canceled",
+    "used or cancelled",
     "used_or_canceled",
     "authorization is used",
 ];
+
+/// Stable refusal reason codes (the verifier's `reason`) that mean "already used".
+const USED_REASONS: &[&str] = &["replayed"];
+
+fn used_reason(text: &[u8]) -> bool {
+    let Ok(doc) = serde_json::from_slice::<Value>(text) else {
+        return false;
+    };
+    let reasons = [
+        doc.get("reason"),
+        doc.pointer("/extensions/paymentFailure/reason"),
+    ];
+    reasons
+        .iter()
+        .flatten()
+        .filter_map(|r| r.as_str())
+        .any(|r| USED_REASONS.contains(&r))
+}
+
+/// Reads a paid answer of 400 or more. `texts` are the body and any decoded x402 headers.
+pub fn classify_refusal(status: u16, texts: &[&[u8]]) -> Refusal {
+    if says_already_used(status, texts) || texts.iter().any(|t| used_reason(t)) {
+        Refusal::AlreadyUsed
+    } else if status == 402 {
+        Refusal::Payment
+    } else {
+        Refusal::Other
+    }
+}
+
+/// The settlement transaction a paid answer carries: the `PAYMENT-RESPONSE` /
+/// `X-PAYMENT-RESPONSE` receipt's `transaction`, else an `X-Payment-Tx` header.
+pub fn settlement_tx(receipts: &[&str], payment_tx: Option<&str>) -> Option<String> {
+    receipts
+        .iter()
+        .filter_map(|h| codec::decode_settle_response(h).ok())
+        .find_map(|r| r.transaction().map(str::to_owned))
+        .or_else(|| {
+            payment_tx
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        })
+}
 
 /// Whether a failed paid answer says the authorization's nonce was already consumed (the state
 /// was lost and this one was spent before). `texts` are the body and any decoded x402 headers.

@@ -13,6 +13,9 @@ fn mk_auth() -> Auth {
         payload: json!({"signature": "0x01", "authorization": {"nonce": "0xn"}}),
         valid_after: None,
         valid_before: None,
+        from: None,
+        to: None,
+        value: None,
     }
 }
 
@@ -129,4 +132,70 @@ fn already_used_answers_are_recognised() {
     )
     .unwrap();
     assert!(says_already_used(402, &[b"{}", &decoded_header(&header)]));
+}
+
+#[test]
+fn refusals_are_classified() {
+    let used_words = br#"{"error":"invalid_exact_evm_nonce_already_used"}"#;
+    let used_code = br#"{"error":"payment refused","reason":"replayed"}"#;
+    let used_ext = br#"{"x402Version":2,"extensions":{"paymentFailure":{"reason":"replayed"}}}"#;
+    let simulation = br#"{"error":"invalid_exact_evm_transaction_simulation_failed"}"#;
+    let cases: [(u16, &[u8], Refusal); 6] = [
+        (402, used_words, Refusal::AlreadyUsed),
+        (402, used_code, Refusal::AlreadyUsed),
+        (402, used_ext, Refusal::AlreadyUsed),
+        // The official facilitator's answer for a spent nonce: only the chain can tell.
+        (402, simulation, Refusal::Payment),
+        (500, b"boom", Refusal::Other),
+        (400, b"{}", Refusal::Other),
+    ];
+    for (status, body, want) in cases {
+        assert_eq!(
+            classify_refusal(status, &[body]),
+            want,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[test]
+fn settlement_transactions_are_read_from_receipts() {
+    let receipt = |tx: &str| {
+        codec::encode_header(
+            &json!({"success": false, "transaction": tx, "network": "eip155:84532"}),
+        )
+        .unwrap()
+    };
+    let with_tx = receipt("0xabc");
+    let without = receipt("");
+    assert_eq!(settlement_tx(&[&with_tx], None).as_deref(), Some("0xabc"));
+    assert_eq!(settlement_tx(&[&without], None), None);
+    assert_eq!(
+        settlement_tx(&[&without], Some("0xdef")).as_deref(),
+        Some("0xdef")
+    );
+    assert_eq!(settlement_tx(&["not base64"], Some(" ")), None);
+}
+
+#[test]
+fn a_mismatch_says_what_differs() {
+    let up = mk_upstream();
+    let more = MOCK_402.replace(
+        "\"maxAmountRequired\":\"1000\"",
+        "\"maxAmountRequired\":\"2000\"",
+    );
+    let offer = parse_offer(None, more.as_bytes()).unwrap();
+    assert_eq!(pick(&up, &offer), None);
+    let why = terms_mismatch(&up, &offer);
+    assert!(
+        why.contains("price 2000 atomic units, more than the 1000 signed for"),
+        "{why}"
+    );
+    let other = MOCK_402.replace(
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    );
+    let why = terms_mismatch(&up, &parse_offer(None, other.as_bytes()).unwrap());
+    assert!(why.starts_with("the seller now asks for payTo"), "{why}");
 }

@@ -24,6 +24,8 @@ pub struct Upstream {
     pub asset: Address,
     /// Exact price in atomic units.
     pub price: U256,
+    /// The wallet every authorization must come from, when configured.
+    pub payer: Option<Address>,
 }
 
 /// Why an upstream config was skipped.
@@ -56,7 +58,31 @@ impl Upstream {
             pay_to: scalar::parse_address(&c.pay_to).map_err(|e| bad("payTo", e.to_string()))?,
             asset: scalar::parse_address(&c.asset).map_err(|e| bad("asset", e.to_string()))?,
             price: scalar::parse_decimal_u256(&c.price).map_err(|e| bad("price", e.to_string()))?,
+            payer: c
+                .payer
+                .as_deref()
+                .map(scalar::parse_address)
+                .transpose()
+                .map_err(|e| bad("payer", e.to_string()))?,
         })
+    }
+
+    /// Whether `auth` was signed for this upstream's terms: paying `payTo` exactly the price,
+    /// from the configured payer. Fields a legacy authorization does not state are not checked.
+    /// The buyer never sends an authorization to a seller it was not signed for.
+    pub fn signed_for(&self, auth: &Auth) -> Result<(), String> {
+        if auth.to.is_some_and(|to| to != self.pay_to) {
+            return Err("signed for another payTo".into());
+        }
+        if auth.value.is_some_and(|v| v != self.price) {
+            return Err("signed for another amount than the price".into());
+        }
+        if let Some(payer) = self.payer
+            && auth.from != Some(payer)
+        {
+            return Err("not signed by the purchase's payer".into());
+        }
+        Ok(())
     }
 
     /// The model clients ask for after normalisation (falls back to the upstream name).
@@ -104,6 +130,12 @@ pub struct Auth {
     pub valid_after: Option<u64>,
     /// `authorization.validBefore`, when readable.
     pub valid_before: Option<u64>,
+    /// `authorization.from`, when readable.
+    pub from: Option<Address>,
+    /// `authorization.to`, when readable.
+    pub to: Option<Address>,
+    /// `authorization.value`, when readable.
+    pub value: Option<U256>,
 }
 
 fn non_empty(v: Option<&str>) -> Option<&str> {
@@ -147,23 +179,44 @@ impl Auth {
                 }
             }),
         };
-        let time = |field: &str| {
+        let field = |name: &str| {
             payload
-                .pointer(&format!("/authorization/{field}"))
+                .pointer(&format!("/authorization/{name}"))
                 .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
         };
+        let time = |name: &str| field(name).and_then(|s| s.parse().ok());
+        let address = |name: &str| field(name).and_then(|s| scalar::parse_address(s).ok());
         Some(Self {
             key,
             valid_after: time("validAfter"),
             valid_before: time("validBefore"),
+            from: address("from"),
+            to: address("to"),
+            value: field("value").and_then(|s| scalar::parse_decimal_u256(s).ok()),
             payload,
         })
     }
 
-    /// Whether the chain would accept it at `now` (with 6 s of margin, as facilitators use).
-    pub fn usable_at(&self, now: u64) -> bool {
-        self.valid_after.is_none_or(|t| t < now) && self.valid_before.is_none_or(|t| t > now + 6)
+    /// An authorization for tests and tools: `key` with `payload`, its fields read from it.
+    pub fn from_payload(key: impl Into<String>, payload: Value) -> Option<Self> {
+        let key = key.into();
+        Self::from_presigned(&PreSignedAuth {
+            id: Some(key),
+            payment: Some(json!({ "payload": payload })),
+            ..PreSignedAuth::default()
+        })
+    }
+
+    /// Whether the chain accepts it at `now` (`validAfter < now`).
+    pub fn valid_at(&self, now: u64) -> bool {
+        self.valid_after.is_none_or(|t| t < now)
+    }
+
+    /// Whether it stops being valid before `now + margin` (so it is no longer sent: the
+    /// seller needs the margin to verify and settle; facilitators refuse under 6 s).
+    pub fn expires_within(&self, now: u64, margin: u64) -> bool {
+        self.valid_before
+            .is_some_and(|t| t <= now.saturating_add(margin.max(6)))
     }
 }
 
@@ -215,9 +268,14 @@ mod tests {
         let auth = Auth::from_presigned(&a).unwrap();
         assert_eq!(auth.key, "0xn");
         assert_eq!(auth.payload["authorization"]["value"], "1000");
-        assert!(!auth.usable_at(100));
-        assert!(auth.usable_at(150));
-        assert!(!auth.usable_at(194));
+        assert_eq!(auth.value, Some(U256::from(1000u64)));
+        assert_eq!(auth.from, None, "an unreadable address is not checked");
+        assert!(!auth.valid_at(100));
+        assert!(auth.valid_at(150));
+        assert!(!auth.expires_within(150, 6));
+        assert!(auth.expires_within(194, 6));
+        assert!(auth.expires_within(150, 50), "the margin counts");
+        assert!(!auth.expires_within(140, 50));
         let no_key = PreSignedAuth {
             payment: Some(json!({"payload": {"signature": "0x"}})),
             ..PreSignedAuth::default()

@@ -11,7 +11,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::Method;
 use common::*;
-use obol_buyer::chain::Rpc;
 use serde_json::{Value, json};
 
 /// Answers `eth_chainId` with Base Sepolia and `eth_call` batches with whether the nonce (the
@@ -57,9 +56,9 @@ async fn used_authorizations_are_recorded_before_any_request() {
     let other = upstream_json(&seller.url(""), None, "base", USDC_BASE);
     write_upstream(&dir, "other-chain", &other, &fake_auths(1000, 3));
     let used: HashSet<String> = [0, 1, 2, 150, 249].into_iter().map(nonce).collect();
-    let rpc = Rpc::new(reqwest::Client::new(), spawn_rpc(used.clone()).await);
-    let t = mk_buyer(&dir, 0).await;
-    assert_eq!(t.buyer.check_chain(&rpc).await.unwrap(), 5);
+    let rpc = spawn_rpc(used.clone()).await;
+    let t = mk_buyer_with(&dir, 0, &[rpc.clone()]).await;
+    assert_eq!(t.buyer.check_chain().await, 5);
     let s = status(&t.app).await;
     assert_eq!(
         (s["s"]["remaining"].clone(), s["s"]["spent"].clone()),
@@ -77,7 +76,12 @@ async fn used_authorizations_are_recorded_before_any_request() {
         0
     );
     // And the marks are durable.
+    t.buyer.flush().await;
     drop(t);
     let t = mk_buyer(&dir, 0).await;
-    assert_eq!(status(&t.app).await["s"]["spent"], 6);
+    let s = status(&t.app).await;
+    assert_eq!(
+        (s["s"]["spent"].clone(), s["s"]["healed"].clone()),
+        (json!(6), json!(5))
+    );
 }

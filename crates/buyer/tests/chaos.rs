@@ -192,9 +192,10 @@ async fn sigkill_at_random_never_spends_a_nonce_twice() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let (remaining, spent) = (
+    let (remaining, spent, held) = (
         status["s"]["remaining"].as_u64().unwrap(),
         status["s"]["spent"].as_u64().unwrap(),
+        status["s"]["held"].as_u64().unwrap(),
     );
     let paid = seller.state.paid.load(Ordering::SeqCst);
     let duplicates = seller.state.duplicates.load(Ordering::SeqCst);
@@ -202,7 +203,7 @@ async fn sigkill_at_random_never_spends_a_nonce_twice() {
     let seen = seller.state.used.lock().clone();
     println!(
         "chaos: {kills} SIGKILLs in {:.1}s; client requests ok {} failed {}; seller paid {paid}, \
-         duplicate nonces {duplicates}; pool {pool} = remaining {remaining} + spent {spent}; \
+         duplicate nonces {duplicates}; pool {pool} = remaining {remaining} + spent {spent} + held {held}; \
          journaled {} (lost in flight: {})",
         started.elapsed().as_secs_f64(),
         load.ok.load(Ordering::Relaxed),
@@ -211,8 +212,8 @@ async fn sigkill_at_random_never_spends_a_nonce_twice() {
         journaled.len() - seen.len(),
     );
     assert_eq!(duplicates, 0, "a nonce reached the seller twice");
-    assert_eq!(remaining + spent, pool);
-    assert_eq!(spent as usize, journaled.len());
+    assert_eq!(remaining + spent + held, pool);
+    assert_eq!((spent + held) as usize, journaled.len());
     assert!(
         seen.is_subset(&journaled),
         "the seller saw a nonce the journal does not hold"

@@ -86,14 +86,21 @@ async fn restart_and_go_state_import_never_respend() {
         let t = mk_buyer(&dir, 0).await;
         assert_eq!(status(&t.app).await["s"]["spent"], 1);
         assert_eq!(paid(&t.app).await.0, StatusCode::OK);
+        t.buyer.flush().await;
         assert_eq!(paid(&t.app).await.0, StatusCode::OK);
+        // Stopped like a kill: the second confirmation was never flushed.
     }
-    // B10: restart, spend the next one: it settles cleanly, nothing is re-sent.
+    // B10: restart, spend the next one: it settles cleanly, nothing is re-sent. The spend whose
+    // confirmation was lost is held: never sent again.
     let t = mk_buyer(&dir, 0).await;
     let s = status(&t.app).await;
     assert_eq!(
-        (s["s"]["remaining"].clone(), s["s"]["spent"].clone()),
-        (json!(3), json!(3))
+        (
+            s["s"]["remaining"].clone(),
+            s["s"]["spent"].clone(),
+            s["s"]["held"].clone()
+        ),
+        (json!(3), json!(2), json!(1))
     );
     assert_eq!(paid(&t.app).await.0, StatusCode::OK);
     assert_eq!(seller.state.duplicates.load(Ordering::SeqCst), 0);
@@ -143,14 +150,16 @@ async fn a_journal_failure_sends_nothing_and_answers_503() {
     let storage = Arc::new(Flaky::default());
     let (journal, _) = Journal::open(storage.clone(), Vec::new(), 1 << 20).unwrap();
     let (buyer, _rx) = Buyer::new(BuyerParts {
-        source: Source::Dirs {
+        source: Some(Source::Dirs {
             config_dir: dir.join("config"),
             auths_dir: dir.join("auths"),
-        },
+        }),
         journal: Arc::new(journal),
         client: reqwest::Client::new(),
         clock: Arc::new(SystemClock),
         max_heal: 4,
+        chains: Arc::default(),
+        expiry_margin: 60,
     });
     buyer.reload(true).await;
     let app = obol_buyer::proxy::router(buyer);
@@ -287,7 +296,23 @@ async fn upstream_server_errors_after_payment_pass_through() {
         (code, body.len()),
         (StatusCode::INTERNAL_SERVER_ERROR, 300 * 1024)
     );
-    // The authorization stays spent (the seller may have settled it), and nothing is retried.
-    assert_eq!(status(&t.app).await["s"]["spent"], 1);
+    // An error without a settlement receipt releases the authorization, and nothing is retried.
+    let s = status(&t.app).await;
+    assert_eq!(
+        (s["s"]["remaining"].clone(), s["s"]["spent"].clone()),
+        (json!(2), json!(0))
+    );
     assert_eq!(seller.state.paid.load(Ordering::SeqCst), 1);
+    // This stub seller had settled it anyway: the next request finds it used, heals it, and
+    // pays with the next one (no failed client request).
+    assert_eq!(paid(&t.app).await.0, StatusCode::OK);
+    let s = status(&t.app).await;
+    assert_eq!(
+        (
+            s["s"]["remaining"].clone(),
+            s["s"]["spent"].clone(),
+            s["s"]["healed"].clone()
+        ),
+        (json!(0), json!(2), json!(1))
+    );
 }

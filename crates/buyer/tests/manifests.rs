@@ -79,6 +79,24 @@ fn deployment_is_a_single_recreated_writer_on_the_claim() {
     assert_ne!(mount["readOnly"].as_bool(), Some(true));
     let args: Vec<&str> = c["args"].as_sequence().unwrap().iter().map(s).collect();
     assert!(args.contains(&"--state=/state/consumed.json"), "{args:?}");
+    assert!(args.contains(&"--source=kube"), "{args:?}");
+    // Always a chain reader: healing lost state must not depend on what sellers remember.
+    let env = c["env"].as_sequence().unwrap();
+    let rpc = env
+        .iter()
+        .find(|e| e["name"] == "OBOL_BUYER_RPC_URL")
+        .expect("a chain reader (OBOL_BUYER_RPC_URL)");
+    let from = &rpc["valueFrom"]["configMapKeyRef"];
+    let chain = find(&docs, "ConfigMap", s(&from["name"]));
+    assert!(s(&chain["data"][s(&from["key"])]).starts_with("https://"));
+    assert!(
+        pod.get("volumes")
+            .and_then(|v| v.as_sequence())
+            .unwrap()
+            .iter()
+            .all(|v| v.get("configMap").is_none()),
+        "the pool is read through the API, not a mounted volume"
+    );
     assert!(
         s(&c["image"]).contains("@sha256:"),
         "image must be pinned by digest"
@@ -120,4 +138,67 @@ fn pod_security_is_restricted() {
         assert_eq!(drop, ["ALL"], "{name}");
         assert!(sc["capabilities"].get("add").is_none(), "{name}");
     }
+}
+
+#[test]
+fn rbac_is_exactly_reading_purchases_and_their_config_maps_and_writing_their_status() {
+    let docs = docs();
+    let role = find(&docs, "Role", "x402-buyer");
+    let mut rules: Vec<(String, String, Vec<String>)> = role["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            let groups: Vec<String> = r["apiGroups"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|g| s(g).to_owned())
+                .collect();
+            let verbs: Vec<String> = r["verbs"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| s(v).to_owned())
+                .collect();
+            r["resources"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .flat_map(move |res| {
+                    let verbs = verbs.clone();
+                    groups
+                        .clone()
+                        .into_iter()
+                        .map(move |g| (g, s(res).to_owned(), verbs.clone()))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    rules.sort();
+    let read = vec!["get".to_owned(), "list".into(), "watch".into()];
+    assert_eq!(
+        rules,
+        vec![
+            (String::new(), "configmaps".into(), read.clone()),
+            ("obol.org".into(), "purchaserequests".into(), read),
+            (
+                "obol.org".into(),
+                "purchaserequests/status".into(),
+                vec!["get".into(), "patch".into()]
+            ),
+        ]
+    );
+    let binding = find(&docs, "RoleBinding", "x402-buyer");
+    assert_eq!(s(&binding["roleRef"]["name"]), "x402-buyer");
+    assert_eq!(s(&binding["subjects"][0]["name"]), "x402-buyer");
+    let d = find(&docs, "Deployment", "x402-buyer");
+    assert_eq!(
+        s(&d["spec"]["template"]["spec"]["serviceAccountName"]),
+        "x402-buyer"
+    );
+    assert!(
+        docs.iter().all(|d| d["kind"] != "ClusterRole"),
+        "no cluster-wide rights"
+    );
 }

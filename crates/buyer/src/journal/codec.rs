@@ -2,8 +2,10 @@
 //!
 //! A file is an 8-byte magic followed by frames. A frame is `len: u32 LE`, `crc: u32 LE`
 //! (CRC-32C over the length bytes and the payload) and `len` payload bytes. A payload is a tag
-//! byte and fields; the only journal record is [`Record`] (an authorization was handed out for
-//! spending). A snapshot uses the same frames and ends with an `End` frame carrying the record
+//! byte and fields; a journal record is a [`Record`]: what became of one authorization
+//! ([`Mark`]: held before it was sent, spent, healed, released). Tag 1 (spent) is what the
+//! first format wrote for every authorization handed out, so an old journal reads as all
+//! spent. A snapshot uses the same frames and ends with an `End` frame carrying the record
 //! count, so a snapshot missing its end is detected.
 //!
 //! Recovery of the append-only journal distinguishes a **torn tail** (the last frame was cut or
@@ -25,22 +27,74 @@ pub const MAX_PAYLOAD: usize = 4096;
 const CRC32C: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
 const TAG_SPENT: u8 = 1;
 const TAG_END: u8 = 2;
+const TAG_HELD: u8 = 3;
+const TAG_RELEASED: u8 = 4;
+const TAG_HEALED: u8 = 5;
 
-/// One spend: the authorization with consume key `key` of upstream `upstream` was handed out.
+/// What became of an authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mark {
+    /// About to be sent (recorded durably before sending); its fate is not known yet.
+    Held,
+    /// Spent: the seller confirmed it, or it was held and the chain says it was used.
+    Spent,
+    /// Found already used (by a seller's answer, the chain, or a handover) without this journal
+    /// having held it: lost state, healed. Counts as spent.
+    Healed,
+    /// Refused by the seller without settlement: it may be spent again.
+    Released,
+}
+
+impl Mark {
+    fn tag(self) -> u8 {
+        match self {
+            Self::Held => TAG_HELD,
+            Self::Spent => TAG_SPENT,
+            Self::Healed => TAG_HEALED,
+            Self::Released => TAG_RELEASED,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            TAG_HELD => Some(Self::Held),
+            TAG_SPENT => Some(Self::Spent),
+            TAG_HEALED => Some(Self::Healed),
+            TAG_RELEASED => Some(Self::Released),
+            _ => None,
+        }
+    }
+
+    /// Whether it is spent (terminal).
+    pub fn is_spent(self) -> bool {
+        matches!(self, Self::Spent | Self::Healed)
+    }
+}
+
+/// What became of the authorization with consume key `key` of upstream `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Record {
     /// The upstream whose pool held the authorization.
     pub upstream: String,
     /// The consume key (obol-reference §6: id, nonce, ... signature).
     pub key: String,
+    /// What happened.
+    pub mark: Mark,
 }
 
 impl Record {
-    /// A record for `upstream` / `key`.
+    /// A spent record for `upstream` / `key` (what the first format recorded for every
+    /// authorization handed out).
     pub fn new(upstream: impl Into<String>, key: impl Into<String>) -> Self {
+        Self::marked(upstream, key, Mark::Spent)
+    }
+
+    /// A record with `mark`.
+    pub fn marked(upstream: impl Into<String>, key: impl Into<String>, mark: Mark) -> Self {
         Self {
             upstream: upstream.into(),
             key: key.into(),
+            mark,
         }
     }
 }
@@ -74,7 +128,7 @@ pub fn encode_record(out: &mut Vec<u8>, record: &Record) -> Result<(), TooLarge>
         return Err(TooLarge);
     }
     let mut payload = Vec::with_capacity(len);
-    payload.push(TAG_SPENT);
+    payload.push(record.mark.tag());
     for field in [up, key] {
         payload.extend_from_slice(
             &u16::try_from(field.len())
@@ -121,7 +175,7 @@ pub fn encode_snapshot<'a>(
 }
 
 enum Frame {
-    Spent(Record),
+    Record(Record),
     End(u64),
 }
 
@@ -161,16 +215,17 @@ fn read_frame(buf: &[u8]) -> Step {
 
 fn decode_payload(p: &[u8]) -> Option<Frame> {
     let (&tag, rest) = p.split_first()?;
-    match tag {
-        TAG_SPENT => {
-            let (upstream, rest) = take_str(rest)?;
-            let (key, rest) = take_str(rest)?;
-            rest.is_empty()
-                .then_some(Frame::Spent(Record { upstream, key }))
-        }
-        TAG_END => Some(Frame::End(u64::from_le_bytes(rest.try_into().ok()?))),
-        _ => None,
+    if tag == TAG_END {
+        return Some(Frame::End(u64::from_le_bytes(rest.try_into().ok()?)));
     }
+    let mark = Mark::from_tag(tag)?;
+    let (upstream, rest) = take_str(rest)?;
+    let (key, rest) = take_str(rest)?;
+    rest.is_empty().then_some(Frame::Record(Record {
+        upstream,
+        key,
+        mark,
+    }))
 }
 
 fn take_str(p: &[u8]) -> Option<(String, &[u8])> {
@@ -208,7 +263,7 @@ pub fn decode_journal(buf: &[u8]) -> Result<DecodedJournal, Defect> {
     while at < buf.len() {
         let rest = &buf[at..];
         match read_frame(rest) {
-            Step::Frame(Frame::Spent(r), used) => {
+            Step::Frame(Frame::Record(r), used) => {
                 out.records.push(r);
                 at += used;
             }
@@ -246,7 +301,7 @@ pub fn decode_snapshot(buf: &[u8]) -> Result<Vec<Record>, Defect> {
     let mut at = SNAPSHOT_MAGIC.len();
     loop {
         match read_frame(&buf[at..]) {
-            Step::Frame(Frame::Spent(r), used) => {
+            Step::Frame(Frame::Record(r), used) => {
                 records.push(r);
                 at += used;
             }

@@ -1,7 +1,16 @@
-//! The spend journal: every authorization handed out is recorded durably before it is sent.
+//! The spend journal: every authorization is recorded durably as *held* before it is sent, and
+//! then as spent, healed or released as answers come in.
 //!
 //! Files (in the state directory): `spend.journal`, an append-only log of [`Record`]s, and
-//! `spend.snapshot`, the full set as of the last compaction. The set on disk is their union.
+//! `spend.snapshot`, each key's state as of the last compaction. The state on disk is the
+//! snapshot with the log replayed over it ([`settle`]: spent is final, a release frees only a
+//! held key, a hold never downgrades a spent one).
+//!
+//! * **Only holds must be durable before the send** ([`Journal::record`]). Spends, heals and
+//!   releases may be queued ([`Journal::note`]): the log is written in order, so the next
+//!   hold's sync covers them, and losing one in a crash leaves its key held, which is safe
+//!   (held keys are never sent again). A periodic [`Journal::flush`] makes them durable when
+//!   nothing else is written.
 //!
 //! * **Append with group commit.** [`Journal::record`] enqueues its frames and blocks until a
 //!   sync covers them. The first caller to find no sync running becomes the leader: it writes
@@ -20,13 +29,13 @@ pub mod codec;
 pub mod legacy;
 pub mod storage;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-pub use codec::Record;
+pub use codec::{Mark, Record};
 pub use storage::{FileStorage, MemStorage, Storage};
 
 /// The append-only log.
@@ -91,10 +100,28 @@ fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> JournalError {
     move |source| JournalError::Io { context, source }
 }
 
+/// Applies `record` to the state of its key: spent and healed are final; a release frees only
+/// a held key; a hold never downgrades a spent key. Returns whether the state changed.
+pub fn settle(state: &mut BTreeMap<String, Record>, record: Record) -> bool {
+    let current = state.get(&record.key).map(|r| r.mark);
+    match (current, record.mark) {
+        (Some(m), _) if m.is_spent() => false,
+        (Some(Mark::Held), Mark::Released) => {
+            state.remove(&record.key);
+            true
+        }
+        (_, Mark::Released) | (Some(Mark::Held), Mark::Held) => false,
+        _ => {
+            state.insert(record.key.clone(), record);
+            true
+        }
+    }
+}
+
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovered {
-    /// Every recorded spend.
+    /// The state of every key that is not free: held, spent or healed (one record per key).
     pub records: BTreeSet<Record>,
     /// Whether a torn tail was dropped.
     pub dropped_torn_tail: bool,
@@ -109,7 +136,7 @@ struct Inner {
     leader: bool,
     poisoned: bool,
     log_bytes: u64,
-    all: BTreeSet<Record>,
+    all: BTreeMap<String, Record>,
     syncs: u64,
 }
 
@@ -131,6 +158,7 @@ impl std::fmt::Debug for Journal {
 /// reported, not removed).
 pub fn inspect(storage: &dyn Storage) -> Result<Recovered, JournalError> {
     let mut recovered = Recovered::default();
+    let mut state = BTreeMap::new();
     if let Some(buf) = storage
         .read(SNAPSHOT_FILE)
         .map_err(io_err("read snapshot"))?
@@ -140,7 +168,9 @@ pub fn inspect(storage: &dyn Storage) -> Result<Recovered, JournalError> {
             offset: d.offset,
             reason: d.reason,
         })?;
-        recovered.records.extend(records);
+        for r in records {
+            settle(&mut state, r);
+        }
     }
     if let Some(buf) = storage.read(JOURNAL_FILE).map_err(io_err("read journal"))? {
         let decoded = codec::decode_journal(&buf).map_err(|d| JournalError::Corrupt {
@@ -149,8 +179,11 @@ pub fn inspect(storage: &dyn Storage) -> Result<Recovered, JournalError> {
             reason: d.reason,
         })?;
         recovered.dropped_torn_tail = decoded.torn.is_some();
-        recovered.records.extend(decoded.records);
+        for r in decoded.records {
+            settle(&mut state, r);
+        }
     }
+    recovered.records = state.into_values().collect();
     Ok(recovered)
 }
 
@@ -163,11 +196,17 @@ impl Journal {
         compact_bytes: u64,
     ) -> Result<(Self, Recovered), JournalError> {
         let mut recovered = inspect(&*storage)?;
+        let mut state: BTreeMap<String, Record> = recovered
+            .records
+            .iter()
+            .map(|r| (r.key.clone(), r.clone()))
+            .collect();
         for r in import {
-            if recovered.records.insert(r) {
+            if settle(&mut state, r) {
                 recovered.imported += 1;
             }
         }
+        recovered.records = state.values().cloned().collect();
         let journal = Self {
             storage,
             inner: Mutex::new(Inner {
@@ -177,7 +216,7 @@ impl Journal {
                 leader: false,
                 poisoned: false,
                 log_bytes: 0,
-                all: recovered.records.clone(),
+                all: state,
                 syncs: 0,
             }),
             done: Condvar::new(),
@@ -190,13 +229,19 @@ impl Journal {
                 .remove(tmp)
                 .map_err(io_err("remove temp file"))?;
         }
-        journal.compact(&recovered.records)?;
+        let all = journal.inner.lock().all.clone();
+        journal.compact(&all)?;
         Ok((journal, recovered))
     }
 
-    /// Records `records` durably; returns once a sync covers them (group commit).
-    pub fn record(&self, records: &[Record]) -> Result<(), JournalError> {
+    /// Queues `records` in order behind everything queued before, without waiting for a sync
+    /// (see the module documentation for why spends, heals and releases may).
+    pub fn note(&self, records: &[Record]) -> Result<(), JournalError> {
         let mut g = self.inner.lock();
+        Self::enqueue(&mut g, records)
+    }
+
+    fn enqueue(g: &mut Inner, records: &[Record]) -> Result<(), JournalError> {
         if g.poisoned {
             return Err(JournalError::Poisoned);
         }
@@ -207,7 +252,28 @@ impl Journal {
                 return Err(e.into());
             }
         }
-        g.all.extend(records.iter().cloned());
+        for r in records {
+            settle(&mut g.all, r.clone());
+        }
+        Ok(())
+    }
+
+    /// Makes everything queued so far durable.
+    pub fn flush(&self) -> Result<(), JournalError> {
+        {
+            let g = self.inner.lock();
+            if g.pending.is_empty() && !g.leader && !g.poisoned {
+                return Ok(());
+            }
+        }
+        self.record(&[])
+    }
+
+    /// Records `records` (and everything queued before them) durably; returns once a sync
+    /// covers them (group commit).
+    pub fn record(&self, records: &[Record]) -> Result<(), JournalError> {
+        let mut g = self.inner.lock();
+        Self::enqueue(&mut g, records)?;
         g.enqueued += 1;
         let mine = g.enqueued;
         loop {
@@ -261,9 +327,14 @@ impl Journal {
         }
     }
 
-    /// Every record, durable or about to be.
+    /// The state of every key that is not free, durable or about to be.
     pub fn records(&self) -> BTreeSet<Record> {
-        self.inner.lock().all.clone()
+        self.inner.lock().all.values().cloned().collect()
+    }
+
+    /// The state of `key`, when it is not free.
+    pub fn mark(&self, key: &str) -> Option<Mark> {
+        self.inner.lock().all.get(key).map(|r| r.mark)
     }
 
     /// How many group-commit syncs have run (for tests and metrics).
@@ -281,9 +352,9 @@ impl Journal {
     }
 
     /// Publishes `all` as the snapshot, then replaces the log with an empty one.
-    fn compact(&self, all: &BTreeSet<Record>) -> Result<(), JournalError> {
+    fn compact(&self, all: &BTreeMap<String, Record>) -> Result<(), JournalError> {
         let s = &*self.storage;
-        let snapshot = codec::encode_snapshot(all)?;
+        let snapshot = codec::encode_snapshot(all.values())?;
         s.write(SNAPSHOT_TMP, &snapshot)
             .map_err(io_err("write snapshot"))?;
         s.sync(SNAPSHOT_TMP).map_err(io_err("sync snapshot"))?;

@@ -17,6 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use obol_buyer::chain::ChainReaders;
 use obol_buyer::journal::{FileStorage, Journal};
 use obol_buyer::{Buyer, BuyerParts, SystemClock, config::Source};
 use obol_x402::codec;
@@ -281,18 +282,26 @@ pub struct TestBuyer {
 }
 
 pub async fn mk_buyer(dir: &Path, max_heal: usize) -> TestBuyer {
+    mk_buyer_with(dir, max_heal, &[]).await
+}
+
+/// A buyer over `dir`'s files with chain readers at `rpc_urls`.
+pub async fn mk_buyer_with(dir: &Path, max_heal: usize, rpc_urls: &[String]) -> TestBuyer {
     let storage = Arc::new(FileStorage::open(dir.join("state")).unwrap());
     let import = obol_buyer::journal::legacy::load(&dir.join("state/consumed.json")).unwrap();
     let (journal, _) = Journal::open(storage, import, 1 << 20).unwrap();
+    let client = reqwest::Client::new();
     let (buyer, reload_rx) = Buyer::new(BuyerParts {
-        source: Source::Dirs {
+        source: Some(Source::Dirs {
             config_dir: dir.join("config"),
             auths_dir: dir.join("auths"),
-        },
+        }),
         journal: Arc::new(journal),
-        client: reqwest::Client::new(),
+        chains: Arc::new(ChainReaders::new(&client, rpc_urls)),
+        client,
         clock: Arc::new(SystemClock),
         max_heal,
+        expiry_margin: 60,
     });
     buyer.reload(true).await;
     TestBuyer {
