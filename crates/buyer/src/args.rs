@@ -171,17 +171,16 @@ impl obol_runtime::Service for Args {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .context("HTTP client")?;
-        let rpc_client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .context("RPC client")?;
+        // One client (building one loads the trust roots, ~0.1 s in a debug build); RPC calls
+        // set their own timeout.
+        let chains = Arc::new(ChainReaders::new(&client, &rpc_url));
         let (buyer, reload_rx) = Buyer::new(BuyerParts {
             source: files,
             journal,
             client,
             clock: Arc::new(SystemClock),
             max_heal,
-            chains: Arc::new(ChainReaders::new(&rpc_client, &rpc_url)),
+            chains,
             expiry_margin: expiry_margin.as_secs(),
         });
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel::<()>();

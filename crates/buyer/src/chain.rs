@@ -18,6 +18,9 @@ alloy::sol! {
 /// `eth_call`s per JSON-RPC batch.
 pub const BATCH: usize = 100;
 
+/// Longest wait for one RPC answer.
+pub const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Why the check could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -90,6 +93,7 @@ impl Rpc {
         Ok(self
             .client
             .post(&self.url)
+            .timeout(RPC_TIMEOUT)
             .json(body)
             .send()
             .await?

@@ -29,6 +29,7 @@ pub fn router(buyer: Arc<Buyer>) -> Router {
         .route("/v1/responses", post(by_model))
         .route("/responses", post(by_model))
         .route("/upstream/{name}", any(by_name))
+        .route("/upstream/{name}/", any(by_name))
         .route("/upstream/{name}/{*rest}", any(by_name))
         .with_state(buyer.clone())
         .merge(admin(buyer).router())

@@ -52,6 +52,19 @@ async fn b2_free_seller_is_forwarded_with_the_prefix_stripped() {
     .await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(seller.state.log.lock()[0].path, "/v1/chat/completions");
+    // The purchase's root, with and without the trailing slash.
+    for uri in ["/upstream/free/", "/upstream/free"] {
+        let (code, _, _) = call(&t.app, Method::GET, uri, None).await;
+        assert_eq!(code, StatusCode::OK, "{uri}");
+    }
+    let paths: Vec<String> = seller
+        .state
+        .log
+        .lock()
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    assert_eq!(paths, ["/v1/chat/completions", "/", "/"]);
 }
 
 #[tokio::test]
