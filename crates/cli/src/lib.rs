@@ -8,6 +8,8 @@
 //! | `obol sell list [-A]` | one line per offer |
 //! | `obol sell test NAME` | probes the endpoint through the gateway and explains the answer |
 //! | `obol sell delete NAME [--yes]` | deletes and waits until everything it created is gone |
+//! | `obol buy http NAME SELLER_URL --count N --max-price P --key-file F` | probes the seller's 402, refuses before signing (price above the cap or unconfirmed, other network or asset, plain http off this machine), signs N EIP-3009 authorizations here, writes a PurchaseRequest and its ConfigMaps |
+//! | `obol buy list \| status \| refill \| delete` | inspect, buy more on the same terms, delete (says how many were never spent) |
 //! | `obol dev up \| down \| env \| status \| balance` | the local stack with a demo offer |
 //! | `obol install [-k DIR] [--dry-run] [--timeout S]` | server-side apply of `deploy/` (or the release overlay), then waits for the Deployments |
 //! | `obol uninstall [-k DIR] [--force] [--dry-run]` | removes them; refused while ServiceOffers exist unless `--force` |
@@ -18,6 +20,7 @@
 //! Exit codes: see [`failure`]. Cluster access like kubectl: `--kubeconfig` / `$KUBECONFIG`,
 //! `--context`, `-n`.
 
+pub mod buy;
 mod dev;
 pub mod doctor;
 pub mod failure;
@@ -45,6 +48,8 @@ pub struct Args {
 enum Command {
     /// Sell services: create, inspect, test and delete ServiceOffers.
     Sell(Box<sell::SellArgs>),
+    /// Buy from sellers: pre-signed authorizations for the cluster's x402 buyer.
+    Buy(Box<buy::BuyArgs>),
     /// The local stack on one machine: up, down, env, status, balance.
     Dev(dev::DevArgs),
     /// Apply the operator to the current cluster (server-side apply) and wait until it runs.
@@ -72,6 +77,7 @@ impl Args {
         let Self { command } = self;
         match command {
             Command::Sell(args) => args.run().await,
+            Command::Buy(args) => args.run().await,
             Command::Dev(args) => args.run().await,
             Command::Install(args) => args.run().await,
             Command::Uninstall(args) => args.run().await,

@@ -96,12 +96,23 @@ fn least_privilege_per_component() {
             .is_some_and(|v| v.iter().any(|vol| vol.get("secret").is_some()));
         assert_eq!(mounts_secret, name == "erc8004-registrar", "{name}");
     }
-    // The buyer needs no API access at all.
+    // The buyer reads PurchaseRequests and ConfigMaps of its own namespace, nothing cluster-wide
+    // (the exact rules are pinned by the buyer's own manifest test).
     let buyer = named(&docs, "Deployment", "x402-buyer");
     assert_eq!(
-        buyer["spec"]["template"]["spec"]["automountServiceAccountToken"],
-        false
+        buyer["spec"]["template"]["spec"]["serviceAccountName"],
+        "x402-buyer"
     );
+    for binding in of_kind(&docs, "ClusterRoleBinding") {
+        for subject in binding["subjects"].as_array().unwrap() {
+            assert_ne!(
+                subject["name"], "x402-buyer",
+                "no cluster-wide rights for the buyer"
+            );
+        }
+    }
+    let role = named(&docs, "Role", "x402-buyer");
+    assert_eq!(role["metadata"]["namespace"], "llm");
 }
 
 #[test]

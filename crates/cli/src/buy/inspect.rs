@@ -1,0 +1,200 @@
+//! `obol buy list`, `obol buy status`.
+
+use kube::Api;
+use kube::api::ListParams;
+use obol_api::purchase_request::{PurchaseRequest, types};
+
+use crate::failure::{Failure, NOT_FOUND};
+use crate::kube_args::KubeArgs;
+use crate::sell::Output;
+
+/// `obol buy list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// All namespaces.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// `obol buy status [NAME]`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Purchase name (all purchases of the namespace when omitted).
+    name: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: Output,
+}
+
+fn n(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn ready(p: &PurchaseRequest) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| obol_api::condition::find(&s.conditions, types::READY))
+        .map_or_else(|| "-".to_owned(), |c| c.status.as_str().to_owned())
+}
+
+/// One line per purchase.
+pub fn list(purchases: &[PurchaseRequest]) -> String {
+    let mut rows = vec![[
+        "NAMESPACE".to_owned(),
+        "NAME".into(),
+        "SELLER".into(),
+        "PRICE".into(),
+        "BOUGHT".into(),
+        "REMAINING".into(),
+        "HELD".into(),
+        "SPENT".into(),
+        "READY".into(),
+    ]];
+    for p in purchases {
+        let s = p.status.clone().unwrap_or_default();
+        rows.push([
+            p.metadata.namespace.clone().unwrap_or_default(),
+            p.metadata.name.clone().unwrap_or_default(),
+            p.spec.seller_url.clone(),
+            p.spec.price.clone(),
+            p.spec.count.to_string(),
+            n(s.remaining),
+            n(s.held),
+            n(s.spent),
+            ready(p),
+        ]);
+    }
+    let widths: Vec<usize> = (0..9)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            format!("{}\n", cells.join("  ").trim_end())
+        })
+        .collect()
+}
+
+/// The detail of one purchase.
+pub fn status(p: &PurchaseRequest) -> String {
+    let s = p.status.clone().unwrap_or_default();
+    let spec = &p.spec;
+    let name = p.metadata.name.clone().unwrap_or_default();
+    let mut out = format!(
+        "PurchaseRequest {}/{name}\n  seller     {}\n  upstream   /upstream/{}/\n  terms      {} atomic units per request on {}, asset {}, payTo {}\n  payer      {}\n  bought     {} in {} ConfigMaps\n",
+        p.metadata.namespace.clone().unwrap_or_default(),
+        spec.seller_url,
+        spec.upstream_name(&name),
+        spec.price,
+        spec.network,
+        spec.asset,
+        spec.pay_to,
+        spec.payer,
+        spec.count,
+        spec.pool.len(),
+    );
+    out.push_str(&format!(
+        "  remaining  {}\n  held       {}\n  spent      {} (healed {})\n  expired    {}\n  skipped    {}\n",
+        n(s.remaining),
+        n(s.held),
+        n(s.spent),
+        n(s.healed),
+        n(s.expired),
+        n(s.skipped),
+    ));
+    if let Some(seen) = &s.last_seller {
+        out.push_str(&format!(
+            "  seller said {} {} at {}{}\n",
+            seen.http_status
+                .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            seen.outcome,
+            seen.time,
+            if seen.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", seen.message)
+            }
+        ));
+    }
+    for c in &s.conditions {
+        out.push_str(&format!(
+            "  {:<16} {:<7} {} {}\n",
+            c.type_,
+            c.status.as_str(),
+            c.reason,
+            c.message
+        ));
+    }
+    if s.observed_generation != p.metadata.generation {
+        out.push_str("  (the buyer has not reported on the current generation yet)\n");
+    }
+    out
+}
+
+pub(super) async fn get_purchase(
+    api: &Api<PurchaseRequest>,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<PurchaseRequest> {
+    api.get_opt(name).await?.ok_or_else(|| {
+        Failure::new(
+            NOT_FOUND,
+            format!("PurchaseRequest {ns}/{name} not found (obol buy list -A)"),
+        )
+        .into()
+    })
+}
+
+impl ListArgs {
+    pub(super) async fn run(self, kube: &KubeArgs) -> anyhow::Result<()> {
+        let (client, ns) = kube.connect().await?;
+        let api: Api<PurchaseRequest> = if self.all_namespaces {
+            Api::all(client)
+        } else {
+            Api::namespaced(client, &ns)
+        };
+        let mut items = api.list(&ListParams::default()).await?.items;
+        items.sort_by(|a, b| {
+            (&a.metadata.namespace, &a.metadata.name)
+                .cmp(&(&b.metadata.namespace, &b.metadata.name))
+        });
+        match self.output {
+            Output::Text => print!("{}", list(&items)),
+            Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+            Output::Yaml => print!("{}", serde_yaml::to_string(&items)?),
+        }
+        Ok(())
+    }
+}
+
+impl StatusArgs {
+    pub(super) async fn run(self, kube: &KubeArgs) -> anyhow::Result<()> {
+        let (client, ns) = kube.connect().await?;
+        let api: Api<PurchaseRequest> = Api::namespaced(client, &ns);
+        let items = match &self.name {
+            Some(name) => vec![get_purchase(&api, &ns, name).await?],
+            None => api.list(&ListParams::default()).await?.items,
+        };
+        match (self.output, &self.name) {
+            (Output::Json, Some(_)) => println!("{}", serde_json::to_string_pretty(&items[0])?),
+            (Output::Yaml, Some(_)) => print!("{}", serde_yaml::to_string(&items[0])?),
+            (Output::Json, None) => println!("{}", serde_json::to_string_pretty(&items)?),
+            (Output::Yaml, None) => print!("{}", serde_yaml::to_string(&items)?),
+            (Output::Text, _) if items.is_empty() => {
+                println!("No PurchaseRequests in namespace {ns}.")
+            }
+            (Output::Text, _) => {
+                let texts: Vec<String> = items.iter().map(status).collect();
+                print!("{}", texts.join("\n"));
+            }
+        }
+        Ok(())
+    }
+}
