@@ -103,6 +103,179 @@ impl Drop for Stack {
     }
 }
 
+fn obol_kube(stack: &Stack, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(args)
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn buy_status(stack: &Stack, name: &str) -> Value {
+    let out = obol_kube(stack, &["buy", "status", name, "-n", "demo", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn condition(purchase: &Value, type_: &str) -> String {
+    purchase["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+impl Stack {
+    async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(self.var("KUBECONFIG")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+/// A buyer of our own, on the stack's control plane and chain, serving namespace `ns`.
+struct OwnBuyer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnBuyer {
+    async fn start(stack: &Stack, ns: &str, state: &Path, port: u16) -> Self {
+        let bin = Path::new(env!("CARGO_BIN_EXE_obol")).with_file_name("x402-buyer");
+        assert!(
+            bin.is_file(),
+            "{} missing: cargo build --bins",
+            bin.display()
+        );
+        let child = std::process::Command::new(bin)
+            .args([
+                "--source",
+                "kube",
+                "--namespace",
+                ns,
+                "--rpc-url",
+                stack.var("OBOL_RPC_URL"),
+            ])
+            .arg(format!("--state={}", state.join("consumed.json").display()))
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg("--log=warn")
+            .env("KUBECONFIG", stack.var("KUBECONFIG"))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let health = format!("{url}/healthz");
+        eventually(Duration::from_secs(30), || async {
+            reqwest::get(&health)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        })
+        .await;
+        Self { child, url }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for OwnBuyer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn seed_plan(stack: &Stack, kube: &kube::Client, key_file: &Path, gateway: &str) {
+    let ns = "seed-plan";
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube.clone());
+    let ns_obj: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    namespaces
+        .create(&Default::default(), &ns_obj)
+        .await
+        .unwrap();
+    let state = stack.run.join("seed-plan-state");
+    let port = obol_testenv::tools::free_port();
+    let mut buyer = OwnBuyer::start(stack, ns, &state, port).await;
+    let out = obol_kube(
+        stack,
+        &[
+            "buy",
+            "http",
+            "plan",
+            &format!("{gateway}/services/demo"),
+            "--count",
+            "5",
+            "--max-price",
+            "0.001",
+            "--key-file",
+            &key_file.display().to_string(),
+            "-n",
+            ns,
+            "--yes",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let seller_before: f64 = stack.balance("seller").parse().unwrap();
+    let http = reqwest::Client::new();
+    let spend = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("{url}/upstream/plan/step"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for _ in 0..2 {
+        let (code, body) = spend(buyer.url.clone()).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    buyer.kill9();
+    let buyer = OwnBuyer::start(stack, ns, &state, port).await;
+    let (code, body) = spend(buyer.url.clone()).await;
+    assert_eq!(
+        code, 200,
+        "the 3rd settles cleanly after the restart: {body}"
+    );
+    let metrics = http
+        .get(format!("{}/metrics", buyer.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("obol_x402_buyer_auth_already_used_total{"),
+        "no authorization was refused as already used:\n{metrics}"
+    );
+    let seller_after: f64 = stack.balance("seller").parse().unwrap();
+    assert!(
+        (seller_after - seller_before - 0.003).abs() < 1e-9,
+        "three settlements on chain: {seller_before} -> {seller_after}"
+    );
+    let purchases: kube::Api<obol_api::PurchaseRequest> = kube::Api::namespaced(kube.clone(), ns);
+    let counted = eventually(Duration::from_secs(30), || async {
+        let p = purchases.get("plan").await.ok()?;
+        let s = p.status?;
+        (s.spent == Some(3) && s.held == Some(0)).then_some((s.remaining, s.healed))
+    })
+    .await;
+    assert_eq!(counted, (Some(2), Some(0)));
+}
+
 /// Pays `url` with the official client; returns (status, body, payment header name, value).
 fn pay_with_official_client(stack: &Stack, url: &str) -> (u16, String, String, String) {
     let peers = x402_peers();
@@ -230,7 +403,63 @@ async fn local_stack_sells_and_buys_with_real_parts() {
             .contains("\"path\":\"/via-buyer\"")
     );
 
-    // Our buyer pays a seller protected by the official @x402/express middleware.
+    // That payment came from the purchase `obol dev up` made with `obol buy http`: its status
+    // moves (written by the buyer through the API).
+    let status = eventually(Duration::from_secs(20), || async {
+        let s = buy_status(&stack, "demo");
+        (s["status"]["spent"].as_u64() == Some(1)).then_some(s)
+    })
+    .await;
+    assert_eq!(status["spec"]["count"], 50);
+    assert_eq!(status["status"]["remaining"], 49);
+    assert_eq!(status["status"]["held"], 0);
+    for c in ["PoolLoaded", "SellerReachable", "Ready"] {
+        assert_eq!(condition(&status, c), "True", "{c}: {status}");
+    }
+
+    // A price above --max-price is refused before anything is signed or written.
+    let key_file = stack.run.join("buyer.key");
+    let out = obol_kube(
+        &stack,
+        &[
+            "buy",
+            "http",
+            "cheap",
+            &format!("{gateway}/services/demo"),
+            "--count",
+            "3",
+            "--max-price",
+            "0.0005",
+            "--key-file",
+            &key_file.display().to_string(),
+            "-n",
+            "demo",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("above --max-price 0.0005"),
+        "{}",
+        text(&out)
+    );
+    let kube = stack.client().await;
+    let purchases: kube::Api<obol_api::PurchaseRequest> =
+        kube::Api::namespaced(kube.clone(), "demo");
+    assert!(
+        purchases.get_opt("cheap").await.unwrap().is_none(),
+        "nothing written"
+    );
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(kube.clone(), "demo");
+    let pool_cms = cms
+        .list(&kube::api::ListParams::default().labels("obol.org/purchaserequest=cheap"))
+        .await
+        .unwrap();
+    assert!(pool_cms.items.is_empty(), "no ConfigMap written");
+
+    // Our buyer pays a seller protected by the official @x402/express middleware: bought with
+    // `obol buy http` (its v2 402 probed), loaded through the API.
     let seller = NodePeer::start(
         &x402_peers(),
         &repo_root().join("tools/x402-peers/seller.cjs"),
@@ -243,42 +472,40 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     )
     .await
     .unwrap();
-    let buyer_dir = stack.run.join("buyer");
-    let mut upstream: Value =
-        serde_json::from_str(&std::fs::read_to_string(buyer_dir.join("config/demo.json")).unwrap())
-            .unwrap();
-    upstream["url"] = Value::from(seller.url());
-    std::fs::write(buyer_dir.join("config/express.json"), upstream.to_string()).unwrap();
-    // Authorizations are bound to (payer, payee, amount, token), not to a seller: move five.
-    let mut auths: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(buyer_dir.join("auths/demo.json")).unwrap())
-            .unwrap();
-    let moved = auths.split_off(auths.len() - 5);
-    std::fs::write(
-        buyer_dir.join("auths/express.json"),
-        Value::from(moved).to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        buyer_dir.join("auths/demo.json"),
-        Value::from(auths).to_string(),
-    )
-    .unwrap();
-    http.post(format!("{buyer}/admin/reload"))
+    let out = obol_kube(
+        &stack,
+        &[
+            "buy",
+            "http",
+            "express",
+            &format!("{}/paid/item", seller.url()),
+            "--count",
+            "5",
+            "--max-price",
+            "0.001",
+            "--key-file",
+            &key_file.display().to_string(),
+            "-n",
+            "demo",
+            "--yes",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let paid = http
+        .get(format!("{buyer}/upstream/express/"))
         .send()
         .await
         .unwrap();
-    let express_url = format!("{buyer}/upstream/express/paid/thing");
-    let paid = eventually(Duration::from_secs(20), || async {
-        let r = http.get(&express_url).send().await.ok()?;
-        (r.status() != 404).then_some(r)
-    })
-    .await;
     assert_eq!(paid.status(), 200);
     assert!(
         paid.headers().contains_key("payment-response"),
         "the express seller settled"
     );
+
+    // The seed's manual plan, automated on the demo offer (our verifier, the official
+    // facilitator, anvil): buy 5, spend 2, kill -9 the buyer, restart it, spend the 3rd: it
+    // settles cleanly, nothing is sent twice.
+    seed_plan(&stack, &kube, &key_file, &gateway).await;
 
     // Before the offer goes: its series are what the monitoring files query.
     dev_stack_features::monitoring_uses_exported_metrics(&stack, &http).await;

@@ -1,6 +1,6 @@
-//! The demo of the local stack: its upstream, its offer, and the buyer's pre-signed pool.
+//! The demo of the local stack: its upstream and its offer (the buyer's purchase of it is made
+//! by `obol buy http`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
@@ -12,7 +12,7 @@ use obol_api::ServiceOffer;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::chain::{DEV_ACCOUNTS, Rpc};
+use crate::chain::Rpc;
 use crate::stack::{DEMO_PRICE_ATOMIC, State};
 
 /// Namespace and name of the demo offer.
@@ -99,47 +99,6 @@ pub async fn wait_ready(state: &State, timeout: Duration) -> Result<(), String> 
     }
 }
 
-/// Writes the buyer's upstream config and `count` pre-signed authorizations (dev account #1)
-/// for the demo offer, in the Go buyer's directory formats.
-pub fn write_buyer_config(dir: &Path, state: &State, count: usize) -> Result<(), String> {
-    let config_dir = dir.join("config");
-    let auths_dir = dir.join("auths");
-    for d in [&config_dir, &auths_dir, &dir.join("state")] {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    let req = demo_requirement(state)?;
-    let pay_to = req.pay_to;
-    let upstream = json!({"url": format!("{}/services/{DEMO}", state.gateway_url), "network": "base-sepolia",
-        "payTo": state.seller, "asset": state.usdc, "price": DEMO_PRICE_ATOMIC.to_string(),
-        "eip712Name": "USDC", "eip712Version": "2", "assetDecimals": 6});
-    write_json(&config_dir.join(format!("{DEMO}.json")), &upstream)?;
-    let key: obol_x402::PrivateKey = DEV_ACCOUNTS[1]
-        .1
-        .parse()
-        .map_err(|_| "buyer key".to_owned())?;
-    let mut auths = vec![];
-    for _ in 0..count {
-        let nonce = B256::from(rand_bytes()?);
-        let authorization = obol_x402::wire::Authorization {
-            from: key.address(),
-            to: pay_to,
-            value: U256::from(DEMO_PRICE_ATOMIC),
-            valid_after: 0,
-            valid_before: 4_294_967_295,
-            nonce,
-        };
-        let signed = obol_x402::eip3009::sign_payload(&key, &req.domain(), authorization)
-            .map_err(|e| e.to_string())?;
-        auths.push(json!({"id": format!("{nonce}"),
-            "payment": {"x402Version": 2, "accepted": req.to_v2(), "payload": signed}}));
-    }
-    // Pre-signed authorizations are money: owner-only.
-    let path = auths_dir.join(format!("{DEMO}.json"));
-    let text = serde_json::to_string_pretty(&json!(auths)).map_err(|e| e.to_string())?;
-    crate::files::write_secret(&path, text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// What the demo offer asks for: 0.001 test USDC to the seller on Base Sepolia.
 pub fn demo_requirement(state: &State) -> Result<obol_x402::Requirement, String> {
     let network = obol_x402::chain::Network::resolve("base-sepolia").map_err(|e| e.to_string())?;
@@ -172,11 +131,6 @@ pub fn rand_bytes() -> Result<[u8; 32], String> {
     let mut f = std::fs::File::open("/dev/urandom").map_err(|e| e.to_string())?;
     std::io::Read::read_exact(&mut f, &mut buf).map_err(|e| e.to_string())?;
     Ok(buf)
-}
-
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The seller's and the buyer's test USDC.

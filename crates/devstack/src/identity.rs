@@ -53,6 +53,12 @@ pub const REGISTRAR: Identity = Identity {
     namespace: "obol-system",
     service_account: "erc8004-registrar",
 };
+/// The buyer, as `deploy/buyer/x402-buyer.yaml` runs it.
+pub const BUYER: Identity = Identity {
+    component: "buyer",
+    namespace: "llm",
+    service_account: "x402-buyer",
+};
 /// The dev gateway adapter (dev only).
 pub const GATEWAY_ADAPTER: Identity = Identity {
     component: "gateway-adapter",
@@ -112,6 +118,36 @@ pub async fn apply_rbac(client: &Client, repo: &Path) -> Result<(), String> {
     let base = kustomize::render(&repo.join("deploy")).map_err(|e| e.to_string())?;
     let mut kinds = obol_deploy::apply::Kinds::default();
     for object in dev_objects(base).iter().chain(&adapter_objects()) {
+        obol_deploy::apply::apply(client, &mut kinds, object, FIELD_MANAGER, false)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `deploy/`'s buyer Role and RoleBinding, placed in `namespace` instead of their own: the
+/// local stack's buyer serves the PurchaseRequests of the demo namespace with exactly the rules
+/// `deploy/` gives it, under its own account. Pure.
+pub fn buyer_objects(base: &[Object], namespace: &str) -> Result<Vec<Object>, String> {
+    ["Role", "RoleBinding"]
+        .into_iter()
+        .map(|kind| {
+            let shipped = base
+                .iter()
+                .find(|o| o.kind() == kind && o.name() == BUYER.service_account)
+                .ok_or_else(|| format!("deploy/ ships no {kind} {}", BUYER.service_account))?;
+            let mut moved = shipped.0.clone();
+            moved["metadata"]["namespace"] = json!(namespace);
+            Ok(Object(moved))
+        })
+        .collect()
+}
+
+/// Applies [`buyer_objects`] for `namespace`.
+pub async fn apply_buyer_rbac(client: &Client, repo: &Path, namespace: &str) -> Result<(), String> {
+    let base = kustomize::render(&repo.join("deploy")).map_err(|e| e.to_string())?;
+    let mut kinds = obol_deploy::apply::Kinds::default();
+    for object in &buyer_objects(&base, namespace)? {
         obol_deploy::apply::apply(client, &mut kinds, object, FIELD_MANAGER, false)
             .await
             .map_err(|e| e.to_string())?;
@@ -215,7 +251,7 @@ mod tests {
     fn deploy_names_every_account_the_stack_uses() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let objects = dev_objects(kustomize::render(&repo.join("deploy")).unwrap());
-        for id in [VERIFIER, CONTROLLER, REGISTRAR] {
+        for id in [VERIFIER, CONTROLLER, REGISTRAR, BUYER] {
             assert!(
                 objects.iter().any(|o| o.kind() == "ServiceAccount"
                     && o.name() == id.service_account
@@ -225,6 +261,26 @@ mod tests {
                 id.service_account
             );
         }
+    }
+
+    #[test]
+    fn the_buyer_gets_deploys_rules_in_the_demo_namespace() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let base = kustomize::render(&repo.join("deploy")).unwrap();
+        let moved = buyer_objects(&base, "demo").unwrap();
+        assert_eq!(moved.len(), 2);
+        for object in &moved {
+            assert_eq!(object.namespace(), Some("demo"));
+            let shipped = base
+                .iter()
+                .find(|o| o.kind() == object.kind() && o.name() == object.name())
+                .unwrap();
+            // Only the namespace differs: the rules and the subject are deploy/'s.
+            let mut back = object.0.clone();
+            back["metadata"]["namespace"] = json!(BUYER.namespace);
+            assert_eq!(back, shipped.0);
+        }
+        assert!(buyer_objects(&[], "demo").unwrap_err().contains("no Role"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Started, in order: the local control plane (`scripts/testenv`), anvil (chain id 84532) with
 //! the test USDC at Base Sepolia's USDC address and a funded buyer, the official x402 reference
 //! facilitator, the verifier, a demo upstream, Traefik with the dev adapter, the controller, the
-//! registrar, the demo offer, and the buyer with pre-signed authorizations for it. Every process
+//! registrar, the demo offer, the buyer (PurchaseRequests of namespace `demo`, with a chain
+//! reader), and a purchase of the demo offer made with `obol buy http`. Every process
 //! binds 127.0.0.1, logs to `<run>/<name>.log`, and is recorded in `<run>/stack.json` so that
 //! `down` stops exactly those pids.
 
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{DEV_ACCOUNTS, Rpc, dev_address};
 use crate::files::write_secret;
-use crate::identity::{CONTROLLER, GATEWAY_ADAPTER, Identity, REGISTRAR, VERIFIER};
+use crate::identity::{BUYER, CONTROLLER, GATEWAY_ADAPTER, Identity, REGISTRAR, VERIFIER};
 use crate::process::{self, Proc};
 
 /// The run directory under the repository when `OBOL_DEV_RUN_DIR` is not set.
@@ -23,7 +24,7 @@ pub const DEFAULT_RUN_DIR: &str = "target/obol-run/dev";
 
 /// The demo offer's price per request, in atomic USDC units (0.001 USDC).
 pub const DEMO_PRICE_ATOMIC: u64 = 1000;
-/// Pre-signed authorizations the buyer gets for the demo offer.
+/// Authorizations `up` buys for the demo offer (`obol buy http demo`).
 pub const DEMO_AUTHS: usize = 50;
 /// Test USDC minted to the buyer account.
 pub const BUYER_FUNDS_ATOMIC: u64 = 1_000_000_000;
@@ -622,29 +623,82 @@ impl Up<'_> {
             .map_err(|e| fail("discovery", e))?;
         state.demo_agent = Some(agent);
 
-        self.say("buyer: pre-signed authorizations for the demo offer");
+        self.say("buyer (ServiceAccount llm/x402-buyer, deploy/'s Role in namespace demo): watches PurchaseRequests, reads the chain");
+        crate::identity::apply_buyer_rbac(&client, &paths.repo, crate::demo::DEMO)
+            .await
+            .map_err(|e| fail("buyer RBAC", e))?;
+        let buyer_kubeconfig = crate::identity::write_kubeconfigs(
+            &client,
+            &state.kubeconfig,
+            &paths.run.join("kube"),
+            &[BUYER],
+        )
+        .await
+        .map_err(|e| fail("buyer identity", e))?;
+        let buyer_env: Vec<(String, String)> = buyer_kubeconfig
+            .iter()
+            .map(|p| ("KUBECONFIG".to_owned(), p.display().to_string()))
+            .collect();
         let dir = paths.run.join("buyer");
-        crate::demo::write_buyer_config(&dir, &state, DEMO_AUTHS).map_err(|e| fail("buyer", e))?;
+        std::fs::create_dir_all(dir.join("state")).map_err(|e| fail("buyer", e))?;
         let port = process::free_port().map_err(|e| fail("buyer", e))?;
         let args = vec![
-            "--config-dir".into(),
-            dir.join("config").display().to_string(),
-            "--auths-dir".into(),
-            dir.join("auths").display().to_string(),
+            "--source".into(),
+            "kube".into(),
+            "--namespace".into(),
+            crate::demo::DEMO.into(),
+            "--rpc-url".into(),
+            state.rpc_url.clone(),
             "--state".into(),
             dir.join("state/consumed.json").display().to_string(),
             "--listen".into(),
             format!("127.0.0.1:{port}"),
         ];
-        let p = self.start(&mut state, "buyer", &bins.buyer, args, vec![])?;
+        let p = self.start(&mut state, "buyer", &bins.buyer, args, buyer_env)?;
         state.buyer_url = format!("http://127.0.0.1:{port}");
         wait_http(
             "buyer",
             &format!("{}/healthz", state.buyer_url),
             Some(&p),
-            Duration::from_secs(20),
+            Duration::from_secs(30),
         )
         .await?;
+
+        self.say("purchase: obol buy http demo (pre-signed authorizations, dev account #1)");
+        let key_file = paths.run.join("buyer.key");
+        write_secret(&key_file, DEV_ACCOUNTS[1].1.as_bytes()).map_err(|e| fail("purchase", e))?;
+        let max_price = obol_api::price::format_atomic(u128::from(DEMO_PRICE_ATOMIC), 6);
+        let buy = std::process::Command::new(&bins.obol)
+            .args([
+                "buy",
+                "http",
+                crate::demo::DEMO,
+                &format!("{}/services/{}", state.gateway_url, crate::demo::DEMO),
+                "--count",
+                &DEMO_AUTHS.to_string(),
+                "--max-price",
+                &max_price,
+                "--key-file",
+                &key_file.display().to_string(),
+                "-n",
+                crate::demo::DEMO,
+                "--yes",
+            ])
+            .env("KUBECONFIG", &state.kubeconfig)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| fail("purchase", e))?;
+        if !buy.status.success() {
+            return Err(fail(
+                "purchase",
+                format!(
+                    "obol buy http failed ({}):\n{}{}",
+                    buy.status,
+                    String::from_utf8_lossy(&buy.stdout),
+                    String::from_utf8_lossy(&buy.stderr)
+                ),
+            ));
+        }
         self.paths.save(&state)?;
         Ok(state)
     }
@@ -759,6 +813,7 @@ pub fn try_lines(env: &str) -> Vec<(String, &'static str)> {
         ("curl -i $OBOL_BUYER_URL/upstream/demo/hello".into(), "200: the buyer pays with a pre-signed authorization"),
         ("curl -s $OBOL_GATEWAY_URL/.well-known/agent-registration.json".into(), "the ERC-8004 discovery document, through the gateway"),
         ("obol sell status demo -n demo".into(), "conditions, agent id and registration transaction"),
+        ("obol buy status demo -n demo".into(), "what the demo purchase has left"),
         ("obol sell http mine -n demo --upstream demo --port $OBOL_DEMO_PORT --wallet $OBOL_SELLER_ADDRESS --price 0.002 --register --wait".into(), "your own offer, registered on chain"),
         ("obol dev balance".into(), "the seller's and buyer's test USDC on chain"),
         ("kubectl get so,pr,rr -A".into(), "the offers and their children"),
