@@ -280,6 +280,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(
+        clippy::single_range_in_vec_init,
+        reason = "a table of shard lists, some of one"
+    )]
     fn shards_respect_count_and_bytes() {
         let cases: &[(&[usize], &[Range<usize>])] = &[
             (&[], &[]),

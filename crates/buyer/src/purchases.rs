@@ -87,13 +87,16 @@ fn owned_by(cm: &ConfigMap, uid: Option<&str>) -> bool {
     })
 }
 
+/// Reads one pool ConfigMap's authorizations (the caller caches by resource version).
+pub type ParseConfigMap<'a> = dyn FnMut(&ConfigMap) -> Result<Arc<Vec<PreSignedAuth>>, String> + 'a;
+
 /// Builds the pool's input from the requests and ConfigMaps seen. `parse` reads one
 /// ConfigMap's authorizations (cached by the caller). A request being deleted serves nothing.
 /// Two requests claiming one upstream name: the older wins, the other is unserved.
 pub fn assemble(
     purchases: &[Arc<PurchaseRequest>],
     config_maps: &HashMap<String, Arc<ConfigMap>>,
-    parse: &mut dyn FnMut(&ConfigMap) -> Result<Arc<Vec<PreSignedAuth>>, String>,
+    parse: &mut ParseConfigMap<'_>,
 ) -> Assembled {
     let mut out = Assembled::default();
     let mut ordered: Vec<&Arc<PurchaseRequest>> = purchases

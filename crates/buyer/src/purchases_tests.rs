@@ -89,7 +89,10 @@ fn a_request_and_its_config_maps_become_an_upstream() {
 fn missing_foreign_and_miscounted_config_maps_are_reported() {
     let p = purchase("a", "demo", 1, &[("purch-demo-0", 3), ("purch-demo-1", 2)]);
     // Only the first exists: what is there is spendable, the rest is awaited.
-    let out = run_assemble(&[p.clone()], &[config_map("a", "purch-demo-0", "demo", 3)]);
+    let out = run_assemble(
+        std::slice::from_ref(&p),
+        &[config_map("a", "purch-demo-0", "demo", 3)],
+    );
     assert_eq!(out.loaded.auths["demo"].len(), 3);
     let problem = &out.problems["a/demo"];
     assert_eq!(problem.reason, reasons::WAITING_FOR_CONFIG_MAPS);
@@ -100,7 +103,7 @@ fn missing_foreign_and_miscounted_config_maps_are_reported() {
     );
     // A ConfigMap of the right name owned by someone else is not used.
     let out = run_assemble(
-        &[p.clone()],
+        std::slice::from_ref(&p),
         &[
             config_map("a", "purch-demo-0", "other", 3),
             config_map("a", "purch-demo-1", "demo", 2),
@@ -165,12 +168,13 @@ fn status_conditions_follow_pool_and_seller() {
     let (paid, changed) = (seen("paid"), seen("terms_changed"));
     let empty = Counts::default();
     // (counts, problem, seller) -> (PoolLoaded, SellerReachable, Ready reason)
-    let cases: Vec<(
+    type Case<'a> = (
         Option<Counts>,
-        Option<&PoolProblem>,
-        Option<&SellerObservation>,
-        (&str, &str, &str),
-    )> = vec![
+        Option<&'a PoolProblem>,
+        Option<&'a SellerObservation>,
+        (&'static str, &'static str, &'static str),
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             Some(counts),
             None,

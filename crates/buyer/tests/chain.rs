@@ -57,7 +57,7 @@ async fn used_authorizations_are_recorded_before_any_request() {
     write_upstream(&dir, "other-chain", &other, &fake_auths(1000, 3));
     let used: HashSet<String> = [0, 1, 2, 150, 249].into_iter().map(nonce).collect();
     let rpc = spawn_rpc(used.clone()).await;
-    let t = mk_buyer_with(&dir, 0, &[rpc.clone()]).await;
+    let t = mk_buyer_with(&dir, 0, std::slice::from_ref(&rpc)).await;
     assert_eq!(t.buyer.check_chain().await, 5);
     let s = status(&t.app).await;
     assert_eq!(

@@ -63,7 +63,8 @@ fn choice_and_refusals() {
     let mut upto = good.clone();
     upto.scheme = "upto".into();
     // (offers, want) -> Ok(amount) or the refusal's variant name
-    let cases: Vec<(&str, Vec<Offered>, Want, Result<u64, &str>)> = vec![
+    type Case = (&'static str, Vec<Offered>, Want, Result<u64, &'static str>);
+    let cases: Vec<Case> = vec![
         (
             "under the cap",
             vec![good.clone()],
