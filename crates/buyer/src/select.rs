@@ -6,6 +6,7 @@
 //! (so case never matters), `amount` (or v1 `maxAmountRequired`) equal to the price.
 
 use obol_x402::codec::{self, headers};
+use obol_x402::refusal::{self, Reason};
 use obol_x402::wire::scalar;
 use obol_x402::{Address, U256, X402Version};
 use serde_json::{Map, Value, json};
@@ -219,27 +220,9 @@ const USED_MARKERS: &[&str] = &[
     "authorization is used",
 ];
 
-/// Stable refusal reason codes (the verifier's `reason`) that mean "already used".
-const USED_REASONS: &[&str] = &["replayed"];
-
-fn used_reason(text: &[u8]) -> bool {
-    let Ok(doc) = serde_json::from_slice::<Value>(text) else {
-        return false;
-    };
-    let reasons = [
-        doc.get("reason"),
-        doc.pointer("/extensions/paymentFailure/reason"),
-    ];
-    reasons
-        .iter()
-        .flatten()
-        .filter_map(|r| r.as_str())
-        .any(|r| USED_REASONS.contains(&r))
-}
-
 /// Reads a paid answer of 400 or more. `texts` are the body and any decoded x402 headers.
 pub fn classify_refusal(status: u16, texts: &[&[u8]]) -> Refusal {
-    if says_already_used(status, texts) || texts.iter().any(|t| used_reason(t)) {
+    if says_already_used(status, texts) {
         Refusal::AlreadyUsed
     } else if status == 402 {
         Refusal::Payment
@@ -265,12 +248,21 @@ pub fn settlement_tx(receipts: &[&str], payment_tx: Option<&str>) -> Option<Stri
 
 /// Whether a failed paid answer says the authorization's nonce was already consumed (the state
 /// was lost and this one was spent before). `texts` are the body and any decoded x402 headers.
+///
+/// A seller that states a stable refusal reason (an obol verifier: `reason`, or
+/// `extensions.paymentFailure.reason`) is taken at its word: `replayed` and nothing else.
+/// Other sellers are read from their words.
 pub fn says_already_used(status: u16, texts: &[&[u8]]) -> bool {
-    status >= 400
-        && texts.iter().any(|t| {
-            let lower = String::from_utf8_lossy(t).to_ascii_lowercase();
-            USED_MARKERS.iter().any(|m| lower.contains(m))
-        })
+    if status < 400 {
+        return false;
+    }
+    if let Some(reason) = texts.iter().find_map(|t| refusal::reason_of_body(t)) {
+        return reason == Reason::Replayed;
+    }
+    texts.iter().any(|t| {
+        let lower = String::from_utf8_lossy(t).to_ascii_lowercase();
+        USED_MARKERS.iter().any(|m| lower.contains(m))
+    })
 }
 
 /// The decoded JSON of an x402 response header (`PAYMENT-RESPONSE`, `PAYMENT-REQUIRED`), for

@@ -199,3 +199,43 @@ fn a_mismatch_says_what_differs() {
     let why = terms_mismatch(&up, &parse_offer(None, other.as_bytes()).unwrap());
     assert!(why.starts_with("the seller now asks for payTo"), "{why}");
 }
+/// An obol verifier's stable reason decides, in either refusal shape, over any wording.
+#[test]
+fn a_stated_reason_decides() {
+    let cases: &[(u16, &str, bool)] = &[
+        (
+            402,
+            r#"{"x402Version":1,"reason":"replayed","accepts":[]}"#,
+            true,
+        ),
+        (
+            402,
+            r#"{"x402Version":1,"extensions":{"paymentFailure":{"reason":"replayed"}}}"#,
+            true,
+        ),
+        // The x402 error quotes "already used", but the verifier says why it refused.
+        (
+            402,
+            r#"{"error":"invalid_exact_evm_nonce_already_used","reason":"payment_invalid"}"#,
+            false,
+        ),
+        // Held by another request right now: not spent, retry later.
+        (
+            409,
+            r#"{"error":"x","reason":"in_flight","retriable":true}"#,
+            false,
+        ),
+        (
+            503,
+            r#"{"reason":"facilitator_unreachable","detail":"already used?"}"#,
+            false,
+        ),
+    ];
+    for (status, body, want) in cases {
+        assert_eq!(
+            says_already_used(*status, &[body.as_bytes()]),
+            *want,
+            "{body}"
+        );
+    }
+}
