@@ -96,7 +96,7 @@ pub struct PathMatch {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteFilter {
-    /// `ExtensionRef` or `URLRewrite`.
+    /// `ExtensionRef`, `URLRewrite` or `RequestHeaderModifier`.
     #[serde(rename = "type")]
     pub type_: String,
     /// For `ExtensionRef`: the Traefik Middleware.
@@ -109,6 +109,33 @@ pub struct HttpRouteFilter {
         skip_serializing_if = "Option::is_none"
     )]
     pub url_rewrite: Option<UrlRewrite>,
+    /// For `RequestHeaderModifier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_header_modifier: Option<HeaderModifier>,
+}
+
+/// Request headers set (replacing any value the client sent), added or removed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderModifier {
+    /// Headers set, replacing any value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HttpHeader>,
+    /// Headers added to any value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<HttpHeader>,
+    /// Header names removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// One header name and value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct HttpHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
 }
 
 /// A reference to an object in the route's namespace.

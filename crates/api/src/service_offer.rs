@@ -72,6 +72,71 @@ pub struct ServiceOfferSpec {
     /// Free-form provenance copied into the registration document.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub provenance: BTreeMap<String, String>,
+    /// How paid traffic reaches the upstream. Absent: `forwardAuth` (offers written before the
+    /// field existed keep what they had); `obol sell http` writes `proxy` for new offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<OfferGateway>,
+}
+
+/// How paid traffic reaches the upstream, and what the gateway may pass on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferGateway {
+    /// `proxy`: the verifier forwards paid requests and settles only answers the upstream gave
+    /// and the client got. `forwardAuth`: the verifier settles, then the gateway forwards.
+    pub mode: GatewayMode,
+    /// Content types streamed as they arrive and settled at their end, besides
+    /// `text/event-stream` (lower-case, no parameters: `application/x-ndjson`). `proxy` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = V::MAX_STREAMING_TYPES))]
+    pub streaming_content_types: Vec<String>,
+    /// WebSocket upgrades are allowed (settled when the upstream accepts the upgrade);
+    /// otherwise refused before any payment is taken. `proxy` only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_web_socket: bool,
+}
+
+/// Who forwards paid requests to the upstream.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum GatewayMode {
+    /// The verifier itself, on its gateway listener: no charge for errors, streams settled at
+    /// their end, the receipt reaches the client.
+    #[serde(rename = "proxy")]
+    Proxy,
+    /// The gateway, after the verifier's ForwardAuth answer: settled before the upstream is
+    /// asked.
+    #[serde(rename = "forwardAuth")]
+    ForwardAuth,
+}
+
+impl GatewayMode {
+    /// The spelling in the resource (`proxy`, `forwardAuth`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proxy => "proxy",
+            Self::ForwardAuth => "forwardAuth",
+        }
+    }
+}
+
+impl std::fmt::Display for GatewayMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for GatewayMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "proxy" => Ok(Self::Proxy),
+            "forwardAuth" | "forward-auth" => Ok(Self::ForwardAuth),
+            _ => Err(format!(
+                "unknown gateway mode {s:?}: use proxy or forwardAuth"
+            )),
+        }
+    }
 }
 
 /// Kind of service sold.
@@ -345,6 +410,13 @@ impl ServiceOfferSpec {
             Some(ns) if !ns.is_empty() => ns,
             _ => offer_namespace,
         }
+    }
+
+    /// The gateway mode: the spec's, else `forwardAuth` (what every offer had before the field).
+    pub fn gateway_mode(&self) -> GatewayMode {
+        self.gateway
+            .as_ref()
+            .map_or(GatewayMode::ForwardAuth, |g| g.mode)
     }
 
     /// Whether on-chain registration is enabled.

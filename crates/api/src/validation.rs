@@ -51,6 +51,10 @@ pub const MAX_TIMEOUT_SECONDS: i64 = 86400;
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 300;
 /// Most decimals of a token override.
 pub const MAX_ASSET_DECIMALS: u8 = 36;
+/// A media type without parameters, lower-case (`application/x-ndjson`).
+pub const MEDIA_TYPE: &str = "^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$";
+/// Most streaming content types an offer may declare.
+pub const MAX_STREAMING_TYPES: usize = 16;
 
 /// Whether `s` matches [`ADDRESS`].
 pub fn is_address(s: &str) -> bool {
@@ -71,6 +75,25 @@ pub fn is_health_path(s: &str) -> bool {
     s.starts_with('/')
         && s.bytes()
             .all(|b| path_char(b) || matches!(b, b'?' | b'=' | b'&' | b'%'))
+}
+
+/// Whether `s` matches [`MEDIA_TYPE`].
+pub fn is_media_type(s: &str) -> bool {
+    let part = |p: &str| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+            && b.iter().all(|&c| {
+                c.is_ascii_lowercase()
+                    || c.is_ascii_digit()
+                    || matches!(
+                        c,
+                        b'!' | b'#' | b'$' | b'&' | b'^' | b'_' | b'.' | b'+' | b'-'
+                    )
+            })
+    };
+    s.split_once('/')
+        .is_some_and(|(t, sub)| part(t) && part(sub))
 }
 
 /// Whether `s` matches [`DECIMAL`].
@@ -183,6 +206,24 @@ mod tests {
                     "eip155:x",
                     "solana:abc",
                     "base sepolia",
+                ],
+            ),
+            (
+                MEDIA_TYPE,
+                is_media_type,
+                &[
+                    "application/x-ndjson",
+                    "text/event-stream",
+                    "application/vnd.api+json",
+                    "application/json-seq",
+                    "Application/json",
+                    "text/plain; charset=utf-8",
+                    "text",
+                    "/json",
+                    "text/",
+                    "a/b/c",
+                    "-x/y",
+                    "",
                 ],
             ),
         ];

@@ -68,6 +68,10 @@ pub enum OfferField {
     ModelName,
     /// `spec.registration.services`.
     RegistrationServices,
+    /// `spec.gateway.streamingContentTypes`.
+    StreamingTypes,
+    /// `spec.gateway.allowWebSocket`.
+    AllowWebSocket,
 }
 
 impl OfferField {
@@ -97,6 +101,8 @@ impl OfferField {
             Self::PerEpoch => "spec.payment.price.perEpoch",
             Self::ModelName => "spec.model.name",
             Self::RegistrationServices => "spec.registration.services",
+            Self::StreamingTypes => "spec.gateway.streamingContentTypes",
+            Self::AllowWebSocket => "spec.gateway.allowWebSocket",
         }
     }
 }
@@ -138,6 +144,15 @@ pub enum Problem {
     Metering(PriceError),
     /// Empty where a value is required.
     Empty,
+    /// Not a lower-case media type without parameters.
+    NotAMediaType,
+    /// More entries than allowed.
+    TooMany {
+        /// Most entries.
+        max: usize,
+    },
+    /// A gateway option that only the `proxy` mode has.
+    ProxyModeOnly,
 }
 
 impl fmt::Display for Problem {
@@ -168,6 +183,13 @@ impl fmt::Display for Problem {
             Self::Price(e) => write!(f, "{e}; use a positive decimal such as 0.001"),
             Self::Metering(e) => write!(f, "{e}"),
             Self::Empty => f.write_str("must not be empty"),
+            Self::NotAMediaType => f.write_str(
+                "use a lower-case media type without parameters, such as application/x-ndjson",
+            ),
+            Self::TooMany { max } => write!(f, "use at most {max} entries"),
+            Self::ProxyModeOnly => f.write_str(
+                "only the proxy gateway mode forwards paid traffic itself: set spec.gateway.mode to proxy or drop this option",
+            ),
         }
     }
 }
@@ -393,6 +415,33 @@ impl ServiceOfferSpec {
             let ok = !s.name.is_empty() && !s.endpoint.is_empty();
             let value = format!("{} {}", s.name, s.endpoint);
             check(ok, F::RegistrationServices, value.trim(), Problem::Empty)?;
+        }
+        if let Some(gw) = &self.gateway {
+            let proxy = gw.mode == super::GatewayMode::Proxy;
+            let types = &gw.streaming_content_types;
+            let max = v::MAX_STREAMING_TYPES;
+            if types.len() > max {
+                return Err(InvalidOffer::new(
+                    F::StreamingTypes,
+                    types.len(),
+                    Problem::TooMany { max },
+                ));
+            }
+            for t in types {
+                check(
+                    v::is_media_type(t),
+                    F::StreamingTypes,
+                    t,
+                    Problem::NotAMediaType,
+                )?;
+                check(proxy, F::StreamingTypes, t, Problem::ProxyModeOnly)?;
+            }
+            check(
+                proxy || !gw.allow_web_socket,
+                F::AllowWebSocket,
+                "true",
+                Problem::ProxyModeOnly,
+            )?;
         }
         Ok(ValidOffer {
             path: self.effective_path(name),

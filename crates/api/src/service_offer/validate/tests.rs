@@ -291,6 +291,40 @@ fn offer_rules_table() {
             json!({"registration": {"services": [{"name": "A2A", "endpoint": ""}]}}),
             no(F::RegistrationServices, Problem::Empty),
         ),
+        // gateway
+        ("d", json!({"gateway": {"mode": "proxy"}}), ok.clone()),
+        ("d", json!({"gateway": {"mode": "forwardAuth"}}), ok.clone()),
+        (
+            "d",
+            json!({"gateway": {"mode": "proxy", "allowWebSocket": true,
+                   "streamingContentTypes": ["application/x-ndjson", "application/json-seq"]}}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"gateway": {"mode": "proxy", "streamingContentTypes": ["Application/X-NDJSON"]}}),
+            no(F::StreamingTypes, Problem::NotAMediaType),
+        ),
+        (
+            "d",
+            json!({"gateway": {"mode": "proxy", "streamingContentTypes": ["text/plain; charset=utf-8"]}}),
+            no(F::StreamingTypes, Problem::NotAMediaType),
+        ),
+        (
+            "d",
+            json!({"gateway": {"mode": "proxy", "streamingContentTypes": vec!["a/b"; 17]}}),
+            no(F::StreamingTypes, Problem::TooMany { max: 16 }),
+        ),
+        (
+            "d",
+            json!({"gateway": {"mode": "forwardAuth", "streamingContentTypes": ["application/x-ndjson"]}}),
+            no(F::StreamingTypes, Problem::ProxyModeOnly),
+        ),
+        (
+            "d",
+            json!({"gateway": {"mode": "forwardAuth", "allowWebSocket": true}}),
+            no(F::AllowWebSocket, Problem::ProxyModeOnly),
+        ),
     ];
     for (name, patch, want) in cases {
         let got = spec(&patch)
@@ -299,6 +333,36 @@ fn offer_rules_table() {
             .map_err(|e| (e.field, e.problem));
         assert_eq!(got, want, "{name} {patch}");
     }
+}
+
+#[test]
+fn an_offer_without_a_gateway_keeps_forward_auth_and_bad_modes_are_refused_on_read() {
+    use crate::service_offer::GatewayMode;
+    assert_eq!(spec(&json!({})).gateway_mode(), GatewayMode::ForwardAuth);
+    let proxy = spec(&json!({"gateway": {"mode": "proxy"}}));
+    assert_eq!(proxy.gateway_mode(), GatewayMode::Proxy);
+    assert_eq!(
+        serde_json::to_value(&proxy).unwrap()["gateway"],
+        json!({"mode": "proxy"}),
+        "written back without the defaults"
+    );
+    let mut bad = serde_json::to_value(spec(&json!({}))).unwrap();
+    bad["gateway"] = json!({"mode": "sidecar"});
+    assert!(serde_json::from_value::<ServiceOfferSpec>(bad).is_err());
+    for (text, mode) in [
+        ("proxy", GatewayMode::Proxy),
+        ("forwardAuth", GatewayMode::ForwardAuth),
+        ("forward-auth", GatewayMode::ForwardAuth),
+    ] {
+        assert_eq!(text.parse::<GatewayMode>(), Ok(mode));
+    }
+    assert!(
+        "Proxy"
+            .parse::<GatewayMode>()
+            .unwrap_err()
+            .contains("proxy or forwardAuth")
+    );
+    assert_eq!(GatewayMode::ForwardAuth.to_string(), "forwardAuth");
 }
 
 #[test]
