@@ -8,7 +8,7 @@ use obol_runtime::cli::Deprecated;
 use obol_runtime::duration::positive;
 use obol_runtime::{LeaseArgs, LogArgs, Shutdown, Surroundings};
 
-use crate::plan::{GatewayRef, Settings};
+use crate::plan::{GatewayRef, ServiceRef, Settings};
 use crate::run::RunConfig;
 
 /// `serviceoffer-controller`: reconciles ServiceOffers. Reads `KUBECONFIG` like kubectl (else
@@ -22,6 +22,19 @@ pub struct Args {
         default_value = "http://x402-verifier.x402.svc.cluster.local:8080"
     )]
     pub verifier_url: String,
+    /// Name of the verifier's Service: the backend of HTTPRoutes in gateway mode `proxy`.
+    #[arg(long, default_value = "x402-verifier")]
+    pub verifier_service: String,
+    /// Namespace of the verifier's Service.
+    #[arg(long, default_value = "x402")]
+    pub verifier_namespace: String,
+    /// The verifier Service's port that serves gateway traffic (its `--gateway-listen`).
+    #[arg(
+        long,
+        default_value_t = 8081,
+        value_parser = clap::value_parser!(i32).range(1..=65535)
+    )]
+    pub verifier_gateway_port: i32,
     /// Name of the Gateway every HTTPRoute attaches to.
     #[arg(long, default_value = "traefik-gateway")]
     pub gateway_name: String,
@@ -92,6 +105,11 @@ impl Args {
         Ok(RunConfig {
             settings: Settings {
                 verifier_url: self.verifier_url,
+                verifier_gateway: ServiceRef {
+                    name: self.verifier_service,
+                    namespace: self.verifier_namespace,
+                    port: self.verifier_gateway_port,
+                },
                 gateway: GatewayRef {
                     name: self.gateway_name,
                     namespace: self.gateway_namespace,
@@ -130,6 +148,15 @@ mod tests {
         assert_eq!(a.log.filter, "info");
         assert!(a.lease.leader_elect);
         assert!(a.lease.lease_duration > a.lease.lease_grace);
+        assert_eq!(
+            (
+                a.verifier_service.as_str(),
+                a.verifier_namespace.as_str(),
+                a.verifier_gateway_port
+            ),
+            ("x402-verifier", "x402", 8081)
+        );
+        assert!(Args::try_parse_from(["x", "--verifier-gateway-port", "0"]).is_err());
         let b = Args::try_parse_from(["x", "--leader-elect", "false", "--probe-interval", "1s"])
             .unwrap();
         assert!(!b.lease.leader_elect);

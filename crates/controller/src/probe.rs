@@ -19,12 +19,25 @@ use crate::plan::status::Probe;
 /// Most addresses tried per probe.
 const MAX_TARGETS: usize = 3;
 
-/// Probes the upstream of an offer in `namespace` (the upstream's namespace).
+/// Probes the upstream of an offer in `namespace` (the upstream's namespace). With the answer
+/// comes, for an `ExternalName` Service, the host and port it was probed at.
 pub async fn probe(
     client: &kube::Client,
     namespace: &str,
     upstream: &Upstream,
     timeout: Duration,
+) -> Result<(Probe, Option<(String, i32)>)> {
+    let mut external = None;
+    let probe = probe_at(client, namespace, upstream, timeout, &mut external).await?;
+    Ok((probe, external))
+}
+
+async fn probe_at(
+    client: &kube::Client,
+    namespace: &str,
+    upstream: &Upstream,
+    timeout: Duration,
+    external: &mut Option<(String, i32)>,
 ) -> Result<Probe> {
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     let Some(service) = services
@@ -35,6 +48,7 @@ pub async fn probe(
         return Ok(Probe::MissingService);
     };
     if let Some((host, port)) = obol_api::upstream::external_target(&service, upstream.port) {
+        *external = Some((host.clone(), port));
         let Ok(port) = u16::try_from(port) else {
             return Ok(Probe::Unhealthy {
                 message: format!("invalid upstream port {port}"),

@@ -120,7 +120,7 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
     let name = offer.name_any();
     let generation = offer.metadata.generation;
     let old = offer.status.as_ref();
-    let desired = match plan::desired(offer, &ctx.settings) {
+    let mut desired = match plan::desired(offer, &ctx.settings) {
         Ok(d) => d,
         Err(invalid) => {
             // Fail closed and stay quiet: no children, no requeue until the spec changes.
@@ -133,13 +133,14 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
     let offers = ctx.offers.state();
     let conflict_with = conflict::path_owner(offer, offers.iter().map(AsRef::as_ref));
     let upstream_ns = offer.spec.upstream_namespace(&ns).to_owned();
-    let probe = probe::probe(
+    let (probe, external) = probe::probe(
         &ctx.client,
         &upstream_ns,
         &offer.spec.upstream,
         ctx.probe_timeout,
     )
     .await?;
+    plan::reach_upstream_at(&mut desired, external.as_ref());
     let uid = offer.uid().unwrap_or_default();
     let healthy_once = {
         let mut seen = ctx.healthy_once.lock();
@@ -165,9 +166,13 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
     if conflict_with.is_some() {
         withdraw_route_children(ctx, &ns, &name, false).await?;
     } else {
-        match ensure(ctx, &ctx.middlewares, &desired.middleware).await {
-            Ok(_) => middleware_present = true,
-            Err(e) => record(types::PAYMENT_GATE_READY, "Middleware", e, &mut failures),
+        match &desired.middleware {
+            Some(mw) => match ensure(ctx, &ctx.middlewares, mw).await {
+                Ok(_) => middleware_present = true,
+                Err(e) => record(types::PAYMENT_GATE_READY, "Middleware", e, &mut failures),
+            },
+            // Mode proxy: the verifier is the HTTPRoute's backend, no Middleware to wait for.
+            None => middleware_present = true,
         }
         match ensure(ctx, &ctx.payment_routes, &desired.payment_route).await {
             Ok(pr) => payment_route = Some(pr),
@@ -198,6 +203,20 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
             None
         }
     };
+
+    // Mode proxy: a Middleware left from the ForwardAuth mode goes once no live HTTPRoute can
+    // still name it (the new route is applied, or there is none).
+    if desired.middleware.is_none()
+        && matches!(
+            (&route_action, &http_route),
+            (RouteAction::Apply, Some(_)) | (RouteAction::Withdraw(_), _)
+        )
+    {
+        let mw = obol_api::names::middleware(&name);
+        apply::withdraw(&ctx.client, &ctx.middlewares, &ns, &mw, false)
+            .await
+            .map_err(Error::kube("delete Middleware"))?;
+    }
 
     let mut observed = Observed {
         path: &desired.path,

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use crate::metrics::ControllerMetrics;
-use crate::plan::{GatewayRef, Settings};
+use crate::plan::{GatewayRef, ServiceRef, Settings};
 use crate::reconcile::{Context, reconcile};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -85,6 +85,11 @@ fn context() -> (Arc<Context>, Handle) {
         client,
         settings: Settings {
             verifier_url: "http://verifier:8080".into(),
+            verifier_gateway: ServiceRef {
+                name: "x402-verifier".into(),
+                namespace: "x402".into(),
+                port: 8081,
+            },
             gateway: GatewayRef {
                 name: "gw".into(),
                 namespace: "gwns".into(),

@@ -359,3 +359,106 @@ async fn ac7_failing_registration_leaves_the_offer_ready() {
     .await;
     assert!(is_ready(&o));
 }
+
+/// Gateway mode `proxy`: no Middleware, the HTTPRoute goes to the verifier's gateway port with
+/// the route header, only once the PaymentRoute (carrying where the upstream is) is admitted;
+/// switching to `forwardAuth` and back swaps the children and removes the stale Middleware.
+#[tokio::test]
+async fn gateway_modes_proxy_and_forward_auth_and_the_switch_between_them() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("gwmode").await;
+    let _janitor = Janitor::new(&env, ns.name());
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let (_gateway, verifier) = stand_ins(&client, ns.name());
+    verifier.pause();
+    let _controller = start_controller(&client, run_config(ns.name()));
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
+    let routes: Api<HttpRoute> = Api::namespaced(client.clone(), ns.name());
+    let mws: Api<Middleware> = Api::namespaced(client.clone(), ns.name());
+    create(
+        &offers,
+        &mk_offer("px", "up", json!({"gateway": {"mode": "proxy"}})),
+    )
+    .await;
+
+    // Fail closed: the PaymentRoute exists, unadmitted, and no HTTPRoute is published.
+    let pr =
+        obol_testenv::eventually(T, || async { prs.get_opt("x402-px").await.ok().flatten() }).await;
+    let proxy = pr
+        .spec
+        .proxy
+        .expect("the PaymentRoute says where to forward");
+    assert_eq!(
+        proxy.upstream,
+        format!("http://localhost:{}", upstream.addr.port()),
+        "an ExternalName upstream is named where the probe reached it"
+    );
+    assert_eq!(proxy.strip_prefix.as_deref(), Some("/services/px"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        routes.get_opt("so-px").await.unwrap().is_none(),
+        "no route before admission"
+    );
+    verifier.resume();
+    // The stand-in acts on events after its resume: one on the PaymentRoute.
+    prs.patch(
+        "x402-px",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {"test/nudge": "1"}}})),
+    )
+    .await
+    .unwrap();
+    wait_offer(&offers, "px", T, is_ready).await;
+    let route = routes.get("so-px").await.unwrap();
+    let rule = &route.spec.rules[0];
+    let backend = &rule.backend_refs[0];
+    assert_eq!(
+        (
+            backend.name.as_str(),
+            backend.namespace.as_deref(),
+            backend.port
+        ),
+        ("x402-verifier", Some("x402"), Some(8081))
+    );
+    let set = &rule.filters[0]
+        .request_header_modifier
+        .as_ref()
+        .unwrap()
+        .set[0];
+    assert_eq!(
+        (set.name.as_str(), set.value.clone()),
+        (
+            obol_api::proxy::ROUTE_HEADER,
+            format!("{}/x402-px", ns.name())
+        )
+    );
+    assert!(
+        mws.get_opt("x402-px").await.unwrap().is_none(),
+        "no Middleware"
+    );
+
+    // To forwardAuth: the Middleware appears, the route goes to the upstream, nothing forwarded.
+    patch_spec(&offers, "px", json!({"gateway": {"mode": "forwardAuth"}})).await;
+    wait_offer(&offers, "px", T, is_ready).await;
+    let route = obol_testenv::eventually(T, || async {
+        let r = routes.get("so-px").await.ok()?;
+        (r.spec.rules[0].backend_refs[0].name == "up").then_some(r)
+    })
+    .await;
+    assert_eq!(route.spec.rules[0].filters[0].type_, "ExtensionRef");
+    assert!(mws.get_opt("x402-px").await.unwrap().is_some());
+    assert_eq!(prs.get("x402-px").await.unwrap().spec.proxy, None);
+
+    // Back to proxy: the stale Middleware goes once the route no longer names it.
+    patch_spec(&offers, "px", json!({"gateway": {"mode": "proxy"}})).await;
+    wait_offer(&offers, "px", T, is_ready).await;
+    obol_testenv::eventually(T, || async {
+        mws.get_opt("x402-px").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let route = routes.get("so-px").await.unwrap();
+    assert_eq!(route.spec.rules[0].backend_refs[0].name, "x402-verifier");
+}

@@ -6,15 +6,16 @@ use kube::Resource;
 use kube::api::ObjectMeta;
 use obol_api as api;
 use obol_api::gateway::{
-    BackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule, HttpRouteSpec,
-    LocalObjectReference, ParentReference, PathMatch, PathModifier, UrlRewrite,
+    BackendRef, HeaderModifier, HttpHeader, HttpRoute, HttpRouteFilter, HttpRouteMatch,
+    HttpRouteRule, HttpRouteSpec, LocalObjectReference, ParentReference, PathMatch, PathModifier,
+    UrlRewrite,
 };
 use obol_api::price::PriceSource;
-use obol_api::service_offer::Chain;
+use obol_api::service_offer::{Chain, GatewayMode};
 use obol_api::traefik::{ForwardAuth, Middleware, MiddlewareSpec};
 use obol_api::{
-    PaymentRoute, PaymentRouteSpec, PriceModel, RegistrationRequest, RegistrationRequestSpec,
-    ServiceOffer,
+    PaymentRoute, PaymentRouteSpec, PriceModel, ProxyTarget, RegistrationRequest,
+    RegistrationRequestSpec, ServiceOffer,
 };
 
 use super::{InvalidSpec, Settings};
@@ -25,8 +26,11 @@ use super::{InvalidSpec, Settings};
 pub struct Desired {
     /// The path the offer is published at.
     pub path: String,
-    /// ForwardAuth to the verifier, for this offer's PaymentRoute.
-    pub middleware: Middleware,
+    /// The gateway mode.
+    pub mode: GatewayMode,
+    /// ForwardAuth to the verifier, for this offer's PaymentRoute; `None` in mode `proxy`
+    /// (the HTTPRoute's backend is the verifier itself).
+    pub middleware: Option<Middleware>,
     /// The verifier's view of the offer.
     pub payment_route: PaymentRoute,
     /// The Gateway route (applied only once the payment gate is ready: fail closed).
@@ -36,6 +40,12 @@ pub struct Desired {
 }
 
 /// Computes the children of `offer`, or says why its spec is invalid.
+///
+/// Mode `forwardAuth`: the HTTPRoute calls the Middleware (ForwardAuth to the verifier's
+/// `/verify/<ns>/<paymentroute>`), strips the published path and goes to the upstream.
+/// Mode `proxy`: the HTTPRoute sets the route header and goes to the verifier's gateway port;
+/// the PaymentRoute carries the upstream's in-cluster address ([`in_cluster_url`], or where an
+/// `ExternalName` Service points, [`reach_upstream_at`]) and the prefix the verifier strips.
 pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, InvalidSpec> {
     let name = offer
         .metadata
@@ -90,7 +100,9 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
         None => description.clone(),
     };
 
-    let middleware = Middleware {
+    let mode = spec.gateway_mode();
+    let upstream_ns = spec.upstream_namespace(namespace).to_owned();
+    let middleware = (mode == GatewayMode::ForwardAuth).then(|| Middleware {
         metadata: meta(mw_name.clone()),
         spec: MiddlewareSpec {
             forward_auth: Some(ForwardAuth::to_verifier(api::traefik::verify_address(
@@ -99,9 +111,21 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
                 &pr_name,
             ))),
         },
-    };
+    });
+    let proxy = (mode == GatewayMode::Proxy).then(|| {
+        let gw = spec.gateway.as_ref();
+        ProxyTarget {
+            upstream: in_cluster_url(&up.service, &upstream_ns, up.port),
+            strip_prefix: Some(path.trim_end_matches('/').to_owned()).filter(|p| !p.is_empty()),
+            streaming_content_types: gw
+                .map(|g| g.streaming_content_types.clone())
+                .unwrap_or_default(),
+            allow_web_socket: gw.is_some_and(|g| g.allow_web_socket),
+        }
+    });
+    let route_header = api::proxy::route_header_value(namespace, &pr_name);
     let payment_route = PaymentRoute {
-        metadata: meta(pr_name),
+        metadata: meta(pr_name.clone()),
         spec: PaymentRouteSpec {
             pattern: format!("{}/*", path.trim_end_matches('/')),
             price: price.atomic.to_string(),
@@ -119,7 +143,7 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
             description: Some(route_description),
             max_timeout_seconds: Some(payment.max_timeout_seconds),
             upstream_auth: None,
-            proxy: None,
+            proxy,
             metering: metered.as_ref().map(api::Metering::from_price),
         },
         status: None,
@@ -140,32 +164,54 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
                         value: path.clone(),
                     }),
                 }],
-                filters: vec![
-                    HttpRouteFilter {
-                        type_: "ExtensionRef".into(),
-                        extension_ref: Some(LocalObjectReference {
-                            group: "traefik.io".into(),
-                            kind: "Middleware".into(),
-                            name: mw_name,
-                        }),
-                        url_rewrite: None,
-                    },
-                    HttpRouteFilter {
-                        type_: "URLRewrite".into(),
-                        extension_ref: None,
-                        url_rewrite: Some(UrlRewrite {
-                            path: Some(PathModifier {
-                                type_: "ReplacePrefixMatch".into(),
-                                replace_prefix_match: Some("/".into()),
-                                replace_full_path: None,
+                filters: match mode {
+                    GatewayMode::ForwardAuth => vec![
+                        HttpRouteFilter {
+                            type_: "ExtensionRef".into(),
+                            extension_ref: Some(LocalObjectReference {
+                                group: "traefik.io".into(),
+                                kind: "Middleware".into(),
+                                name: mw_name,
                             }),
+                            ..HttpRouteFilter::default()
+                        },
+                        HttpRouteFilter {
+                            type_: "URLRewrite".into(),
+                            url_rewrite: Some(UrlRewrite {
+                                path: Some(PathModifier {
+                                    type_: "ReplacePrefixMatch".into(),
+                                    replace_prefix_match: Some("/".into()),
+                                    replace_full_path: None,
+                                }),
+                            }),
+                            ..HttpRouteFilter::default()
+                        },
+                    ],
+                    // The verifier needs the published path (it matches the route's pattern
+                    // and names the resource in the 402) and strips it itself.
+                    GatewayMode::Proxy => vec![HttpRouteFilter {
+                        type_: "RequestHeaderModifier".into(),
+                        request_header_modifier: Some(HeaderModifier {
+                            set: vec![HttpHeader {
+                                name: api::proxy::ROUTE_HEADER.to_owned(),
+                                value: route_header,
+                            }],
+                            ..HeaderModifier::default()
                         }),
+                        ..HttpRouteFilter::default()
+                    }],
+                },
+                backend_refs: vec![match mode {
+                    GatewayMode::ForwardAuth => BackendRef {
+                        name: up.service.clone(),
+                        namespace: Some(upstream_ns),
+                        port: Some(up.port),
                     },
-                ],
-                backend_refs: vec![BackendRef {
-                    name: up.service.clone(),
-                    namespace: Some(spec.upstream_namespace(namespace).to_owned()),
-                    port: Some(up.port),
+                    GatewayMode::Proxy => BackendRef {
+                        name: settings.verifier_gateway.name.clone(),
+                        namespace: Some(settings.verifier_gateway.namespace.clone()),
+                        port: Some(settings.verifier_gateway.port),
+                    },
                 }],
             }],
         },
@@ -196,11 +242,27 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
             });
     Ok(Desired {
         path,
+        mode,
         middleware,
         payment_route,
         http_route,
         registration,
     })
+}
+
+/// The in-cluster address of Service port `port` of `service` in `namespace`.
+pub fn in_cluster_url(service: &str, namespace: &str, port: i32) -> String {
+    format!("http://{service}.{namespace}.svc.cluster.local:{port}")
+}
+
+/// In mode `proxy`, when the upstream Service is an `ExternalName` Service (`host`, and the
+/// port the probe reached it at), the PaymentRoute names that host and port directly, as the
+/// probe and the gateway reach it: the verifier then needs no cluster DNS to follow it.
+pub fn reach_upstream_at(desired: &mut Desired, external: Option<&(String, i32)>) {
+    if let (Some(proxy), Some((host, port))) = (desired.payment_route.spec.proxy.as_mut(), external)
+    {
+        proxy.upstream = format!("http://{host}:{port}");
+    }
 }
 
 /// How the controller resolves chains for [`obol_api::ServiceOfferSpec::validate`]: obol-x402's

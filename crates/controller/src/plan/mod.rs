@@ -2,8 +2,9 @@
 //! path. Nothing here holds a client or reads a clock; the reconcile shell feeds observations
 //! in and applies what comes out.
 //!
-//! - [`desired`]: the Middleware, PaymentRoute, HTTPRoute and RegistrationRequest for an offer,
-//!   or [`InvalidSpec`] when the spec cannot be turned into children;
+//! - [`desired`]: the Middleware (ForwardAuth mode only), PaymentRoute, HTTPRoute and
+//!   RegistrationRequest for an offer, or [`InvalidSpec`] when the spec cannot be turned into
+//!   children;
 //! - [`status`]: conditions, phase and "did the status change?";
 //! - [`conflict`]: which offer keeps a path.
 
@@ -15,7 +16,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 
-pub use children::{Desired, desired};
+pub use children::{Desired, desired, in_cluster_url, reach_upstream_at};
 
 /// Everything the children depend on besides the offer: process configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct Settings {
     /// Base URL of the verifier (`http://x402-verifier.x402.svc.cluster.local:8080`); the
     /// Middleware calls `<base>/verify/<namespace>/<paymentroute>`.
     pub verifier_url: String,
+    /// The verifier Service's gateway port, the backend of every HTTPRoute in gateway mode
+    /// `proxy`.
+    pub verifier_gateway: ServiceRef,
     /// The Gateway every HTTPRoute attaches to.
     pub gateway: GatewayRef,
     /// Public base URL announced in registration documents (`<base><path>`).
@@ -36,6 +40,17 @@ pub struct GatewayRef {
     pub name: String,
     /// Gateway namespace.
     pub namespace: String,
+}
+
+/// A Service port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRef {
+    /// Service name.
+    pub name: String,
+    /// Service namespace.
+    pub namespace: String,
+    /// Service port.
+    pub port: i32,
 }
 
 /// Why an offer's spec cannot be turned into children (the message goes into the `Ready`

@@ -14,6 +14,11 @@ mod status_write_tests;
 pub(crate) fn settings() -> Settings {
     Settings {
         verifier_url: "http://x402-verifier.x402.svc.cluster.local:8080".into(),
+        verifier_gateway: ServiceRef {
+            name: "x402-verifier".into(),
+            namespace: "x402".into(),
+            port: 8081,
+        },
         gateway: GatewayRef {
             name: "traefik-gateway".into(),
             namespace: "traefik".into(),
@@ -62,7 +67,11 @@ fn children_of_a_plain_offer() {
     let d = desired(&mk_offer("demo", json!({})), &settings()).unwrap();
     assert_eq!(d.path, "/services/demo");
 
-    let mw = &d.middleware;
+    assert_eq!(d.mode, obol_api::service_offer::GatewayMode::ForwardAuth);
+    let mw = d
+        .middleware
+        .as_ref()
+        .expect("a Middleware in ForwardAuth mode");
     assert_eq!(mw.metadata.name.as_deref(), Some("x402-demo"));
     assert_eq!(mw.metadata.namespace.as_deref(), Some("llm"));
     let fa = mw.spec.forward_auth.as_ref().unwrap();
@@ -81,6 +90,10 @@ fn children_of_a_plain_offer() {
     assert_eq!(pr.spec.price_model, Some(PriceModel::PerRequest));
     assert_eq!(pr.spec.max_timeout_seconds, Some(300));
     assert_eq!(pr.spec.per_mtok, None);
+    assert_eq!(
+        pr.spec.proxy, None,
+        "ForwardAuth: the verifier forwards nothing"
+    );
 
     let route = serde_json::to_value(&d.http_route).unwrap();
     assert_eq!(route["metadata"]["name"], "so-demo");
@@ -102,6 +115,76 @@ fn children_of_a_plain_offer() {
 }
 
 #[test]
+fn children_in_proxy_mode_route_to_the_verifier_which_forwards_to_the_upstream() {
+    let offer = mk_offer(
+        "demo",
+        json!({"gateway": {"mode": "proxy", "allowWebSocket": true,
+                           "streamingContentTypes": ["application/x-ndjson"]}}),
+    );
+    let mut d = desired(&offer, &settings()).unwrap();
+    assert_eq!(d.mode, obol_api::service_offer::GatewayMode::Proxy);
+    assert!(d.middleware.is_none(), "no ForwardAuth Middleware");
+    let pr = &d.payment_route.spec;
+    assert_eq!(pr.pattern, "/services/demo/*");
+    assert_eq!(
+        pr.proxy,
+        Some(obol_api::ProxyTarget {
+            upstream: "http://litellm.llm.svc.cluster.local:4000".into(),
+            strip_prefix: Some("/services/demo".into()),
+            streaming_content_types: vec!["application/x-ndjson".into()],
+            allow_web_socket: true,
+        })
+    );
+    let route = serde_json::to_value(&d.http_route).unwrap();
+    assert_eq!(
+        route["spec"],
+        json!({
+            "parentRefs": [{"name": "traefik-gateway", "namespace": "traefik"}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/services/demo"}}],
+                "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                    "set": [{"name": "x-obol-payment-route", "value": "llm/x402-demo"}]}}],
+                "backendRefs": [{"name": "x402-verifier", "namespace": "x402", "port": 8081}]
+            }]
+        }),
+        "the published path is kept: the verifier matches and strips it"
+    );
+    // The route header names the PaymentRoute the verifier looks up.
+    let header = &route["spec"]["rules"][0]["filters"][0]["requestHeaderModifier"]["set"][0];
+    assert_eq!(
+        obol_api::proxy::parse_route_header(header["value"].as_str().unwrap()),
+        Some(("llm", d.payment_route.metadata.name.as_deref().unwrap()))
+    );
+
+    // An ExternalName upstream is named where the probe reached it.
+    reach_upstream_at(&mut d, Some(&("localhost".to_owned(), 18080)));
+    assert_eq!(
+        d.payment_route.spec.proxy.as_ref().unwrap().upstream,
+        "http://localhost:18080"
+    );
+    // ForwardAuth children are untouched by it.
+    let mut fa = desired(&mk_offer("demo", json!({})), &settings()).unwrap();
+    reach_upstream_at(&mut fa, Some(&("localhost".to_owned(), 18080)));
+    assert_eq!(fa.payment_route.spec.proxy, None);
+    // A root path strips nothing.
+    let root = desired(
+        &mk_offer("demo", json!({"path": "/", "gateway": {"mode": "proxy"}})),
+        &settings(),
+    )
+    .unwrap();
+    assert_eq!(root.payment_route.spec.proxy.unwrap().strip_prefix, None);
+    // Explicit forwardAuth is the same as no field.
+    let explicit = desired(
+        &mk_offer("demo", json!({"gateway": {"mode": "forwardAuth"}})),
+        &settings(),
+    )
+    .unwrap();
+    let implicit = desired(&mk_offer("demo", json!({})), &settings()).unwrap();
+    assert_eq!(explicit.http_route.spec, implicit.http_route.spec);
+    assert_eq!(explicit.payment_route.spec, implicit.payment_route.spec);
+}
+
+#[test]
 fn every_child_is_owned_and_labelled() {
     let d = desired(
         &mk_offer("demo", json!({"registration": {"enabled": true}})),
@@ -109,7 +192,7 @@ fn every_child_is_owned_and_labelled() {
     )
     .unwrap();
     let metas = [
-        &d.middleware.metadata,
+        &d.middleware.as_ref().unwrap().metadata,
         &d.payment_route.metadata,
         &d.http_route.metadata,
         &d.registration.as_ref().unwrap().metadata,

@@ -13,7 +13,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use obol_api::condition::{self as cond, types};
 use obol_api::{Phase, ServiceOffer};
-use obol_controller::plan::{GatewayRef, Settings};
+use obol_controller::plan::{GatewayRef, ServiceRef, Settings};
 use obol_controller::{LeaseConfig, RunConfig};
 use obol_testenv::gateway::{self, StandIn};
 use serde_json::json;
@@ -84,6 +84,11 @@ pub fn run_config(ns: &str) -> RunConfig {
     RunConfig {
         settings: Settings {
             verifier_url: "http://x402-verifier.x402.svc.cluster.local:8080".into(),
+            verifier_gateway: ServiceRef {
+                name: "x402-verifier".into(),
+                namespace: "x402".into(),
+                port: 8081,
+            },
             gateway: GatewayRef {
                 name: GATEWAY.into(),
                 namespace: GATEWAY_NS.into(),
