@@ -1,6 +1,8 @@
 // Pays for one request with the official x402 client (@x402/fetch + @x402/evm) and prints one
-// JSON line: {status, body, sent: {header, value}} where `sent` is the payment header the
-// client attached (so a test can replay it). Test infrastructure; test keys only.
+// JSON line: {status, body, sent: {header, value}, receipt} where `sent` is the payment header
+// the client attached (so a test can replay it) and `receipt` maps PAYMENT-RESPONSE /
+// X-PAYMENT-RESPONSE, when the answer carried them, to their decoded JSON. Test
+// infrastructure; test keys only.
 //
 //   BUYER_KEY=0x… node pay.cjs <url>
 "use strict";
@@ -27,7 +29,13 @@ async function main() {
     return fetch(input, init);
   };
   const response = await wrapFetchWithPayment(recording, client)(url);
-  console.log(JSON.stringify({ status: response.status, body: await response.text(), sent }));
+  // The settlement receipt as this client received it (v2 and v1 header names).
+  const receipt = {};
+  for (const name of ["PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE"]) {
+    const value = response.headers.get(name);
+    if (value) receipt[name] = JSON.parse(Buffer.from(value, "base64").toString("utf8"));
+  }
+  console.log(JSON.stringify({ status: response.status, body: await response.text(), sent, receipt }));
 }
 
 main().catch((error) => {

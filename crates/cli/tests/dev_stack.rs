@@ -2,9 +2,12 @@
 //! official x402 reference facilitator, real Traefik), then: the printed "Try" lines in a new
 //! shell (a second offer registers on chain), the demo's ERC-8004 registration and the
 //! discovery document through the gateway, least privilege (ServiceAccount tokens, 0600
-//! secrets), the facilitator's specific refusal reasons, concurrent payers, payments by the
-//! official `@x402/fetch` client and by our buyer, a replay, our buyer paying an
-//! `@x402/express` seller, the offer's deletion, `obol doctor` healthy and with faults, and
+//! secrets), the facilitator's specific refusal reasons, concurrent payers; once per gateway
+//! mode (the demo offer in `proxy`, a second offer of the same upstream made by `obol sell
+//! http` in `forwardAuth`): `obol sell test`, payments by the official `@x402/fetch` client
+//! (which gets the settlement receipt in proxy mode) and a replay; the official v1 client, our
+//! buyer paying the demo offer and an `@x402/express` seller, the seed's plan on a purchase
+//! made by `obol buy`, the offer's deletion, `obol doctor` healthy and with faults, and
 //! `obol dev down`.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
@@ -276,8 +279,18 @@ async fn seed_plan(stack: &Stack, kube: &kube::Client, key_file: &Path, gateway:
     assert_eq!(counted, (Some(2), Some(0)));
 }
 
-/// Pays `url` with the official client; returns (status, body, payment header name, value).
-fn pay_with_official_client(stack: &Stack, url: &str) -> (u16, String, String, String) {
+/// What the official client got: status, body, the payment header it sent (name, value), and
+/// the receipts it received (`PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`, decoded).
+struct Paid {
+    status: u16,
+    body: String,
+    header: String,
+    payment: String,
+    receipt: Value,
+}
+
+/// Pays `url` with the official client.
+fn pay_with_official_client(stack: &Stack, url: &str) -> Paid {
     let peers = x402_peers();
     let out = std::process::Command::new("node")
         .arg(repo_root().join("tools/x402-peers/pay.cjs"))
@@ -288,18 +301,94 @@ fn pay_with_official_client(stack: &Stack, url: &str) -> (u16, String, String, S
         .unwrap();
     assert!(out.status.success(), "pay.cjs: {}", text(&out));
     let line: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        u16::try_from(line["status"].as_u64().unwrap()).unwrap(),
-        line["body"].as_str().unwrap().to_owned(),
-        line["sent"]["header"]
+    Paid {
+        status: u16::try_from(line["status"].as_u64().unwrap()).unwrap(),
+        body: line["body"].as_str().unwrap().to_owned(),
+        header: line["sent"]["header"]
             .as_str()
             .unwrap_or_default()
             .to_owned(),
-        line["sent"]["value"]
+        payment: line["sent"]["value"]
             .as_str()
             .unwrap_or_default()
             .to_owned(),
-    )
+        receipt: line["receipt"].clone(),
+    }
+}
+
+/// `obol <args>` against the stack's control plane, in namespace `demo`.
+fn obol_kube(stack: &Stack, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(args)
+        .args(["-n", "demo"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .env("OBOL_GATEWAY_URL", stack.var("OBOL_GATEWAY_URL"))
+        .output()
+        .unwrap()
+}
+
+/// One offer, end to end in its gateway mode: `obol sell test`, unpaid 402, paid by the
+/// official client (on chain; the receipt reaches the client in proxy mode), a replay refused.
+async fn sells_in_its_mode(stack: &Stack, http: &reqwest::Client, offer: &str, proxy: bool) {
+    let mode = if proxy { "proxy" } else { "forwardAuth" };
+    let out = obol_kube(stack, &["sell", "test", offer]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("gateway mode {mode}")),
+        "{}",
+        text(&out)
+    );
+    let offer_url = format!("{}/services/{offer}/e2e", stack.var("OBOL_GATEWAY_URL"));
+
+    // Unpaid: 402 with both the v2 header and the v1 body.
+    let unpaid = http.get(&offer_url).send().await.unwrap();
+    assert_eq!(unpaid.status(), 402, "{mode}");
+    assert!(unpaid.headers().contains_key("payment-required"), "{mode}");
+    let body: Value = unpaid.json().await.unwrap();
+    assert_eq!(body["x402Version"], 1, "{mode}");
+    assert_eq!(body["accepts"][0]["maxAmountRequired"], "1000", "{mode}");
+
+    // Paid by the official @x402/fetch client: 200, and the test USDC moved on chain.
+    let seller_before = stack.balance("seller");
+    let paid = pay_with_official_client(stack, &offer_url);
+    assert_eq!(paid.status, 200, "{mode}: {}", paid.body);
+    assert!(
+        paid.body.contains("hello from the demo upstream"),
+        "{mode}: {}",
+        paid.body
+    );
+    let seller_after = stack.balance("seller");
+    assert_ne!(
+        seller_before, seller_after,
+        "{mode}: the seller was paid on chain"
+    );
+    assert!(
+        !paid.payment.is_empty(),
+        "the client attached a payment header"
+    );
+    if proxy {
+        // The client holds the receipt of the settlement that paid the seller.
+        for name in ["PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE"] {
+            let receipt = &paid.receipt[name];
+            assert_eq!(receipt["success"], true, "{name}: {}", paid.receipt);
+            let tx = receipt["transaction"].as_str().unwrap_or_default();
+            assert!(tx.starts_with("0x") && tx.len() == 66, "{name}: {receipt}");
+        }
+    }
+
+    // The same payment replayed: refused, nothing moves.
+    let replay = http
+        .get(&offer_url)
+        .header(paid.header.as_str(), paid.payment.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.status(),
+        402,
+        "{mode}: a replayed authorization must not pass"
+    );
+    assert_eq!(stack.balance("seller"), seller_after, "{mode}");
 }
 
 /// Pays `url` with the official v1 client (`x402-fetch` 1.2.0); returns (status, body).
@@ -344,22 +433,8 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     dev_stack_features::facilitator_refusals(&stack, &http).await;
     dev_stack_features::concurrent_payers(&stack, &http).await;
 
-    // Unpaid: 402 with both the v2 header and the v1 body.
-    let unpaid = http.get(&offer_url).send().await.unwrap();
-    assert_eq!(unpaid.status(), 402);
-    assert!(unpaid.headers().contains_key("payment-required"));
-    let body: Value = unpaid.json().await.unwrap();
-    assert_eq!(body["x402Version"], 1);
-    assert_eq!(body["accepts"][0]["maxAmountRequired"], "1000");
-
-    // Paid by the official @x402/fetch client: 200, and the test USDC moved on chain.
-    let seller_before = stack.balance("seller");
-    let (status, body, header, payment) = pay_with_official_client(&stack, &offer_url);
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("hello from the demo upstream"), "{body}");
-    let seller_after = stack.balance("seller");
-    assert_ne!(seller_before, seller_after, "the seller was paid on chain");
-    assert!(!payment.is_empty(), "the client attached a payment header");
+    // The demo offer is in proxy mode, as `obol sell http` writes new offers.
+    sells_in_its_mode(&stack, &http, "demo", true).await;
 
     // Paid by the official v1 client (x402-fetch 1.2.0 on x402 1.2.0), which refuses a 402
     // body its schema does not accept (an `"outputSchema": null` did).
@@ -372,21 +447,47 @@ async fn local_stack_sells_and_buys_with_real_parts() {
         before_v1,
         "the v1 payment settled on chain"
     );
-    let seller_after = stack.balance("seller");
 
-    // The same payment replayed: refused, nothing moves.
-    let replay = http
-        .get(&offer_url)
-        .header(header.as_str(), payment.as_str())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        replay.status(),
-        402,
-        "a replayed authorization must not pass"
+    // The same upstream sold in forwardAuth mode by `obol sell http`.
+    let out = obol_kube(&stack, &["sell", "status", "demo", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let port = demo["spec"]["upstream"]["port"].to_string();
+    let out = obol_kube(
+        &stack,
+        &[
+            "sell",
+            "http",
+            "demo-fa",
+            "--upstream",
+            "demo",
+            "--port",
+            &port,
+            "--price",
+            "0.001",
+            "--wallet",
+            stack.var("OBOL_SELLER_ADDRESS"),
+            "--gateway-mode",
+            "forwardAuth",
+            "--wait",
+            "--timeout",
+            "90s",
+        ],
     );
-    assert_eq!(stack.balance("seller"), seller_after);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("gateway mode: forwardAuth"),
+        "{}",
+        text(&out)
+    );
+    // Ready means the route is accepted; Traefik loads its file on its own schedule.
+    let fa_url = format!("{gateway}/services/demo-fa/");
+    eventually(Duration::from_secs(30), || async {
+        let r = http.get(&fa_url).send().await.ok()?;
+        (r.status() == 402).then_some(())
+    })
+    .await;
+    sells_in_its_mode(&stack, &http, "demo-fa", false).await;
 
     // Our buyer pays the same offer with a pre-signed authorization.
     let buyer = stack.var("OBOL_BUYER_URL").to_owned();

@@ -81,7 +81,7 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
     std::fs::create_dir_all(&logs).unwrap();
     let log = |name: &str| std::fs::File::create(logs.join(name)).unwrap();
 
-    let verifier_port = free_port();
+    let (verifier_port, gateway_port) = (free_port(), free_port());
     let _verifier = tokio::process::Command::new(workspace_bin("x402-verifier"))
         .args([
             "--route-source",
@@ -89,7 +89,7 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
             "--listen",
             &format!("127.0.0.1:{verifier_port}"),
             "--gateway-listen",
-            "127.0.0.1:0",
+            &format!("127.0.0.1:{gateway_port}"),
             "--namespace",
             &n,
         ])
@@ -108,6 +108,9 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
             "OBOL_CONTROLLER_VERIFIER_URL",
             format!("http://127.0.0.1:{verifier_port}"),
         )
+        // New offers are in gateway mode proxy: their routes go to the verifier's Service.
+        .env("OBOL_CONTROLLER_VERIFIER_SERVICE", "verifier")
+        .env("OBOL_CONTROLLER_VERIFIER_NAMESPACE", &n)
         .env("OBOL_CONTROLLER_GATEWAY_NAME", &gateway)
         .env("OBOL_CONTROLLER_GATEWAY_NAMESPACE", &n)
         .env("OBOL_CONTROLLER_LEADER_ELECT", "false")
@@ -128,6 +131,14 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
     .unwrap();
     Api::<Service>::namespaced(env.client(), &n)
         .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    let verifier_svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "verifier"}, "spec": {"type": "ExternalName", "externalName": "localhost",
+        "ports": [{"name": "gateway", "port": 8081, "targetPort": gateway_port}]}}))
+    .unwrap();
+    Api::<Service>::namespaced(env.client(), &n)
+        .create(&PostParams::default(), &verifier_svc)
         .await
         .unwrap();
 
@@ -199,12 +210,14 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
     .await;
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for kind in ["ServiceOffer", "Middleware", "PaymentRoute", "HTTPRoute"] {
+    for kind in ["ServiceOffer", "PaymentRoute", "HTTPRoute"] {
         assert!(
             stdout.contains(&format!("Removed {kind}")),
             "{kind}:\n{stdout}"
         );
     }
+    // Gateway mode proxy (what `obol sell http` writes for a new offer) has no Middleware.
+    assert!(!stdout.contains("Removed Middleware"), "{stdout}");
     drop(gateway);
     let _ = std::fs::remove_dir_all(&logs);
 }

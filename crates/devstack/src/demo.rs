@@ -28,9 +28,68 @@ pub async fn client(state: &State) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| e.to_string())
 }
 
+/// The verifier's Service as the controller names it in gateway mode `proxy` (and is told by
+/// `up`): name, namespace, and the Service port of its gateway listener.
+pub struct VerifierService {
+    /// Service name.
+    pub name: &'static str,
+    /// Service namespace.
+    pub namespace: &'static str,
+    /// Service port of the gateway listener.
+    pub gateway_port: u16,
+    /// Service port of the ForwardAuth, probe and metrics listener.
+    pub port: u16,
+}
+
+/// The deploy's names and ports (`deploy/verifier.yaml`).
+pub const VERIFIER_SERVICE: VerifierService = VerifierService {
+    name: "x402-verifier",
+    namespace: "x402",
+    gateway_port: 8081,
+    port: 8080,
+};
+
+async fn apply_namespace(client: &Client, name: &str) -> Result<(), String> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    Api::<Namespace>::all(client.clone())
+        .patch(name, &params, &Patch::Apply(&ns))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("namespace {name}: {e}"))
+}
+
+/// Applies the verifier's Service as an `ExternalName` Service to `localhost` whose ports map to
+/// the verifier's loopback listeners: the gateway reaches it like any upstream.
+pub async fn create_verifier_service(
+    state: &State,
+    port: u16,
+    gateway_port: u16,
+) -> Result<(), String> {
+    let client = client(state).await?;
+    let v = &VERIFIER_SERVICE;
+    apply_namespace(&client, v.namespace).await?;
+    let svc = json!({"apiVersion": "v1", "kind": "Service",
+    "metadata": {"name": v.name, "namespace": v.namespace},
+    "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [
+        {"name": "http", "port": v.port, "targetPort": port, "protocol": "TCP"},
+        {"name": obol_api::proxy::GATEWAY_PORT_NAME, "port": v.gateway_port,
+         "targetPort": gateway_port, "protocol": "TCP"},
+    ]}});
+    Api::<Service>::namespaced(client, v.namespace)
+        .patch(
+            v.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&svc),
+        )
+        .await
+        .map_err(|e| format!("service: {e}"))?;
+    Ok(())
+}
+
 /// Applies namespace `demo`, an `ExternalName` Service `demo` for the loopback upstream, and
 /// the ServiceOffer `demo` (0.001 USDC per request to the seller account, registered as an
-/// ERC-8004 agent).
+/// ERC-8004 agent; gateway mode `proxy`, as `obol sell http` writes for new offers).
 pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), String> {
     let client = client(state).await?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -52,7 +111,8 @@ pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), Strin
             "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300,
                         "price": {"perRequest": "0.001"}},
             "registration": {"enabled": true, "name": "obol-demo",
-                             "description": "The local stack's demo service: 0.001 test USDC per request"}}});
+                             "description": "The local stack's demo service: 0.001 test USDC per request"},
+            "gateway": {"mode": "proxy"}}});
     Api::<ServiceOffer>::namespaced(client, DEMO)
         .patch(DEMO, &params, &Patch::Apply(&offer))
         .await

@@ -57,6 +57,9 @@ pub struct State {
     pub facilitator_url: String,
     /// Verifier URL.
     pub verifier_url: String,
+    /// The verifier's gateway listener (gateway mode `proxy`).
+    #[serde(default)]
+    pub verifier_gateway_url: String,
     /// Buyer URL.
     pub buyer_url: String,
     /// Registrar URL.
@@ -470,6 +473,7 @@ impl Up<'_> {
         ];
         let p = self.start(&mut state, "verifier", &bins.verifier, args, envs)?;
         state.verifier_url = format!("http://127.0.0.1:{port}");
+        state.verifier_gateway_url = format!("http://127.0.0.1:{gateway_port}");
         wait_http(
             "verifier",
             &format!("{}/readyz", state.verifier_url),
@@ -548,6 +552,19 @@ impl Up<'_> {
                 ),
                 ("OBOL_CONTROLLER_IDENTITY", "dev-controller".into()),
                 ("OBOL_CONTROLLER_PROBE_INTERVAL", "5s".into()),
+                // Gateway mode proxy: HTTPRoutes go to the verifier's Service (applied below).
+                (
+                    "OBOL_CONTROLLER_VERIFIER_SERVICE",
+                    crate::demo::VERIFIER_SERVICE.name.into(),
+                ),
+                (
+                    "OBOL_CONTROLLER_VERIFIER_NAMESPACE",
+                    crate::demo::VERIFIER_SERVICE.namespace.into(),
+                ),
+                (
+                    "OBOL_CONTROLLER_VERIFIER_GATEWAY_PORT",
+                    crate::demo::VERIFIER_SERVICE.gateway_port.to_string(),
+                ),
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
@@ -595,7 +612,14 @@ impl Up<'_> {
             .await
             .map_err(|e| fail("registrar", e))?;
 
-        self.say("demo offer: ServiceOffer demo/demo at /services/demo, registered on chain");
+        self.say("verifier Service: ExternalName to its listeners on loopback");
+        crate::demo::create_verifier_service(&state, port_of(&state.verifier_url), gateway_port)
+            .await
+            .map_err(|e| fail("verifier Service", e))?;
+
+        self.say(
+            "demo offer: ServiceOffer demo/demo at /services/demo (gateway mode proxy), registered on chain",
+        );
         crate::demo::create_offer(&state, demo_port)
             .await
             .map_err(|e| fail("demo offer", e))?;
@@ -758,6 +782,13 @@ impl Up<'_> {
         state.registrar = format!("{}", key.address());
         Ok(())
     }
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_default()
 }
 
 /// The service binaries `up` runs.

@@ -9,9 +9,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use obol_api::ServiceOffer;
 use obol_api::condition::{self, Condition};
+use obol_api::service_offer::GatewayMode;
 use obol_api::validation;
 
-use super::offer::{OfferRequest, Refusal, plan_offer};
+use super::offer::{OfferRequest, Refusal, gateway_mode, plan_offer};
 use super::{FIELD_MANAGER, parse_duration, render};
 use crate::failure::{Failure, REFUSED, TIMEOUT};
 use crate::kube_args::KubeArgs;
@@ -88,6 +89,18 @@ pub struct HttpArgs {
     /// Metadata key=value (repeatable).
     #[arg(long)]
     register_metadata: Vec<String>,
+    /// Who forwards paid requests: `proxy` (the verifier; no charge for failed answers, streams
+    /// settled at their end) or `forwardAuth` (settled before the upstream is asked). Default:
+    /// an existing offer's mode, else `proxy`.
+    #[arg(long)]
+    gateway_mode: Option<GatewayMode>,
+    /// A content type streamed and settled at its end besides text/event-stream (repeatable;
+    /// proxy mode).
+    #[arg(long = "streaming-type")]
+    streaming_types: Vec<String>,
+    /// Allow WebSocket upgrades, settled when the upstream accepts them (proxy mode).
+    #[arg(long = "allow-websocket")]
+    allow_web_socket: bool,
     /// Print the manifest and write nothing (no cluster needed).
     #[arg(long)]
     dry_run: bool,
@@ -129,6 +142,9 @@ impl HttpArgs {
             register_skills: self.register_skills.clone(),
             register_domains: self.register_domains.clone(),
             register_metadata: self.register_metadata.clone(),
+            gateway_mode: self.gateway_mode,
+            streaming_types: self.streaming_types.clone(),
+            allow_web_socket: self.allow_web_socket,
         }
     }
 
@@ -141,14 +157,19 @@ impl HttpArgs {
             return Ok(());
         }
         let (client, ns) = kube.connect().await?;
-        let planned = plan_offer(&self.request(ns.clone())).map_err(refuse)?;
+        let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), &ns);
+        let existing = offers.get_opt(&self.name).await?;
+        let mut request = self.request(ns.clone());
+        request.gateway_mode = Some(gateway_mode(
+            self.gateway_mode,
+            existing.as_ref().map(|o| &o.spec),
+        ));
+        let planned = plan_offer(&request).map_err(refuse)?;
         let spec = &planned.offer.spec;
         let upstream_ns = spec.upstream_namespace(&ns).to_owned();
         preflight_upstream(&client, &upstream_ns, spec, self.skip_health_check)
             .await
             .map_err(refuse)?;
-        let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), &ns);
-        let existing = offers.get_opt(&self.name).await?;
         if existing
             .as_ref()
             .is_some_and(|o| o.metadata.deletion_timestamp.is_some())
@@ -164,7 +185,11 @@ impl HttpArgs {
         } else {
             "created"
         };
-        println!("ServiceOffer {ns}/{} {verb} (type: http)", self.name);
+        println!(
+            "ServiceOffer {ns}/{} {verb} (type: http, gateway mode: {})",
+            self.name,
+            planned.offer.spec.gateway_mode()
+        );
         for note in &planned.notes {
             println!("{note}");
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use kube::Api;
 use kube::api::ListParams;
 use obol_api::ServiceOffer;
+use obol_api::service_offer::GatewayMode;
 
 use super::{Output, render};
 use crate::failure::{Failure, NOT_FOUND, NOT_GATED, REFUSED};
@@ -117,8 +118,22 @@ impl ListArgs {
     }
 }
 
-/// What a probe through the gateway means.
-pub fn explain(status: u16) -> (bool, &'static str) {
+/// What a probe through the gateway means, for an offer in gateway mode `mode`.
+pub fn explain(status: u16, mode: GatewayMode) -> (bool, &'static str) {
+    match (status, mode) {
+        (500 | 502, GatewayMode::Proxy) => (
+            false,
+            "The gateway could not reach the verifier's gateway port (the verifier Service's 'gateway' port, its --gateway-listen), or the verifier could not reach the upstream.",
+        ),
+        (503, GatewayMode::Proxy) => (
+            false,
+            "The verifier has not loaded this offer's route yet, or cannot take payments now (its answer's reason says which).",
+        ),
+        _ => explain_any(status),
+    }
+}
+
+fn explain_any(status: u16) -> (bool, &'static str) {
     match status {
         402 => (true, "Endpoint is live and payment-gated."),
         200..=299 => (
@@ -185,7 +200,8 @@ impl TestArgs {
             .await?;
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
-        println!("GET {url} → HTTP {status}");
+        let mode = offer.spec.gateway_mode();
+        println!("GET {url} → HTTP {status} (gateway mode {mode})");
         if status == 402
             && let Ok(json) = serde_json::from_str::<serde_json::Value>(&body)
         {
@@ -200,7 +216,7 @@ impl TestArgs {
                 accept["payTo"].as_str().unwrap_or("?")
             );
         }
-        let (ok, meaning) = explain(status);
+        let (ok, meaning) = explain(status, mode);
         println!("{meaning}");
         if ok {
             Ok(())
@@ -216,16 +232,28 @@ impl TestArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::explain;
+    use super::{GatewayMode, explain};
 
     #[test]
-    fn probe_answers_are_explained() {
-        assert!(explain(402).0);
-        for status in [200, 204, 503, 404, 500, 502, 418] {
-            let (ok, text) = explain(status);
-            assert!(!ok, "{status}");
-            assert!(!text.is_empty());
+    fn probe_answers_are_explained_in_each_mode() {
+        for mode in [GatewayMode::Proxy, GatewayMode::ForwardAuth] {
+            assert!(explain(402, mode).0);
+            for status in [200, 204, 503, 404, 500, 502, 418] {
+                let (ok, text) = explain(status, mode);
+                assert!(!ok, "{status}");
+                assert!(!text.is_empty());
+            }
+            assert!(explain(200, mode).1.contains("NOT payment-gated"));
         }
-        assert!(explain(200).1.contains("NOT payment-gated"));
+        assert!(explain(502, GatewayMode::Proxy).1.contains("gateway port"));
+        assert!(
+            explain(502, GatewayMode::ForwardAuth)
+                .1
+                .contains("verifier or the upstream")
+        );
+        assert_ne!(
+            explain(503, GatewayMode::Proxy).1,
+            explain(503, GatewayMode::ForwardAuth).1
+        );
     }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use obol_api::ServiceOffer;
 use obol_api::price::format_atomic;
 use obol_api::service_offer::{
-    Chain, InvalidOffer, OfferField, OfferType, Payment, Price, Registration, Scheme,
-    ServiceOfferSpec, Upstream,
+    Chain, GatewayMode, InvalidOffer, OfferField, OfferGateway, OfferType, Payment, Price,
+    Registration, Scheme, ServiceOfferSpec, Upstream,
 };
 use obol_x402::chain::Network;
 
@@ -61,6 +61,21 @@ pub struct OfferRequest {
     pub register_domains: Vec<String>,
     /// `--register-metadata k=v`.
     pub register_metadata: Vec<String>,
+    /// The gateway mode written ([`gateway_mode`]); `None`: `proxy`.
+    pub gateway_mode: Option<GatewayMode>,
+    /// `--streaming-type` (repeatable).
+    pub streaming_types: Vec<String>,
+    /// `--allow-websocket`.
+    pub allow_web_socket: bool,
+}
+
+/// The gateway mode `obol sell http` writes: the flag's; else, updating an offer, the mode it
+/// has (an offer without the field keeps `forwardAuth`); else `proxy`, the default for new
+/// offers. (Not a schema default: the API server would apply it to stored offers on read and
+/// switch every existing offer's mode.)
+pub fn gateway_mode(flag: Option<GatewayMode>, existing: Option<&ServiceOfferSpec>) -> GatewayMode {
+    flag.or(existing.map(ServiceOfferSpec::gateway_mode))
+        .unwrap_or(GatewayMode::Proxy)
 }
 
 /// Why an offer is refused before anything is written. Each message says what is wrong and
@@ -135,6 +150,8 @@ fn subject(field: OfferField) -> &'static str {
         F::PerMTokInput => "--per-mtok-input",
         F::PerMTokOutput => "--per-mtok-output",
         F::PerHour => "--per-hour",
+        F::StreamingTypes => "--streaming-type",
+        F::AllowWebSocket => "--allow-websocket",
         other => other.spec_path(),
     }
 }
@@ -238,6 +255,11 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
         },
         registration,
         provenance: BTreeMap::new(),
+        gateway: Some(OfferGateway {
+            mode: req.gateway_mode.unwrap_or(GatewayMode::Proxy),
+            streaming_content_types: req.streaming_types.clone(),
+            allow_web_socket: req.allow_web_socket,
+        }),
     };
     let mut offer = ServiceOffer::new(&req.name, spec);
     offer.metadata.namespace = Some(req.namespace.clone());

@@ -204,6 +204,36 @@ fn render_route(
         }
         let mut chain = vec![];
         for filter in &rule.filters {
+            if filter.type_ == "RequestHeaderModifier" {
+                let Some(m) = filter.request_header_modifier.as_ref() else {
+                    return Err(problem(
+                        "UnsupportedValue",
+                        "RequestHeaderModifier without requestHeaderModifier".into(),
+                    ));
+                };
+                if !m.add.is_empty() {
+                    return Err(problem(
+                        "UnsupportedValue",
+                        "only RequestHeaderModifier set and remove are supported".into(),
+                    ));
+                }
+                // Traefik's customRequestHeaders replace what the client sent; an empty value
+                // removes the header.
+                let mut headers = serde_json::Map::new();
+                for h in &m.set {
+                    headers.insert(h.name.clone(), serde_json::Value::from(h.value.clone()));
+                }
+                for name in &m.remove {
+                    headers.insert(name.clone(), serde_json::Value::from(""));
+                }
+                let mw = format!("{id}-headers-{}", chain.len());
+                out.middlewares.insert(
+                    mw.clone(),
+                    serde_json::json!({"headers": {"customRequestHeaders": headers}}),
+                );
+                chain.push(mw);
+                continue;
+            }
             match (
                 filter.type_.as_str(),
                 &filter.extension_ref,

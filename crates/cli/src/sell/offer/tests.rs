@@ -32,6 +32,15 @@ fn builds_the_offer_the_design_describes() {
     assert_eq!(so.spec.payment.price.per_request.as_deref(), Some("0.001"));
     assert!(so.spec.registration.is_none());
     assert_eq!(
+        so.spec.gateway,
+        Some(OfferGateway {
+            mode: GatewayMode::Proxy,
+            streaming_content_types: vec![],
+            allow_web_socket: false,
+        }),
+        "a new offer is written in proxy mode, explicitly"
+    );
+    assert_eq!(
         planned.notes,
         ["Each request is charged 0.001 USDC on base-sepolia (eip155:84532)."]
     );
@@ -262,4 +271,64 @@ fn split_token_prices_and_a_maximum() {
         "Each request is charged 0.0006 USDC on base-sepolia (eip155:84532)."
     );
     assert!(planned.notes[2].contains("A request costs 0.0006 USDC (1000 tokens)"));
+}
+
+/// New offers get `proxy`; an update keeps the offer's mode (no field: `forwardAuth`); the flag
+/// wins over both.
+#[test]
+fn the_gateway_mode_written() {
+    use GatewayMode::{ForwardAuth, Proxy};
+    let spec = |gateway: serde_json::Value| -> ServiceOfferSpec {
+        let mut v = serde_json::json!({
+            "upstream": {"service": "up"},
+            "payment": {"network": "base-sepolia", "payTo": WALLET, "price": {"perRequest": "1"}},
+        });
+        if !gateway.is_null() {
+            v["gateway"] = gateway;
+        }
+        serde_json::from_value(v).unwrap()
+    };
+    let old = spec(serde_json::Value::Null);
+    let fa = spec(serde_json::json!({"mode": "forwardAuth"}));
+    let px = spec(serde_json::json!({"mode": "proxy"}));
+    let cases = [
+        (None, None, Proxy),
+        (None, Some(&old), ForwardAuth),
+        (None, Some(&fa), ForwardAuth),
+        (None, Some(&px), Proxy),
+        (Some(Proxy), Some(&old), Proxy),
+        (Some(ForwardAuth), None, ForwardAuth),
+        (Some(ForwardAuth), Some(&px), ForwardAuth),
+    ];
+    for (flag, existing, want) in cases {
+        assert_eq!(gateway_mode(flag, existing), want, "{flag:?} {existing:?}");
+    }
+}
+
+/// Proxy-only options are refused in forwardAuth mode, naming the flag; bad types too.
+#[test]
+fn gateway_options_are_checked_by_the_offer_rule() {
+    let req = OfferRequest {
+        gateway_mode: Some(GatewayMode::Proxy),
+        streaming_types: vec!["application/x-ndjson".into()],
+        allow_web_socket: true,
+        ..ok_request()
+    };
+    let gw = plan_offer(&req).unwrap().offer.spec.gateway.unwrap();
+    assert_eq!(gw.streaming_content_types, ["application/x-ndjson"]);
+    assert!(gw.allow_web_socket);
+    let fa = OfferRequest {
+        gateway_mode: Some(GatewayMode::ForwardAuth),
+        allow_web_socket: true,
+        ..ok_request()
+    };
+    let err = plan_offer(&fa).unwrap_err().to_string();
+    assert!(err.starts_with("invalid --allow-websocket"), "{err}");
+    assert!(err.contains("proxy"), "{err}");
+    let bad = OfferRequest {
+        streaming_types: vec!["text/plain; charset=utf-8".into()],
+        ..ok_request()
+    };
+    let err = plan_offer(&bad).unwrap_err().to_string();
+    assert!(err.starts_with("invalid --streaming-type"), "{err}");
 }

@@ -194,3 +194,59 @@ fn other_gateways_are_ignored_and_one_bad_route_spares_the_others() {
     assert_eq!(serde_yaml::to_string(&none.config).unwrap(), "{}\n");
     assert_eq!(out.config.http.routers.len(), 1);
 }
+
+/// Gateway mode `proxy`: the route header is set (replacing any client value) and the backend
+/// is the verifier's gateway port, reached through its ExternalName Service; no strip.
+#[test]
+fn renders_a_proxy_mode_route_to_the_verifier() {
+    let route: HttpRoute = serde_json::from_value(serde_json::json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "so-demo", "namespace": "llm", "generation": 1},
+        "spec": {
+            "parentRefs": [{"name": "traefik-gateway", "namespace": "traefik"}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/services/demo"}}],
+                "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                    "set": [{"name": "x-obol-payment-route", "value": "llm/x402-demo"}],
+                    "remove": ["x-debug"]}}],
+                "backendRefs": [{"name": "x402-verifier", "namespace": "x402", "port": 8081}]
+            }]
+        }
+    }))
+    .unwrap();
+    let mut svcs = services();
+    svcs.insert(
+        ("x402".into(), "x402-verifier".into()),
+        ServiceAddr::Host("localhost".into(), BTreeMap::from([(8081, 31081)])),
+    );
+    let out = render(&gw(), std::slice::from_ref(&route), &[], &svcs);
+    assert_eq!(out.verdicts[0].result, Ok(()));
+    let router = &out.config.http.routers["llm-so-demo-0"];
+    assert_eq!(router.middlewares, ["llm-so-demo-0-headers-0"]);
+    assert_eq!(
+        out.config.http.middlewares["llm-so-demo-0-headers-0"],
+        serde_json::json!({"headers": {"customRequestHeaders": {
+            "x-obol-payment-route": "llm/x402-demo", "x-debug": ""}}})
+    );
+    assert_eq!(
+        out.config.http.services["llm-so-demo-0"],
+        serde_json::json!({"loadBalancer": {"servers": [{"url": "http://localhost:31081"}]}})
+    );
+
+    // `add` has no Traefik equivalent here: the route is refused, not served half-configured.
+    let mut adding = route;
+    adding.spec.rules[0].filters[0]
+        .request_header_modifier
+        .as_mut()
+        .unwrap()
+        .add = vec![obol_api::gateway::HttpHeader {
+        name: "x".into(),
+        value: "y".into(),
+    }];
+    let out = render(&gw(), &[adding], &[], &svcs);
+    assert_eq!(
+        out.verdicts[0].result.as_ref().unwrap_err().0,
+        "UnsupportedValue"
+    );
+    assert!(out.config.http.routers.is_empty());
+}
