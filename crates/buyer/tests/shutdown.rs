@@ -5,34 +5,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use obol_testenv::net::free_port;
-
-fn sigterm(child: &Child) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
-async fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
-}
+use obol_testenv::process::{exit_within, sigterm};
 
 #[tokio::test]
 async fn first_sigterm_drains_and_a_second_one_stops_at_once() {
@@ -73,10 +52,10 @@ async fn first_sigterm_drains_and_a_second_one_stops_at_once() {
     let first = response.chunk().await.unwrap().unwrap();
     assert_eq!(&first[..], b"first;");
 
-    sigterm(&buyer);
+    sigterm(buyer.id());
     // Draining: the process waits for the request in flight (up to its 10 s grace).
     assert_eq!(exit_within(&mut buyer, Duration::from_secs(1)).await, None);
-    sigterm(&buyer);
+    sigterm(buyer.id());
     let status = exit_within(&mut buyer, Duration::from_secs(5))
         .await
         .expect("a second SIGTERM stops the buyer at once");

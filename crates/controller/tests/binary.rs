@@ -62,22 +62,10 @@ async fn binary_leads_serves_probes_and_releases_the_lease_on_sigterm() {
     );
 
     // SIGTERM: graceful stop, exit 0, the Lease released for the next replica.
-    let pid = proc.pid().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = proc.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < T, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    obol_testenv::process::sigterm(proc.pid());
+    let status = obol_testenv::process::exit_within(&mut proc.child, T)
+        .await
+        .expect("no exit after SIGTERM");
     assert!(status.success(), "{status:?}; log {}", proc.log.display());
     let after = holder(leases.get_opt("serviceoffer-controller").await.unwrap());
     assert_ne!(after.as_deref(), Some("bin-a"), "lease not released");

@@ -13,6 +13,7 @@
 
 pub mod gateway;
 pub mod net;
+pub mod process;
 pub mod tools;
 
 use std::future::Future;

@@ -52,25 +52,10 @@ async fn old_flag_and_variable_names_work_with_a_warning() {
         );
     }
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    obol_testenv::process::sigterm(child.id());
+    let status = obol_testenv::process::exit_within(&mut child, Duration::from_secs(20))
+        .await
+        .expect("no exit after SIGTERM");
     assert!(status.success(), "{status:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
