@@ -317,7 +317,7 @@ fn pay_with_official_client(stack: &Stack, url: &str) -> Paid {
 }
 
 /// `obol <args>` against the stack's control plane, in namespace `demo`.
-fn obol_kube(stack: &Stack, args: &[&str]) -> Output {
+fn obol_demo(stack: &Stack, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
         .args(args)
         .args(["-n", "demo"])
@@ -331,7 +331,7 @@ fn obol_kube(stack: &Stack, args: &[&str]) -> Output {
 /// official client (on chain; the receipt reaches the client in proxy mode), a replay refused.
 async fn sells_in_its_mode(stack: &Stack, http: &reqwest::Client, offer: &str, proxy: bool) {
     let mode = if proxy { "proxy" } else { "forwardAuth" };
-    let out = obol_kube(stack, &["sell", "test", offer]);
+    let out = obol_demo(stack, &["sell", "test", offer]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("gateway mode {mode}")),
@@ -449,11 +449,11 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     );
 
     // The same upstream sold in forwardAuth mode by `obol sell http`.
-    let out = obol_kube(&stack, &["sell", "status", "demo", "-o", "json"]);
+    let out = obol_demo(&stack, &["sell", "status", "demo", "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
     let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
     let port = demo["spec"]["upstream"]["port"].to_string();
-    let out = obol_kube(
+    let out = obol_demo(
         &stack,
         &[
             "sell",
