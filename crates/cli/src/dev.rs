@@ -72,7 +72,14 @@ fn is_repo(dir: &std::path::Path) -> bool {
 }
 
 impl DevArgs {
+    /// Where the repository, the run directory and the binaries are. `env` and `status` only
+    /// read the run directory: with `OBOL_DEV_RUN_DIR` set (as every printed command sets it)
+    /// they work from a binary outside the repository too (a `CARGO_TARGET_DIR` elsewhere).
     fn paths(&self) -> anyhow::Result<Paths> {
+        self.paths_for(true)
+    }
+
+    fn paths_for(&self, needs_repo: bool) -> anyhow::Result<Paths> {
         let exe = std::env::current_exe().context("locating the obol binary")?;
         let bin = exe.parent().map(PathBuf::from).unwrap_or_default();
         let cwd = std::env::current_dir()?;
@@ -86,6 +93,15 @@ impl DevArgs {
                 .find(|dir| is_repo(dir))
                 .map_or(cwd.clone(), PathBuf::from),
         };
+        // OBOL_DEV_RUN_DIR lets a test run a stack of its own beside a developer's.
+        let run_dir = std::env::var_os("OBOL_DEV_RUN_DIR").map(PathBuf::from);
+        if let (false, Some(run), false) = (needs_repo, &run_dir, is_repo(&repo)) {
+            return Ok(Paths {
+                run: run.clone(),
+                repo,
+                bin,
+            });
+        }
         if !is_repo(&repo) {
             return Err(Failure::new(
                 REFUSED,
@@ -96,9 +112,7 @@ impl DevArgs {
             )
             .into());
         }
-        // OBOL_DEV_RUN_DIR lets a test run a stack of its own beside a developer's.
-        let run = std::env::var_os("OBOL_DEV_RUN_DIR")
-            .map_or_else(|| repo.join(stack::DEFAULT_RUN_DIR), PathBuf::from);
+        let run = run_dir.unwrap_or_else(|| repo.join(stack::DEFAULT_RUN_DIR));
         Ok(Paths { run, repo, bin })
     }
 
@@ -135,7 +149,7 @@ impl DevArgs {
                 Ok(())
             }
             DevCommand::Status => {
-                let paths = self.paths()?;
+                let paths = self.paths_for(false)?;
                 let Some(state) = paths.load() else {
                     println!("not running (obol dev up)");
                     return Ok(());
@@ -213,7 +227,7 @@ impl DevArgs {
     }
 
     fn running_state(&self) -> anyhow::Result<stack::State> {
-        let paths = self.paths()?;
+        let paths = self.paths_for(false)?;
         match paths.load() {
             Some(state) if stack::running(&state) => Ok(state),
             _ => Err(Failure::new(REFUSED, "the local stack is not running: obol dev up").into()),
