@@ -490,6 +490,9 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     sells_in_its_mode(&stack, &http, "demo-fa", false).await;
 
     // Our buyer pays the same offer with a pre-signed authorization.
+    let spent_before = buy_status(&stack, "demo")["status"]["spent"]
+        .as_u64()
+        .unwrap_or(0);
     let buyer = stack.var("OBOL_BUYER_URL").to_owned();
     let paid = http
         .get(format!("{buyer}/upstream/demo/via-buyer"))
@@ -506,13 +509,20 @@ async fn local_stack_sells_and_buys_with_real_parts() {
 
     // That payment came from the purchase `obol dev up` made with `obol buy http`: its status
     // moves (written by the buyer through the API).
-    let status = eventually(Duration::from_secs(20), || async {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
         let s = buy_status(&stack, "demo");
-        (s["status"]["spent"].as_u64() == Some(1)).then_some(s)
-    })
-    .await;
+        if s["status"]["spent"].as_u64() == Some(spent_before + 1) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spent was {spent_before}, one payment later: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(status["spec"]["count"], 50);
-    assert_eq!(status["status"]["remaining"], 49);
+    assert_eq!(status["status"]["remaining"], 49 - spent_before, "{status}");
     assert_eq!(status["status"]["held"], 0);
     for c in ["PoolLoaded", "SellerReachable", "Ready"] {
         assert_eq!(condition(&status, c), "True", "{c}: {status}");

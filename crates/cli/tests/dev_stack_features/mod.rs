@@ -166,8 +166,16 @@ pub async fn try_lines_work_in_a_new_shell(stack: &Stack, http: &reqwest::Client
 /// is owner-only.
 pub async fn least_privilege(stack: &Stack) {
     let run = &stack.run;
-    let mut secrets = vec![run.join("registrar.key"), run.join("buyer/auths/demo.json")];
-    for c in ["verifier", "controller", "registrar", "gateway-adapter"] {
+    // The buyer's authorizations live in the cluster now (a PurchaseRequest's ConfigMaps); the
+    // key that signed them stays in a file here.
+    let mut secrets = vec![run.join("registrar.key"), run.join("buyer.key")];
+    for c in [
+        "verifier",
+        "controller",
+        "registrar",
+        "buyer",
+        "gateway-adapter",
+    ] {
         secrets.push(run.join(format!("kube/{c}.kubeconfig")));
     }
     for path in &secrets {
@@ -197,6 +205,7 @@ pub async fn least_privilege(stack: &Stack) {
             "registrar",
             "system:serviceaccount:obol-system:erc8004-registrar",
         ),
+        ("buyer", "system:serviceaccount:llm:x402-buyer"),
     ] {
         let config =
             std::fs::read_to_string(run.join(format!("kube/{component}.kubeconfig"))).unwrap();
