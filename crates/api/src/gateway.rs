@@ -1,4 +1,4 @@
-//! A minimal typed Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`).
+//! A minimal typed Gateway API `HTTPRoute` and `Gateway` (`gateway.networking.k8s.io/v1`).
 //!
 //! Own types instead of the `gateway-api` crate: we need a handful of fields, and its generated
 //! CRD is refused by the 1.20 API server of the local control plane (see TOOLING.md §1.3).
@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
 
-/// Condition type a Gateway sets on a route parent when it takes the route.
+/// Condition type a Gateway sets on a route parent when it takes the route, and its controller
+/// sets on the Gateway when it takes the Gateway.
 pub const ACCEPTED: &str = "Accepted";
+/// Condition type a Gateway's controller sets once the Gateway's configuration is in its data
+/// plane (Traefik: the entry points serve it).
+pub const PROGRAMMED: &str = "Programmed";
 
 /// An HTTPRoute.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
@@ -225,5 +229,127 @@ impl HttpRoute {
                         && (c.observed_generation.is_none() || c.observed_generation == generation)
                 })
         })
+    }
+}
+
+/// A Gateway: the listeners a gateway implementation (here Traefik) serves routes on.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[kube(
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "Gateway",
+    namespaced,
+    status = "GatewayStatus",
+    doc = "Gateway API Gateway (only the fields this project uses)."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// The GatewayClass (which implementation serves it).
+    pub gateway_class_name: String,
+    /// Listeners.
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+}
+
+/// One listener of a Gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    /// Listener name (what a route's `sectionName` names).
+    pub name: String,
+    /// Port.
+    pub port: i32,
+    /// `HTTP`, `HTTPS`, ….
+    pub protocol: String,
+}
+
+/// Gateway status, written by its controller.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayStatus {
+    /// `Accepted`, `Programmed`, ….
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+impl Gateway {
+    /// The conditions of [`ACCEPTED`] and [`PROGRAMMED`] that are not true at the Gateway's
+    /// current generation (or an unspecified one); empty when its controller took it.
+    pub fn not_taken(&self) -> Vec<&'static str> {
+        let generation = self.metadata.generation;
+        let conditions = self.status.iter().flat_map(|s| &s.conditions);
+        [ACCEPTED, PROGRAMMED]
+            .into_iter()
+            .filter(|t| {
+                !conditions.clone().any(|c| {
+                    c.type_ == *t
+                        && c.is_true()
+                        && (c.observed_generation.is_none() || c.observed_generation == generation)
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::condition::ConditionStatus;
+
+    #[test]
+    fn a_gateway_is_taken_when_accepted_and_programmed_at_its_generation() {
+        let gateway = |generation: i64, conditions: &[(&str, ConditionStatus, Option<i64>)]| {
+            let mut g = Gateway::new(
+                "gw",
+                GatewaySpec {
+                    gateway_class_name: "traefik".into(),
+                    listeners: vec![],
+                },
+            );
+            g.metadata.generation = Some(generation);
+            g.status = Some(GatewayStatus {
+                conditions: conditions
+                    .iter()
+                    .map(|(t, s, observed)| {
+                        let mut c = Condition::new(t, *s, "R", "m");
+                        c.observed_generation = *observed;
+                        c
+                    })
+                    .collect(),
+            });
+            g
+        };
+        use ConditionStatus::{False, True};
+        let cases: [(Gateway, Vec<&str>); 5] = [
+            (
+                gateway(2, &[(ACCEPTED, True, Some(2)), (PROGRAMMED, True, None)]),
+                vec![],
+            ),
+            (gateway(2, &[]), vec![ACCEPTED, PROGRAMMED]),
+            (
+                gateway(
+                    2,
+                    &[(ACCEPTED, True, Some(2)), (PROGRAMMED, False, Some(2))],
+                ),
+                vec![PROGRAMMED],
+            ),
+            (
+                gateway(3, &[(ACCEPTED, True, Some(2)), (PROGRAMMED, True, Some(3))]),
+                vec![ACCEPTED],
+            ),
+            (
+                Gateway::new(
+                    "gw",
+                    GatewaySpec {
+                        gateway_class_name: "traefik".into(),
+                        listeners: vec![],
+                    },
+                ),
+                vec![ACCEPTED, PROGRAMMED],
+            ),
+        ];
+        for (g, pending) in cases {
+            assert_eq!(g.not_taken(), pending, "{:?}", g.status);
+        }
     }
 }

@@ -5,7 +5,8 @@
 //!   [`PurchaseRequest`]) as kube `CustomResource` types, from which `deploy/crds/*.yaml` is
 //!   generated ([`crdgen`]);
 //! - the external kinds the controller writes, typed minimally: Traefik [`traefik::Middleware`] and
-//!   Gateway API [`gateway::HttpRoute`];
+//!   Gateway API [`gateway::HttpRoute`]; the [`gateway::Gateway`] they attach to (read by
+//!   `obol doctor`, played by the local stack);
 //! - condition types and reasons, the condition bookkeeping and the phase rule ([`condition`]);
 //! - child-object names ([`names`]), the exact-decimal price math ([`price`]) and the metered
 //!   per-token charges ([`metering`]).

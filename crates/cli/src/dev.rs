@@ -59,10 +59,10 @@ enum DevCommand {
         #[arg(long)]
         file: PathBuf,
         /// Gateway name.
-        #[arg(long, default_value = "traefik-gateway")]
+        #[arg(long, default_value = obol_devstack::traefik::render::DEV_GATEWAY_NAME)]
         gateway: String,
         /// Gateway namespace.
-        #[arg(long, default_value = "traefik")]
+        #[arg(long, default_value = obol_devstack::traefik::render::DEV_GATEWAY_NAMESPACE)]
         gateway_namespace: String,
     },
 }
@@ -211,7 +211,7 @@ impl DevArgs {
                 let gateway = GatewayRef {
                     name: gateway.clone(),
                     namespace: gateway_namespace.clone(),
-                    entry_point: "web".into(),
+                    entry_point: obol_devstack::traefik::render::DEV_ENTRY_POINT.into(),
                 };
                 run_adapter(
                     client,

@@ -89,8 +89,8 @@ pub fn dev_objects(base: Vec<Object>) -> Vec<Object> {
     out
 }
 
-/// The dev adapter's own account and role: read routes, Middlewares and Services, write route
-/// status.
+/// The dev adapter's own account and role: read routes, Middlewares, Services and Gateways,
+/// write route and Gateway status.
 pub fn adapter_objects() -> Vec<Object> {
     let id = GATEWAY_ADAPTER;
     [
@@ -101,6 +101,8 @@ pub fn adapter_objects() -> Vec<Object> {
                "rules": [
                    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": ["get", "list", "watch"]},
                    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes/status"], "verbs": ["patch", "update"]},
+                   {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gateways"], "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gateways/status"], "verbs": ["patch", "update"]},
                    {"apiGroups": ["traefik.io"], "resources": ["middlewares"], "verbs": ["get", "list", "watch"]},
                    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",

@@ -151,6 +151,11 @@ pub fn env_lines(state: &State) -> String {
         ("OBOL_VERIFIER_URL", state.verifier_url.clone()),
         ("OBOL_REGISTRAR_URL", state.registrar_url.clone()),
         ("OBOL_REGISTRAR_ADDRESS", state.registrar.clone()),
+        // Where the registrar reads its key (`obol doctor` checks it and its balance).
+        (
+            "OBOL_REGISTRAR_KEY_FILE",
+            state.run_dir.join(REGISTRAR_KEY_FILE).display().to_string(),
+        ),
         ("OBOL_DEMO_PORT", state.demo_port.to_string()),
         ("OBOL_REPO", state.repo.display().to_string()),
         ("OBOL_DEV_RUN_DIR", state.run_dir.display().to_string()),
@@ -525,6 +530,24 @@ impl Up<'_> {
         )
         .await?;
         state.gateway_url = format!("http://127.0.0.1:{web}");
+        // The Gateway the adapter plays, as a cluster's Traefik installation has it.
+        let played = crate::traefik::render::GatewayRef {
+            name: crate::traefik::render::DEV_GATEWAY_NAME.into(),
+            namespace: crate::traefik::render::DEV_GATEWAY_NAMESPACE.into(),
+            entry_point: crate::traefik::render::DEV_ENTRY_POINT.into(),
+        };
+        let mut kinds = obol_deploy::apply::Kinds::default();
+        for object in crate::traefik::adapter::gateway_objects(&played, web) {
+            obol_deploy::apply::apply(
+                &client,
+                &mut kinds,
+                &object,
+                crate::identity::FIELD_MANAGER,
+                false,
+            )
+            .await
+            .map_err(|e| fail("Gateway", e))?;
+        }
         let args = vec![
             "dev".into(),
             "gateway-adapter".into(),

@@ -1,4 +1,5 @@
-//! The adapter loop: watch, render, write the file, report `Accepted` on each route.
+//! The adapter loop: watch, render, write the file, report `Accepted` on each route and
+//! `Accepted`/`Programmed` on the Gateway it plays (as Traefik's Gateway provider does).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,8 +12,11 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use obol_api::condition::{Condition, ConditionStatus, same_ignoring_time, set_condition};
-use obol_api::gateway::{ACCEPTED, HttpRoute, ParentReference, RouteParentStatus};
+use obol_api::gateway::{
+    ACCEPTED, Gateway, HttpRoute, PROGRAMMED, ParentReference, RouteParentStatus,
+};
 use obol_api::traefik::Middleware;
+use obol_deploy::Object;
 use tracing::{info, warn};
 
 use super::render::{GatewayRef, Rendered, ServiceAddr, render};
@@ -77,11 +81,51 @@ fn desired_parent(result: &Result<(), (String, String)>, generation: Option<i64>
     c
 }
 
+/// The Namespace and the Gateway the adapter plays, listening on `port` (what `obol dev up`
+/// applies before starting it; a cluster has them from its Traefik installation). Pure.
+pub fn gateway_objects(gw: &GatewayRef, port: u16) -> Vec<Object> {
+    [
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": gw.namespace}}),
+        serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                           "metadata": {"name": gw.name, "namespace": gw.namespace},
+                           "spec": {"gatewayClassName": super::render::DEV_GATEWAY_CLASS,
+                                    "listeners": [{"name": gw.entry_point, "port": port, "protocol": "HTTP"}]}}),
+    ]
+    .into_iter()
+    .map(Object)
+    .collect()
+}
+
+/// The Gateway's conditions once the adapter serves it: `Accepted` and `Programmed`, at its
+/// generation. `None` when `current` already says so (nothing to write). Pure.
+pub fn gateway_conditions(
+    current: &[Condition],
+    generation: Option<i64>,
+    now: &str,
+) -> Option<Vec<Condition>> {
+    let mut conditions = current.to_vec();
+    for (type_, reason, message) in [
+        (ACCEPTED, "Accepted", "Played by the local Traefik adapter"),
+        (
+            PROGRAMMED,
+            "Programmed",
+            "Its routes are in the local Traefik's configuration file",
+        ),
+    ] {
+        let mut c = Condition::new(type_, ConditionStatus::True, reason, message);
+        c.observed_generation = generation;
+        set_condition(&mut conditions, c, now);
+    }
+    (!same_ignoring_time(current, &conditions)).then_some(conditions)
+}
+
 /// Runs until the watches end (they retry with backoff, so: until the task is dropped).
 pub async fn run(client: Client, config: AdapterConfig) -> Result<(), Error> {
     let (routes, routes_w) = reflector::store::<HttpRoute>();
     let (mws, mws_w) = reflector::store::<Middleware>();
     let (svcs, svcs_w) = reflector::store::<Service>();
+    let (gws, gws_w) = reflector::store::<Gateway>();
     let wc = watcher::Config::default;
     let r = reflector::reflector(routes_w, watcher(Api::all(client.clone()), wc()))
         .default_backoff()
@@ -92,11 +136,20 @@ pub async fn run(client: Client, config: AdapterConfig) -> Result<(), Error> {
     let s = reflector::reflector(svcs_w, watcher(Api::all(client.clone()), wc()))
         .default_backoff()
         .map(|_| ());
+    let g = reflector::reflector(
+        gws_w,
+        watcher(
+            Api::namespaced(client.clone(), &config.gateway.namespace),
+            wc().fields(&format!("metadata.name={}", config.gateway.name)),
+        ),
+    )
+    .default_backoff()
+    .map(|_| ());
     // The reflectors fill the stores only while their stream is polled: drive it in its own
     // task and turn every event into a wake-up (coalesced: capacity one).
     let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
     let driver = tokio::spawn(async move {
-        let mut changes = stream::select(stream::select(r, m), s).boxed();
+        let mut changes = stream::select(stream::select(r, m), stream::select(s, g)).boxed();
         while changes.next().await.is_some() {
             let _ = wake.try_send(());
         }
@@ -105,6 +158,8 @@ pub async fn run(client: Client, config: AdapterConfig) -> Result<(), Error> {
     routes.wait_until_ready().await.ok();
     mws.wait_until_ready().await.ok();
     svcs.wait_until_ready().await.ok();
+    // Not waited for: routes are served even where no Gateway (or its CRD) exists; the
+    // Gateway's events wake the loop once it is there.
     let mut last_written: Option<String> = None;
     loop {
         let rendered = snapshot(&config.gateway, &routes, &mws, &svcs);
@@ -115,6 +170,7 @@ pub async fn run(client: Client, config: AdapterConfig) -> Result<(), Error> {
             last_written = Some(text);
         }
         report(&client, &config.gateway, &routes, &rendered).await;
+        report_gateway(&client, &gws).await;
         if woken.recv().await.is_none() {
             return Ok(());
         }
@@ -164,6 +220,31 @@ fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// Marks the played Gateway `Accepted` and `Programmed` (the configuration file is written).
+async fn report_gateway(client: &Client, gws: &Store<Gateway>) {
+    let now = jiff::Timestamp::now().to_string();
+    for gw in gws.state() {
+        let current: Vec<Condition> = gw
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.clone())
+            .collect();
+        let Some(conditions) = gateway_conditions(&current, gw.metadata.generation, &now) else {
+            continue;
+        };
+        let ns = gw.metadata.namespace.clone().unwrap_or_default();
+        let name = gw.metadata.name.clone().unwrap_or_default();
+        let api: Api<Gateway> = Api::namespaced(client.clone(), &ns);
+        let body = serde_json::json!({"status": {"conditions": conditions}});
+        if let Err(error) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            warn!(%error, %ns, %name, "Cannot write Gateway status");
+        }
+    }
+}
+
 async fn report(client: &Client, gw: &GatewayRef, routes: &Store<HttpRoute>, rendered: &Rendered) {
     let now = jiff::Timestamp::now().to_string();
     for verdict in &rendered.verdicts {
@@ -206,5 +287,42 @@ async fn report(client: &Client, gw: &GatewayRef, routes: &Store<HttpRoute>, ren
         {
             warn!(%error, ns = %verdict.namespace, name = %verdict.name, "Cannot write HTTPRoute status");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_played_gateway_is_accepted_and_programmed_once() {
+        let now = "2026-01-01T00:00:00Z";
+        let written = gateway_conditions(&[], Some(1), now).unwrap();
+        let types: Vec<&str> = written.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, [ACCEPTED, PROGRAMMED]);
+        assert!(
+            written
+                .iter()
+                .all(|c| c.is_true() && c.observed_generation == Some(1))
+        );
+        // Already so: nothing to write, whatever the time.
+        assert_eq!(
+            gateway_conditions(&written, Some(1), "2026-01-02T00:00:00Z"),
+            None
+        );
+        // A new generation is observed again.
+        assert!(gateway_conditions(&written, Some(2), now).is_some());
+
+        let gw = GatewayRef {
+            name: "gw".into(),
+            namespace: "traefik".into(),
+            entry_point: "web".into(),
+        };
+        let objects = gateway_objects(&gw, 8000);
+        let ids: Vec<String> = objects.iter().map(Object::id).collect();
+        assert_eq!(ids, ["Namespace traefik", "Gateway traefik/gw"]);
+        let typed: Gateway = serde_json::from_value(objects[1].0.clone()).unwrap();
+        assert_eq!(typed.spec.listeners[0].name, "web");
+        assert_eq!(typed.spec.listeners[0].port, 8000);
     }
 }

@@ -6,6 +6,16 @@ use obol_api::gateway::HttpRoute;
 use obol_api::traefik::Middleware;
 use serde::Serialize;
 
+/// The Gateway the local stack creates and its adapter plays: the one `deploy/` attaches routes
+/// to (`parentRefs` of its HTTPRoutes, the controller's `--gateway-name/-namespace`).
+pub const DEV_GATEWAY_NAME: &str = "traefik-gateway";
+/// Namespace of [`DEV_GATEWAY_NAME`].
+pub const DEV_GATEWAY_NAMESPACE: &str = "traefik";
+/// Traefik's entry point (and the Gateway's listener) routes attach to.
+pub const DEV_ENTRY_POINT: &str = "web";
+/// The GatewayClass of the local Gateway.
+pub const DEV_GATEWAY_CLASS: &str = "traefik";
+
 /// The Gateway this adapter plays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayRef {

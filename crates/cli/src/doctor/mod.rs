@@ -1,10 +1,28 @@
 //! `obol doctor`: what is wrong with the installation, one line per check with the fix. Exit 0
 //! only when every check passes.
 //!
-//! Facts are gathered at the edge (`gather`); each check's verdict is a pure function of them
-//! (`judge_*`, table-tested below).
+//! Facts are gathered at the edge; each check's verdict is a pure function of them (`judge_*`,
+//! table-tested beside them). What the cluster should hold (RBAC, the Gateway, where the
+//! registrar's key is) is derived from the shipped manifests (`-k`, as `obol install`), never
+//! retyped.
+//!
+//! | Check | Passes when |
+//! |---|---|
+//! | `crds` | this release's CRDs are present with this release's schemas |
+//! | `gateway-crds` | the Gateway API (HTTPRoute, Gateway) and Traefik Middleware CRDs are present |
+//! | `gateway` | each Gateway the shipped routes attach to is `Accepted` and `Programmed` |
+//! | `rbac` | the shipped accounts, roles and bindings exist and grant every rule they state |
+//! | `verifier` | its `/readyz` answers 200 |
+//! | `facilitator` | its `/supported` lists every offer's network |
+//! | `clock` | its `Date` is within [`MAX_SKEW_SECS`] of ours |
+//! | `registrar` | when an offer registers on chain: a key, and ether for a registration's gas |
 
-use std::collections::BTreeMap;
+mod gateway;
+mod rbac;
+mod registrar;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -30,6 +48,22 @@ pub struct DoctorArgs {
     /// The facilitator the verifier uses (`/supported`).
     #[arg(long, env = "OBOL_FACILITATOR_URL", value_name = "URL")]
     facilitator_url: String,
+    /// The kustomization that was installed (`obol install -k`): the RBAC, Gateway and
+    /// registrar key location to check.
+    #[arg(
+        short = 'k',
+        long = "kustomize",
+        default_value = "deploy",
+        value_name = "DIR"
+    )]
+    dir: PathBuf,
+    /// An RPC endpoint of the chain offers register on (the registrar's balance).
+    #[arg(long, env = "OBOL_RPC_URL", value_name = "URL")]
+    rpc_url: Option<String>,
+    /// The registrar's key file, when it runs outside the cluster (the local stack); by
+    /// default the Secret its Deployment mounts is read (only its address is used).
+    #[arg(long, env = "OBOL_REGISTRAR_KEY_FILE", value_name = "FILE")]
+    registrar_key_file: Option<PathBuf>,
     #[command(flatten)]
     kube: KubeArgs,
 }
@@ -223,7 +257,7 @@ async fn facilitator_facts(
     let answer = match http.get(format!("{url}/supported")).send().await {
         Ok(a) => a,
         Err(e) => {
-            let e = format!("unreachable ({})", obol_x402_error(&e));
+            let e = format!("unreachable ({})", error_chain(&e));
             return (Err(e.clone()), Err(e));
         }
     };
@@ -252,7 +286,8 @@ async fn facilitator_facts(
     (Ok(networks), skew)
 }
 
-fn obol_x402_error(e: &reqwest::Error) -> String {
+/// An HTTP error with its causes (a refused connection says so).
+fn error_chain(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -265,57 +300,128 @@ fn obol_x402_error(e: &reqwest::Error) -> String {
 impl DoctorArgs {
     /// Runs every check, prints one line each, fails when any fails.
     pub async fn run(self) -> anyhow::Result<()> {
-        let (client, _) = self.kube.connect().await?;
+        let Self {
+            verifier_url,
+            facilitator_url,
+            dir,
+            rpc_url,
+            registrar_key_file,
+            kube,
+        } = self;
+        let (client, _) = kube.connect().await?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()?;
         let mut verdicts = vec![];
 
+        let crds = Api::<CustomResourceDefinition>::all(client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items;
         let wanted: BTreeMap<String, Schemas> = obol_api::crdgen::crds()
             .iter()
             .map(|c| (c.metadata.name.clone().unwrap_or_default(), schemas(c)))
             .collect();
-        let found: BTreeMap<String, Schemas> = Api::<CustomResourceDefinition>::all(client.clone())
-            .list(&ListParams::default())
-            .await?
-            .items
+        let found: BTreeMap<String, Schemas> = crds
             .iter()
             .filter(|c| wanted.contains_key(c.metadata.name.as_deref().unwrap_or_default()))
             .map(|c| (c.metadata.name.clone().unwrap_or_default(), schemas(c)))
             .collect();
         verdicts.push(judge_crds(&wanted, &found));
+        let present: BTreeSet<String> = crds
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
+        verdicts.push(gateway::judge_gateway_crds(
+            &gateway::needed_crds(),
+            &present,
+        ));
+
+        let shipped = obol_deploy::kustomize::render(&dir).map_err(|e| e.to_string());
+        match &shipped {
+            Ok(objects) => {
+                let gateways = gateway::gather(&client, gateway::shipped_gateways(objects)).await;
+                verdicts.push(gateway::judge_gateways(&gateways));
+                verdicts.push(rbac::judge_rbac(&rbac::gather(&client, objects).await));
+            }
+            Err(e) => {
+                for check in ["gateway", "rbac"] {
+                    verdicts.push(Verdict::bad(
+                        check,
+                        format!("cannot read the shipped manifests: {e}"),
+                        "run in the repository, or pass the installed kustomization with -k DIR",
+                    ));
+                }
+            }
+        }
 
         let verifier = http
-            .get(format!("{}/readyz", self.verifier_url))
+            .get(format!("{verifier_url}/readyz"))
             .send()
             .await
             .map(|a| a.status().as_u16())
-            .map_err(|e| format!("unreachable ({})", obol_x402_error(&e)));
-        verdicts.push(judge_verifier(&self.verifier_url, &verifier));
+            .map_err(|e| format!("unreachable ({})", error_chain(&e)));
+        verdicts.push(judge_verifier(&verifier_url, &verifier));
 
-        let offer_networks: Vec<String> = match Api::<obol_api::ServiceOffer>::all(client.clone())
+        let offers = Api::<obol_api::ServiceOffer>::all(client.clone())
             .list(&ListParams::default())
             .await
-        {
-            Ok(list) => {
-                let mut n: Vec<String> = list
-                    .items
-                    .iter()
-                    .map(|o| o.spec.payment.network.clone())
-                    .collect();
-                n.sort();
-                n.dedup();
-                n
-            }
-            Err(_) => vec![],
-        };
-        let (supported, skew) = facilitator_facts(&http, &self.facilitator_url).await;
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let mut offer_networks: Vec<String> = offers
+            .iter()
+            .map(|o| o.spec.payment.network.clone())
+            .collect();
+        offer_networks.sort();
+        offer_networks.dedup();
+        let (supported, skew) = facilitator_facts(&http, &facilitator_url).await;
         verdicts.push(judge_facilitator(
-            &self.facilitator_url,
+            &facilitator_url,
             &supported,
             &offer_networks,
         ));
         verdicts.push(judge_clock(&skew));
+
+        let registering: Vec<&obol_api::ServiceOffer> = offers
+            .iter()
+            .filter(|o| o.spec.registration_enabled())
+            .collect();
+        let source = match (registrar_key_file, &shipped) {
+            (Some(file), _) => Ok(registrar::KeySource::File(file)),
+            (None, Ok(objects)) => registrar::shipped_key_secret(
+                objects,
+                obol_devstack::identity::REGISTRAR.service_account,
+            ),
+            (None, Err(e)) => Err(format!("cannot read the shipped manifests: {e}")),
+        };
+        let key = match &source {
+            Ok(source) if !registering.is_empty() => registrar::key_address(&client, source).await,
+            Ok(_) => Err("not needed".to_owned()),
+            Err(e) => Err(e.clone()),
+        };
+        let funds = match (&key, &rpc_url) {
+            (Ok(address), Some(url)) => Some(registrar::funds(&http, url, address).await),
+            _ => None,
+        };
+        verdicts.push(registrar::judge_registrar(&registrar::RegistrarFacts {
+            registering: registering
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{}/{}",
+                        o.metadata.namespace.as_deref().unwrap_or_default(),
+                        o.metadata.name.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect(),
+            chains: registering
+                .iter()
+                .filter_map(|o| chain_of(&o.spec.payment.network))
+                .collect(),
+            source: source.map_or_else(|e| e, |s| s.to_string()),
+            key,
+            funds,
+        }));
 
         for v in &verdicts {
             println!("{}", v.line());
