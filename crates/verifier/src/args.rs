@@ -318,7 +318,8 @@ impl obol_runtime::Service for Args {
             RouteSource::File => {
                 let path = routes_file.context("--route-source file needs --routes-file")?;
                 let every = routes_poll_interval.max(Duration::from_secs(1));
-                let task = crate::file_source::watch_file(path, table, every);
+                let task =
+                    crate::file_source::watch_file(path, table, state.metrics.clone(), every);
                 tokio::spawn(task.instrument(info_span!("routes_file")));
             }
             RouteSource::Kube => {

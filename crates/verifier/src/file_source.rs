@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use crate::error::LoadError;
+use crate::metrics::VerifierMetrics;
 use crate::route::{RouteEntry, RouteKey};
 use crate::route_table::RouteTable;
 
@@ -97,12 +98,19 @@ pub fn parse_routes(text: &str) -> Result<Vec<RouteEntry>, FileError> {
     Ok(out)
 }
 
-/// Loads `path` into `table` (reset: routes gone from the file are removed).
-pub fn load_file(path: &Path, table: &RouteTable) -> Result<usize, FileError> {
+/// Loads `path` into `table` (reset: routes gone from the file are removed, and their metric
+/// series with them).
+pub fn load_file(
+    path: &Path,
+    table: &RouteTable,
+    metrics: &VerifierMetrics,
+) -> Result<usize, FileError> {
     let text = std::fs::read_to_string(path).map_err(FileError::Read)?;
     let routes = parse_routes(&text)?;
     let n = routes.len();
+    let before = table.snapshot();
     table.reset(routes);
+    metrics.prune(&before, &table.snapshot());
     Ok(n)
 }
 
@@ -111,7 +119,12 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 }
 
 /// Loads the file, then re-loads it whenever its mtime changes; runs until dropped.
-pub async fn watch_file(path: PathBuf, table: Arc<RouteTable>, every: Duration) {
+pub async fn watch_file(
+    path: PathBuf,
+    table: Arc<RouteTable>,
+    metrics: VerifierMetrics,
+    every: Duration,
+) {
     let mut seen: Option<SystemTime> = None;
     let mut ticker = tokio::time::interval(every.max(Duration::from_millis(50)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -121,8 +134,8 @@ pub async fn watch_file(path: PathBuf, table: Arc<RouteTable>, every: Duration) 
         if now.is_some() && now == seen {
             continue;
         }
-        let (p, t) = (path.clone(), table.clone());
-        let result = tokio::task::spawn_blocking(move || load_file(&p, &t)).await;
+        let (p, t, m) = (path.clone(), table.clone(), metrics.clone());
+        let result = tokio::task::spawn_blocking(move || load_file(&p, &t, &m)).await;
         match result {
             Ok(Ok(n)) => {
                 seen = now;
@@ -202,9 +215,12 @@ routes:
         let path = dir.join("routes.yaml");
         std::fs::write(&path, GOOD).unwrap();
         let table = Arc::new(RouteTable::new());
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = VerifierMetrics::register(&mut registry);
         let task = tokio::spawn(watch_file(
             path.clone(),
             table.clone(),
+            metrics,
             Duration::from_millis(50),
         ));
         wait_for(|| table.is_synced() && table.len() == 2).await;

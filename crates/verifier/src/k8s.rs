@@ -108,8 +108,10 @@ pub async fn run(
     // Statuses go out only once their routes are in the table: "admitted" means gated.
     let flush = |changes: &mut Vec<Change>, statuses: &mut Vec<StatusUpdate>| {
         if !changes.is_empty() {
+            let before = table.snapshot();
             let changed = table.update(changes.drain(..));
-            debug!(changed, "PaymentRoute changes applied");
+            let pruned = metrics.prune(&before, &table.snapshot());
+            debug!(changed, pruned, "PaymentRoute changes applied");
         }
         for status in statuses.drain(..) {
             send(&tx, Some(status));
@@ -144,7 +146,9 @@ pub async fn run(
                 }
                 Event::InitDone => {
                     let n = initial.len();
+                    let before = table.snapshot();
                     table.reset(std::mem::take(&mut initial));
+                    metrics.prune(&before, &table.snapshot());
                     metrics.rejected_routes.set(rejected);
                     info!(routes = n, rejected, "PaymentRoutes synced");
                     listing = false;

@@ -3,6 +3,12 @@
 //! Route series carry `route`, `offer_namespace`, `offer_name` and `chain`; other labels are
 //! bounded reasons. Never a payer address or a nonce. Free requests (no route) create no route
 //! series. Each replica has its own registry; Prometheus sums them.
+//!
+//! A route's series go with the route: when the table loses a label set (the PaymentRoute was
+//! deleted, or its pattern or chain changed), [`VerifierMetrics::prune`] removes it from every
+//! route family, so a deleted offer does not stay on dashboards and its label sets do not
+//! accumulate. (A request still in flight on the old route may count once more and bring its
+//! series back until the next change; its counters then restart from that one count.)
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -11,7 +17,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use std::collections::HashSet;
+
 use crate::route::RouteLabels;
+use crate::route_table::Snapshot;
 
 /// How a ForwardAuth call ended (the latency histogram's label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
@@ -142,6 +151,33 @@ impl VerifierMetrics {
         m
     }
 
+    /// The route families (each labelled by [`RouteLabels`]).
+    fn route_families(&self) -> [&Family<RouteLabels, Counter>; 5] {
+        [
+            &self.requests,
+            &self.payment_required,
+            &self.payment_verified,
+            &self.payment_failed,
+            &self.charged_requests,
+        ]
+    }
+
+    /// Removes the series of `labels` from every route family.
+    pub fn forget(&self, labels: &RouteLabels) {
+        for family in self.route_families() {
+            family.remove(labels);
+        }
+    }
+
+    /// Forgets the label sets of `before` that `after` no longer has; returns how many.
+    pub fn prune(&self, before: &Snapshot, after: &Snapshot) -> usize {
+        let gone = gone_labels(before, after);
+        for labels in &gone {
+            self.forget(labels);
+        }
+        gone.len()
+    }
+
     /// Counts a refusal by its reason.
     pub fn denied(&self, reason: &'static str) {
         self.denials.get_or_create(&[("reason", reason)]).inc();
@@ -153,6 +189,20 @@ impl VerifierMetrics {
             .get_or_create(&[("kind", kind)])
             .inc();
     }
+}
+
+/// The label sets of `before`'s routes that none of `after`'s carries. Pure.
+pub fn gone_labels(before: &Snapshot, after: &Snapshot) -> Vec<RouteLabels> {
+    let kept: HashSet<&RouteLabels> = after.routes().iter().map(|r| &r.labels).collect();
+    let mut gone: Vec<RouteLabels> = before
+        .routes()
+        .iter()
+        .map(|r| &r.labels)
+        .filter(|l| !kept.contains(l))
+        .cloned()
+        .collect();
+    gone.dedup();
+    gone
 }
 
 #[cfg(test)]
@@ -180,5 +230,63 @@ mod tests {
         // Families without observations have no series (V12).
         assert!(!text.contains("obol_x402_verifier_payment_verified_total{"));
         assert!(!text.contains("obol_x402_verifier_charged_requests_total{"));
+    }
+
+    #[test]
+    fn series_of_routes_that_go_are_pruned() {
+        use crate::route_table::RouteTable;
+
+        let mut registry = Registry::default();
+        let m = VerifierMetrics::register(&mut registry);
+        let table = RouteTable::new();
+        let (kept, deleted, moved) = (
+            mk_entry("llm", "kept", "/kept/*"),
+            mk_entry("llm", "deleted", "/deleted/*"),
+            mk_entry("llm", "moved", "/old/*"),
+        );
+        table.reset([kept.clone(), deleted.clone(), moved.clone()]);
+        for entry in [&kept, &deleted, &moved] {
+            for family in m.route_families() {
+                family.get_or_create(&entry.labels).inc();
+            }
+        }
+        m.denied("some_reason");
+        let before = table.snapshot();
+        let text = encode(&registry);
+        for name in ["kept", "deleted", "moved"] {
+            assert!(text.contains(&format!("offer_name=\"{name}\"")), "{text}");
+        }
+
+        // One route deleted, one whose pattern changed (a new label set), one untouched.
+        table.delete(&deleted.key);
+        table.apply(mk_entry("llm", "moved", "/new/*"));
+        let after = table.snapshot();
+        let gone = gone_labels(&before, &after);
+        assert_eq!(gone, vec![deleted.labels.clone(), moved.labels.clone()]);
+        assert_eq!(m.prune(&before, &after), 2);
+
+        let text = encode(&registry);
+        assert!(!text.contains("offer_name=\"deleted\""), "{text}");
+        assert!(!text.contains("route=\"/old/*\""), "{text}");
+        for family in [
+            "requests",
+            "payment_required",
+            "payment_verified",
+            "payment_failed",
+            "charged_requests",
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "obol_x402_verifier_{family}_total{{route=\"/kept/*\",offer_namespace=\"llm\",offer_name=\"kept\""
+                )),
+                "{family}: {text}"
+            );
+        }
+        assert!(
+            text.contains("reason=\"some_reason\""),
+            "bounded series stay"
+        );
+        // Nothing changed: nothing pruned.
+        assert_eq!(m.prune(&after, &table.snapshot()), 0);
     }
 }
