@@ -121,7 +121,10 @@ pub async fn gather(client: &Client, gateways: BTreeSet<(String, String)>) -> Ga
             .get_opt(&name)
             .await
             .map(|g| g.map(|g| g.not_taken()))
-            .map_err(|e| e.to_string());
+            .map_err(|e| match e {
+                kube::Error::Api(s) if s.code == 404 => "the Gateway kind is not served".to_owned(),
+                e => e.to_string(),
+            });
         facts.push(((ns, name), fact));
     }
     facts

@@ -96,12 +96,18 @@ impl Verdict {
         }
     }
 
-    /// One line: `ok   name: finding` or `FAIL name: finding; fix: …`.
+    /// One line: `ok   name: finding` or `FAIL name: finding; fix: …` (a multi-line error
+    /// from below is folded into it).
     pub fn line(&self) -> String {
-        match &self.fix {
+        let line = match &self.fix {
             None => format!("ok   {}: {}", self.check, self.finding),
             Some(fix) => format!("FAIL {}: {}; fix: {fix}", self.check, self.finding),
-        }
+        };
+        line.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -520,5 +526,11 @@ mod tests {
             assert_eq!(judge_clock(&Ok(skew)).fix.is_none(), ok, "{skew}");
         }
         assert!(judge_clock(&Err("x".into())).fix.is_some());
+
+        let multi = Verdict::bad("gateway", "404 page not found\n: parse error", "fix\nit");
+        assert_eq!(
+            multi.line(),
+            "FAIL gateway: 404 page not found : parse error; fix: fix it"
+        );
     }
 }

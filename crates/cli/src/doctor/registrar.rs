@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 
 use super::Verdict;
 
-/// Gas a registration is budgeted: `register(uri, metadata[])` stores a string and a few
-/// entries (well under this on the local IdentityRegistry); the margin covers longer URIs and
-/// more metadata. A budget to warn early, not an estimate.
-pub const REGISTRATION_GAS: u128 = 500_000;
+/// Gas a registration is budgeted: `register` (about 450k gas on the local IdentityRegistry),
+/// then the agent URI and one transaction per metadata entry (a registration of the demo
+/// offer used about 720k in all); the margin covers longer URIs and more metadata. A budget
+/// to warn early, not an estimate.
+pub const REGISTRATION_GAS: u128 = 1_000_000;
 
 /// Where the registrar's key is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,7 +326,7 @@ mod tests {
             (
                 facts(),
                 None,
-                "0xabc holds 1 ETH on eip155:84532; a registration needs about 0.0005 ETH (500000 gas at 1000000000 wei)",
+                "0xabc holds 1 ETH on eip155:84532; a registration needs about 0.001 ETH (1000000 gas at 1000000000 wei)",
             ),
             (
                 RegistrarFacts {
@@ -378,7 +379,7 @@ mod tests {
                     ..facts()
                 },
                 Some("send ether to 0xabc on eip155:84532"),
-                "0xabc holds 0.000499999999999999 ETH on eip155:84532; a registration needs about 0.0005 ETH (500000 gas at 1000000000 wei)",
+                "0xabc holds 0.000999999999999999 ETH on eip155:84532; a registration needs about 0.001 ETH (1000000 gas at 1000000000 wei)",
             ),
         ];
         for (f, fix, finding) in cases {
