@@ -83,18 +83,22 @@ impl DevArgs {
         let exe = std::env::current_exe().context("locating the obol binary")?;
         let bin = exe.parent().map(PathBuf::from).unwrap_or_default();
         let cwd = std::env::current_dir()?;
+        // OBOL_DEV_RUN_DIR lets a test run a stack of its own beside a developer's.
+        let run_dir = std::env::var_os("OBOL_DEV_RUN_DIR").map(PathBuf::from);
         let repo = match &self.repo {
             Some(r) => r.clone(),
             // From the repository root, or from anywhere with the repository's own binary
-            // (target/<profile>/obol): the printed commands work in any directory.
+            // (target/<profile>/obol), or the repository the stack of OBOL_DEV_RUN_DIR records
+            // (a binary built into a target directory elsewhere): the printed commands work in
+            // any directory.
             None => [cwd.as_path(), bin.as_path()]
                 .into_iter()
                 .flat_map(|start| start.ancestors())
                 .find(|dir| is_repo(dir))
-                .map_or(cwd.clone(), PathBuf::from),
+                .map(PathBuf::from)
+                .or_else(|| Some(stack::recorded(run_dir.as_ref()?)?.repo).filter(|r| is_repo(r)))
+                .unwrap_or(cwd.clone()),
         };
-        // OBOL_DEV_RUN_DIR lets a test run a stack of its own beside a developer's.
-        let run_dir = std::env::var_os("OBOL_DEV_RUN_DIR").map(PathBuf::from);
         if let (false, Some(run), false) = (needs_repo, &run_dir, is_repo(&repo)) {
             return Ok(Paths {
                 run: run.clone(),

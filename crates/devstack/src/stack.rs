@@ -114,15 +114,23 @@ fn fail(step: &str, message: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The file in the run directory that records the stack.
+pub const STATE_FILE: &str = "stack.json";
+
+/// The state recorded in `run`, if any.
+pub fn recorded(run: &Path) -> Option<State> {
+    let text = std::fs::read_to_string(run.join(STATE_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 impl Paths {
     fn state_file(&self) -> PathBuf {
-        self.run.join("stack.json")
+        self.run.join(STATE_FILE)
     }
 
     /// The recorded state, if any.
     pub fn load(&self) -> Option<State> {
-        let text = std::fs::read_to_string(self.state_file()).ok()?;
-        serde_json::from_str(&text).ok()
+        recorded(&self.run)
     }
 
     fn save(&self, state: &State) -> Result<(), Error> {
