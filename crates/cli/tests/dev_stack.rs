@@ -7,8 +7,8 @@
 //! http` in `forwardAuth`): `obol sell test`, payments by the official `@x402/fetch` client
 //! (which gets the settlement receipt in proxy mode) and a replay; the official v1 client, our
 //! buyer paying the demo offer and an `@x402/express` seller, the seed's plan on a purchase
-//! made by `obol buy`, the offer's deletion, `obol doctor` healthy and with faults, and
-//! `obol dev down`.
+//! made by `obol buy`, the offer's deletion (its metric series pruned), `obol doctor` healthy
+//! and with faults, and `obol dev down`.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -634,7 +634,9 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     })
     .await;
     assert_eq!(gone, 404);
+    dev_stack_features::deleted_offer_series_are_pruned(&stack, &http, "demo").await;
 
-    // Last: obol doctor, healthy, then with the verifier and the facilitator stopped.
-    dev_stack_features::doctor_healthy_then_faults(&stack);
+    // Last: obol doctor, healthy, then with a CRD missing (and restored), the verifier and the
+    // facilitator stopped.
+    dev_stack_features::doctor_healthy_then_faults(&stack).await;
 }

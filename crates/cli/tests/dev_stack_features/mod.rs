@@ -361,7 +361,10 @@ pub async fn concurrent_payers(stack: &Stack, http: &reqwest::Client) {
 
 fn doctor(stack: &Stack) -> (Option<i32>, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_obol"));
-    cmd.arg("doctor").env_clear();
+    // From the repository, as after `obol install`: the shipped manifests are `deploy/`.
+    cmd.arg("doctor")
+        .env_clear()
+        .current_dir(obol_testenv::repo_root());
     for (k, v) in &stack.env {
         cmd.env(k, v);
     }
@@ -369,15 +372,67 @@ fn doctor(stack: &Stack) -> (Option<i32>, String) {
     (out.status.code(), text(&out))
 }
 
+/// The CRD removed and put back by the doctor test: no finalizer holds its objects, and nothing
+/// runs on them after the test's purchases.
+const REMOVED_CRD: &str = "purchaserequests.obol.org";
+
 /// `obol doctor` passes on the healthy stack (every line `ok`), then names what is wrong, with
-/// the fix, once the verifier is stopped and once the facilitator is down too. Ends the stack's
-/// verifier and facilitator: run it last.
-pub fn doctor_healthy_then_faults(stack: &Stack) {
+/// the fix, exiting 1: a CRD missing (then restored: doctor passes again), the verifier stopped,
+/// the facilitator down too. Ends the stack's verifier and facilitator: run it last.
+pub async fn doctor_healthy_then_faults(stack: &Stack) {
     let (code, said) = doctor(stack);
     assert_eq!(code, Some(0), "{said}");
-    for check in ["crds", "verifier", "facilitator", "clock"] {
+    for check in [
+        "crds",
+        "gateway-crds",
+        "gateway",
+        "rbac",
+        "verifier",
+        "facilitator",
+        "clock",
+        "registrar",
+    ] {
         assert!(said.contains(&format!("ok   {check}: ")), "{check}: {said}");
     }
+    assert!(
+        said.contains("ok   gateway: traefik/traefik-gateway Accepted and Programmed"),
+        "{said}"
+    );
+    let registrar = stack.var("OBOL_REGISTRAR_ADDRESS");
+    assert!(
+        said.contains(&format!("ok   registrar: {registrar} holds ")),
+        "an offer registers (mine), so the registrar's key and balance are checked: {said}"
+    );
+
+    // A CRD missing: named, with the fix; restored, doctor passes again.
+    let client = stack.client().await;
+    let crds: kube::Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = kube::Api::all(client.clone());
+    crds.delete(REMOVED_CRD, &Default::default()).await.unwrap();
+    let (code, said) = eventually_doctor(stack, &format!("FAIL crds: missing: {REMOVED_CRD}"));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("fix: obol install") && said.contains("ok   verifier: "),
+        "{said}"
+    );
+    let file = obol_testenv::repo_root().join(format!("deploy/crds/{REMOVED_CRD}.yaml"));
+    let crd = obol_deploy::manifest::parse(&std::fs::read_to_string(&file).unwrap(), "crd")
+        .unwrap()
+        .remove(0);
+    // The deletion finishes (its objects go) before the CRD can be created again.
+    eventually(Duration::from_secs(60), || {
+        let (client, crd) = (client.clone(), crd.clone());
+        async move {
+            let mut kinds = obol_deploy::apply::Kinds::default();
+            obol_deploy::apply::apply(&client, &mut kinds, &crd, "obol-e2e", false)
+                .await
+                .ok()
+        }
+    })
+    .await;
+    let (code, said) = eventually_doctor(stack, "ok   crds: ");
+    assert_eq!(code, Some(0), "restored: {said}");
 
     let pid = |name: &str| {
         state(stack)
@@ -414,10 +469,11 @@ pub fn doctor_healthy_then_faults(stack: &Stack) {
     );
 }
 
-/// Doctor until its output contains `line` (a killed process takes a moment to close its port).
+/// Doctor until its output contains `line` (a killed process takes a moment to close its port;
+/// a deleted CRD a moment to go).
 fn eventually_doctor(stack: &Stack, line: &str) -> (Option<i32>, String) {
     let mut last = (None, String::new());
-    for _ in 0..20 {
+    for _ in 0..40 {
         last = doctor(stack);
         if last.1.contains(line) {
             return last;
@@ -425,6 +481,22 @@ fn eventually_doctor(stack: &Stack, line: &str) -> (Option<i32>, String) {
         std::thread::sleep(Duration::from_millis(250));
     }
     panic!("doctor never said {line:?}:\n{}", last.1);
+}
+
+/// The deleted offer's series are gone from the verifier's real `/metrics` (its PaymentRoute
+/// went, and the route's label sets with it), while another offer's stay.
+pub async fn deleted_offer_series_are_pruned(stack: &Stack, http: &reqwest::Client, offer: &str) {
+    let url = format!("{}/metrics", state(stack).verifier_url);
+    let gone = format!("offer_name=\"{offer}\"");
+    let text = eventually(Duration::from_secs(30), || async {
+        let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+        (!text.contains(&gone)).then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains("obol_x402_verifier_requests_total{") && text.contains("offer_name=\""),
+        "the other offers' series stay:\n{text}"
+    );
 }
 
 /// Every `obol_*` series used by deploy/monitoring (the PrometheusRule's expressions and the
