@@ -1,6 +1,7 @@
 //! The dev adapter with a real Traefik and the real control plane: a route is served only with
 //! its ForwardAuth gate, the gate's 402 reaches the client, a paid request reaches the upstream
-//! with the prefix stripped and the auth headers copied, and losing the gate stops serving.
+//! with the prefix stripped and the auth headers copied, and losing the gate stops serving; the
+//! Gateway it plays is marked Accepted and Programmed.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use obol_api::gateway::HttpRoute;
+use obol_api::gateway::{Gateway, HttpRoute};
 use obol_api::traefik::Middleware;
 use obol_devstack::traefik::adapter::{AdapterConfig, run};
 use obol_devstack::traefik::render::GatewayRef;
@@ -131,6 +132,25 @@ async fn routes_are_served_only_through_their_gate() {
             file: file.clone(),
         },
     ));
+
+    // The Gateway it plays is taken, as Traefik takes one: Accepted and Programmed.
+    let played = obol_devstack::traefik::adapter::gateway_objects(&gateway, web)
+        .into_iter()
+        .find(|o| o.kind() == "Gateway")
+        .unwrap();
+    let gateways: Api<Gateway> = Api::namespaced(env.client(), &n);
+    gateways
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(played.0).unwrap(),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), || async {
+        let gw = gateways.get(&gateway.name).await.ok()?;
+        gw.not_taken().is_empty().then_some(())
+    })
+    .await;
 
     let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "demo"}, "spec": {"type": "ExternalName", "externalName": "localhost"}})).unwrap();

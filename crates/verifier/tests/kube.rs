@@ -1,5 +1,5 @@
 //! Against the real local control plane (scripts/testenv): creating a PaymentRoute makes the
-//! verifier gate it and mark it admitted; a route it cannot load is refused with the reason
+//! verifier gate it and mark it admitted (deleting it removes its metric series); a route it cannot load is refused with the reason
 //! and fails closed; creation → gating and creation → admitted latency over 200 routes.
 
 mod support;
@@ -93,7 +93,17 @@ async fn a_created_route_is_gated_admitted_updated_and_removed() {
     .await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
 
-    // Deleted: fail closed again.
+    // The route's series are on the scrape while it exists...
+    let series = format!("offer_namespace=\"{}\"", ns.name());
+    let scrape = h.get("/metrics", &[]).await.text();
+    assert!(
+        scrape.contains(&format!(
+            "obol_x402_verifier_payment_verified_total{{route=\"/services/demo/*\",{series}"
+        )),
+        "{scrape}"
+    );
+
+    // Deleted: fail closed again, and its series leave the scrape.
     api.delete("demo", &DeleteParams::default())
         .await
         .expect("delete");
@@ -101,6 +111,8 @@ async fn a_created_route_is_gated_admitted_updated_and_removed() {
         (h.get(&path, &fwd).await.status == StatusCode::SERVICE_UNAVAILABLE).then_some(())
     })
     .await;
+    let scrape = h.get("/metrics", &[]).await.text();
+    assert!(!scrape.contains(&series), "{scrape}");
     task.abort();
 }
 
