@@ -21,6 +21,9 @@ pub mod types {
     pub const READY: &str = "Ready";
     /// On a PaymentRoute: the verifier loaded it (or says why not).
     pub const ADMITTED: &str = "Admitted";
+    /// Only on an offer with `spec.routes`: whether every path and method has one most
+    /// specific route (informational; never blocks Ready).
+    pub const ROUTE_TABLE: &str = "RouteTable";
 }
 
 /// Condition reasons (`CamelCase`, stable: scripts and alerts match on them).
@@ -63,6 +66,11 @@ pub mod reasons {
     pub const REGISTRATION_FAILED: &str = "RegistrationFailed";
     /// PaymentGateReady=False / RoutePublished=False: the offer is paused.
     pub const PAUSED: &str = "Paused";
+    /// RouteTable=True: no two routes match a path equally specifically.
+    pub const ROUTES_DISTINCT: &str = "RoutesDistinct";
+    /// RouteTable=False: two routes match some path equally specifically; the first declared
+    /// wins (the message names them).
+    pub const ROUTES_OVERLAP: &str = "RoutesOverlap";
     /// Any condition: applying a child failed (the message has the API error).
     pub const APPLY_FAILED: &str = "ApplyFailed";
     /// Ready=False: the spec cannot be turned into children (phase `Failed`).

@@ -87,6 +87,11 @@ pub struct PaymentRouteSpec {
     /// price and what an answer without usage is charged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metering: Option<Metering>,
+    /// The offer's route table, most specific first (equally specific ones in declaration
+    /// order). Set, it is exhaustive: a path under `pattern` that no rule matches is refused
+    /// with 404. Empty: `pattern` at `price`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<crate::routes::RouteRule>,
 }
 
 /// The metered terms of a per-token route, in atomic units of the route's asset.
@@ -213,6 +218,7 @@ impl PaymentRouteSpec {
             upstream_auth: None,
             proxy: None,
             metering: None,
+            routes: Vec::new(),
         }
     }
 }

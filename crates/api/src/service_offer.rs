@@ -76,6 +76,12 @@ pub struct ServiceOfferSpec {
     /// field existed keep what they had); `obol sell http` writes `proxy` for new offers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<OfferGateway>,
+    /// The route table: the paths sold under the offer's path, each paid or free, optionally
+    /// with its own price, methods and schemas. Declared, it is exhaustive: a path no route
+    /// lists answers 404. Absent: the whole prefix at the offer's price.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::routes::MAX_ROUTES))]
+    pub routes: Vec<crate::routes::OfferRoute>,
 }
 
 /// How paid traffic reaches the upstream, and what the gateway may pass on.

@@ -70,6 +70,11 @@ pub fn is_path(s: &str) -> bool {
     s.starts_with('/') && s.bytes().all(path_char) && !s.contains("..")
 }
 
+/// Whether `s` matches [`ROUTE_PATTERN`].
+pub fn is_route_pattern(s: &str) -> bool {
+    s.starts_with('/') && s.bytes().all(|b| path_char(b) || b == b'*')
+}
+
 /// Whether `s` matches [`HEALTH_PATH`].
 pub fn is_health_path(s: &str) -> bool {
     s.starts_with('/')
@@ -164,6 +169,21 @@ mod tests {
                     "/a..b",
                     "/a/..",
                     "/...",
+                ],
+            ),
+            (
+                ROUTE_PATTERN,
+                is_route_pattern,
+                &[
+                    "/",
+                    "/v1/*",
+                    "/a-*/b_c.d",
+                    "/*",
+                    "",
+                    "v1",
+                    "/a b",
+                    "/a?b",
+                    "/ä",
                 ],
             ),
             (

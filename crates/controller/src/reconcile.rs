@@ -259,6 +259,10 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
     observed.registration = registration.as_ref();
     observed.failures = &failures;
     conditions.push(plan_status::registered_condition(&observed, due));
+    conditions.extend(plan_status::route_table_condition(
+        desired.has_routes,
+        &desired.ambiguous,
+    ));
 
     let status = plan_status::next_status(
         old,

@@ -462,3 +462,98 @@ async fn gateway_modes_proxy_and_forward_auth_and_the_switch_between_them() {
     let route = routes.get("so-px").await.unwrap();
     assert_eq!(route.spec.rules[0].backend_refs[0].name, "x402-verifier");
 }
+
+#[tokio::test]
+async fn a_route_table_reaches_the_payment_route_and_ties_show_in_a_condition() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("routes").await;
+    let _janitor = Janitor::new(&env, ns.name());
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    let _controller = start_controller(&client, run_config(ns.name()));
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
+    let table = json!({"routes": [
+        {"path": "/v1/*"},
+        {"path": "/health", "gate": "free"},
+        {"path": "/v1/chat/completions", "price": "0.01", "methods": ["POST"],
+         "summary": "Chat", "inputSchema": {"type": "object", "properties": {"model": {"type": "string"}}}},
+    ]});
+    create(&offers, &mk_offer("rt", "up", table)).await;
+    let offer = wait_offer(&offers, "rt", T, is_ready).await;
+    assert!(has(
+        &offer,
+        types::ROUTE_TABLE,
+        "True",
+        reasons::ROUTES_DISTINCT
+    ));
+    let pr = prs.get("x402-rt").await.unwrap();
+    assert_eq!(pr.spec.pattern, "/services/rt/*");
+    let rules: Vec<(&str, &str, Option<&str>)> = pr
+        .spec
+        .routes
+        .iter()
+        .map(|r| (r.pattern.as_str(), r.gate.as_str(), r.price.as_deref()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("/services/rt/v1/chat/completions", "paid", Some("10000")),
+            ("/services/rt/health", "free", None),
+            ("/services/rt/v1/*", "paid", None),
+        ],
+        "most specific first, prices in atomic units"
+    );
+    let chat = &pr.spec.routes[0];
+    assert_eq!(chat.methods, ["POST"]);
+    assert_eq!(
+        chat.input_schema.as_ref().unwrap()["properties"]["model"]["type"],
+        "string",
+        "the API server kept the schema whole"
+    );
+
+    // Two routes that match /services/rt/a/b equally specifically: the first serves, the
+    // offer says so; the offer stays Ready.
+    patch_spec(
+        &offers,
+        "rt",
+        json!({"routes": [{"path": "/a/*"}, {"path": "/*/b"}]}),
+    )
+    .await;
+    let offer = wait_offer(&offers, "rt", T, |o| {
+        is_ready(o) && has(o, types::ROUTE_TABLE, "False", reasons::ROUTES_OVERLAP)
+    })
+    .await;
+    let message = message_of(&offer, types::ROUTE_TABLE);
+    assert!(
+        message.contains("/services/rt/a/* and /services/rt/*/b"),
+        "{message}"
+    );
+
+    // A reserved path: refused as an invalid spec, with the field and what to do.
+    patch_spec(
+        &offers,
+        "rt",
+        json!({"routes": [{"path": "/.well-known/x402.json", "gate": "free"}]}),
+    )
+    .await;
+    let offer = wait_offer(&offers, "rt", T, |o| {
+        has(o, types::READY, "False", reasons::INVALID_SPEC)
+    })
+    .await;
+    let message = message_of(&offer, types::READY);
+    assert!(
+        message.contains("spec.routes[].path") && message.contains("discovery"),
+        "{message}"
+    );
+}
+
+fn message_of(offer: &ServiceOffer, t: &str) -> String {
+    let status = offer.status.as_ref().unwrap();
+    obol_api::condition::find(&status.conditions, t)
+        .unwrap()
+        .message
+        .clone()
+}

@@ -58,7 +58,13 @@ impl Ctx<'_> {
     pub fn refuse(&self, denial: Denial) -> (Reply, Outcome) {
         let metrics = &self.state.metrics;
         metrics.denied(denial.metric_label());
-        let reply = decide::refused(self.requirement, self.resource, self.wants_html, &denial);
+        let reply = decide::refused_with(
+            self.requirement,
+            self.resource,
+            self.wants_html,
+            &denial,
+            self.route.bazaar.as_ref(),
+        );
         if reply.status == StatusCode::PAYMENT_REQUIRED {
             metrics
                 .payment_failed

@@ -90,17 +90,8 @@ pub const MAX_HOST_LEN: usize = 260;
 /// The resource being paid for: `<proto>://<host><uri>`, bounded (see
 /// [`MAX_RESOURCE_URL_LEN`]).
 pub fn resource(route: &RouteEntry, fwd: &Forwarded<'_>) -> ResourceInfo {
-    let scheme = match fwd.proto {
-        Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
-    };
     let path = crate::matcher::path_of(fwd.uri);
-    let base = match fwd.host {
-        Some(host) if !host.is_empty() && host.len() <= MAX_HOST_LEN => {
-            format!("{scheme}://{host}")
-        }
-        _ => String::new(),
-    };
+    let base = base_url(fwd.proto, fwd.host);
     let url = if base.len() + fwd.uri.len() <= MAX_RESOURCE_URL_LEN {
         format!("{base}{}", fwd.uri)
     } else {
@@ -117,6 +108,21 @@ pub fn resource(route: &RouteEntry, fwd: &Forwarded<'_>) -> ResourceInfo {
     }
 }
 
+/// `<proto>://<host>` of the client's request (`https` only when the gateway says so), empty
+/// without a usable host (at most [`MAX_HOST_LEN`]).
+pub fn base_url(proto: Option<&str>, host: Option<&str>) -> String {
+    let scheme = match proto {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    match host {
+        Some(host) if !host.is_empty() && host.len() <= MAX_HOST_LEN => {
+            format!("{scheme}://{host}")
+        }
+        _ => String::new(),
+    }
+}
+
 /// A 402 for `requirement`: v2 `PAYMENT-REQUIRED` header and a v1-compatible JSON body (or an
 /// HTML page with the same content). `denial` is the previous attempt's failure, if any: the
 /// body then also carries `reason` and `extensions.paymentFailure`.
@@ -126,12 +132,25 @@ pub fn payment_required(
     wants_html: bool,
     denial: Option<&Denial>,
 ) -> Reply {
+    payment_required_with(requirement, resource, wants_html, denial, None)
+}
+
+/// [`payment_required`] for a route with a Bazaar description (`extensions.bazaar`, see
+/// [`crate::discovery::bazaar`]), in the `PAYMENT-REQUIRED` document and in the body.
+pub fn payment_required_with(
+    requirement: &Requirement,
+    resource: &ResourceInfo,
+    wants_html: bool,
+    denial: Option<&Denial>,
+    bazaar: Option<&serde_json::Value>,
+) -> Reply {
     let refusal = denial.map(|d| d.refusal(Some(requirement)));
     build_402(
         requirement,
         resource,
         wants_html,
         denial.zip(refusal.as_ref()),
+        bazaar,
     )
 }
 
@@ -140,31 +159,55 @@ fn build_402(
     resource: &ResourceInfo,
     wants_html: bool,
     failure: Option<(&Denial, &Refusal)>,
+    bazaar: Option<&serde_json::Value>,
 ) -> Reply {
     let error = failure.map_or_else(
         || PAYMENT_REQUIRED_ERROR.to_owned(),
         |(d, _)| d.x402_error(),
     );
-    let v2 = x402::verify::payment_required_v2(requirement, resource, error.clone());
-    let mut headers = Vec::with_capacity(3);
+    let mut v2 = x402::verify::payment_required_v2(requirement, resource, error.clone());
+    if let Some(b) = bazaar {
+        v2.extensions = Some(serde_json::Map::from_iter([(
+            "bazaar".to_owned(),
+            b.clone(),
+        )]));
+    }
+    let mut headers = Vec::with_capacity(4);
     if let Ok(encoded) = codec::encode_header(&v2)
         && let Ok(value) = HeaderValue::try_from(encoded)
     {
         headers.push((PAYMENT_REQUIRED, value));
     }
+    headers.push((
+        header::LINK,
+        HeaderValue::from_static(obol_api::routes::CATALOG_LINK),
+    ));
     if let Some((denial, _)) = failure {
         settlement_headers(denial, &mut headers);
     }
     // v1 needs a legacy network name; a chain without one gets the v2 document as the body.
     // The failure is added by flattening, which is slower: only refusals pay for it.
-    let json = match (
-        x402::verify::payment_required_v1(requirement, resource, error),
-        failure,
-    ) {
-        (Ok(v1), None) => to_json(&v1),
-        (Ok(v1), Some((_, refusal))) => to_json(&WithFailure::new(&v1, refusal)),
-        (Err(_), None) => to_json(&v2),
-        (Err(_), Some((_, refusal))) => to_json(&WithFailure::new(&v2, refusal)),
+    let v1 = x402::verify::payment_required_v1(requirement, resource, error);
+    let json = match (v1, failure, bazaar) {
+        (Ok(v1), None, None) => to_json(&v1),
+        (Ok(v1), Some((_, refusal)), None) => to_json(&WithFailure::new(&v1, refusal)),
+        (Err(_), None, None) => to_json(&v2),
+        (Err(_), Some((_, refusal)), None) => to_json(&WithFailure::new(&v2, refusal)),
+        // A described route: the body's `extensions` holds the description (and the failure).
+        (v1, failure, Some(b)) => {
+            let doc = match v1 {
+                Ok(v1) => serde_json::to_value(&v1),
+                Err(_) => serde_json::to_value(&v2),
+            };
+            let mut doc = doc.unwrap_or_else(|_| serde_json::json!({}));
+            if let Some((_, refusal)) = failure {
+                doc["reason"] = refusal.reason.code().into();
+                doc["extensions"]["paymentFailure"] =
+                    serde_json::to_value(refusal.payment_failure()).unwrap_or_default();
+            }
+            doc["extensions"]["bazaar"] = b.clone();
+            to_json(&doc)
+        }
     };
     let body = if wants_html {
         headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -244,6 +287,11 @@ fn refusal_reply(denial: &Denial, refusal: &Refusal) -> Reply {
     if let Some(secs) = denial.retry_after() {
         headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
     }
+    if let Denial::MethodNotAllowed { allow } = denial
+        && let Ok(value) = HeaderValue::from_str(allow)
+    {
+        headers.push((header::ALLOW, value));
+    }
     settlement_headers(denial, &mut headers);
     Reply {
         status,
@@ -260,9 +308,26 @@ pub fn refused(
     wants_html: bool,
     denial: &Denial,
 ) -> Reply {
+    refused_with(requirement, resource, wants_html, denial, None)
+}
+
+/// [`refused`] for a route with a Bazaar description.
+pub fn refused_with(
+    requirement: &Requirement,
+    resource: &ResourceInfo,
+    wants_html: bool,
+    denial: &Denial,
+    bazaar: Option<&serde_json::Value>,
+) -> Reply {
     let refusal = denial.refusal(Some(requirement));
     if refusal.status() == StatusCode::PAYMENT_REQUIRED.as_u16() {
-        build_402(requirement, resource, wants_html, Some((denial, &refusal)))
+        build_402(
+            requirement,
+            resource,
+            wants_html,
+            Some((denial, &refusal)),
+            bazaar,
+        )
     } else {
         refusal_reply(denial, &refusal)
     }

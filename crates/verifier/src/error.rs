@@ -114,6 +114,16 @@ pub enum Denial {
     /// fragment never count): refused, never let through for free.
     #[error("this path is not one the route sells")]
     PathNotPriced,
+    /// The offer declares a route table and none of its routes lists this path: 404, never
+    /// let through for free.
+    #[error("no route of this offer serves this path")]
+    NotListed,
+    /// The offer's route table lists this path for other methods only.
+    #[error("this route does not serve this method")]
+    MethodNotAllowed {
+        /// The methods it serves, for the `Allow` header.
+        allow: String,
+    },
     /// The payment header could not be decoded.
     #[error("invalid payment header: {0}")]
     Malformed(#[from] x402::DecodeError),
@@ -379,6 +389,14 @@ impl Denial {
                 Reason::NoPaidRule,
                 "the path is under this offer's prefix, but none of its paid patterns covers it",
             ),
+            Self::NotListed => Refusal::new(
+                Reason::RouteNotListed,
+                "the path is under this offer's prefix, but its route table does not list it",
+            ),
+            Self::MethodNotAllowed { allow } => Refusal::new(
+                Reason::MethodNotAllowed,
+                format!("this path is served for {allow} only"),
+            ),
             Self::Malformed(e) => {
                 Refusal::new(Reason::InvalidPaymentHeader, bounded(e.to_string()))
             }
@@ -479,6 +497,8 @@ impl Denial {
             Self::NotReady => "not_ready",
             Self::UnknownRoute => "unknown_route",
             Self::PathNotPriced => "path_not_priced",
+            Self::NotListed => "route_not_listed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Malformed(e) => e.metric_label(),
             Self::ConflictingHeaders => "conflicting_payment_headers",
             Self::UnreadableHeader => "unreadable_payment_header",

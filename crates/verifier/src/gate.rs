@@ -125,7 +125,13 @@ pub fn unpaid(
             _ => None,
         };
         templated.unwrap_or_else(|| {
-            decide::payment_required(requirement, &resource, fwd.wants_html, None)
+            decide::payment_required_with(
+                requirement,
+                &resource,
+                fwd.wants_html,
+                None,
+                route.bazaar.as_ref(),
+            )
         })
     });
     (reply, Outcome::PaymentRequired)

@@ -22,6 +22,8 @@ pub const X_FORWARDED_URI: &str = "x-forwarded-uri";
 pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
 /// `X-Forwarded-Proto`.
 pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+/// `X-Forwarded-Method` (Traefik's ForwardAuth sends the client's method in it).
+pub const X_FORWARDED_METHOD: &str = "x-forwarded-method";
 
 /// The verifier's router.
 pub fn app(state: AppState) -> Router {
@@ -60,11 +62,12 @@ async fn verify_exact(
         Ok(fwd) => match state.table.get(&namespace, &name) {
             None => refuse(&state, Denial::UnknownRoute),
             // The Middleware sits on the offer's published prefix only: a path there that
-            // the route's pattern does not cover is refused, never let through for free.
-            Some(route) if !route.matcher.matches(path_of(fwd.uri)) => {
-                refuse(&state, Denial::PathNotPriced)
-            }
-            Some(route) => gate(&state, &route, &fwd, payment(headers)).await,
+            // the route's pattern (or table) does not cover is refused, never let through
+            // for free.
+            Some(route) => match route.resolve(path_of(fwd.uri), method(headers)) {
+                Err(denial) => refuse(&state, denial),
+                Ok(route) => gate(&state, &route, &fwd, payment(headers)).await,
+            },
         },
     };
     finish(&state, start, reply, outcome)
@@ -80,7 +83,10 @@ async fn verify_by_path(State(state): State<AppState>, request: Request) -> Resp
         Ok(_) if !state.table.is_synced() => refuse(&state, Denial::NotReady),
         Ok(fwd) => match state.table.find(path_of(fwd.uri)) {
             None => (decide::free(None), Outcome::Free),
-            Some(route) => gate(&state, &route, &fwd, payment(headers)).await,
+            Some(route) => match route.resolve(path_of(fwd.uri), method(headers)) {
+                Err(denial) => refuse(&state, denial),
+                Ok(route) => gate(&state, &route, &fwd, payment(headers)).await,
+            },
         },
     };
     finish(&state, start, reply, outcome)
@@ -127,6 +133,12 @@ fn forwarded(headers: &HeaderMap) -> Result<Forwarded<'_>, Denial> {
             .filter_map(|v| v.to_str().ok())
             .any(decide::wants_html),
     })
+}
+
+fn method(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(X_FORWARDED_METHOD)
+        .and_then(|v| v.to_str().ok())
 }
 
 fn payment(headers: &HeaderMap) -> Result<Option<&str>, Denial> {

@@ -65,6 +65,7 @@ pub mod admit;
 pub mod args;
 pub mod clock;
 pub mod decide;
+pub mod discovery;
 pub mod error;
 pub mod evidence;
 pub mod facilitators;

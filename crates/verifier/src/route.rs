@@ -2,13 +2,15 @@
 //! time so the request path never re-parses a string.
 
 use std::fmt;
+use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use obol_api::PaymentRouteSpec;
+use obol_api::routes::Gate;
 use obol_x402 as x402;
 use x402::{Address, Network, Requirement, U256};
 
-use crate::error::LoadError;
+use crate::error::{Denial, LoadError};
 use crate::gateway::charge::media_type;
 use crate::gateway::forward::Target;
 use crate::matcher::Matcher;
@@ -113,6 +115,24 @@ impl ProxyRoute {
     }
 }
 
+/// One route of a loaded route table (`spec.routes[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The route as it is gated: its own pattern, price (no requirement when free),
+    /// description and 402 caches; the PaymentRoute's key, upstream and labels otherwise.
+    pub entry: Arc<RouteEntry>,
+    /// Paid or free.
+    pub gate: Gate,
+    /// Methods served; empty: any.
+    pub methods: Vec<String>,
+    /// One line for buyers and agents.
+    pub summary: Option<String>,
+    /// JSON Schema of the request body.
+    pub input_schema: Option<serde_json::Value>,
+    /// JSON Schema of the answer.
+    pub output_schema: Option<serde_json::Value>,
+}
+
 /// One loaded route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteEntry {
@@ -137,6 +157,11 @@ pub struct RouteEntry {
     pub proxy: Option<ProxyRoute>,
     /// Metric labels.
     pub labels: RouteLabels,
+    /// The route table, most specific first; empty: `pattern` alone at `requirement`.
+    pub rules: Vec<Rule>,
+    /// The x402 Bazaar description of a table's route with schemas
+    /// ([`crate::discovery::bazaar`]): every 402 of the route carries it.
+    pub bazaar: Option<serde_json::Value>,
     /// The last unpaid 402 (ignored by equality).
     pub unpaid: UnpaidCache,
     /// The unpaid JSON 402 with holes for the URL and description (ignored by equality).
@@ -195,6 +220,12 @@ impl RouteEntry {
             Some(v) => Some(UpstreamAuth::new(v)?),
         };
         let proxy = spec.proxy.as_ref().map(ProxyRoute::load).transpose()?;
+        // Ordered here too, by the one rule (the controller writes them ordered already).
+        let patterns: Vec<&str> = spec.routes.iter().map(|r| r.pattern.as_str()).collect();
+        let rules = obol_api::pattern::most_specific_first(&patterns)
+            .into_iter()
+            .map(|i| Rule::load(&key, generation, spec, &spec.routes[i], offer_name))
+            .collect::<Result<Vec<_>, _>>()?;
         let labels = RouteLabels {
             route: spec.pattern.clone(),
             offer_namespace: key.namespace.clone(),
@@ -211,6 +242,8 @@ impl RouteEntry {
             facilitator_url,
             proxy,
             labels,
+            rules,
+            bazaar: None,
             key,
             unpaid: UnpaidCache::default(),
             unpaid_template: TemplateSlot::default(),
@@ -220,9 +253,100 @@ impl RouteEntry {
                 entry
                     .requirement
                     .as_ref()
-                    .and_then(|r| UnpaidTemplate::new(r, entry.description.as_deref())),
+                    .and_then(|r| UnpaidTemplate::new(r, entry.description.as_deref(), None)),
             );
             entry
+        })
+    }
+}
+
+impl Rule {
+    fn load(
+        key: &RouteKey,
+        generation: Option<i64>,
+        spec: &PaymentRouteSpec,
+        rule: &obol_api::routes::RouteRule,
+        offer_name: Option<&str>,
+    ) -> Result<Self, LoadError> {
+        let overridden = rule.gate == Gate::Free || rule.price.is_some();
+        let sub = PaymentRouteSpec {
+            pattern: rule.pattern.clone(),
+            price: match rule.gate {
+                Gate::Free => "0".to_owned(),
+                Gate::Paid => rule.price.clone().unwrap_or_else(|| spec.price.clone()),
+            },
+            description: rule.summary.clone().or_else(|| spec.description.clone()),
+            metering: spec.metering.clone().filter(|_| !overridden),
+            routes: Vec::new(),
+            ..spec.clone()
+        };
+        let mut entry = RouteEntry::load(key.clone(), generation, &sub, offer_name)?;
+        entry.bazaar = crate::discovery::bazaar(
+            &rule.methods,
+            rule.input_schema.as_ref(),
+            rule.output_schema.as_ref(),
+        );
+        if let (Some(bazaar), Some(requirement)) = (&entry.bazaar, &entry.requirement) {
+            entry.unpaid_template = TemplateSlot(UnpaidTemplate::new(
+                requirement,
+                entry.description.as_deref(),
+                Some(bazaar),
+            ));
+        }
+        if rule.gate == Gate::Paid && entry.requirement.is_none() {
+            // A paid route priced at 0 would be a free pass-through: refuse to load it.
+            return Err(LoadError::Price);
+        }
+        Ok(Self {
+            entry: Arc::new(entry),
+            gate: rule.gate,
+            methods: rule.methods.clone(),
+            summary: rule.summary.clone(),
+            input_schema: rule.input_schema.clone(),
+            output_schema: rule.output_schema.clone(),
+        })
+    }
+}
+
+impl RouteEntry {
+    /// The route that serves `path` (no query) with `method` (`None`: not known, then only
+    /// routes open to every method serve). Without a table: this route when its pattern
+    /// matches, else [`Denial::PathNotPriced`]. With one: the most specific rule matching path
+    /// and method; a path no rule lists is [`Denial::NotListed`] (404, never a free pass), a
+    /// path listed for other methods [`Denial::MethodNotAllowed`].
+    pub fn resolve(
+        self: &Arc<Self>,
+        path: &str,
+        method: Option<&str>,
+    ) -> Result<Arc<Self>, Denial> {
+        if self.rules.is_empty() {
+            return if self.matcher.matches(path) {
+                Ok(self.clone())
+            } else {
+                Err(Denial::PathNotPriced)
+            };
+        }
+        let mut allow: Vec<&str> = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.entry.matcher.matches(path)) {
+            let served = match method {
+                Some(m) => crate::matcher::method_allowed(&rule.methods, m),
+                None => rule.methods.is_empty(),
+            };
+            if served {
+                return Ok(rule.entry.clone());
+            }
+            allow.extend(rule.methods.iter().map(String::as_str));
+        }
+        if allow.is_empty() {
+            return Err(Denial::NotListed);
+        }
+        if allow.contains(&"GET") && !allow.contains(&"HEAD") {
+            allow.push("HEAD");
+        }
+        allow.sort_unstable();
+        allow.dedup();
+        Err(Denial::MethodNotAllowed {
+            allow: allow.join(", "),
         })
     }
 }

@@ -40,6 +40,8 @@ pub struct Snapshot {
     globs: HashMap<String, Vec<usize>>,
     /// The distinct lengths of those literal starts, ascending.
     glob_literal_lens: Vec<usize>,
+    /// The discovery documents built from this snapshot.
+    discovery: crate::discovery::Cache,
 }
 
 /// The literal start of a glob pattern's first segment: `/inference-*/v1/*` → `inference-`.
@@ -126,6 +128,11 @@ impl Snapshot {
             }
         }
         best.and_then(|i| self.ordered.get(i))
+    }
+
+    /// The discovery documents' cache of this snapshot.
+    pub fn discovery_cache(&self) -> &crate::discovery::Cache {
+        &self.discovery
     }
 
     /// Every route, in table order.

@@ -82,6 +82,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 pub struct UnpaidTemplate {
     body: Pieces,
     header: Pieces,
+    /// The headers after `PAYMENT-REQUIRED` (the catalog `Link`), as they are.
+    rest: Vec<(axum::http::HeaderName, HeaderValue)>,
 }
 
 impl fmt::Debug for UnpaidTemplate {
@@ -93,17 +95,25 @@ impl fmt::Debug for UnpaidTemplate {
 impl UnpaidTemplate {
     /// The template for `requirement`; `description` is the route's own, if any. `None` when
     /// the general path would not produce a plain JSON 402 with one header.
-    pub fn new(requirement: &Requirement, description: Option<&str>) -> Option<Self> {
+    pub fn new(
+        requirement: &Requirement,
+        description: Option<&str>,
+        bazaar: Option<&serde_json::Value>,
+    ) -> Option<Self> {
         let resource = ResourceInfo {
             description: Some(description.unwrap_or(DESCRIPTION_MARK).to_owned()),
             mime_type: Some("application/json".into()),
             ..ResourceInfo::new(URL_MARK.to_owned())
         };
-        let reply = decide::payment_required(requirement, &resource, false, None);
+        let reply = decide::payment_required_with(requirement, &resource, false, None, bazaar);
         let Body::Json(body) = &reply.body else {
             return None;
         };
-        if reply.headers.len() != 1 || reply.headers[0].0 != decide::PAYMENT_REQUIRED {
+        if reply
+            .headers
+            .first()
+            .is_none_or(|h| h.0 != decide::PAYMENT_REQUIRED)
+        {
             return None;
         }
         let header = base64::engine::general_purpose::STANDARD
@@ -112,6 +122,7 @@ impl UnpaidTemplate {
         Some(Self {
             body: Pieces::split(body)?,
             header: Pieces::split(&header)?,
+            rest: reply.headers[1..].to_vec(),
         })
     }
 
@@ -120,9 +131,12 @@ impl UnpaidTemplate {
         let header =
             base64::engine::general_purpose::STANDARD.encode(self.header.fill(url, description));
         let value = HeaderValue::try_from(header).ok()?;
+        let mut headers = Vec::with_capacity(1 + self.rest.len());
+        headers.push((decide::PAYMENT_REQUIRED, value));
+        headers.extend(self.rest.iter().cloned());
         Some(Reply {
             status: StatusCode::PAYMENT_REQUIRED,
-            headers: vec![(decide::PAYMENT_REQUIRED, value)],
+            headers,
             body: Body::Json(self.body.fill(url, description).into()),
         })
     }
@@ -167,7 +181,7 @@ mod tests {
             let key = crate::route::RouteKey::new("default", "demo");
             let route = crate::route::RouteEntry::load(key, Some(1), &spec, None).unwrap();
             let requirement = route.requirement.clone().unwrap();
-            let template = UnpaidTemplate::new(&requirement, description).unwrap();
+            let template = UnpaidTemplate::new(&requirement, description, None).unwrap();
             for uri in uris {
                 for host in [Some("obol.stack"), None] {
                     let fwd = Forwarded {

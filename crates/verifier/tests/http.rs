@@ -445,6 +445,9 @@ async fn every_reason_code_is_produced_through_the_router() {
         Reason::RequestTooLarge,
         Reason::ReservationsUnavailable,
         Reason::ChainUnavailable,
+        // tests/route_tables.rs
+        Reason::RouteNotListed,
+        Reason::MethodNotAllowed,
     ];
     let mut seen = std::collections::BTreeSet::new();
     let mut record = |name: &str, r: &support::Reply| {

@@ -138,6 +138,14 @@ reasons! {
     NoPaidRule = "no_paid_rule", 403, false,
         "No paid rule covers this path.",
         "Use a path the offer prices; its 402 answers list the resource.";
+    /// The offer declares a route table and none of its routes lists this path.
+    RouteNotListed = "route_not_listed", 404, false,
+        "No route of this offer serves this path.",
+        "Use a path the offer lists: see /.well-known/x402.json or /openapi.json at the gateway.";
+    /// The offer's route table lists this path for other methods only (`Allow` names them).
+    MethodNotAllowed = "method_not_allowed", 405, false,
+        "This path is not served for this method.",
+        "Use a method the Allow header names.";
     /// The gateway listener has no paid route for this request (gateway mode).
     NoRoute = "no_route", 404, false,
         "No paid route serves this path.",

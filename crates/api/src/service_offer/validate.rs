@@ -72,6 +72,18 @@ pub enum OfferField {
     StreamingTypes,
     /// `spec.gateway.allowWebSocket`.
     AllowWebSocket,
+    /// `spec.routes` as a whole (how many).
+    Routes,
+    /// `spec.routes[].path`.
+    RoutePath,
+    /// `spec.routes[].price`.
+    RoutePrice,
+    /// `spec.routes[].methods`.
+    RouteMethods,
+    /// `spec.routes[].summary`.
+    RouteSummary,
+    /// `spec.routes[].inputSchema` or `outputSchema`.
+    RouteSchema,
 }
 
 impl OfferField {
@@ -103,6 +115,12 @@ impl OfferField {
             Self::RegistrationServices => "spec.registration.services",
             Self::StreamingTypes => "spec.gateway.streamingContentTypes",
             Self::AllowWebSocket => "spec.gateway.allowWebSocket",
+            Self::Routes => "spec.routes",
+            Self::RoutePath => "spec.routes[].path",
+            Self::RoutePrice => "spec.routes[].price",
+            Self::RouteMethods => "spec.routes[].methods",
+            Self::RouteSummary => "spec.routes[].summary",
+            Self::RouteSchema => "spec.routes[].inputSchema/outputSchema",
         }
     }
 }
@@ -153,6 +171,18 @@ pub enum Problem {
     },
     /// A gateway option that only the `proxy` mode has.
     ProxyModeOnly,
+    /// Not a route path.
+    NotARoutePath,
+    /// A path the storefront serves itself.
+    Reserved,
+    /// Not one of [`crate::routes::METHODS`].
+    UnknownMethod,
+    /// A free route with a price.
+    FreeWithPrice,
+    /// A route path declared twice for the same method.
+    Duplicate,
+    /// Not a JSON object.
+    NotASchema,
 }
 
 impl fmt::Display for Problem {
@@ -189,6 +219,31 @@ impl fmt::Display for Problem {
             Self::TooMany { max } => write!(f, "use at most {max} entries"),
             Self::ProxyModeOnly => f.write_str(
                 "only the proxy gateway mode forwards paid traffic itself: set spec.gateway.mode to proxy or drop this option",
+            ),
+            Self::NotARoutePath => f.write_str(
+                "start with '/' (relative to the offer's path) and use letters, digits, '/', '_', '.', '-', and '*' for globs",
+            ),
+            Self::Reserved => write!(
+                f,
+                "{} and everything under /{}/ are served by the storefront itself (discovery); sell another path",
+                crate::routes::OPENAPI,
+                crate::routes::WELL_KNOWN_SEGMENT
+            ),
+            Self::UnknownMethod => write!(
+                f,
+                "use upper-case methods among {}",
+                crate::routes::METHODS.join(", ")
+            ),
+            Self::FreeWithPrice => {
+                f.write_str("a free route takes no price: drop the price or make the route paid")
+            }
+            Self::Duplicate => f.write_str(
+                "this path is declared twice for the same method: keep one route per path and method",
+            ),
+            Self::NotASchema => write!(
+                f,
+                "use a JSON Schema object of at most {} bytes",
+                crate::routes::MAX_SCHEMA_BYTES
             ),
         }
     }
@@ -252,6 +307,12 @@ pub struct ValidOffer {
     pub per_mtok_atomic: Option<u128>,
     /// The metered (`upto`) terms, when a per-token price gates.
     pub metered: Option<crate::metering::MeteredPrice>,
+    /// The route table as the PaymentRoute carries it: published patterns, prices in atomic
+    /// units, most specific first (equally specific ones in declaration order).
+    pub routes: Vec<crate::routes::RouteRule>,
+    /// Pairs of routes (as published patterns) that match a common path and method equally
+    /// specifically: the first wins; the controller reports them.
+    pub ambiguous: Vec<(String, String)>,
 }
 
 type Checked<T = ()> = Result<T, InvalidOffer>;
@@ -443,16 +504,129 @@ impl ServiceOfferSpec {
                 Problem::ProxyModeOnly,
             )?;
         }
+        let path = self.effective_path(name);
+        let routes = route_table(&self.routes, &path, decimals)?;
+        let ambiguous = crate::routes::ambiguities(&routes)
+            .into_iter()
+            .map(|(a, b)| (routes[a].pattern.clone(), routes[b].pattern.clone()))
+            .collect();
         Ok(ValidOffer {
-            path: self.effective_path(name),
+            path,
             chain,
             asset,
             decimals,
             price,
             per_mtok_atomic,
             metered,
+            routes,
+            ambiguous,
         })
     }
+}
+
+/// Checks `spec.routes` of an offer published at `path` and derives the PaymentRoute's table.
+fn route_table(
+    routes: &[crate::routes::OfferRoute],
+    path: &str,
+    decimals: u8,
+) -> Checked<Vec<crate::routes::RouteRule>> {
+    use crate::routes::{Gate, MAX_ROUTES, MAX_SCHEMA_BYTES, METHODS, RouteRule};
+    use OfferField as F;
+    if routes.len() > MAX_ROUTES {
+        return Err(InvalidOffer::new(
+            F::Routes,
+            routes.len(),
+            Problem::TooMany { max: MAX_ROUTES },
+        ));
+    }
+    let mut rules: Vec<RouteRule> = Vec::with_capacity(routes.len());
+    for r in routes {
+        let p = &r.path;
+        check(!p.contains(".."), F::RoutePath, p, Problem::DotDot)?;
+        check(
+            v::is_route_pattern(p),
+            F::RoutePath,
+            p,
+            Problem::NotARoutePath,
+        )?;
+        let pattern = crate::routes::join(path, p);
+        let max = v::MAX_PATH_LEN;
+        check(
+            pattern.len() <= max,
+            F::RoutePath,
+            p,
+            Problem::TooLong { max },
+        )?;
+        let reserved = crate::routes::is_reserved(p) || crate::routes::is_reserved(&pattern);
+        check(!reserved, F::RoutePath, p, Problem::Reserved)?;
+        for m in &r.methods {
+            check(
+                METHODS.contains(&m.as_str()),
+                F::RouteMethods,
+                m,
+                Problem::UnknownMethod,
+            )?;
+        }
+        let price = match (&r.price, r.gate) {
+            (None, _) => None,
+            (Some(value), Gate::Free) => {
+                return Err(InvalidOffer::new(
+                    F::RoutePrice,
+                    value,
+                    Problem::FreeWithPrice,
+                ));
+            }
+            (Some(value), Gate::Paid) => {
+                let bad = |e| InvalidOffer::new(F::RoutePrice, value, Problem::Price(e));
+                let atomic = Decimal::parse(value)
+                    .and_then(|d| d.to_atomic(decimals))
+                    .map_err(bad)?;
+                if atomic == 0 {
+                    return Err(bad(PriceError::Zero(value.clone())));
+                }
+                Some(atomic.to_string())
+            }
+        };
+        if let Some(summary) = &r.summary {
+            let max = v::MAX_DESCRIPTION_LEN;
+            check(
+                summary.len() <= max,
+                F::RouteSummary,
+                summary,
+                Problem::TooLong { max },
+            )?;
+        }
+        for schema in [&r.input_schema, &r.output_schema].into_iter().flatten() {
+            let len = serde_json::to_vec(schema).map_or(usize::MAX, |b| b.len());
+            if !schema.is_object() || len > MAX_SCHEMA_BYTES {
+                return Err(InvalidOffer::new(F::RouteSchema, p, Problem::NotASchema));
+            }
+        }
+        let overlapping = |other: &RouteRule| {
+            other.pattern == pattern
+                && (other.methods.is_empty()
+                    || r.methods.is_empty()
+                    || other.methods.iter().any(|m| r.methods.contains(m)))
+        };
+        check(
+            !rules.iter().any(overlapping),
+            F::RoutePath,
+            p,
+            Problem::Duplicate,
+        )?;
+        rules.push(RouteRule {
+            pattern,
+            gate: r.gate,
+            price,
+            methods: r.methods.clone(),
+            summary: r.summary.clone().filter(|s| !s.is_empty()),
+            input_schema: r.input_schema.clone(),
+            output_schema: r.output_schema.clone(),
+        });
+    }
+    let patterns: Vec<&str> = rules.iter().map(|r| r.pattern.as_str()).collect();
+    let order = crate::pattern::most_specific_first(&patterns);
+    Ok(order.into_iter().map(|i| rules[i].clone()).collect())
 }
 
 #[cfg(test)]

@@ -101,6 +101,11 @@ pub struct HttpArgs {
     /// Allow WebSocket upgrades, settled when the upstream accepts them (proxy mode).
     #[arg(long = "allow-websocket")]
     allow_web_socket: bool,
+    /// A route of the offer's table (repeatable):
+    /// `path=/v1/chat/completions,gate=paid,price=0.01,methods=POST,summary=Chat`. With routes,
+    /// only the listed paths are served (others answer 404); `gate=free` ones need no payment.
+    #[arg(long = "route")]
+    routes: Vec<String>,
     /// Print the manifest and write nothing (no cluster needed).
     #[arg(long)]
     dry_run: bool,
@@ -145,6 +150,7 @@ impl HttpArgs {
             gateway_mode: self.gateway_mode,
             streaming_types: self.streaming_types.clone(),
             allow_web_socket: self.allow_web_socket,
+            routes: self.routes.clone(),
         }
     }
 

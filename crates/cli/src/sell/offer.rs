@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use obol_api::ServiceOffer;
 use obol_api::price::format_atomic;
+use obol_api::routes::{Gate, OfferRoute};
 use obol_api::service_offer::{
     Chain, GatewayMode, InvalidOffer, OfferField, OfferGateway, OfferType, Payment, Price,
     Registration, Scheme, ServiceOfferSpec, Upstream,
@@ -67,6 +68,8 @@ pub struct OfferRequest {
     pub streaming_types: Vec<String>,
     /// `--allow-websocket`.
     pub allow_web_socket: bool,
+    /// `--route` (repeatable), unparsed ([`parse_route`]).
+    pub routes: Vec<String>,
 }
 
 /// The gateway mode `obol sell http` writes: the flag's; else, updating an offer, the mode it
@@ -124,6 +127,11 @@ pub enum Refusal {
         /// Status code.
         status: u16,
     },
+    /// A `--route` that does not parse.
+    #[error(
+        "invalid --route {0:?}: {1}; write path=/v1/chat/completions,gate=paid,price=0.01,methods=POST|GET,summary=text"
+    )]
+    Route(String, String),
     /// An offer with this name exists and belongs to someone else's flags.
     #[error("ServiceOffer {0} is being deleted: wait for it to disappear, then try again")]
     Deleting(String),
@@ -152,6 +160,11 @@ fn subject(field: OfferField) -> &'static str {
         F::PerHour => "--per-hour",
         F::StreamingTypes => "--streaming-type",
         F::AllowWebSocket => "--allow-websocket",
+        F::RoutePath => "--route path",
+        F::RoutePrice => "--route price",
+        F::RouteMethods => "--route methods",
+        F::RouteSummary => "--route summary",
+        F::Routes => "--route",
         other => other.spec_path(),
     }
 }
@@ -222,6 +235,11 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
         _ => return Err(Refusal::SeveralPrices),
     }
     let registration = registration(req)?;
+    let routes = req
+        .routes
+        .iter()
+        .map(|r| parse_route(r))
+        .collect::<Result<Vec<_>, _>>()?;
     let spec = ServiceOfferSpec {
         type_: OfferType::Http,
         model: None,
@@ -260,10 +278,59 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
             streaming_content_types: req.streaming_types.clone(),
             allow_web_socket: req.allow_web_socket,
         }),
+        routes,
     };
     let mut offer = ServiceOffer::new(&req.name, spec);
     offer.metadata.namespace = Some(req.namespace.clone());
     Ok(offer)
+}
+
+/// One `--route`: comma-separated `key=value` pairs, `path` required; `gate` is `paid`
+/// (default) or `free`; `price` in USDC per request; `methods` separated by `|`; `summary`
+/// (no commas). Only the syntax is checked here; the rules are
+/// [`ServiceOfferSpec::validate`]'s.
+pub fn parse_route(text: &str) -> Result<OfferRoute, Refusal> {
+    let refuse = |why: &str| Refusal::Route(text.to_owned(), why.to_owned());
+    let mut route = OfferRoute::new(String::new());
+    let mut seen = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| refuse(&format!("{pair:?} is not key=value")))?;
+        let (key, value) = (key.trim(), value.trim());
+        if seen.contains(&key) {
+            return Err(refuse(&format!("{key} is given twice")));
+        }
+        seen.push(key);
+        match key {
+            "path" => route.path = value.to_owned(),
+            "gate" => {
+                route.gate = match value {
+                    "paid" => Gate::Paid,
+                    "free" => Gate::Free,
+                    _ => return Err(refuse("gate is paid or free")),
+                }
+            }
+            "price" => route.price = Some(value.to_owned()),
+            "methods" => {
+                route.methods = value
+                    .split('|')
+                    .map(|m| m.trim().to_ascii_uppercase())
+                    .filter(|m| !m.is_empty())
+                    .collect();
+            }
+            "summary" => route.summary = Some(value.to_owned()),
+            other => {
+                return Err(refuse(&format!(
+                    "unknown key {other:?} (path, gate, price, methods, summary)"
+                )));
+            }
+        }
+    }
+    if route.path.is_empty() {
+        return Err(refuse("path is required"));
+    }
+    Ok(route)
 }
 
 fn registration(req: &OfferRequest) -> Result<Option<Registration>, Refusal> {

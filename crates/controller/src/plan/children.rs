@@ -37,6 +37,11 @@ pub struct Desired {
     pub http_route: HttpRoute,
     /// The ERC-8004 registration, when enabled.
     pub registration: Option<RegistrationRequest>,
+    /// Whether the offer declares a route table.
+    pub has_routes: bool,
+    /// Routes (published patterns) that match a common path as specifically as each other:
+    /// the first wins, the offer says so in its `RouteTable` condition.
+    pub ambiguous: Vec<(String, String)>,
 }
 
 /// Computes the children of `offer`, or says why its spec is invalid.
@@ -73,6 +78,8 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
     let price = valid.price;
     let metered = valid.metered;
     let decimals = valid.decimals;
+    let has_routes = !valid.routes.is_empty();
+    let ambiguous = valid.ambiguous;
 
     let meta = |child: String| ObjectMeta {
         name: Some(child),
@@ -145,6 +152,7 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
             upstream_auth: None,
             proxy,
             metering: metered.as_ref().map(api::Metering::from_price),
+            routes: valid.routes,
         },
         status: None,
     };
@@ -247,6 +255,8 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
         payment_route,
         http_route,
         registration,
+        has_routes,
+        ambiguous,
     })
 }
 

@@ -206,6 +206,38 @@ fn route_published(o: &Observed<'_>) -> Condition {
     }
 }
 
+/// `RouteTable`, for an offer that declares routes (`None` otherwise): `True` when every path
+/// has one most specific route, else `False` naming the routes that tie (the first declared
+/// serves). Never blocks `Ready`.
+pub fn route_table_condition(
+    has_routes: bool,
+    ambiguous: &[(String, String)],
+) -> Option<Condition> {
+    if !has_routes {
+        return None;
+    }
+    Some(match ambiguous {
+        [] => c(
+            types::ROUTE_TABLE,
+            true,
+            reasons::ROUTES_DISTINCT,
+            "Every path has one most specific route",
+        ),
+        pairs => {
+            let named: Vec<String> = pairs.iter().map(|(a, b)| format!("{a} and {b}")).collect();
+            c(
+                types::ROUTE_TABLE,
+                false,
+                reasons::ROUTES_OVERLAP,
+                format!(
+                    "Routes match some paths equally specifically; the first declared serves them: {}",
+                    named.join("; ")
+                ),
+            )
+        }
+    })
+}
+
 /// `Registered`, from the RegistrationRequest phase (or `Disabled`).
 pub fn registered_condition(o: &Observed<'_>, due: bool) -> Condition {
     let t = types::REGISTERED;

@@ -6,7 +6,9 @@ use obol_api::condition::{
 };
 use obol_api::{PaymentRoute, RegistrationRequest, ServiceOfferStatus};
 
-pub use super::conditions::{ApplyFailure, Observed, gate_conditions, registered_condition};
+pub use super::conditions::{
+    ApplyFailure, Observed, gate_conditions, registered_condition, route_table_condition,
+};
 
 /// What the upstream health probe found.
 #[derive(Clone, Debug, PartialEq, Eq)]

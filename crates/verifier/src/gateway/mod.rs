@@ -23,6 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Uri, Version};
 use axum::response::Response;
+use axum::routing::get;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use obol_x402::verify::SignatureCheck;
@@ -36,6 +37,7 @@ use self::forward::X_PAYMENT_SETTLED;
 use self::upstream::{Upstream, UpstreamError};
 use crate::admit::{Admitted, Ctx, short_hash};
 use crate::decide::{self, Forwarded, PAYMENT_RESPONSE, X_PAYMENT_RESPONSE};
+use crate::discovery::{self, Document};
 use crate::error::Denial;
 use crate::gate::mark;
 use crate::http::{X_FORWARDED_HOST, X_FORWARDED_PROTO, into_response};
@@ -58,9 +60,46 @@ pub struct Gateway {
     pub upstream: Arc<Upstream>,
 }
 
-/// The gateway listener's app: every path is gateway traffic.
+/// The gateway listener's app: the discovery documents, and every other path is gateway
+/// traffic.
 pub fn app(gateway: Gateway) -> Router {
-    Router::new().fallback(serve).with_state(gateway)
+    Router::new()
+        .route(discovery::WELL_KNOWN_X402, get(manifest))
+        .route(discovery::OPENAPI, get(openapi))
+        .fallback(serve)
+        .with_state(gateway)
+}
+
+async fn manifest(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    discovery_document(&gw.state, &headers, Document::Manifest)
+}
+
+async fn openapi(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    discovery_document(&gw.state, &headers, Document::OpenApi)
+}
+
+/// A discovery document, free, built from the current routes (503 before the first sync).
+fn discovery_document(state: &AppState, headers: &HeaderMap, which: Document) -> Response {
+    if !state.table.is_synced() {
+        return *refuse(state, Denial::NotReady);
+    }
+    let base = decide::base_url(
+        text(headers, X_FORWARDED_PROTO),
+        text(headers, X_FORWARDED_HOST).or_else(|| text(headers, "host")),
+    );
+    let body = discovery::document(&state.table.snapshot(), &base, which);
+    let mut r = Response::new(axum::body::Body::from(body));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
 }
 
 async fn serve(State(gw): State<Gateway>, request: Request) -> Response {
@@ -138,12 +177,15 @@ fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Response>> 
     let headers = request.headers();
     let path = request.uri().path();
     let route = route_of(state, headers, path).map_err(|d| refuse(state, d))?;
+    if route.proxy.is_none() {
+        return Err(refuse(state, Denial::NotProxied));
+    }
+    let route = route
+        .resolve(path_of(path), Some(request.method().as_str()))
+        .map_err(|d| refuse(state, d))?;
     let Some(proxy) = &route.proxy else {
         return Err(refuse(state, Denial::NotProxied));
     };
-    if !route.matcher.matches(path_of(path)) {
-        return Err(refuse(state, Denial::PathNotPriced));
-    }
     let websocket = forward::wants_websocket(headers);
     if websocket && !proxy.allow_websocket {
         return Err(refuse(state, Denial::WebSocketRefused));

@@ -325,6 +325,112 @@ fn offer_rules_table() {
             json!({"gateway": {"mode": "forwardAuth", "allowWebSocket": true}}),
             no(F::AllowWebSocket, Problem::ProxyModeOnly),
         ),
+        // routes
+        (
+            "d",
+            json!({"routes": [
+                {"path": "/v1/chat/completions", "price": "0.01", "methods": ["POST"],
+                 "inputSchema": {"type": "object"}, "summary": "Chat"},
+                {"path": "/v1/*"},
+                {"path": "/health", "gate": "free"},
+            ]}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "methods": ["GET"]}, {"path": "/x", "methods": ["POST"]}]}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "v1"}]}),
+            no(F::RoutePath, Problem::NotARoutePath),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/a b"}]}),
+            no(F::RoutePath, Problem::NotARoutePath),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/a/../b"}]}),
+            no(F::RoutePath, Problem::DotDot),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/.well-known/x402.json", "gate": "free"}]}),
+            no(F::RoutePath, Problem::Reserved),
+        ),
+        (
+            "d",
+            json!({"path": "/", "routes": [{"path": "/openapi.json"}]}),
+            no(F::RoutePath, Problem::Reserved),
+        ),
+        (
+            "d",
+            json!({"path": "/", "routes": [{"path": "/.well-known/*"}]}),
+            no(F::RoutePath, Problem::Reserved),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/openapi.json"}]}),
+            no(F::RoutePath, Problem::Reserved),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/v1/openapi.json"}]}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x"}, {"path": "/x", "gate": "free"}]}),
+            no(F::RoutePath, Problem::Duplicate),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "methods": ["GET"]}, {"path": "/x"}]}),
+            no(F::RoutePath, Problem::Duplicate),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "methods": ["get"]}]}),
+            no(F::RouteMethods, Problem::UnknownMethod),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "gate": "free", "price": "0.01"}]}),
+            no(F::RoutePrice, Problem::FreeWithPrice),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "price": "0.0000001"}]}),
+            no(F::RoutePrice, price(PriceError::Zero("0.0000001".into()))),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "price": "-1"}]}),
+            no(F::RoutePrice, price(PriceError::Negative("-1".into()))),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "summary": "s".repeat(1025)}]}),
+            no(F::RouteSummary, Problem::TooLong { max: 1024 }),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "outputSchema": ["not", "an", "object"]}]}),
+            no(F::RouteSchema, Problem::NotASchema),
+        ),
+        (
+            "d",
+            json!({"routes": [{"path": "/x", "inputSchema": {"description": "s".repeat(16 * 1024)}}]}),
+            no(F::RouteSchema, Problem::NotASchema),
+        ),
+        (
+            "d",
+            json!({"routes": (0..65).map(|i| json!({"path": format!("/r{i}")})).collect::<Vec<_>>()}),
+            no(F::Routes, Problem::TooMany { max: 64 }),
+        ),
     ];
     for (name, patch, want) in cases {
         let got = spec(&patch)
@@ -389,6 +495,35 @@ fn a_valid_offer_carries_what_the_children_need() {
         ),
         (12_500, 1250, 10_000)
     );
+}
+
+#[test]
+fn a_route_table_is_published_most_specific_first_with_its_ties() {
+    let valid = spec(&json!({"path": "/p", "routes": [
+        {"path": "/*", "gate": "free"},
+        {"path": "/a/*"},
+        {"path": "/*/b", "price": "0.5"},
+        {"path": "/v1/chat/completions", "price": "0.01", "methods": ["POST"]},
+    ]}))
+    .validate("d", chains)
+    .unwrap();
+    let got: Vec<(&str, Option<&str>)> = valid
+        .routes
+        .iter()
+        .map(|r| (r.pattern.as_str(), r.price.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/p/v1/chat/completions", Some("10000")),
+            ("/p/a/*", None),
+            ("/p/*/b", Some("500000")),
+            ("/p/*", None),
+        ]
+    );
+    assert_eq!(valid.ambiguous, [("/p/a/*".into(), "/p/*/b".into())]);
+    let plain = spec(&json!({})).validate("d", chains).unwrap();
+    assert!(plain.routes.is_empty() && plain.ambiguous.is_empty());
 }
 
 #[test]

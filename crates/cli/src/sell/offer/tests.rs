@@ -332,3 +332,81 @@ fn gateway_options_are_checked_by_the_offer_rule() {
     let err = plan_offer(&bad).unwrap_err().to_string();
     assert!(err.starts_with("invalid --streaming-type"), "{err}");
 }
+
+#[test]
+fn route_flags_table() {
+    use obol_api::routes::Gate;
+    // (flag, Ok((path, gate, price, methods, summary)) or the refusal's words)
+    type Parsed<'a> = (
+        &'a str,
+        Gate,
+        Option<&'a str>,
+        &'a [&'a str],
+        Option<&'a str>,
+    );
+    let cases: &[(&str, Result<Parsed<'_>, &str>)] = &[
+        (
+            "path=/v1/chat/completions,gate=paid,price=0.01",
+            Ok(("/v1/chat/completions", Gate::Paid, Some("0.01"), &[], None)),
+        ),
+        (
+            "path=/health,gate=free",
+            Ok(("/health", Gate::Free, None, &[], None)),
+        ),
+        (
+            " path = /v1/* , methods=post|GET , summary=Any v1 call ",
+            Ok((
+                "/v1/*",
+                Gate::Paid,
+                None,
+                &["POST", "GET"],
+                Some("Any v1 call"),
+            )),
+        ),
+        ("path=/a,", Ok(("/a", Gate::Paid, None, &[], None))),
+        ("gate=free", Err("path is required")),
+        ("", Err("path is required")),
+        ("path=/a,gate=maybe", Err("gate is paid or free")),
+        ("path=/a,path=/b", Err("path is given twice")),
+        ("path=/a,colour=red", Err("unknown key \"colour\"")),
+        ("path=/a,free", Err("\"free\" is not key=value")),
+    ];
+    for (flag, want) in cases {
+        let got = parse_route(flag);
+        match (got, want) {
+            (Ok(r), Ok((path, gate, price, methods, summary))) => {
+                assert_eq!(r.path, *path, "{flag}");
+                assert_eq!(r.gate, *gate, "{flag}");
+                assert_eq!(r.price.as_deref(), *price, "{flag}");
+                assert_eq!(r.methods, *methods, "{flag}");
+                assert_eq!(r.summary.as_deref(), *summary, "{flag}");
+            }
+            (Err(e), Err(words)) => {
+                let text = e.to_string();
+                assert!(text.contains(words), "{flag}: {text}");
+                assert!(text.contains("--route"), "{flag}: {text}");
+            }
+            (got, want) => panic!("{flag}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn routes_reach_the_offer_and_its_rules() {
+    let mut req = ok_request();
+    req.routes = vec![
+        "path=/v1/chat/completions,gate=paid,price=0.01".into(),
+        "path=/health,gate=free".into(),
+    ];
+    let planned = plan_offer(&req).unwrap();
+    assert_eq!(planned.offer.spec.routes.len(), 2);
+    req.routes = vec!["path=/.well-known/x402.json,gate=free".into()];
+    let e = plan_offer(&req).unwrap_err().to_string();
+    assert!(
+        e.starts_with("invalid --route path \"/.well-known/x402.json\""),
+        "{e}"
+    );
+    req.routes = vec!["path=/h,gate=free,price=1".into()];
+    let e = plan_offer(&req).unwrap_err().to_string();
+    assert!(e.contains("a free route takes no price"), "{e}");
+}
