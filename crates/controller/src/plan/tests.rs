@@ -471,3 +471,60 @@ fn metered_terms_that_cannot_be_charged_exactly_are_refused() {
         assert!(err.0.contains(needle), "{patch}: {err}");
     }
 }
+
+#[test]
+fn a_route_table_is_carried_and_ties_become_the_route_table_condition() {
+    use obol_api::condition::{ConditionStatus, reasons, types};
+    let plain = desired(&mk_offer("demo", json!({})), &settings()).unwrap();
+    assert!(plain.payment_route.spec.routes.is_empty());
+    assert_eq!(
+        status::route_table_condition(plain.has_routes, &plain.ambiguous),
+        None,
+        "no table, no condition"
+    );
+    let tied = mk_offer(
+        "demo",
+        json!({"routes": [{"path": "/a/*"}, {"path": "/*/b", "gate": "free"}, {"path": "/h"}]}),
+    );
+    let d = desired(&tied, &settings()).unwrap();
+    let patterns: Vec<&str> = d
+        .payment_route
+        .spec
+        .routes
+        .iter()
+        .map(|r| r.pattern.as_str())
+        .collect();
+    assert_eq!(
+        patterns,
+        [
+            "/services/demo/h",
+            "/services/demo/a/*",
+            "/services/demo/*/b"
+        ]
+    );
+    let c = status::route_table_condition(d.has_routes, &d.ambiguous).unwrap();
+    assert_eq!(
+        (c.type_.as_str(), c.status, c.reason.as_str()),
+        (
+            types::ROUTE_TABLE,
+            ConditionStatus::False,
+            reasons::ROUTES_OVERLAP
+        )
+    );
+    assert!(
+        c.message
+            .contains("/services/demo/a/* and /services/demo/*/b"),
+        "{}",
+        c.message
+    );
+    let clear = mk_offer(
+        "demo",
+        json!({"routes": [{"path": "/a/*"}, {"path": "/h"}]}),
+    );
+    let d = desired(&clear, &settings()).unwrap();
+    let c = status::route_table_condition(d.has_routes, &d.ambiguous).unwrap();
+    assert_eq!(
+        (c.status, c.reason.as_str()),
+        (ConditionStatus::True, reasons::ROUTES_DISTINCT)
+    );
+}
