@@ -67,7 +67,8 @@ impl Drop for Traefik {
     }
 }
 
-async fn start_traefik(verifier: u16, upstream: u16) -> Traefik {
+/// Traefik in front of the verifier's route `demo/demo`; ready once `probe` answers 402.
+async fn start_traefik(verifier: u16, upstream: u16, probe: &str) -> Traefik {
     let (web, ping) = (free_port(), free_port());
     let dir = std::env::temp_dir().join(format!(
         "obol-verifier-traefik-{}-{web}",
@@ -115,7 +116,7 @@ async fn start_traefik(verifier: u16, upstream: u16) -> Traefik {
         .unwrap();
     let http = reqwest::Client::new();
     eventually(Duration::from_secs(30), || async {
-        http.get(format!("http://127.0.0.1:{web}/services/demo/x"))
+        http.get(format!("http://127.0.0.1:{web}{probe}"))
             .send()
             .await
             .ok()
@@ -136,7 +137,7 @@ async fn urls_of_every_length_through_traefik() {
     let verifier = listener.local_addr().unwrap().port();
     let app = obol_verifier::app(h.state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let traefik = start_traefik(verifier, upstream().await).await;
+    let traefik = start_traefik(verifier, upstream().await, "/services/demo/x").await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -162,5 +163,78 @@ async fn urls_of_every_length_through_traefik() {
         assert_eq!(body["reason"], "uri_too_long", "{len} bytes");
         assert!(text.len() < 1024, "nothing of the URL is echoed");
     }
+    assert_eq!(h.facilitator.calls(), (0, 0));
+}
+
+/// A route table behind the real Traefik ForwardAuth: Traefik sends the client's method in
+/// X-Forwarded-Method, so a POST-only route prices POSTs; a free route reaches the upstream
+/// unpaid; an unlisted path is 404 and a path listed for other methods 405.
+#[tokio::test]
+async fn a_route_table_through_traefik() {
+    use obol_api::routes::{Gate, RouteRule};
+    let rule = |pattern: &str, gate, price: Option<&str>, methods: &[&str]| RouteRule {
+        pattern: pattern.into(),
+        gate,
+        price: price.map(str::to_owned),
+        methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+        summary: None,
+        input_schema: None,
+        output_schema: None,
+    };
+    let mut table = spec("/services/demo/*", "1000");
+    table.routes = vec![
+        rule("/services/demo/v1/*", Gate::Paid, None, &[]),
+        rule("/services/demo/health", Gate::Free, None, &[]),
+        rule(
+            "/services/demo/v1/chat/completions",
+            Gate::Paid,
+            Some("5000"),
+            &["POST"],
+        ),
+        rule("/services/demo/admin", Gate::Paid, None, &["DELETE"]),
+    ];
+    let h = Harness::new(vec![entry("demo", "demo", &table)]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let verifier = listener.local_addr().unwrap().port();
+    let app = obol_verifier::app(h.state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let traefik = start_traefik(verifier, upstream().await, "/services/demo/v1/x").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", traefik.web);
+    let amount = |body: &serde_json::Value| body["accepts"][0]["maxAmountRequired"].clone();
+
+    let r = http.get(url("/services/demo/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "upstream");
+    let r = http
+        .post(url("/services/demo/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    assert_eq!(
+        r.headers().get("link").unwrap(),
+        obol_api::routes::CATALOG_LINK
+    );
+    assert_eq!(amount(&r.json().await.unwrap()), "5000");
+    let r = http
+        .get(url("/services/demo/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        amount(&r.json().await.unwrap()),
+        "1000",
+        "GET falls to /v1/*"
+    );
+    let r = http.get(url("/services/demo/other")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["reason"], "route_not_listed");
+    let r = http.get(url("/services/demo/admin")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
     assert_eq!(h.facilitator.calls(), (0, 0));
 }
