@@ -215,6 +215,33 @@ pub fn plan_offer(req: &OfferRequest) -> Result<PlannedOffer, Refusal> {
     if req.per_hour.is_some() {
         notes.push("Priced per hour: each request is charged five minutes.".into());
     }
+    for r in &valid.routes {
+        let methods = if r.methods.is_empty() {
+            "any method".to_owned()
+        } else {
+            r.methods.join(", ")
+        };
+        let terms = match (r.gate, &r.price) {
+            (Gate::Free, _) => "free".to_owned(),
+            (Gate::Paid, Some(atomic)) => match atomic.parse::<u128>() {
+                Ok(a) => format!("{} USDC per request", format_atomic(a, valid.decimals)),
+                Err(_) => format!("{atomic} atomic units per request"),
+            },
+            (Gate::Paid, None) => "the offer's price".to_owned(),
+        };
+        notes.push(format!("Route {} ({methods}): {terms}.", r.pattern));
+    }
+    if !valid.routes.is_empty() {
+        notes.push(format!(
+            "Other paths under {} answer 404: the route table is exhaustive.",
+            valid.path
+        ));
+    }
+    for (first, second) in &valid.ambiguous {
+        notes.push(format!(
+            "Routes {first} and {second} match some paths equally specifically: {first} serves them."
+        ));
+    }
     Ok(PlannedOffer { offer, notes })
 }
 

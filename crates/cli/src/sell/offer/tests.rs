@@ -400,6 +400,21 @@ fn routes_reach_the_offer_and_its_rules() {
     ];
     let planned = plan_offer(&req).unwrap();
     assert_eq!(planned.offer.spec.routes.len(), 2);
+    let notes = planned.notes.join("\n");
+    assert!(
+        notes.contains(
+            "Route /services/myapi/v1/chat/completions (any method): 0.01 USDC per request."
+        ),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("Route /services/myapi/health (any method): free."),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("Other paths under /services/myapi answer 404"),
+        "{notes}"
+    );
     req.routes = vec!["path=/.well-known/x402.json,gate=free".into()];
     let e = plan_offer(&req).unwrap_err().to_string();
     assert!(
