@@ -325,9 +325,15 @@ struct Built {
     openapi: Bytes,
 }
 
-/// The last documents built, per table snapshot (which owns it, so a change starts afresh).
+/// How many base URLs (client-facing hosts) one snapshot keeps documents for: a gateway
+/// usually answers under one or two names; a client sending ever new `Host` values only ever
+/// evicts the oldest.
+pub const CACHED_BASES: usize = 4;
+
+/// The documents built from one table snapshot (which owns the cache, so a change starts
+/// afresh), for at most [`CACHED_BASES`] base URLs, most recent last.
 #[derive(Debug, Default)]
-pub struct Cache(Mutex<Option<Arc<Built>>>);
+pub struct Cache(Mutex<Vec<Arc<Built>>>);
 
 /// Which document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,20 +344,23 @@ pub enum Document {
     OpenApi,
 }
 
-/// The document for `snapshot` at `base`, built at most once per snapshot and base.
+/// The document for `snapshot` at `base`, built at most once per snapshot and cached base.
 pub fn document(snapshot: &Snapshot, base: &str, which: Document) -> Bytes {
     let cache = snapshot.discovery_cache();
     let built = {
-        let mut slot = cache.0.lock();
-        match slot.as_ref() {
-            Some(b) if b.base == base => b.clone(),
-            _ => {
+        let mut slots = cache.0.lock();
+        match slots.iter().find(|b| b.base == base) {
+            Some(b) => b.clone(),
+            None => {
                 let b = Arc::new(Built {
                     base: base.to_owned(),
                     manifest: to_bytes(&manifest(snapshot, base)),
                     openapi: to_bytes(&openapi(snapshot, base)),
                 });
-                *slot = Some(b.clone());
+                if slots.len() >= CACHED_BASES {
+                    slots.remove(0);
+                }
+                slots.push(b.clone());
                 b
             }
         }
