@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use obol_x402::facilitator::{FacilitatorError, Meaning};
+use obol_x402::verify::UptoRequirement;
 use obol_x402::wire::{FacilitatorRequest, ResourceInfo, SettleResponse};
 use obol_x402::{B256, Facilitator, PaymentPayload, Requirement, VerifiedPayment, codec};
 use tracing::{debug, info, warn};
@@ -51,6 +52,9 @@ pub struct Ctx<'a> {
     pub resource: &'a ResourceInfo,
     /// The client wants HTML refusals.
     pub wants_html: bool,
+    /// A metered route's `upto` requirement (gateway mode): offered in its 402s besides
+    /// `requirement`, and the requirement an `upto` payment is reserved under.
+    pub upto: Option<&'a UptoRequirement>,
 }
 
 impl Ctx<'_> {
@@ -58,8 +62,9 @@ impl Ctx<'_> {
     pub fn refuse(&self, denial: Denial) -> (Reply, Outcome) {
         let metrics = &self.state.metrics;
         metrics.denied(denial.metric_label());
-        let reply = decide::refused_with(
+        let reply = decide::refused_offering(
             self.requirement,
+            self.upto,
             self.resource,
             self.wants_html,
             &denial,
@@ -104,6 +109,15 @@ impl Ctx<'_> {
         denial
     }
 
+    /// What a reservation of this payment is recorded under: the `upto` requirement for a
+    /// metered payment, else the route's.
+    fn fingerprint(&self, metered: bool) -> Fingerprint {
+        match self.upto {
+            Some(upto) if metered => Fingerprint::of(&upto.base),
+            _ => Fingerprint::of(self.requirement),
+        }
+    }
+
     /// Reserves the authorization and verifies it (or recognises a re-serve).
     pub async fn admit(
         &self,
@@ -111,9 +125,25 @@ impl Ctx<'_> {
         verified: &VerifiedPayment,
         now: u64,
     ) -> Result<Admitted, Denial> {
+        let request = self
+            .requirement
+            .facilitator_request(payload, self.resource)
+            .map_err(|_| Denial::UnsupportedVersion);
+        self.admit_request(request, verified, false, now).await
+    }
+
+    /// [`Self::admit`] with the `/verify` body built by the caller (an `upto` payment's,
+    /// `metered`, with `verified` its replay key, payer and deadline).
+    pub async fn admit_request(
+        &self,
+        request: Result<FacilitatorRequest, Denial>,
+        verified: &VerifiedPayment,
+        metered: bool,
+        now: u64,
+    ) -> Result<Admitted, Denial> {
         let state = self.state;
         let key = Key::new(verified.payer, verified.nonce);
-        let fingerprint = Fingerprint::of(self.requirement);
+        let fingerprint = self.fingerprint(metered);
         let deadline = now.saturating_add(state.hold_secs);
         let hold = state
             .reservations
@@ -122,7 +152,9 @@ impl Ctx<'_> {
             .map_err(store_denial)?;
         let mut lease = match hold {
             Hold::Taken(lease) => lease,
-            Hold::Known(known) => return self.known(key, known, verified, now).await,
+            Hold::Known(known) => {
+                return self.known(key, known, verified, fingerprint, now).await;
+            }
         };
         let release = |lease: Lease, denial: Denial| async move {
             if let Err(error) = state.reservations.release(&lease).await {
@@ -130,8 +162,9 @@ impl Ctx<'_> {
             }
             denial
         };
-        let Ok(request) = self.requirement.facilitator_request(payload, self.resource) else {
-            return Err(release(lease, Denial::UnsupportedVersion).await);
+        let request = match request {
+            Ok(r) => r,
+            Err(denial) => return Err(release(lease, denial).await),
         };
         let facilitator = match state.facilitators.for_route(self.route) {
             Ok(f) => f,
@@ -170,10 +203,10 @@ impl Ctx<'_> {
         key: Key,
         known: Known,
         verified: &VerifiedPayment,
+        fingerprint: Fingerprint,
         now: u64,
     ) -> Result<Admitted, Denial> {
         let nonce_id = short_hash(&key.nonce);
-        let fingerprint = Fingerprint::of(self.requirement);
         let (expected, receipt) = match known {
             Known::InFlight { retry_after } => return Err(Denial::InFlight { retry_after }),
             Known::Replayed => return Err(Denial::Replayed),

@@ -6,6 +6,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use obol_x402 as x402;
 use serde::Serialize;
 use x402::codec::{self, headers as names};
+use x402::verify::UptoRequirement;
 use x402::wire::{ResourceInfo, SettleResponse};
 use x402::{PaymentPayload, Refusal, Requirement, VerifiedPayment};
 
@@ -132,7 +133,7 @@ pub fn payment_required(
     wants_html: bool,
     denial: Option<&Denial>,
 ) -> Reply {
-    payment_required_with(requirement, resource, wants_html, denial, None)
+    payment_required_offering(requirement, None, resource, wants_html, denial, None)
 }
 
 /// [`payment_required`] for a route with a Bazaar description (`extensions.bazaar`, see
@@ -144,9 +145,24 @@ pub fn payment_required_with(
     denial: Option<&Denial>,
     bazaar: Option<&serde_json::Value>,
 ) -> Reply {
+    payment_required_offering(requirement, None, resource, wants_html, denial, bazaar)
+}
+
+/// [`payment_required`] of a metered route: with `upto` given, the v2 document offers it first
+/// (the maximum) and `exact` second (v1 has no `upto`: its body stays `exact`); with `bazaar`,
+/// the route's Bazaar description too.
+pub fn payment_required_offering(
+    requirement: &Requirement,
+    upto: Option<&UptoRequirement>,
+    resource: &ResourceInfo,
+    wants_html: bool,
+    denial: Option<&Denial>,
+    bazaar: Option<&serde_json::Value>,
+) -> Reply {
     let refusal = denial.map(|d| d.refusal(Some(requirement)));
     build_402(
         requirement,
+        upto,
         resource,
         wants_html,
         denial.zip(refusal.as_ref()),
@@ -156,6 +172,7 @@ pub fn payment_required_with(
 
 fn build_402(
     requirement: &Requirement,
+    upto: Option<&UptoRequirement>,
     resource: &ResourceInfo,
     wants_html: bool,
     failure: Option<(&Denial, &Refusal)>,
@@ -165,7 +182,12 @@ fn build_402(
         || PAYMENT_REQUIRED_ERROR.to_owned(),
         |(d, _)| d.x402_error(),
     );
-    let mut v2 = x402::verify::payment_required_v2(requirement, resource, error.clone());
+    let mut v2 = match upto {
+        Some(upto) => {
+            x402::verify::payment_required_metered_v2(requirement, upto, resource, error.clone())
+        }
+        None => x402::verify::payment_required_v2(requirement, resource, error.clone()),
+    };
     if let Some(b) = bazaar {
         v2.extensions = Some(serde_json::Map::from_iter([(
             "bazaar".to_owned(),
@@ -308,7 +330,7 @@ pub fn refused(
     wants_html: bool,
     denial: &Denial,
 ) -> Reply {
-    refused_with(requirement, resource, wants_html, denial, None)
+    refused_offering(requirement, None, resource, wants_html, denial, None)
 }
 
 /// [`refused`] for a route with a Bazaar description.
@@ -319,10 +341,23 @@ pub fn refused_with(
     denial: &Denial,
     bazaar: Option<&serde_json::Value>,
 ) -> Reply {
+    refused_offering(requirement, None, resource, wants_html, denial, bazaar)
+}
+
+/// [`refused`] on a metered route: a fresh 402 offers `upto` too when `upto` is given.
+pub fn refused_offering(
+    requirement: &Requirement,
+    upto: Option<&UptoRequirement>,
+    resource: &ResourceInfo,
+    wants_html: bool,
+    denial: &Denial,
+    bazaar: Option<&serde_json::Value>,
+) -> Reply {
     let refusal = denial.refusal(Some(requirement));
     if refusal.status() == StatusCode::PAYMENT_REQUIRED.as_u16() {
         build_402(
             requirement,
+            upto,
             resource,
             wants_html,
             Some((denial, &refusal)),

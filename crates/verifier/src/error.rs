@@ -50,6 +50,10 @@ pub enum LoadError {
     /// `proxy` names no usable upstream.
     #[error("proxy: {0}")]
     Proxy(String),
+    /// `metering` has a number that does not parse, a zero maximum, or a `price` (the
+    /// fallback) above its maximum.
+    #[error("metering must have whole-number rates and a maxAmount of at least the price")]
+    Metering,
 }
 
 impl LoadError {
@@ -66,6 +70,7 @@ impl LoadError {
             Self::UpstreamAuth => "InvalidUpstreamAuth",
             Self::FacilitatorUrl => "InvalidFacilitatorURL",
             Self::Proxy(_) => "InvalidProxyTarget",
+            Self::Metering => "InvalidMetering",
         }
     }
 
@@ -82,6 +87,7 @@ impl LoadError {
             Self::UpstreamAuth => "invalid_upstream_auth",
             Self::FacilitatorUrl => "invalid_facilitator_url",
             Self::Proxy(_) => "invalid_proxy_target",
+            Self::Metering => "invalid_metering",
         }
     }
 }
@@ -136,6 +142,14 @@ pub enum Denial {
     /// A local check failed (requirement, time window, signature).
     #[error("payment rejected: {0}")]
     Rejected(#[from] x402::Rejection),
+    /// A local check of an `upto` payment failed (requirement, spender, amount, deadline,
+    /// signature).
+    #[error("upto payment rejected: {0}")]
+    UptoRejected(#[from] x402::verify::UptoRejection),
+    /// An `upto` payment on a route that does not sell `upto` (not metered, not in gateway mode,
+    /// or its facilitator offers no `upto` settlement on the network).
+    #[error("this route does not accept the upto scheme")]
+    UptoNotOffered,
     /// The payment cannot be expressed for this route (e.g. v1 on a chain without a v1 name).
     #[error("payment version not supported on this route")]
     UnsupportedVersion,
@@ -408,6 +422,19 @@ impl Denial {
                 Reason::InvalidPaymentHeader,
                 "the payment header has bytes outside visible ASCII",
             ),
+            Self::UptoRejected(r) => {
+                let reason = if r.is_mismatch() {
+                    Reason::NoMatchingRequirement
+                } else {
+                    Reason::PaymentInvalid
+                };
+                Refusal::new(reason, bounded(r.to_string()))
+            }
+            Self::UptoNotOffered => Refusal::new(
+                Reason::NoMatchingRequirement,
+                "this route does not accept the upto scheme",
+            )
+            .with_hint("Pay with a scheme listed in the 402's accepts."),
             Self::Rejected(r) => {
                 let detail = bounded(r.to_string());
                 if !r.is_mismatch() {
@@ -503,6 +530,8 @@ impl Denial {
             Self::ConflictingHeaders => "conflicting_payment_headers",
             Self::UnreadableHeader => "unreadable_payment_header",
             Self::Rejected(r) => r.metric_label(),
+            Self::UptoRejected(r) => r.reason(),
+            Self::UptoNotOffered => "upto_not_offered",
             Self::UnsupportedVersion => "unsupported_version_for_route",
             Self::Replayed => "nonce_already_used",
             Self::Busy => "busy",
@@ -529,6 +558,7 @@ impl Denial {
                 "invalid_payload".to_owned()
             }
             Self::Rejected(r) => r.x402_error_code().to_owned(),
+            Self::UptoRejected(r) => r.x402_error_code().to_owned(),
             Self::Replayed => "invalid_exact_evm_nonce_already_used".to_owned(),
             Self::UnsupportedVersion => "invalid_x402_version".to_owned(),
             Self::Facilitator(f) => f

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use obol_x402::Facilitator;
+use std::time::{Duration, Instant};
+
+use obol_x402::{Address, Facilitator};
 use parking_lot::RwLock;
 
 use crate::error::{Denial, FacilitatorDenial};
@@ -20,6 +22,19 @@ pub struct Facilitators {
     default: Arc<dyn Facilitator>,
     make: Option<MakeFacilitator>,
     by_url: RwLock<HashMap<String, Arc<dyn Facilitator>>>,
+    /// The `upto` settling address per (facilitator URL, "" for the default; CAIP-2 network),
+    /// from the facilitator's `/supported`; a facilitator without `upto` there is asked again
+    /// after [`UPTO_RETRY`].
+    upto: RwLock<HashMap<(String, String), UptoSigner>>,
+}
+
+/// How long a facilitator that offered no `upto` signer (or did not answer) is not asked again.
+pub const UPTO_RETRY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+enum UptoSigner {
+    Known(Address),
+    Absent(Instant),
 }
 
 impl fmt::Debug for Facilitators {
@@ -37,6 +52,7 @@ impl Facilitators {
             default,
             make: None,
             by_url: RwLock::default(),
+            upto: RwLock::default(),
         }
     }
 
@@ -46,6 +62,32 @@ impl Facilitators {
             make: Some(make),
             ..Self::single(default)
         }
+    }
+
+    /// The address that settles `upto` payments on `route`'s network for its facilitator (the
+    /// witness's `facilitator`), from the facilitator's `/supported`; `None` when it does not
+    /// offer `upto` there or cannot be asked (the route then sells `exact` only).
+    pub async fn upto_signer(&self, route: &RouteEntry) -> Option<Address> {
+        let key = (
+            route.facilitator_url.clone().unwrap_or_default(),
+            route.labels.chain.clone(),
+        );
+        match self.upto.read().get(&key) {
+            Some(UptoSigner::Known(a)) => return Some(*a),
+            Some(UptoSigner::Absent(at)) if at.elapsed() < UPTO_RETRY => return None,
+            _ => {}
+        }
+        let facilitator = self.for_route(route).ok()?;
+        let found = match facilitator.supported().await {
+            Ok(supported) => supported.upto_facilitator(&route.labels.chain),
+            Err(error) => {
+                tracing::warn!(route = %route.key, %error, "Cannot ask the facilitator for its upto signer; selling exact only");
+                None
+            }
+        };
+        let entry = found.map_or_else(|| UptoSigner::Absent(Instant::now()), UptoSigner::Known);
+        self.upto.write().insert(key, entry);
+        found
     }
 
     /// The facilitator of `route`.

@@ -38,6 +38,8 @@ pub async fn gate(
         requirement,
         resource: &resource,
         wants_html: fwd.wants_html,
+        // ForwardAuth never sees the answer: it sells `exact` only.
+        upto: None,
     };
     let header = match header {
         Ok(header) => header,

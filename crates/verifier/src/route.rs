@@ -155,6 +155,10 @@ pub struct RouteEntry {
     pub facilitator_url: Option<String>,
     /// Set in gateway mode `proxy`: the verifier forwards the paid requests itself.
     pub proxy: Option<ProxyRoute>,
+    /// Set for a route priced per token: its tariff (the `upto` maximum, the rates, and the
+    /// fallback = the `exact` price). Only the gateway (mode `proxy`) meters; ForwardAuth
+    /// never sees the answer and keeps selling `exact` at the fallback.
+    pub metering: Option<obol_api::metering::Tariff>,
     /// Metric labels.
     pub labels: RouteLabels,
     /// The route table, most specific first; empty: `pattern` alone at `requirement`.
@@ -220,6 +224,11 @@ impl RouteEntry {
             Some(v) => Some(UpstreamAuth::new(v)?),
         };
         let proxy = spec.proxy.as_ref().map(ProxyRoute::load).transpose()?;
+        let metering = spec
+            .metering
+            .as_ref()
+            .map(|m| m.tariff(spec.price.trim()).ok_or(LoadError::Metering))
+            .transpose()?;
         // Ordered here too, by the one rule (the controller writes them ordered already).
         let patterns: Vec<&str> = spec.routes.iter().map(|r| r.pattern.as_str()).collect();
         let rules = obol_api::pattern::most_specific_first(&patterns)
@@ -241,6 +250,7 @@ impl RouteEntry {
             upstream_auth,
             facilitator_url,
             proxy,
+            metering,
             labels,
             rules,
             bazaar: None,
@@ -404,8 +414,39 @@ mod tests {
             upstream: "https://remote.example".into(),
             ..Default::default()
         });
+        let metered = |price: &str, max: &str, rate: &str| {
+            let mut s = spec("/a", price, "base");
+            s.metering = Some(obol_api::Metering {
+                input_per_mtok: rate.into(),
+                output_per_mtok: "2".into(),
+                max_tokens_per_request: 100,
+                max_amount: max.into(),
+            });
+            s
+        };
         let cases: &[(&str, PaymentRouteSpec, Option<&str>)] = &[
             ("ok", spec("/a", "1", "base"), None),
+            ("metered", metered("10", "20", "1"), None),
+            (
+                "metered, fallback = maximum",
+                metered("20", "20", "1"),
+                None,
+            ),
+            (
+                "metered, fallback above the maximum",
+                metered("21", "20", "1"),
+                Some("InvalidMetering"),
+            ),
+            (
+                "metered, zero maximum",
+                metered("0", "0", "1"),
+                Some("InvalidMetering"),
+            ),
+            (
+                "metered, rate not a number",
+                metered("10", "20", "1.5"),
+                Some("InvalidMetering"),
+            ),
             ("usdc asset any case", usdc_asset, None),
             (
                 "unknown network",

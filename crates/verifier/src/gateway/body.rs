@@ -20,6 +20,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::task::JoinHandle;
 use tokio::time::Sleep;
 
+use obol_api::metering::usage::SseUsage;
+
 use super::charge::{self, AtEnd, StreamEnd, Usage};
 use super::upstream::BoxError;
 
@@ -53,6 +55,8 @@ pub struct PaidBody {
     exact: Option<u64>,
     /// A whole answer: charged at its end even when empty (its head was the answer).
     whole: bool,
+    /// Reads the stream's usage events as they pass (a metered `upto` payment's stream).
+    sse: Option<SseUsage>,
 }
 
 /// Whole answers up to this size are sent with `Content-Length` and count as delivered once
@@ -96,7 +100,15 @@ impl PaidBody {
             done: false,
             exact: None,
             whole: false,
+            sse: None,
         }
+    }
+
+    /// Reads the usage the stream reports (its last SSE usage event) as it passes, for a
+    /// metered charge at its end.
+    pub fn metered(mut self) -> Self {
+        self.sse = Some(SseUsage::new());
+        self
     }
 
     fn abandon(&mut self, end: StreamEnd) {
@@ -111,6 +123,7 @@ impl PaidBody {
     fn ended(&mut self) {
         let usage = Usage {
             bytes: self.delivered,
+            tokens: self.sse.take().and_then(SseUsage::finish),
         };
         let end = StreamEnd::Finished {
             delivered: self.delivered,
@@ -181,6 +194,9 @@ impl Body for PaidBody {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
                         this.delivered += data.len() as u64;
+                        if let Some(sse) = this.sse.as_mut() {
+                            sse.feed(data);
+                        }
                     }
                     if this.exact.is_some() {
                         // With a known length the connection never asks for the end: this

@@ -11,9 +11,12 @@
 //! | no answer, timeout, broken body | no charge, reservation released, 502/504 |
 //!
 //! The amount settled is decided after the answer ([`charge`]): with `exact` it is the
-//! authorized amount; a metered scheme (`upto`) will compute it from the answer's [`Usage`].
+//! authorized amount; with `upto` it is computed from the tokens the answer's [`Usage`]
+//! reports (`⌈tokens × rate ÷ 10⁶⌉`, never above the maximum nor the authorization), or the
+//! route's declared fallback when the answer reports none ([`obol_api::metering::charge`]).
 
 use axum::http::StatusCode;
+use obol_api::metering::{self, ChargeBasis, Tariff, TokenUsage};
 use obol_x402::U256;
 
 /// The content type that is always streamed.
@@ -124,25 +127,55 @@ pub fn at_end(end: StreamEnd) -> AtEnd {
     }
 }
 
-/// What an answer used, for metered prices (bytes today; tokens when a metered scheme reads
-/// them from the answer).
+/// What an answer used, for metered prices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Body bytes delivered.
     pub bytes: u64,
+    /// The tokens the upstream's answer reported (JSON `usage`, or a stream's last usage
+    /// event), if it reported any. Never read from the client's request.
+    pub tokens: Option<TokenUsage>,
 }
 
-/// The x402 scheme a route charges with.
+/// The x402 scheme a payment was made with, and what it settles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     /// The authorized amount, always.
     Exact,
+    /// Metered: what the answer used under the route's tariff, at most the authorized amount.
+    Upto(Tariff),
 }
 
-/// How much to settle for an answer, decided after it: the seam of metered billing.
-pub fn charge(scheme: Scheme, authorized: U256, _usage: Usage) -> U256 {
+/// The amount to settle for one answer, and what it is based on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charged {
+    /// Atomic units to settle.
+    pub amount: U256,
+    /// `None` for `exact`; for `upto`, the usage charged or the fallback.
+    pub basis: Option<ChargeBasis>,
+    /// The usage cost more than the cap and was cut to it.
+    pub capped: bool,
+}
+
+/// How much to settle for an answer, decided after it: `exact` settles what was authorized;
+/// `upto` settles the metered charge of the reported tokens (or the fallback), never more than
+/// the tariff's maximum nor the `authorized` amount.
+pub fn charge(scheme: Scheme, authorized: U256, usage: Usage) -> Charged {
     match scheme {
-        Scheme::Exact => authorized,
+        Scheme::Exact => Charged {
+            amount: authorized,
+            basis: None,
+            capped: false,
+        },
+        Scheme::Upto(tariff) => {
+            let authorized = u128::try_from(authorized).unwrap_or(u128::MAX);
+            let c = metering::charge(&tariff, usage.tokens, authorized);
+            Charged {
+                amount: U256::from(c.amount),
+                basis: Some(c.basis),
+                capped: c.capped,
+            }
+        }
     }
 }
 
@@ -309,7 +342,113 @@ mod tests {
     #[test]
     fn exact_charges_the_authorized_amount_whatever_was_used() {
         let a = U256::from(1000u64);
-        assert_eq!(charge(Scheme::Exact, a, Usage { bytes: 0 }), a);
-        assert_eq!(charge(Scheme::Exact, a, Usage { bytes: 1 << 30 }), a);
+        let tokens = Some(TokenUsage {
+            input: 5,
+            output: 7,
+        });
+        for usage in [
+            Usage::default(),
+            Usage {
+                bytes: 1 << 30,
+                tokens,
+            },
+        ] {
+            let c = charge(Scheme::Exact, a, usage);
+            assert_eq!((c.amount, c.basis, c.capped), (a, None, false));
+        }
+    }
+
+    #[test]
+    fn upto_charge_table() {
+        // 2 atomic units per million input tokens, 3 per million output tokens would round
+        // almost everything to 1; use realistic USDC rates: 0.25 / 0.75 USDC per million.
+        let tariff = Tariff {
+            rates: metering::TokenRates {
+                input: 250_000,
+                output: 750_000,
+            },
+            maximum: 7_500,
+            fallback: 1_000,
+        };
+        let t = |input: u64, output: u64| Usage {
+            bytes: 100,
+            tokens: Some(TokenUsage { input, output }),
+        };
+        let max = U256::from(7_500u64);
+        let cases: &[(&str, Usage, U256, u64, bool, bool)] = &[
+            // name, usage, authorized, amount, fallback, capped
+            ("zero tokens", t(0, 0), max, 0, false, false),
+            ("one input token rounds up", t(1, 0), max, 1, false, false),
+            ("exact multiple", t(4, 0), max, 1, false, false),
+            (
+                "input and output, one rounding",
+                t(3, 1),
+                max,
+                2,
+                false,
+                false,
+            ),
+            ("1000 in, 500 out", t(1_000, 500), max, 625, false, false),
+            (
+                "just below the maximum",
+                t(0, 9_999),
+                max,
+                7_500,
+                false,
+                false,
+            ),
+            ("at the maximum", t(0, 10_000), max, 7_500, false, false),
+            (
+                "over the maximum is capped",
+                t(0, 10_001),
+                max,
+                7_500,
+                false,
+                true,
+            ),
+            (
+                "huge counts are capped",
+                t(u64::MAX, u64::MAX),
+                max,
+                7_500,
+                false,
+                true,
+            ),
+            (
+                "authorized above the maximum: still the maximum",
+                t(0, 1_000_000),
+                U256::from(1_000_000u64),
+                7_500,
+                false,
+                true,
+            ),
+            (
+                "no usage: the fallback",
+                Usage::default(),
+                max,
+                1_000,
+                true,
+                false,
+            ),
+            (
+                "authorized beyond 128 bits",
+                t(1_000, 0),
+                U256::MAX,
+                250,
+                false,
+                false,
+            ),
+        ];
+        for &(name, usage, authorized, amount, fallback, capped) in cases {
+            let c = charge(Scheme::Upto(tariff), authorized, usage);
+            assert_eq!(c.amount, U256::from(amount), "{name}");
+            assert_eq!(c.capped, capped, "{name}");
+            let want_basis = if fallback {
+                ChargeBasis::Fallback
+            } else {
+                ChargeBasis::Usage(usage.tokens.unwrap())
+            };
+            assert_eq!(c.basis, Some(want_basis), "{name}");
+        }
     }
 }

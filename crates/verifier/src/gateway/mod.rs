@@ -8,6 +8,13 @@
 //! uncharged and release the reservation. The paid part runs as its own task, so a client that
 //! goes away cannot cancel a settle half-way.
 //!
+//! A metered route (priced per token) offers `upto` (the maximum) before `exact` (the
+//! fallback price) when its facilitator settles `upto` on the network. An `upto` payment is
+//! checked locally ([`obol_x402::verify::verify_upto`]), its request asks a streaming upstream
+//! for usage (`stream_options.include_usage`), and what is settled is the tokens the answer
+//! reported, by [`charge::charge`]: the answer's JSON `usage`, or a stream's last usage event;
+//! no usage → the declared fallback. `PAYMENT-RESPONSE` carries the settled `amount`.
+//!
 //! The gateway listener serves nothing but this: a request path can never reach the verifier's
 //! own `/verify`, `/metrics` or probes, and no priced path can be shadowed by them.
 
@@ -26,13 +33,19 @@ use axum::response::Response;
 use axum::routing::get;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use obol_x402::verify::SignatureCheck;
-use obol_x402::wire::{FacilitatorRequest, ResourceInfo};
-use obol_x402::{Facilitator, PaymentPayload, Requirement, VerifiedPayment, codec};
+use obol_api::metering::usage::{ask_for_stream_usage, usage_of};
+use obol_api::metering::{Tariff, TokenUsage};
+use obol_x402::verify::{SignatureCheck, UptoRequirement, VerifiedUpto, verify_upto};
+use obol_x402::wire::{
+    FacilitatorRequest, ResourceInfo, SchemePayment, SettleResponse, UptoPaymentPayload,
+};
+use obol_x402::{
+    Facilitator, PaymentPayload, Requirement, U256, VerifiedPayment, X402Version, codec,
+};
 use tracing::{Instrument as _, info, info_span, warn};
 
 use self::body::{BoxFuture, Finish, PaidBody};
-use self::charge::{AfterHead, Delivery, Head, StreamEnd, Usage};
+use self::charge::{AfterHead, Charged, Delivery, Head, Scheme, StreamEnd, Usage};
 use self::forward::X_PAYMENT_SETTLED;
 use self::upstream::{Upstream, UpstreamError};
 use crate::admit::{Admitted, Ctx, short_hash};
@@ -103,7 +116,7 @@ fn discovery_document(state: &AppState, headers: &HeaderMap, which: Document) ->
 }
 
 async fn serve(State(gw): State<Gateway>, request: Request) -> Response {
-    match admit_request(&gw, request) {
+    match admit_request(&gw, request).await {
         Err(response) => *response,
         Ok(Step::Free(free)) => {
             let (route, request, uri) = *free;
@@ -125,14 +138,51 @@ enum Step {
     Paid(Box<Paid>),
 }
 
+/// A payment that passed its local checks.
+enum Payment {
+    /// `exact`: settles the route's price.
+    Exact {
+        payload: Box<PaymentPayload>,
+        verified: VerifiedPayment,
+    },
+    /// `upto` on a metered route: settles what the answer used.
+    Upto(Box<UptoPayment>),
+}
+
+/// An `upto` payment and what it is metered against.
+struct UptoPayment {
+    payload: UptoPaymentPayload,
+    verified: VerifiedUpto,
+    requirement: UptoRequirement,
+    tariff: Tariff,
+}
+
+impl Payment {
+    /// The replay key, payer and deadline, in the form reservations use.
+    fn verified(&self) -> VerifiedPayment {
+        match self {
+            Self::Exact { verified, .. } => verified.clone(),
+            Self::Upto(u) => VerifiedPayment {
+                version: X402Version::V2,
+                network: u.verified.network,
+                payer: u.verified.payer,
+                amount: u.verified.authorized,
+                nonce: u.verified.nonce,
+                valid_before: u.verified.deadline,
+                signature: u.verified.signature.clone(),
+            },
+        }
+    }
+}
+
 /// Everything a paid request needs once its local checks passed.
 struct Paid {
     route: Arc<RouteEntry>,
     requirement: Requirement,
+    upto: Option<UptoRequirement>,
     resource: ResourceInfo,
     wants_html: bool,
-    payload: PaymentPayload,
-    verified: VerifiedPayment,
+    payment: Payment,
     now: u64,
     request: Request,
     uri: Uri,
@@ -168,8 +218,57 @@ fn route_of(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Arc<Rou
     }
 }
 
-/// Routing and the local checks, before any network call.
-fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Response>> {
+/// The `upto` requirement of a metered route: the route's with `amount` = the tariff's maximum,
+/// settled by its facilitator's `upto` signer. `None` when the route is not metered or its
+/// facilitator offers no `upto` on the network (the route then sells `exact` only).
+async fn upto_requirement(
+    gw: &Gateway,
+    route: &RouteEntry,
+    requirement: &Requirement,
+) -> Option<(UptoRequirement, Tariff)> {
+    let tariff = route.metering?;
+    let facilitator = gw.state.facilitators.upto_signer(route).await?;
+    let base = Requirement {
+        amount: U256::from(tariff.maximum),
+        ..requirement.clone()
+    };
+    Some((UptoRequirement { base, facilitator }, tariff))
+}
+
+/// Decodes the payment header and runs the local checks of its scheme, before any call to the
+/// facilitator's `/verify`: `exact` against the route's price, `upto` against the maximum.
+fn check_scheme_payment(
+    requirement: &Requirement,
+    upto: Option<&(UptoRequirement, Tariff)>,
+    header: &str,
+    now: u64,
+) -> Result<Payment, Denial> {
+    match codec::decode_scheme_payment(header)? {
+        SchemePayment::Exact(mut payload) => {
+            let verified = obol_x402::verify_payment(requirement, &payload, now)?;
+            verified.normalize(&mut payload);
+            Ok(Payment::Exact {
+                payload: Box::new(payload),
+                verified,
+            })
+        }
+        SchemePayment::Upto(mut payload) => {
+            let (upto, tariff) = upto.ok_or(Denial::UptoNotOffered)?;
+            let verified = verify_upto(upto, &payload, now)?;
+            verified.normalize(&mut payload);
+            Ok(Payment::Upto(Box::new(UptoPayment {
+                payload,
+                verified,
+                requirement: upto.clone(),
+                tariff: *tariff,
+            })))
+        }
+    }
+}
+
+/// Routing and the local checks, before any call to `/verify` (a metered route asks its
+/// facilitator once for its `upto` signer, then remembers it).
+async fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Response>> {
     let state = &gw.state;
     if !state.table.is_synced() {
         return Err(refuse(state, Denial::NotReady));
@@ -217,13 +316,35 @@ fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Response>> 
             .filter_map(|v| v.to_str().ok())
             .any(decide::wants_html),
     };
+    let upto = match route.metering {
+        Some(_) => upto_requirement(gw, &route, &requirement).await,
+        None => None,
+    };
     let header = match decide::payment_header(
         decide::PAYMENT_HEADERS
             .iter()
             .flat_map(|h| headers.get_all(*h)),
     ) {
         Ok(None) => {
-            let (reply, _) = crate::gate::unpaid(state, &route, &requirement, &fwd);
+            let reply = match &upto {
+                None => crate::gate::unpaid(state, &route, &requirement, &fwd).0,
+                Some((upto, _)) => {
+                    state
+                        .metrics
+                        .payment_required
+                        .get_or_create(&route.labels)
+                        .inc();
+                    let resource = decide::resource(&route, &fwd);
+                    decide::payment_required_offering(
+                        &requirement,
+                        Some(upto),
+                        &resource,
+                        fwd.wants_html,
+                        None,
+                        route.bazaar.as_ref(),
+                    )
+                }
+            };
             return Err(Box::new(into_response(reply)));
         }
         other => other,
@@ -236,6 +357,7 @@ fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Response>> 
         requirement: &requirement,
         resource: &resource,
         wants_html,
+        upto: upto.as_ref().map(|(u, _)| u),
     };
     let refuse_paid = |denial| Box::new(into_response(ctx.refuse(denial).0));
     let header = match header {
@@ -244,15 +366,15 @@ fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Response>> 
         Err(denial) => return Err(refuse_paid(denial)),
     };
     let now = state.clock.now_unix();
-    let (payload, verified) =
-        decide::check_payment(&requirement, header, now).map_err(refuse_paid)?;
+    let payment =
+        check_scheme_payment(&requirement, upto.as_ref(), header, now).map_err(refuse_paid)?;
     Ok(Step::Paid(Box::new(Paid {
         route: route.clone(),
         requirement,
+        upto: upto.map(|(u, _)| u),
         resource,
         wants_html,
-        payload,
-        verified,
+        payment,
         now,
         request,
         uri,
@@ -357,10 +479,10 @@ impl Paid {
         let Self {
             route,
             requirement,
+            upto,
             resource,
             wants_html,
-            payload,
-            verified,
+            payment,
             now,
             mut request,
             uri,
@@ -373,16 +495,37 @@ impl Paid {
             requirement: &requirement,
             resource: &resource,
             wants_html,
+            upto: upto.as_ref(),
         };
-        let admitted = match ctx.admit(payload, &verified, now).await {
+        let verified = payment.verified();
+        let (admitted, metered) = match payment {
+            Payment::Exact { payload, .. } => (ctx.admit(*payload, &verified, now).await, None),
+            Payment::Upto(upto) => {
+                // Read before reserving: a request too large is refused with nothing held.
+                request = match ask_usage(request, gw.upstream.config.max_request_bytes).await {
+                    Ok(r) => r,
+                    Err(denial) => return into_response(ctx.refuse(denial).0),
+                };
+                let verify = upto.requirement.verify_request(upto.payload.clone());
+                let admitted = ctx.admit_request(Ok(verify), &verified, true, now).await;
+                (admitted, Some(upto))
+            }
+        };
+        let admitted = match admitted {
             Ok(a) => a,
             Err(denial) => return into_response(ctx.refuse(denial).0),
         };
         let payer = verified.payer.to_checksum(None);
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
         let req = upstream_request(&gw, &route, request, uri, Some(&payer), websocket);
-        let mut settlement =
-            Settlement::new(gw.clone(), route.clone(), &requirement, &verified, admitted);
+        let mut settlement = Settlement::new(
+            gw.clone(),
+            route.clone(),
+            &requirement,
+            &verified,
+            admitted,
+            metered,
+        );
         let answer = match gw.upstream.send(req).await {
             Ok(answer) => answer,
             Err(error) => {
@@ -409,7 +552,7 @@ impl Paid {
         };
         let idle = gw.upstream.config.idle_timeout;
         match charge::after_head(&head, &delivery) {
-            AfterHead::SettleThenUpgrade => match settlement.settle_now().await {
+            AfterHead::SettleThenUpgrade => match settlement.settle_now(None).await {
                 Ok(receipt) => {
                     settlement.mark(Record::Spent).await;
                     upgraded(answer, client_upgrade, &receipt, &route)
@@ -439,15 +582,17 @@ impl Paid {
                     Read::TooLarge(prefix) => {
                         streamed(parts, Some(prefix.into()), rest, idle, settlement)
                     }
-                    Read::Whole(bytes) => match settlement.settle_now().await {
-                        Ok(receipt) => {
-                            let len = bytes.len();
-                            let body = PaidBody::buffered(bytes.into(), Box::new(settlement));
-                            paid_response(parts, body, Some(&receipt), Some(len))
+                    Read::Whole(bytes) => {
+                        match settlement.settle_now(settlement.usage_of(&bytes)).await {
+                            Ok(receipt) => {
+                                let len = bytes.len();
+                                let body = PaidBody::buffered(bytes.into(), Box::new(settlement));
+                                paid_response(parts, body, Some(&receipt), Some(len))
+                            }
+                            // The refusal carries a failed settlement's PAYMENT-RESPONSE.
+                            Err(denial) => into_response(ctx.refuse(denial).0),
                         }
-                        // The refusal carries a failed settlement's PAYMENT-RESPONSE.
-                        Err(denial) => into_response(ctx.refuse(denial).0),
-                    },
+                    }
                 }
             }
         }
@@ -467,7 +612,11 @@ fn streamed(
         Kind::Settled { receipt } => Some(receipt.clone()),
         Kind::Fresh { .. } => None,
     };
-    let body = PaidBody::streamed(prefix, Some(rest), idle, Box::new(settlement));
+    let metered = settlement.metered.is_some();
+    let mut body = PaidBody::streamed(prefix, Some(rest), idle, Box::new(settlement));
+    if metered {
+        body = body.metered();
+    }
     paid_response(parts, body, receipt.as_deref(), None)
 }
 
@@ -566,6 +715,8 @@ struct Settlement {
     kind: Kind,
     /// The answer is streamed: the receipt goes in the trailers.
     trailers: bool,
+    /// An `upto` payment: settled for what the answer used.
+    metered: Option<Box<UptoPayment>>,
 }
 
 impl Settlement {
@@ -575,6 +726,7 @@ impl Settlement {
         requirement: &Requirement,
         verified: &VerifiedPayment,
         admitted: Admitted,
+        metered: Option<Box<UptoPayment>>,
     ) -> Self {
         let (lease, kind) = match admitted {
             Admitted::Fresh {
@@ -593,13 +745,37 @@ impl Settlement {
         Self {
             gw,
             route,
-            fingerprint: Fingerprint::of(requirement),
+            // What the reservation was taken under (see `Ctx::admit_request`).
+            fingerprint: Fingerprint::of(
+                metered
+                    .as_ref()
+                    .map_or(requirement, |u| &u.requirement.base),
+            ),
             nonce_id: short_hash(&verified.nonce),
             signature: verified.signature.clone(),
             lease,
             kind,
             trailers: false,
+            metered,
         }
+    }
+
+    /// The tokens a whole answer reports, when they are charged for (an `upto` payment).
+    fn usage_of(&self, body: &[u8]) -> Option<TokenUsage> {
+        self.metered.as_ref().and_then(|_| usage_of(body))
+    }
+
+    /// What to settle for an answer that reported `tokens` (or none): `None` for `exact` (the
+    /// verified `/verify` body settles the authorized amount as it is); for `upto`, the
+    /// metered charge and its `/settle` body.
+    fn decide(&self, tokens: Option<TokenUsage>) -> Option<Decided> {
+        let upto = self.metered.as_ref()?;
+        let usage = Usage { bytes: 0, tokens };
+        let charged = charge::charge(Scheme::Upto(upto.tariff), upto.verified.authorized, usage);
+        let request = upto
+            .requirement
+            .settle_request(upto.payload.clone(), charged.amount);
+        Some(Decided { charged, request })
     }
 
     async fn mark(&mut self, record: Record) {
@@ -636,7 +812,7 @@ impl Settlement {
     /// `Delivering` until the body ends; on failure the refusal, after releasing the
     /// authorization when nothing was sent on chain, or keeping it used when funds may have
     /// moved (logged for an operator to reconcile).
-    async fn settle_now(&mut self) -> Result<String, Denial> {
+    async fn settle_now(&mut self, tokens: Option<TokenUsage>) -> Result<String, Denial> {
         let (request, facilitator) = match &self.kind {
             Kind::Settled { receipt } => return Ok(receipt.clone()),
             Kind::Fresh {
@@ -646,8 +822,22 @@ impl Settlement {
         };
         let state = self.gw.state.clone();
         let metrics = &state.metrics;
-        match facilitator.settle(&request).await {
-            Ok(settle) => {
+        let decided = self.decide(tokens);
+        let outcome = match &decided {
+            None => facilitator.settle(&request).await,
+            // Nothing used: nothing to move, no transaction to pay gas for.
+            Some(d) if d.charged.amount.is_zero() => Ok(self.unsettled_receipt()),
+            Some(d) => facilitator.settle(&d.request).await,
+        };
+        match outcome {
+            Ok(mut settle) => {
+                if let (Some(d), Some(upto)) = (&decided, &self.metered) {
+                    // The settled amount, stated by us when the facilitator did not.
+                    settle
+                        .amount
+                        .get_or_insert_with(|| d.charged.amount.to_string());
+                    info!(route = %self.route.key, nonce = %self.nonce_id, amount = %d.charged.amount, authorized = %upto.verified.authorized, basis = ?d.charged.basis, capped = d.charged.capped, "Metered charge");
+                }
                 let receipt = codec::encode_header(&settle).unwrap_or_default();
                 let deadline = state.clock.now_unix().saturating_add(state.hold_secs);
                 let record = Record::Delivering {
@@ -694,6 +884,48 @@ impl Settlement {
     }
 }
 
+/// What one answer is charged and the `/settle` body that charges it.
+struct Decided {
+    charged: Charged,
+    request: FacilitatorRequest,
+}
+
+impl Settlement {
+    /// The receipt of a metered answer charged 0: success, no transaction.
+    fn unsettled_receipt(&self) -> SettleResponse {
+        let upto = self.metered.as_ref();
+        SettleResponse {
+            success: true,
+            error_reason: None,
+            error_message: None,
+            transaction: String::new(),
+            network: self.route.labels.chain.clone(),
+            payer: upto.map(|u| u.verified.payer.to_checksum(None)),
+            amount: Some("0".to_owned()),
+            extensions: None,
+        }
+    }
+}
+
+/// An `upto` request's body, read whole (at most `max` bytes) and, when it is a streaming chat
+/// request that does not ask for usage, rewritten to ask for it
+/// (`stream_options.include_usage`): the usage is only ever read from the upstream's answer.
+async fn ask_usage(request: Request, max: u64) -> Result<Request, Denial> {
+    let (mut parts, body) = request.into_parts();
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| Denial::RequestTooLarge)?;
+    let bytes = match ask_for_stream_usage(&bytes) {
+        Some(rewritten) => axum::body::Bytes::from(rewritten),
+        None => bytes,
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
 fn receipt_trailers(receipt: &str) -> Option<HeaderMap> {
     let mut t = HeaderMap::new();
     insert_receipt(&mut t, receipt);
@@ -703,9 +935,8 @@ fn receipt_trailers(receipt: &str) -> Option<HeaderMap> {
 impl Finish for Settlement {
     fn charge(mut self: Box<Self>, usage: Usage) -> BoxFuture<Option<HeaderMap>> {
         Box::pin(async move {
-            // `exact` charges what was authorized; the seam where a metered scheme decides.
-            let _ = usage;
-            match self.settle_now().await {
+            // `exact` charges what was authorized; `upto` what the stream reported it used.
+            match self.settle_now(usage.tokens).await {
                 Ok(receipt) => {
                     self.mark(Record::Spent).await;
                     // A whole answer carried its receipt in the head already.
