@@ -206,11 +206,12 @@ impl fmt::Display for ChargeBasis {
 }
 
 /// The sentence a metered route's 402 carries in its description: the rates and what a
-/// request costs. It states only what the verifier does: until the gateway settles `upto`
-/// payments for the tokens used, every request is charged the exact scheme's price (the
-/// fallback), so the sentence must not promise per-token settlement. When the gateway meters,
-/// the `upto` clause (charge per token, rounded up, at most the maximum) goes back here.
-pub fn describe(price: &MeteredPrice, decimals: u8, symbol: &str) -> String {
+/// request costs. `upto` says whether the route sells the `upto` scheme (gateway mode `proxy`,
+/// where the verifier sees the answer and meters it): then a request paid with `upto` is
+/// charged the tokens its answer reports, rounded up, at most the maximum, and the fallback
+/// when the answer reports none; paid with `exact` (and always in ForwardAuth mode), it costs
+/// the fallback.
+pub fn describe(price: &MeteredPrice, decimals: u8, symbol: &str, upto: bool) -> String {
     let t = &price.tariff;
     let amount = |atomic: u128| format!("{} {symbol}", price::format_atomic(atomic, decimals));
     let rates = if t.rates.input == t.rates.output {
@@ -222,10 +223,20 @@ pub fn describe(price: &MeteredPrice, decimals: u8, symbol: &str) -> String {
             amount(t.rates.output)
         )
     };
+    let fallback = amount(t.fallback);
+    let tokens = price.fallback_tokens;
+    if !upto {
+        return format!(
+            "Metered per token: {rates}. A request costs {fallback} ({tokens} tokens), paid with \
+             the exact scheme."
+        );
+    }
     format!(
-        "Metered per token: {rates}. A request costs {} ({} tokens), paid with the exact scheme.",
-        amount(t.fallback),
-        price.fallback_tokens
+        "Metered per token: {rates}. Paid with upto, a request is charged the tokens its answer \
+         reports, rounded up to the atomic unit, at most {} ({} tokens); an answer without usage \
+         is charged {fallback} ({tokens} tokens). Paid with exact, a request costs {fallback}.",
+        amount(t.maximum),
+        price.max_tokens,
     )
 }
 

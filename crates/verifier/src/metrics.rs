@@ -72,6 +72,21 @@ pub struct VerifierMetrics {
     pub payment_failed: Family<RouteLabels, Counter>,
     /// 200 with a settled payment (the Go name for what was charged).
     pub charged_requests: Family<RouteLabels, Counter>,
+    /// Metered (`upto`) answers settled, per offer.
+    pub metered_requests: Family<RouteLabels, Counter>,
+    /// Prompt tokens charged for, per offer (as the upstream reported them).
+    pub metered_input_tokens: Family<RouteLabels, Counter>,
+    /// Completion tokens charged for, per offer.
+    pub metered_output_tokens: Family<RouteLabels, Counter>,
+    /// Atomic units settled for metered answers, per offer.
+    pub metered_charged_atomic: Family<RouteLabels, Counter>,
+    /// Atomic units authorized (up to the route's maximum) but not charged, per offer: the gap
+    /// between what buyers allowed and what they paid.
+    pub metered_unused_atomic: Family<RouteLabels, Counter>,
+    /// Metered answers that reported no usage and were charged the declared fallback.
+    pub metered_fallback: Family<RouteLabels, Counter>,
+    /// Metered answers whose usage cost more than the maximum and were charged the maximum.
+    pub metered_capped: Family<RouteLabels, Counter>,
     /// Refusals by machine-readable reason.
     pub denials: Family<Labelled, Counter>,
     /// Facilitator failures by `endpoint:label`.
@@ -94,6 +109,13 @@ impl VerifierMetrics {
             payment_verified: Family::default(),
             payment_failed: Family::default(),
             charged_requests: Family::default(),
+            metered_requests: Family::default(),
+            metered_input_tokens: Family::default(),
+            metered_output_tokens: Family::default(),
+            metered_charged_atomic: Family::default(),
+            metered_unused_atomic: Family::default(),
+            metered_fallback: Family::default(),
+            metered_capped: Family::default(),
             denials: Family::default(),
             facilitator_errors: Family::default(),
             request_duration: Family::new_with_constructor(|| {
@@ -127,6 +149,46 @@ impl VerifierMetrics {
             "Requests let through after a settled payment",
             m.charged_requests.clone(),
         );
+        let metered = [
+            (
+                "metered_requests",
+                "Metered (upto) answers settled",
+                &m.metered_requests,
+            ),
+            (
+                "metered_input_tokens",
+                "Prompt tokens charged for on metered routes",
+                &m.metered_input_tokens,
+            ),
+            (
+                "metered_output_tokens",
+                "Completion tokens charged for on metered routes",
+                &m.metered_output_tokens,
+            ),
+            (
+                "metered_charged_atomic",
+                "Atomic units of the asset settled for metered answers",
+                &m.metered_charged_atomic,
+            ),
+            (
+                "metered_unused_atomic",
+                "Atomic units authorized (up to the route's maximum) but not charged",
+                &m.metered_unused_atomic,
+            ),
+            (
+                "metered_fallback",
+                "Metered answers without usage, charged the declared fallback",
+                &m.metered_fallback,
+            ),
+            (
+                "metered_capped",
+                "Metered answers whose usage cost more than the maximum, charged the maximum",
+                &m.metered_capped,
+            ),
+        ];
+        for (name, help, family) in metered {
+            reg.register(name, help, family.clone());
+        }
         reg.register(
             "denials",
             "ForwardAuth calls refused, by reason",
@@ -152,13 +214,20 @@ impl VerifierMetrics {
     }
 
     /// The route families (each labelled by [`RouteLabels`]).
-    fn route_families(&self) -> [&Family<RouteLabels, Counter>; 5] {
+    fn route_families(&self) -> [&Family<RouteLabels, Counter>; 12] {
         [
             &self.requests,
             &self.payment_required,
             &self.payment_verified,
             &self.payment_failed,
             &self.charged_requests,
+            &self.metered_requests,
+            &self.metered_input_tokens,
+            &self.metered_output_tokens,
+            &self.metered_charged_atomic,
+            &self.metered_unused_atomic,
+            &self.metered_fallback,
+            &self.metered_capped,
         ]
     }
 
@@ -176,6 +245,42 @@ impl VerifierMetrics {
             self.forget(labels);
         }
         gone.len()
+    }
+
+    /// Counts one settled metered answer: its tokens, the amount charged and what was
+    /// authorized but left unused (`cap` = the lesser of the maximum and the authorization).
+    pub fn metered(
+        &self,
+        labels: &RouteLabels,
+        tokens: Option<obol_api::metering::TokenUsage>,
+        charged: u128,
+        cap: u128,
+        capped: bool,
+    ) {
+        let atomic = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
+        self.metered_requests.get_or_create(labels).inc();
+        match tokens {
+            Some(t) => {
+                self.metered_input_tokens
+                    .get_or_create(labels)
+                    .inc_by(t.input);
+                self.metered_output_tokens
+                    .get_or_create(labels)
+                    .inc_by(t.output);
+            }
+            None => {
+                self.metered_fallback.get_or_create(labels).inc();
+            }
+        }
+        if capped {
+            self.metered_capped.get_or_create(labels).inc();
+        }
+        self.metered_charged_atomic
+            .get_or_create(labels)
+            .inc_by(atomic(charged));
+        self.metered_unused_atomic
+            .get_or_create(labels)
+            .inc_by(atomic(cap.saturating_sub(charged)));
     }
 
     /// Counts a refusal by its reason.
@@ -230,6 +335,44 @@ mod tests {
         // Families without observations have no series (V12).
         assert!(!text.contains("obol_x402_verifier_payment_verified_total{"));
         assert!(!text.contains("obol_x402_verifier_charged_requests_total{"));
+        assert!(!text.contains("obol_x402_verifier_metered_requests_total{"));
+    }
+
+    #[test]
+    fn metered_charges_count_tokens_amounts_and_the_unused_gap() {
+        let mut registry = Registry::default();
+        let m = VerifierMetrics::register(&mut registry);
+        let labels = mk_entry("llm", "chat", "/chat/*").labels;
+        let tokens = obol_api::metering::TokenUsage {
+            input: 120,
+            output: 30,
+        };
+        // Used 250 of a 1000 cap; then no usage (fallback 100); then capped at 1000.
+        m.metered(&labels, Some(tokens), 250, 1000, false);
+        m.metered(&labels, None, 100, 1000, false);
+        m.metered(&labels, Some(tokens), 1000, 1000, true);
+        let text = encode(&registry);
+        let series = |name: &str| {
+            let prefix = format!(
+                "obol_x402_verifier_{name}_total{{route=\"/chat/*\",offer_namespace=\"llm\",offer_name=\"chat\",chain=\"eip155:84532\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("{name} missing in {text}"))
+                .to_owned()
+        };
+        let cases = [
+            ("metered_requests", "3"),
+            ("metered_input_tokens", "240"),
+            ("metered_output_tokens", "60"),
+            ("metered_charged_atomic", "1350"),
+            ("metered_unused_atomic", "1650"),
+            ("metered_fallback", "1"),
+            ("metered_capped", "1"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(series(name), want, "{name}");
+        }
     }
 
     #[test]

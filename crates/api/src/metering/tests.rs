@@ -246,12 +246,24 @@ fn the_description_states_rates_and_what_a_request_costs() {
         Some(4000),
     ));
     assert_eq!(
-        describe(&split, 6, "USDC"),
+        describe(&split, 6, "USDC", false),
         "Metered per token: 0.15 USDC per million input tokens and 0.6 USDC per million output \
          tokens. A request costs 0.0006 USDC (1000 tokens), paid with the exact scheme."
     );
+    assert_eq!(
+        describe(&split, 6, "USDC", true),
+        "Metered per token: 0.15 USDC per million input tokens and 0.6 USDC per million output \
+         tokens. Paid with upto, a request is charged the tokens its answer reports, rounded up \
+         to the atomic unit, at most 0.0024 USDC (4000 tokens); an answer without usage is \
+         charged 0.0006 USDC (1000 tokens). Paid with exact, a request costs 0.0006 USDC."
+    );
     let one = metered(input(Some("1"), None, None, None, None));
-    assert!(describe(&one, 6, "USDC").starts_with("Metered per token: 1 USDC per million tokens."));
+    for upto in [false, true] {
+        assert!(
+            describe(&one, 6, "USDC", upto)
+                .starts_with("Metered per token: 1 USDC per million tokens.")
+        );
+    }
 }
 
 #[test]

@@ -206,10 +206,12 @@ pub fn plan_offer(req: &OfferRequest) -> Result<PlannedOffer, Refusal> {
         ));
     }
     if let Some(metered) = &valid.metered {
+        let upto = offer.spec.gateway_mode() == obol_api::service_offer::GatewayMode::Proxy;
         notes.push(obol_api::metering::describe(
             metered,
             valid.decimals,
             "USDC",
+            upto,
         ));
     }
     if req.per_hour.is_some() {

@@ -100,14 +100,17 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
         .as_ref()
         .and_then(|a| a.symbol.clone())
         .unwrap_or_else(|| "USDC".to_owned());
+    let mode = spec.gateway_mode();
+    // Only the gateway (mode proxy) sees the answer, so only it sells `upto`.
+    let upto = mode == GatewayMode::Proxy;
     let route_description = match &metered {
-        Some(m) => {
-            metered_description(&description, &api::metering::describe(m, decimals, &symbol))
-        }
+        Some(m) => metered_description(
+            &description,
+            &api::metering::describe(m, decimals, &symbol, upto),
+        ),
         None => description.clone(),
     };
 
-    let mode = spec.gateway_mode();
     let upstream_ns = spec.upstream_namespace(namespace).to_owned();
     let middleware = (mode == GatewayMode::ForwardAuth).then(|| Middleware {
         metadata: meta(mw_name.clone()),

@@ -429,9 +429,28 @@ fn per_token_offers_are_metered() {
         description.starts_with("ServiceOffer llm Metered per token: 0.15 USDC per million input"),
         "{description}"
     );
-    // Per-token settlement (upto) is not promised while the gateway does not meter.
+    // ForwardAuth never sees the answer: no per-token settlement (upto) is promised.
     assert!(!description.contains("upto"), "{description}");
     assert!(description.contains("A request costs 0.0006 USDC (1000 tokens)"));
+
+    // The gateway (mode proxy) meters: the rule of upto, the maximum and the fallback.
+    let offer = mk_offer(
+        "llm",
+        json!({"payment": {"price": {"perRequest": null, "perMTokInput": "0.15", "perMTokOutput": "0.6"},
+                           "approxTokensPerRequest": 1000, "maxTokensPerRequest": 4000},
+               "gateway": {"mode": "proxy"}}),
+    );
+    let spec = desired(&offer, &settings()).unwrap().payment_route.spec;
+    assert!(spec.proxy.is_some());
+    let description = spec.description.unwrap();
+    assert!(
+        description.ends_with(
+            "Paid with upto, a request is charged the tokens its answer reports, rounded up to \
+             the atomic unit, at most 0.0024 USDC (4000 tokens); an answer without usage is \
+             charged 0.0006 USDC (1000 tokens). Paid with exact, a request costs 0.0006 USDC."
+        ),
+        "{description}"
+    );
 }
 
 #[test]

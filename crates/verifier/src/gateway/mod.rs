@@ -34,7 +34,7 @@ use axum::routing::get;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use obol_api::metering::usage::{ask_for_stream_usage, usage_of};
-use obol_api::metering::{Tariff, TokenUsage};
+use obol_api::metering::{ChargeBasis, Tariff, TokenUsage};
 use obol_x402::verify::{SignatureCheck, UptoRequirement, VerifiedUpto, verify_upto};
 use obol_x402::wire::{
     FacilitatorRequest, ResourceInfo, SchemePayment, SettleResponse, UptoPaymentPayload,
@@ -837,6 +837,18 @@ impl Settlement {
                         .amount
                         .get_or_insert_with(|| d.charged.amount.to_string());
                     info!(route = %self.route.key, nonce = %self.nonce_id, amount = %d.charged.amount, authorized = %upto.verified.authorized, basis = ?d.charged.basis, capped = d.charged.capped, "Metered charge");
+                    let tokens = match d.charged.basis {
+                        Some(ChargeBasis::Usage(u)) => Some(u),
+                        _ => None,
+                    };
+                    let authorized = u128::try_from(upto.verified.authorized).unwrap_or(u128::MAX);
+                    metrics.metered(
+                        &self.route.labels,
+                        tokens,
+                        u128::try_from(d.charged.amount).unwrap_or(u128::MAX),
+                        upto.tariff.maximum.min(authorized),
+                        d.charged.capped,
+                    );
                 }
                 let receipt = codec::encode_header(&settle).unwrap_or_default();
                 let deadline = state.clock.now_unix().saturating_add(state.hold_secs);

@@ -64,13 +64,21 @@ fn per_mtok_and_registration() {
         planned.notes
     );
     assert!(planned.notes[1].contains("1000 tokens"));
-    // The metered terms: the exact price of 1000 tokens (upto is not offered yet).
+    // The metered terms of a new offer (gateway mode proxy): upto per token, else the exact
+    // price of 1000 tokens.
     assert!(
         planned.notes[2].starts_with("Metered per token: 1.25 USDC per million tokens."),
         "{:?}",
         planned.notes
     );
-    assert!(planned.notes[2].contains("A request costs 0.00125 USDC (1000 tokens)"));
+    assert!(
+        planned.notes[2].contains(
+            "at most 0.0125 USDC (10000 tokens); an answer without usage is charged 0.00125 USDC \
+             (1000 tokens). Paid with exact, a request costs 0.00125 USDC."
+        ),
+        "{:?}",
+        planned.notes
+    );
     let reg = planned.offer.spec.registration.unwrap();
     assert!(reg.enabled);
     assert_eq!(reg.metadata["gpu"], "A100-80GB");
@@ -270,7 +278,12 @@ fn split_token_prices_and_a_maximum() {
         planned.notes[0],
         "Each request is charged 0.0006 USDC on base-sepolia (eip155:84532)."
     );
-    assert!(planned.notes[2].contains("A request costs 0.0006 USDC (1000 tokens)"));
+    assert!(
+        planned.notes[2].contains("at most 0.0024 USDC (4000 tokens)"),
+        "{:?}",
+        planned.notes
+    );
+    assert!(planned.notes[2].ends_with("Paid with exact, a request costs 0.0006 USDC."));
 }
 
 /// New offers get `proxy`; an update keeps the offer's mode (no field: `forwardAuth`); the flag
