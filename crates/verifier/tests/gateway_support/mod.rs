@@ -3,6 +3,8 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+pub mod metered;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
