@@ -3,7 +3,8 @@
 //! scheme registered) settling on it, the official client signing, the verifier's gateway in
 //! front of the fake OpenAI-compatible upstream. Each answer moves exactly
 //! `⌈(prompt × 0.15 + completion × 0.6) USDC ÷ 10⁶⌉` (atomic units) on chain, read as balance
-//! deltas; an answer without usage moves the declared fallback; an upstream error moves nothing.
+//! deltas; an answer without usage moves the declared fallback; `exact` moves the fallback; an
+//! upstream error moves nothing.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -92,6 +93,23 @@ async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
     assert_eq!(
         (payer - payer_after, seller_after - seller),
         (U256::from(7u64), U256::from(7u64))
+    );
+
+    // exact on the metered route, for clients without upto: the fallback price, whatever the
+    // answer used.
+    let (payer, seller) = live.balances().await;
+    let pay = live.sign_exact(2);
+    let r = live
+        .post(
+            &chat("a b c d", 3000, false, None),
+            &[("payment-signature", &pay)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let (payer_after, seller_after) = live.balances().await;
+    assert_eq!(
+        (payer - payer_after, seller_after - seller),
+        (U256::from(FALLBACK), U256::from(FALLBACK))
     );
 
     // The upstream fails: passed through, nothing moves.
