@@ -95,6 +95,31 @@ async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
         (U256::from(7u64), U256::from(7u64))
     );
 
+    // Refused without anything moving: the same payment again (its nonce is spent), and a
+    // payment whose recipient was rewritten after signing (a local check refuses it).
+    let before = live.balances().await;
+    let r = live
+        .post(
+            &chat("a b", 10, false, None),
+            &[("payment-signature", &pay)],
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::OK, "a replay: {}", r.text());
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&obol_x402::codec::decode_base64(&live.sign_here(3)).unwrap())
+            .unwrap();
+    forged["payload"]["permit2Authorization"]["witness"]["to"] =
+        serde_json::json!(dev_address(3).to_checksum(None));
+    let forged = obol_x402::codec::encode_header(&forged).unwrap();
+    let r = live
+        .post(
+            &chat("a b", 10, false, None),
+            &[("payment-signature", &forged)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.text());
+    assert_eq!(live.balances().await, before);
+
     // exact on the metered route, for clients without upto: the fallback price, whatever the
     // answer used.
     let (payer, seller) = live.balances().await;
