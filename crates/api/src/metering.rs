@@ -196,6 +196,29 @@ pub fn charge(tariff: &Tariff, usage: Option<TokenUsage>, authorized: u128) -> C
     }
 }
 
+/// The key of the metering report a metered answer's receipt (`PAYMENT-RESPONSE`) carries in
+/// its `extensions`.
+pub const RECEIPT_EXTENSION: &str = "metering";
+
+/// What a metered receipt reports besides the settled `amount`: what the charge is based on
+/// (`usage` with the token counts, or `fallback`), whether the usage was capped at the
+/// maximum, and the maximum (decimal strings for amounts, as x402 writes them).
+pub fn receipt_report(charge: &Charge, maximum: u128) -> serde_json::Value {
+    let mut report = serde_json::json!({
+        "basis": match charge.basis {
+            ChargeBasis::Usage(_) => "usage",
+            ChargeBasis::Fallback => "fallback",
+        },
+        "capped": charge.capped,
+        "maximum": maximum.to_string(),
+    });
+    if let ChargeBasis::Usage(u) = charge.basis {
+        report["inputTokens"] = u.input.into();
+        report["outputTokens"] = u.output.into();
+    }
+    report
+}
+
 impl fmt::Display for ChargeBasis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

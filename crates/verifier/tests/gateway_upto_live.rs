@@ -15,6 +15,7 @@ use alloy_primitives::U256;
 use axum::http::StatusCode;
 use gateway_support::metered::*;
 use obol_devstack::chain::dev_address;
+use serde_json::json;
 
 #[tokio::test]
 async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
@@ -44,6 +45,17 @@ async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["usage"]["completion_tokens"], 100);
     assert_eq!(amount(r.header("payment-response")), "61");
+    let used = report(r.header("payment-response"));
+    assert_eq!(
+        (
+            &used["basis"],
+            &used["inputTokens"],
+            &used["outputTokens"],
+            &used["capped"]
+        ),
+        (&json!("usage"), &json!(5), &json!(100), &json!(false)),
+        "{used}"
+    );
     assert_eq!((paid, got), (U256::from(61u64), U256::from(61u64)));
 
     // SSE, the client not asking for usage: the gateway asks for it, and the stream's last
@@ -67,6 +79,9 @@ async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
     let (r, paid, _) = live.paid(&required, &chat("x", 5000, false, None)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(amount(r.header("payment-response")), MAXIMUM.to_string());
+    let capped = report(r.header("payment-response"));
+    assert_eq!(capped["capped"], true, "{capped}");
+    assert_eq!(capped["outputTokens"], 5000, "{capped}");
     assert_eq!(paid, U256::from(MAXIMUM));
 
     // No usage in the answer: the declared fallback, not the maximum.
@@ -75,6 +90,7 @@ async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(amount(r.header("payment-response")), FALLBACK.to_string());
+    assert_eq!(report(r.header("payment-response"))["basis"], "fallback");
     assert_eq!((paid, got), (U256::from(FALLBACK), U256::from(FALLBACK)));
 
     // A payment signed by obol-x402's Permit2 signing (what the benchmark uses) settles alike:

@@ -312,3 +312,44 @@ proptest::proptest! {
         proptest::prop_assert_eq!(c.capped, exact > cap);
     }
 }
+
+#[test]
+fn the_receipt_reports_the_basis_the_tokens_and_a_cap() {
+    let usage = TokenUsage {
+        input: 12,
+        output: 30,
+    };
+    let cases = [
+        (
+            Charge {
+                amount: 61,
+                basis: ChargeBasis::Usage(usage),
+                capped: false,
+            },
+            r#"{"basis":"usage","capped":false,"inputTokens":12,"maximum":"2400","outputTokens":30}"#,
+        ),
+        (
+            Charge {
+                amount: 2400,
+                basis: ChargeBasis::Usage(usage),
+                capped: true,
+            },
+            r#"{"basis":"usage","capped":true,"inputTokens":12,"maximum":"2400","outputTokens":30}"#,
+        ),
+        (
+            Charge {
+                amount: 600,
+                basis: ChargeBasis::Fallback,
+                capped: false,
+            },
+            r#"{"basis":"fallback","capped":false,"maximum":"2400"}"#,
+        ),
+    ];
+    for (charge, want) in cases {
+        assert_eq!(
+            receipt_report(&charge, 2400).to_string(),
+            want,
+            "{charge:?}"
+        );
+    }
+}

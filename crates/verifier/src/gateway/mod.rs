@@ -837,10 +837,24 @@ impl Settlement {
                         .amount
                         .get_or_insert_with(|| d.charged.amount.to_string());
                     info!(route = %self.route.key, nonce = %self.nonce_id, amount = %d.charged.amount, authorized = %upto.verified.authorized, basis = ?d.charged.basis, capped = d.charged.capped, "Metered charge");
-                    let tokens = match d.charged.basis {
-                        Some(ChargeBasis::Usage(u)) => Some(u),
-                        _ => None,
+                    let basis = d.charged.basis.unwrap_or(ChargeBasis::Fallback);
+                    let tokens = match basis {
+                        ChargeBasis::Usage(u) => Some(u),
+                        ChargeBasis::Fallback => None,
                     };
+                    // The client reads what it was charged for, and whether it was capped.
+                    let report = obol_api::metering::receipt_report(
+                        &obol_api::metering::Charge {
+                            amount: u128::try_from(d.charged.amount).unwrap_or(u128::MAX),
+                            basis,
+                            capped: d.charged.capped,
+                        },
+                        upto.tariff.maximum,
+                    );
+                    settle
+                        .extensions
+                        .get_or_insert_with(Default::default)
+                        .insert(obol_api::metering::RECEIPT_EXTENSION.to_owned(), report);
                     let authorized = u128::try_from(upto.verified.authorized).unwrap_or(u128::MAX);
                     metrics.metered(
                         &self.route.labels,

@@ -239,6 +239,13 @@ pub fn chat(prompt: &str, max_tokens: u64, stream: bool, model: Option<&str>) ->
     v
 }
 
+/// The metering report a receipt carries (`extensions.metering`).
+pub fn report(receipt: Option<&str>) -> Value {
+    let settle = codec::decode_settle_response(receipt.expect("a receipt")).unwrap();
+    let ext = settle.extensions.expect("receipt extensions");
+    ext[obol_api::metering::RECEIPT_EXTENSION].clone()
+}
+
 /// The settled amount a receipt states.
 pub fn amount(receipt: Option<&str>) -> String {
     let settle = codec::decode_settle_response(receipt.expect("a receipt")).unwrap();
