@@ -12,13 +12,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-16 64}"
 THREADS="${THREADS:-1}"
-TARGET="${CARGO_TARGET_DIR:-target}"
+TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 log "building: release verifier, bare hyper baseline, x402-axum paygate"
 cargo build --release -q -p obol-verifier --bin x402-verifier --example bare-402
-(cd bench/axum-paygate && CARGO_TARGET_DIR="$PWD/../../$TARGET/bench" cargo build --release -q)
+(cd bench/axum-paygate && CARGO_TARGET_DIR="$TARGET/bench" cargo build --release -q)
 PEERS=$(scripts/tools/x402-peers.sh)
 
 tmp="$(mktemp -d)"

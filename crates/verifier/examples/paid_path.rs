@@ -21,109 +21,28 @@
 //! Environment: `PAID_REQUESTS` (per sequential series, default 3000), `PAID_CONNECTIONS` (default 16),
 //! `PAID_CONCURRENT_REQUESTS` (default 8000).
 
-use std::convert::Infallible;
+mod support;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Bytes;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use obol_x402::wire::Authorization;
-use obol_x402::{B256, Network, PrivateKey, Requirement, U256};
+use hyper::StatusCode;
+use obol_x402::{Network, PrivateKey, Requirement, U256};
+use support::{
+    PAY_TO, PAYER_KEY, PRICE, env_usize, process_cpu_micros, serve_stub, sign_payments, stub_calls,
+};
 
-/// Anvil's second development key: a public test key, never funded on a real chain.
-const PAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
-const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
-const PRICE: u64 = 1000;
 const ROUTE: &str = "/verify/default/demo";
 const FORWARDED_URI: &str = "/services/demo/v1/chat/completions";
 
-#[derive(Default)]
-struct Calls {
-    verify: AtomicU64,
-    settle: AtomicU64,
-}
-
-/// The facilitator stub: reads the body (as a real one would) and answers success at once.
-async fn stub(
-    calls: Arc<Calls>,
-    payer: Arc<str>,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_owned();
-    let _ = req.into_body().collect().await;
-    let body = match path.as_str() {
-        "/verify" => {
-            calls.verify.fetch_add(1, Ordering::Relaxed);
-            format!(r#"{{"isValid":true,"payer":"{payer}"}}"#)
-        }
-        "/settle" => {
-            calls.settle.fetch_add(1, Ordering::Relaxed);
-            format!(
-                r#"{{"success":true,"transaction":"0x{}","network":"eip155:84532","payer":"{payer}"}}"#,
-                "ab".repeat(32)
-            )
-        }
-        "/calls" => format!(
-            r#"{{"verify":{},"settle":{}}}"#,
-            calls.verify.load(Ordering::Relaxed),
-            calls.settle.load(Ordering::Relaxed)
-        ),
-        _ => {
-            let mut r = Response::new(Full::new(Bytes::new()));
-            *r.status_mut() = StatusCode::NOT_FOUND;
-            return Ok(r);
-        }
-    };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    Ok(r)
-}
-
-/// The stub's process: serves on `addr` until killed.
-async fn serve_stub(addr: &str, payer: &str) -> anyhow::Result<()> {
-    let (calls, payer) = (Arc::new(Calls::default()), Arc::<str>::from(payer));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        let (calls, payer) = (calls.clone(), payer.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |req| stub(calls.clone(), payer.clone(), req));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-/// The stub's `/verify` and `/settle` call counts.
-async fn stub_calls(client: &reqwest::Client, stub: SocketAddr) -> anyhow::Result<(u64, u64)> {
-    let v: serde_json::Value = client
-        .get(format!("http://{stub}/calls"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let count = |k: &str| v[k].as_u64().context("a call count");
-    Ok((count("verify")?, count("settle")?))
-}
-
-/// Polls `url` until it answers 200, while `child` lives.
+/// Polls `url` until it answers 200, while `alive` says the process serving it lives.
 async fn wait_ready(
     client: &reqwest::Client,
     url: &str,
-    child: &mut tokio::process::Child,
+    mut alive: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -132,40 +51,25 @@ async fn wait_ready(
         {
             return Ok(());
         }
-        if let Some(status) = child.try_wait()? {
-            bail!("{url}: the process exited before it was ready: {status}");
-        }
+        alive().with_context(|| format!("{url}: the process exited before it was ready"))?;
         ensure!(Instant::now() < deadline, "{url} was not ready in 15 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// `Ok` while `child` runs.
+fn running(child: &mut tokio::process::Child) -> anyhow::Result<()> {
+    match child.try_wait()? {
+        Some(status) => bail!("exited: {status}"),
+        None => Ok(()),
+    }
+}
+
+/// A port free on 127.0.0.1 at the time of asking.
 fn free_loopback_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-/// `count` payment headers, each a fresh authorization (distinct nonce) valid for ten minutes.
-fn sign_payments(key: &PrivateKey, req: &Requirement, count: usize) -> anyhow::Result<Vec<String>> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let run = u64::from(std::process::id()) << 32 | (now & 0xffff_ffff);
-    (0..count)
-        .map(|i| {
-            let mut nonce = [0u8; 32];
-            nonce[..8].copy_from_slice(&run.to_be_bytes());
-            nonce[24..].copy_from_slice(&(i as u64).to_be_bytes());
-            let auth = Authorization {
-                from: key.address(),
-                to: req.pay_to,
-                value: req.amount,
-                valid_after: now - 600,
-                valid_before: now + 600,
-                nonce: B256::from(nonce),
-            };
-            Ok(req.signed_v2_header(key, auth)?)
-        })
-        .collect()
 }
 
 struct Series {
@@ -174,19 +78,6 @@ struct Series {
     wall: Duration,
     /// CPU time the verifier process spent per request, µs (none for the stub series).
     cpu_per_request: Option<f64>,
-}
-
-/// User + system CPU time of process `pid` in µs (`/proc/<pid>/stat`, clock ticks of 10 ms:
-/// divided over thousands of requests, the tick is fine enough).
-fn process_cpu_micros(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").context("a stat line")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks =
-        |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("a field")?.parse()?) };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    Ok((ticks(11)? + ticks(12)?) * 1e6 / 100.0)
 }
 
 impl Series {
@@ -207,8 +98,7 @@ impl Series {
     }
 
     fn pct(&self, q: f64) -> f64 {
-        let v = &self.micros;
-        v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1]
+        support::pct(&self.micros, q)
     }
 
     fn rate(&self) -> f64 {
@@ -270,15 +160,6 @@ where
 
 fn pid_of(child: &tokio::process::Child) -> anyhow::Result<u32> {
     child.id().context("the verifier has exited")
-}
-
-fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("{name}={v} is not a count")),
-        Err(_) => Ok(default),
-    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -343,13 +224,14 @@ async fn main() -> anyhow::Result<()> {
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(10))
         .build()?;
-    wait_ready(
-        &client,
-        &format!("http://{stub_addr}/calls"),
-        &mut stub_process,
-    )
+    wait_ready(&client, &format!("http://{stub_addr}/calls"), || {
+        running(&mut stub_process)
+    })
     .await?;
-    wait_ready(&client, &format!("http://{listen}/readyz"), &mut verifier).await?;
+    wait_ready(&client, &format!("http://{listen}/readyz"), || {
+        running(&mut verifier)
+    })
+    .await?;
     let target = Target {
         client: client.clone(),
         verify_url: format!("http://{listen}{ROUTE}"),
