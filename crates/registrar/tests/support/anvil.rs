@@ -57,6 +57,11 @@ impl Anvil {
         let mut child = Command::new(&bin)
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--chain-id", &CHAIN_ID.to_string()])
+            // Old block states are dropped instead of written to ~/.foundry/anvil/tmp: the
+            // interleavings test mines thousands of blocks per run, and 35 repetitions of it had
+            // written 36 GB there and filled the disk. Recent states stay in memory, which is
+            // all the pinned reads of recovery ask for.
+            .arg("--max-persisted-states=0")
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
