@@ -105,8 +105,11 @@ async fn terms_wait_release_and_lose() {
             .await
         })
     };
+    // Wait until C itself was told it leads, not merely until the Lease names it: C writes the
+    // holder first and reads the Lease back after, so an intruder between the two would make C
+    // see a foreign holder before it ever led (and wait out the intruder's hour).
     eventually(WAIT, || async {
-        (holder(&leases).await.as_deref() == Some("c")).then_some(())
+        (holder(&leases).await.as_deref() == Some("c") && *told.lock() == [true]).then_some(())
     })
     .await;
     let intruder = serde_json::json!({
