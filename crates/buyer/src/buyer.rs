@@ -15,23 +15,7 @@ use crate::metrics::BuyerMetrics;
 use crate::pool::{Pool, TakeError};
 use crate::upstream::{Auth, Upstream};
 
-/// Unix time in seconds; injected so decisions never read the clock themselves.
-pub trait Clock: Send + Sync {
-    /// Seconds since the epoch.
-    fn now_unix(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    }
-}
+pub use obol_runtime::clock::{Clock, SystemClock};
 
 /// How a [`Buyer`] is put together.
 pub struct BuyerParts {

@@ -7,6 +7,7 @@
 //! - [`log`] (`--log`), [`lease_args`] (`--leader-elect`, `--lease-*`, `--identity`);
 //! - [`shutdown`]: the first SIGTERM/SIGINT drains, a second one aborts;
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics` with one body each, and serving with a drain;
+//! - [`clock`]: the one source of `now` (unix seconds) the services inject, and a test clock;
 //! - [`lease`] (feature `lease`): leader election on a `coordination.k8s.io` Lease (the
 //!   ServiceOffer controller and the registrar).
 //!
@@ -14,6 +15,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod duration;
 #[cfg(feature = "lease")]
 pub mod lease;

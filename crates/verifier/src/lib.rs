@@ -63,7 +63,8 @@
 
 pub mod admit;
 pub mod args;
-pub mod clock;
+/// The clock the gate asks for `now` (obol-runtime's, shared with the buyer).
+pub use obol_runtime::clock;
 pub mod decide;
 pub mod discovery;
 pub mod error;

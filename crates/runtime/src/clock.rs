@@ -1,4 +1,5 @@
-//! Time as a dependency: decisions get `now`, the gate asks a [`Clock`] for it.
+//! Time as a dependency: decisions get `now` as an argument; the services ask a [`Clock`] for it
+//! (the verifier's gate, the buyer's pool), so tests can set the time by hand.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
