@@ -137,7 +137,7 @@ impl Args {
         let lease = self.lease.config(around).map_err(anyhow::Error::msg)?;
         let key = match &self.key_file {
             Some(path) => {
-                let key = SigningKey::from_optional_file(path).map_err(anyhow::Error::msg)?;
+                let key = SigningKey::from_optional_file(path)?;
                 if key.is_none() {
                     tracing::warn!(path = %path.display(), "Key file absent: running OffChainOnly");
                 }

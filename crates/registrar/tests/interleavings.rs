@@ -127,7 +127,7 @@ impl Harness {
     /// A fresh process: new clients, nothing cached.
     fn chains(&self) -> Chains {
         Chains::new(
-            Some(SigningKey::parse(DEV_KEY_0).unwrap()),
+            Some(DEV_KEY_0.parse::<SigningKey>().unwrap()),
             Some(self.proxy.url().parse().unwrap()),
             BTreeMap::new(),
             Duration::from_millis(1),

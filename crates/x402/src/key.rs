@@ -1,6 +1,8 @@
-//! The payer's signing key, kept out of logs.
+//! The one secp256k1 key type of the workspace (the payer's EIP-3009 key, the registrar's
+//! transaction key), kept out of logs, `Debug` and error messages.
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, Signature};
@@ -20,7 +22,58 @@ pub struct PrivateKey(PrivateKeySigner);
 #[error("invalid private key (expected 0x + 64 hex digits of a valid secp256k1 scalar)")]
 pub struct InvalidPrivateKey;
 
+/// A key file that cannot be used. The message names the file and what is wrong, never any part
+/// of its content.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file could not be read.
+    #[error("key file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file does not hold a key.
+    #[error("key file {path}: {source}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        source: InvalidPrivateKey,
+    },
+}
+
 impl PrivateKey {
+    /// Reads a key file (`0x` + 64 hex digits, e.g. a mounted Secret; whitespace ignored).
+    pub fn from_file(path: &Path) -> Result<Self, KeyFileError> {
+        let shown = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+            path: shown(),
+            source,
+        })?;
+        text.parse().map_err(|source| KeyFileError::Invalid {
+            path: shown(),
+            source,
+        })
+    }
+
+    /// Reads a configured key file that may legitimately be absent: an optional Secret volume
+    /// without its Secret mounts an empty directory. Absent → `None`; present but unreadable or
+    /// malformed → an error.
+    pub fn from_optional_file(path: &Path) -> Result<Option<Self>, KeyFileError> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => Self::from_file(path).map(Some),
+        }
+    }
+
+    /// The alloy signer, for a transaction provider's wallet (the registrar's). alloy's signer
+    /// shows only its address in `Debug` too.
+    pub fn signer(&self) -> PrivateKeySigner {
+        self.0.clone()
+    }
+
     /// From 32 raw bytes.
     pub fn from_bytes(bytes: &B256) -> Result<Self, InvalidPrivateKey> {
         PrivateKeySigner::from_bytes(bytes)
@@ -84,6 +137,29 @@ mod tests {
         assert!(!debug.contains(&DEV_KEY_1[2..]), "{debug}");
         assert!(!debug.contains("59c6995e"), "{debug}");
         assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn key_files_absent_bad_and_good() {
+        let dir = std::env::temp_dir().join(format!("obol-x402-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(
+            PrivateKey::from_optional_file(&dir.join("missing"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(PrivateKey::from_file(&dir.join("missing")).is_err());
+        let bad = dir.join("bad");
+        std::fs::write(&bad, &DEV_KEY_1[..40]).unwrap();
+        let err = PrivateKey::from_optional_file(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad") && !err.contains("59c6"), "{err}");
+        let good = dir.join("good");
+        std::fs::write(&good, format!("{DEV_KEY_1}\n")).unwrap();
+        let key = PrivateKey::from_optional_file(&good).unwrap().unwrap();
+        assert_eq!(key.signer().address(), key.address());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
