@@ -77,8 +77,7 @@ async fn wait_status_and_delete_with_the_real_controller_and_verifier() {
     let ns = env.namespace("cli-live").await;
     let n = ns.name().to_owned();
     let kubeconfig = env.kubeconfig_path().display().to_string();
-    let logs = std::env::temp_dir().join(format!("obol-cli-live-{n}"));
-    std::fs::create_dir_all(&logs).unwrap();
+    let logs = obol_testenv::scratch_dir("cli-live");
     let log = |name: &str| std::fs::File::create(logs.join(name)).unwrap();
 
     let (verifier_port, gateway_port) = (free_port(), free_port());

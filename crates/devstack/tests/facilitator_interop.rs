@@ -197,7 +197,5 @@ fn resource_info() -> ResourceInfo {
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("obol-interop-{}-{}", std::process::id(), now()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    obol_testenv::scratch_dir("interop")
 }

@@ -86,8 +86,7 @@ async fn routes_are_served_only_through_their_gate() {
     let n = ns.name().to_owned();
     let (auth_port, up_port) = (server(auth).await, server(upstream).await);
     let (web, ping) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("obol-traefik-{n}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = obol_testenv::scratch_dir("traefik");
     let file = dir.join("dynamic.yml");
     std::fs::write(&file, "{}\n").unwrap();
     let log = std::fs::File::create(dir.join("traefik.log")).unwrap();

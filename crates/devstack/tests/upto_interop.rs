@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::{SolCall, SolError};
 use obol_devstack::chain::{Anvil, DEV_ACCOUNTS, Rpc, dev_address};
@@ -48,8 +46,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let dir = std::env::temp_dir().join(format!("obol-upto-{}-{}", std::process::id(), now()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = obol_testenv::scratch_dir("upto");
     let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
         .await
         .unwrap();
@@ -378,11 +375,4 @@ async fn official_client_and_facilitator_settle_upto_on_our_permit2_contracts() 
 fn hex(bytes: &[u8]) -> String {
     let digits: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("0x{digits}")
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }

@@ -44,9 +44,7 @@ fn leftovers(tools_dir: &Path) -> Vec<String> {
 
 #[test]
 fn two_first_time_installs_at_once_publish_one_install() {
-    let tools_dir = repo_root().join(format!("target/tmp/installers-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tools_dir);
-    std::fs::create_dir_all(&tools_dir).unwrap();
+    let tools_dir = obol_testenv::scratch_dir("installers");
     let scripts = ["anvil.sh", "solc.sh"];
     // Meanwhile a user of the cache: whenever an install directory is there, it is complete.
     let done = Arc::new(AtomicBool::new(false));

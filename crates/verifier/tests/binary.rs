@@ -11,9 +11,7 @@ use obol_testenv::net::{free_port, http_get};
 
 #[tokio::test]
 async fn old_flag_and_variable_names_work_with_a_warning() {
-    let dir = obol_testenv::repo_root()
-        .join(format!("target/tmp/verifier-binary-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = obol_testenv::scratch_dir("verifier-binary");
     let routes = dir.join("routes.yaml");
     std::fs::write(&routes, "routes: []\n").unwrap();
     let log = dir.join("verifier.log");

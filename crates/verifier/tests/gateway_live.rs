@@ -51,9 +51,7 @@ struct Live {
 
 impl Live {
     async fn start() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("obol-gw-live-{}-{}", std::process::id(), now()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = obol_testenv::scratch_dir("gw-live");
         let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
             .await
             .unwrap();

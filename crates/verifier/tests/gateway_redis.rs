@@ -30,12 +30,7 @@ struct Replicas {
 }
 
 async fn replicas(n: usize) -> Replicas {
-    let dir = std::env::temp_dir().join(format!(
-        "obol-gw-redis-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = obol_testenv::scratch_dir("gw-redis");
     let redis = Redis::start(&obol_testenv::tools::redis_server(), &dir.join("redis.log"))
         .await
         .unwrap();

@@ -19,12 +19,7 @@ fn key(i: u8) -> Key {
 }
 
 async fn server() -> (Redis, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "obol-redis-test-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = obol_testenv::scratch_dir("redis-test");
     let bin = obol_testenv::tools::redis_server();
     let redis = Redis::start(&bin, &dir.join("redis.log")).await.unwrap();
     (redis, dir)

@@ -70,11 +70,7 @@ impl Drop for Traefik {
 /// Traefik in front of the verifier's route `demo/demo`; ready once `probe` answers 402.
 async fn start_traefik(verifier: u16, upstream: u16, probe: &str) -> Traefik {
     let (web, ping) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!(
-        "obol-verifier-traefik-{}-{web}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = obol_testenv::scratch_dir("verifier-traefik");
     let file = dir.join("dynamic.yml");
     std::fs::write(
         &file,

@@ -55,9 +55,7 @@ pub struct Live {
 
 impl Live {
     pub async fn start() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("obol-gw-upto-{}-{}", std::process::id(), now()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = obol_testenv::scratch_dir("gw-upto");
         let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
             .await
             .unwrap();
