@@ -5,6 +5,7 @@
 //! `eth_call`s per [`BATCH`] authorizations. Each `--rpc-url` serves the chain it reports
 //! (`eth_chainId`, asked once).
 
+use obol_x402::rpc::{JsonRpc, RpcError};
 use obol_x402::{Address, B256};
 use serde_json::{Value, json};
 
@@ -24,9 +25,9 @@ pub const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 /// Why the check could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    /// The RPC endpoint could not be reached or answered with a non-JSON body.
-    #[error("RPC request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    /// A JSON-RPC call gave no usable answer (never shows the URL, which may carry a key).
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
     /// The RPC answered with an error or an unexpected shape.
     #[error("RPC answer unusable: {0}")]
     Answer(String),
@@ -36,7 +37,7 @@ impl ChainError {
     /// A bounded label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Self::Http(_) => "rpc_unreachable",
+            Self::Rpc(e) => e.metric_label(),
             Self::Answer(_) => "rpc_bad_answer",
         }
     }
@@ -61,11 +62,11 @@ pub fn call_data(from: Address, nonce: B256) -> String {
     format!("0x{}", alloy::hex::encode(data))
 }
 
-fn decode_bool(v: &Value) -> Result<bool, ChainError> {
-    let hex = v
-        .get("result")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ChainError::Answer(format!("no result in {v}")))?;
+/// An `eth_call` result that is one ABI word, as a bool.
+fn decode_bool(result: &Value) -> Result<bool, ChainError> {
+    let hex = result
+        .as_str()
+        .ok_or_else(|| ChainError::Answer(format!("not an ABI word: {result}")))?;
     let word = hex.trim_start_matches("0x");
     if word.len() != 64 || !word.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ChainError::Answer("result is not one ABI word".into()));
@@ -73,43 +74,26 @@ fn decode_bool(v: &Value) -> Result<bool, ChainError> {
     Ok(word.trim_start_matches('0') == "1")
 }
 
-/// A JSON-RPC endpoint.
+/// A JSON-RPC endpoint (obol-x402's client, each call limited to [`RPC_TIMEOUT`]).
 #[derive(Debug, Clone)]
-pub struct Rpc {
-    client: reqwest::Client,
-    url: String,
-}
+pub struct Rpc(Result<JsonRpc, RpcError>);
 
 impl Rpc {
-    /// An endpoint at `url`.
+    /// An endpoint at `url`; a URL that is not http(s) fails each call with a clear error.
     pub fn new(client: reqwest::Client, url: impl Into<String>) -> Self {
-        Self {
-            client,
-            url: url.into(),
-        }
+        Self(JsonRpc::new(client, &url.into()).map(|r| r.with_timeout(RPC_TIMEOUT)))
     }
 
-    async fn post(&self, body: &Value) -> Result<Value, ChainError> {
-        Ok(self
-            .client
-            .post(&self.url)
-            .timeout(RPC_TIMEOUT)
-            .json(body)
-            .send()
-            .await?
-            .json()
-            .await?)
+    fn rpc(&self) -> Result<&JsonRpc, ChainError> {
+        self.0.as_ref().map_err(|e| ChainError::Rpc(e.clone()))
     }
 
     /// `eth_chainId`.
     pub async fn chain_id(&self) -> Result<u64, ChainError> {
-        let v = self
-            .post(&json!({"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}))
-            .await?;
-        v.get("result")
-            .and_then(Value::as_str)
-            .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
-            .ok_or_else(|| ChainError::Answer(format!("eth_chainId: {v}")))
+        let method = "eth_chainId";
+        let v = self.rpc()?.call(method, json!([])).await?;
+        let id = obol_x402::rpc::quantity(method, &v)?;
+        u64::try_from(id).map_err(|_| ChainError::Answer(format!("{method}: {v}")))
     }
 
     /// `authorizationState` on `token` for each `(from, nonce)`, in order.
@@ -118,30 +102,14 @@ impl Rpc {
         token: Address,
         items: &[(Address, B256)],
     ) -> Result<Vec<bool>, ChainError> {
+        let rpc = self.rpc()?;
         let mut out = Vec::with_capacity(items.len());
         for chunk in items.chunks(BATCH) {
-            let batch: Vec<Value> = chunk
-                .iter()
-                .enumerate()
-                .map(|(id, &(from, nonce))| {
-                    json!({"jsonrpc":"2.0","id":id,"method":"eth_call",
-                        "params":[{"to": token.to_checksum(None), "data": call_data(from, nonce)}, "latest"]})
-                })
-                .collect();
-            let answer = self.post(&Value::Array(batch)).await?;
-            let mut answers = answer
-                .as_array()
-                .ok_or_else(|| ChainError::Answer("batch answer is not an array".into()))?
-                .clone();
-            if answers.len() != chunk.len() {
-                return Err(ChainError::Answer(
-                    "batch answer has the wrong length".into(),
-                ));
-            }
-            // Batch answers may come in any order; ids are the positions.
-            answers.sort_by_key(|a| a.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX));
-            for a in &answers {
-                out.push(decode_bool(a)?);
+            let calls = chunk.iter().map(|&(from, nonce)| {
+                json!([{"to": token.to_checksum(None), "data": call_data(from, nonce)}, "latest"])
+            });
+            for result in rpc.batch("eth_call", calls).await? {
+                out.push(decode_bool(&result?)?);
             }
         }
         Ok(out)
@@ -161,10 +129,12 @@ mod tests {
 
     #[test]
     fn results_decode_as_bool_words() {
-        let word = |w: &str| json!({ "result": format!("0x{w:0>64}") });
+        let word = |w: &str| json!(format!("0x{w:0>64}"));
         assert!(decode_bool(&word("1")).unwrap());
         assert!(!decode_bool(&word("0")).unwrap());
-        assert!(decode_bool(&json!({"error": {"message": "reverted"}})).is_err());
+        for bad in [json!(null), json!("0x01"), json!({"message": "reverted"})] {
+            assert!(decode_bool(&bad).is_err(), "{bad}");
+        }
     }
 }
 

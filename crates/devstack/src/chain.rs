@@ -45,15 +45,10 @@ alloy::sol! {
 /// Chain failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    /// Transport.
-    #[error("{method}: {source}")]
-    Http {
-        /// JSON-RPC method.
-        method: String,
-        /// Cause.
-        #[source]
-        source: reqwest::Error,
-    },
+    /// A JSON-RPC call that gave no result (transport, HTTP status, malformed answer, node
+    /// error); never shows the URL.
+    #[error(transparent)]
+    Call(#[from] obol_x402::rpc::RpcError),
     /// A JSON-RPC error or an unexpected answer.
     #[error("{method}: {message}")]
     Rpc {
@@ -123,28 +118,8 @@ impl Rpc {
 
     /// One JSON-RPC call.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ChainError> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let http = |source| ChainError::Http {
-            method: method.to_owned(),
-            source,
-        };
-        let answer: Value = self
-            .http
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(http)?
-            .json()
-            .await
-            .map_err(http)?;
-        if let Some(error) = answer.get("error") {
-            return Err(ChainError::Rpc {
-                method: method.to_owned(),
-                message: error.to_string(),
-            });
-        }
-        Ok(answer.get("result").cloned().unwrap_or(Value::Null))
+        let rpc = obol_x402::rpc::JsonRpc::new(self.http.clone(), &self.url)?;
+        Ok(rpc.call(method, params).await?)
     }
 
     /// Waits until the node answers `eth_chainId`.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use obol_x402::Requirement;
 use obol_x402::facilitator::async_trait;
+use obol_x402::rpc::{JsonRpc, RpcError};
 use serde_json::{Value, json};
 
 /// `AuthorizationUsed(address,bytes32)` topic.
@@ -142,11 +143,11 @@ pub fn within_window(timestamp: u64, now: u64, window_secs: u64) -> bool {
     now.saturating_sub(timestamp) <= window_secs
 }
 
-/// Chain evidence over JSON-RPC, one endpoint per chain id.
+/// Chain evidence over JSON-RPC, one endpoint per chain id. `Debug` shows the endpoints' hosts
+/// only (RPC URLs may carry API keys).
 #[derive(Debug, Clone)]
 pub struct RpcEvidence {
-    client: reqwest::Client,
-    rpc: HashMap<u64, reqwest::Url>,
+    rpc: HashMap<u64, JsonRpc>,
     lookback_blocks: u64,
     window_secs: u64,
 }
@@ -165,8 +166,12 @@ impl RpcEvidence {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| EvidenceError::Rpc(e.to_string()))?;
+        let rpc = rpc
+            .into_iter()
+            .map(|(chain, url)| Ok((chain, JsonRpc::new(client.clone(), url.as_str())?)))
+            .collect::<Result<_, RpcError>>()
+            .map_err(|e| EvidenceError::Rpc(e.to_string()))?;
         Ok(Self {
-            client,
             rpc,
             lookback_blocks,
             window_secs,
@@ -175,26 +180,13 @@ impl RpcEvidence {
 
     async fn call(
         &self,
-        url: &reqwest::Url,
+        rpc: &JsonRpc,
         method: &str,
         params: Value,
     ) -> Result<Value, EvidenceError> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let answer: Value = self
-            .client
-            .post(url.clone())
-            .json(&body)
-            .send()
+        rpc.call(method, params)
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| EvidenceError::Rpc(format!("{method}: {}", e.without_url())))?
-            .json()
-            .await
-            .map_err(|e| EvidenceError::Rpc(format!("{method}: {}", e.without_url())))?;
-        if let Some(error) = answer.get("error") {
-            return Err(EvidenceError::Rpc(format!("{method}: {error}")));
-        }
-        Ok(answer.get("result").cloned().unwrap_or(Value::Null))
+            .map_err(|e| EvidenceError::Rpc(e.to_string()))
     }
 }
 
@@ -206,26 +198,26 @@ impl Evidence for RpcEvidence {
         now: u64,
     ) -> Result<Option<String>, EvidenceError> {
         let network = what.requirement.network;
-        let url = self
+        let rpc = self
             .rpc
             .get(&network.chain_id)
             .ok_or_else(|| EvidenceError::NoRpc(network.caip2().to_string()))?;
-        let latest = hex_u64(&self.call(url, "eth_blockNumber", json!([])).await?)
+        let latest = hex_u64(&self.call(rpc, "eth_blockNumber", json!([])).await?)
             .ok_or_else(|| EvidenceError::Rpc("eth_blockNumber is not a number".into()))?;
         let from = latest.saturating_sub(self.lookback_blocks);
         let logs = self
-            .call(url, "eth_getLogs", json!([logs_filter(&what, from)]))
+            .call(rpc, "eth_getLogs", json!([logs_filter(&what, from)]))
             .await?;
         for tx in log_transactions(&logs)? {
             let receipt = self
-                .call(url, "eth_getTransactionReceipt", json!([tx.to_string()]))
+                .call(rpc, "eth_getTransactionReceipt", json!([tx.to_string()]))
                 .await?;
             let Some(block) = receipt_shows_payment(&receipt, &what) else {
                 continue;
             };
             let header = self
                 .call(
-                    url,
+                    rpc,
                     "eth_getBlockByNumber",
                     json!([format!("0x{block:x}"), false]),
                 )

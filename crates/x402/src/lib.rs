@@ -34,6 +34,8 @@ pub mod facilitator;
 mod key;
 pub mod permit2;
 pub mod refusal;
+#[cfg(feature = "http")]
+pub mod rpc;
 pub mod verify;
 pub mod wire;
 

@@ -267,24 +267,9 @@ async fn rpc_u128(
     method: &str,
     params: Value,
 ) -> Result<u128, String> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let answer: Value = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("{method}: {}", super::error_chain(&e)))?
-        .json()
-        .await
-        .map_err(|e| format!("{method}: not JSON-RPC: {e}"))?;
-    if let Some(e) = answer.get("error") {
-        return Err(format!("{method}: {e}"));
-    }
-    let hex = answer["result"]
-        .as_str()
-        .and_then(|h| h.strip_prefix("0x"))
-        .ok_or_else(|| format!("{method}: no result"))?;
-    u128::from_str_radix(hex, 16).map_err(|e| format!("{method}: {hex}: {e}"))
+    let rpc = obol_x402::rpc::JsonRpc::new(http.clone(), url).map_err(|e| e.to_string())?;
+    let value = rpc.call(method, params).await.map_err(|e| e.to_string())?;
+    obol_x402::rpc::quantity(method, &value).map_err(|e| e.to_string())
 }
 
 /// The funds of `address` on the chain of `url`.
