@@ -8,10 +8,13 @@
 #      the verifier's CPU per paid request (/proc/<pid>/stat);
 #   2. time to the first event of an SSE stream, through the gateway vs direct;
 #   3. the verifier's RSS with 1 000 paid streams open at once;
-#   4. unpaid 402 throughput (wrk) of the gateway listener vs bare hyper answering the same bytes,
+#   4. metering: the same LLM-shaped answers (1 MiB JSON, a 2 000-event stream) bought per
+#      request (exact) and per token (upto, metered from their usage), alternately;
+#   5. unpaid 402 throughput (wrk) of the gateway listener vs bare hyper answering the same bytes,
 #      next to the ForwardAuth endpoint and x402-axum; ROUNDS alternating rounds, median round.
 #
-# Parts 1-3 are `gateway-bench measure` (crates/verifier/examples/gateway_bench.rs); every paid
+# PARTS="measure metering unpaid" (the default) selects them: measure = 1-3, metering = 4,
+# unpaid = 5. Parts 1-3 are `gateway-bench measure` (crates/verifier/examples/gateway_bench.rs); every paid
 # request carries a freshly signed EIP-3009 authorization, every answer is checked. Every load is
 # bounded in time; every process started here is stopped by its pid at the end.
 #
@@ -24,6 +27,8 @@ DURATION="${DURATION:-5s}"
 ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-1}"
+PARTS="${PARTS:-measure metering unpaid}"
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -69,6 +74,20 @@ routes:
     proxy:
       upstream: http://127.0.0.1:$up
       stripPrefix: /services/demo
+  - name: llm
+    namespace: default
+    pattern: /services/llm/*
+    price: "1000"
+    payTo: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
+    network: base-sepolia
+    metering:
+      inputPerMTok: "1000000"
+      outputPerMTok: "2000000"
+      maxTokensPerRequest: 100000
+      maxAmount: "200000"
+    proxy:
+      upstream: http://127.0.0.1:$up
+      stripPrefix: /services/llm
 YAML
 "$TARGET/release/x402-verifier" --listen "127.0.0.1:$admin" --gateway-listen "127.0.0.1:$gw" \
   --log warn --facilitator-url "http://127.0.0.1:$stub" --route-source file \
@@ -77,10 +96,21 @@ wait_http "http://127.0.0.1:$stub/calls"
 wait_http "http://127.0.0.1:$up/v1/small"
 wait_http "http://127.0.0.1:$admin/readyz" -f
 
-log "1-3/4 paid requests, SSE, concurrent streams (gateway-bench measure)"
-"$bench" measure "127.0.0.1:$gw" "127.0.0.1:$up" "127.0.0.1:$stub" "$verifier" >"$tmp/measure.md" \
-  || { cat "$tmp/verifier.log" >&2; exit 1; }
+echo "(not run)" >"$tmp/measure.md"
+echo "(not run)" >"$tmp/metering.md"
+echo "(not run)" >"$tmp/unpaid.md"
+if has measure; then
+  log "1-3/5 paid requests, SSE, concurrent streams (gateway-bench measure)"
+  "$bench" measure "127.0.0.1:$gw" "127.0.0.1:$up" "127.0.0.1:$stub" "$verifier" >"$tmp/measure.md" \
+    || { cat "$tmp/verifier.log" >&2; exit 1; }
+fi
+if has metering; then
+  log "4/5 metering: per-request route vs per-token route (gateway-bench metering)"
+  "$bench" metering "127.0.0.1:$gw" "127.0.0.1:$stub" "$verifier" >"$tmp/metering.md" \
+    || { cat "$tmp/verifier.log" >&2; exit 1; }
+fi
 
+unpaid() {
 # The unpaid path: what a client gets from the gateway listener, with the route header the
 # HTTPRoute sets. The bare hyper baseline answers exactly these bytes.
 gw_url="http://127.0.0.1:$gw/services/demo/v1/chat/completions"
@@ -119,22 +149,13 @@ run() { # name -> req/s
   [ "${non2xx:-0}" = "$total" ] || { log "$name: $non2xx of $total answers were not 402-like"; return 1; }
   echo "$rps"
 }
-log "4/4 unpaid 402, $ROUNDS alternating rounds of ${DURATION} at $CONNECTIONS connections"
+log "5/5 unpaid 402, $ROUNDS alternating rounds of ${DURATION} at $CONNECTIONS connections"
 rounds=()
 for r in $(seq "$ROUNDS"); do
   g="$(run gateway)"; f="$(run forwardauth)"; b="$(run bare)"; a="$(run axum)"
   rounds+=("$(awk -v g="$g" -v f="$f" -v b="$b" -v a="$a" 'BEGIN { printf "%.4f %s %s %s %s", g / b, g, f, b, a }')")
   log "round $r: gateway $g, forwardauth $f, bare hyper $b, x402-axum $a req/s"
 done
-load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
-
-echo "## Gateway mode proxy: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with local changes)')"
-echo
-echo "- $(nproc) cores: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); load average at start $load_start, at end $load_end"
-echo "- no Traefik: direct is client -> upstream, gateway is client -> verifier gateway listener -> upstream"
-echo
-cat "$tmp/measure.md"
-echo
 echo "Unpaid 402 at $CONNECTIONS connections, wrk -t$THREADS, $DURATION per run after 2 s of warm-up, $ROUNDS rounds alternating:"
 echo
 echo "| round | gateway (proxy) req/s | ForwardAuth req/s | bare hyper req/s | x402-axum req/s | gateway / bare | ForwardAuth / bare | x402-axum / bare |"
@@ -149,3 +170,19 @@ done
 read -r ratio _ <<<"$(printf '%s\n' "${rounds[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p")"
 echo
 echo "Median round: gateway / bare hyper = $ratio (goal >= 0.7)."
+}
+has unpaid && unpaid >"$tmp/unpaid.md"
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "## Gateway mode proxy: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with local changes)')"
+echo
+echo "- $(nproc) cores: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); load average at start $load_start, at end $load_end"
+echo "- no Traefik: direct is client -> upstream, gateway is client -> verifier gateway listener -> upstream"
+echo
+cat "$tmp/measure.md"
+echo
+echo "Metering: the same answers bought per request (exact) and per token (upto, metered):"
+echo
+cat "$tmp/metering.md"
+echo
+cat "$tmp/unpaid.md"

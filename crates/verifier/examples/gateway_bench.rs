@@ -10,6 +10,7 @@
 //!   (`text/event-stream`, the first event at once, then one every M ms, N in all or until the
 //!   Unix time T in ms).
 //! - `gateway-bench measure GATEWAY UPSTREAM STUB VERIFIER_PID`: the figures, as Markdown.
+//! - `gateway-bench metering GATEWAY STUB VERIFIER_PID`: what metering adds (section below).
 //!
 //! Every paid request carries a freshly signed EIP-3009 authorization that passes the
 //! verifier's local checks. Every answer is checked (status, the bytes of the body, the receipt
@@ -24,10 +25,19 @@
 //! 2. an SSE stream: time to the first event, direct and through the gateway;
 //! 3. `GW_STREAMS` paid streams open at once: the verifier's resident memory.
 //!
+//! Metering (issue 20's figure): the same LLM-shaped answers — a 1 MiB JSON body with `usage` at
+//! its end, and a stream of `GW_METER_EVENTS` chunk events (default 2 000) ending with a usage
+//! event and `[DONE]` — bought alternately on a route priced per request (`exact`, nothing to
+//! meter) and on a route priced per token (`upto`, Permit2, metered from the answer's usage).
+//! Both go through the same gateway to the same upstream and the same stub, so the difference is
+//! metering: the usage read, the charge computed, the different scheme's local check. Every
+//! metered receipt must state exactly `ceil(tokens × rate / 10⁶)`.
+//!
 //! Environment: `GW_REQUESTS` (1 KiB series, default 2000), `GW_LARGE_REQUESTS` (1 MiB series,
 //! default 300), `GW_SSE_REQUESTS` (default 500), `GW_STREAMS` (default 1000),
 //! `GW_STREAM_SECS` (how long the concurrent streams stay open, default 10),
-//! `GW_STREAM_EVERY_MS` (their event interval, default 500).
+//! `GW_STREAM_EVERY_MS` (their event interval, default 500), `GW_METER_REQUESTS` (metering
+//! pairs per answer, default 300), `GW_METER_EVENTS` (events per metered stream, default 2000).
 
 mod support;
 
@@ -48,10 +58,13 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use obol_x402::{Network, PrivateKey, Requirement, U256};
+use obol_x402::permit2::UPTO_PROXY_ADDRESS;
+use obol_x402::verify::UptoRequirement;
+use obol_x402::wire::{Permit2Authorization, Permitted, UptoPaymentPayload, UptoWitness, V2Tag};
+use obol_x402::{Network, PrivateKey, Requirement, U256, codec};
 use support::{
-    PAY_TO, PAYER_KEY, PRICE, env_usize, pct, process_cpu_micros, serve_stub, sign_payments,
-    stub_calls,
+    PAY_TO, PAYER_KEY, PRICE, STUB_SIGNER, env_usize, pct, process_cpu_micros, serve_stub,
+    sign_payments, stub_calls,
 };
 
 /// The offer's published prefix (stripped before forwarding).
@@ -62,6 +75,17 @@ const SMALL: usize = 1 << 10;
 const LARGE: usize = 1 << 20;
 /// The SSE series' stream: a few events, the first at once.
 const SSE_EVENTS: usize = 4;
+/// The metered route (priced per token) of the metering series, and its prefix.
+const LLM_ROUTE: &str = "default/llm";
+const LLM_PREFIX: &str = "/services/llm";
+/// Its tariff, as `scripts/bench-gateway.sh` writes it: atomic units per million input and
+/// output tokens, the tokens the maximum is priced at, the maximum.
+const IN_PER_MTOK: u64 = 1_000_000;
+const OUT_PER_MTOK: u64 = 2_000_000;
+const MAX_AMOUNT: u64 = 200_000;
+/// The token counts the upstream's metered answers report (JSON, stream).
+const JSON_USAGE: (u64, u64) = (1_000, 2_000);
+const STREAM_PROMPT: u64 = 100;
 
 /// A JSON document of exactly `len` bytes (`len` ≥ 16).
 fn json_answer(len: usize) -> Bytes {
@@ -80,6 +104,42 @@ fn sse_event(i: usize) -> String {
     format!(
         "data: {{\"id\":\"bench\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"token {i}\"}}}}]}}\n\n"
     )
+}
+
+/// A chat completion of exactly `len` bytes whose `usage` comes last, as LLM servers write it.
+fn json_with_usage(len: usize) -> Bytes {
+    let (i, o) = JSON_USAGE;
+    let head = r#"{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":""#;
+    let tail = format!(
+        r#""}}}}],"usage":{{"prompt_tokens":{i},"completion_tokens":{o},"total_tokens":{}}}}}"#,
+        i + o
+    );
+    let mut s = String::with_capacity(len);
+    s.push_str(head);
+    let pad = len - head.len() - tail.len();
+    s.extend((0..pad).map(|k| char::from(b'a' + (k % 26) as u8)));
+    s.push_str(&tail);
+    Bytes::from(s)
+}
+
+/// A metered stream: `events` chunk events (one completion token each), the usage event and
+/// `[DONE]`.
+fn stream_with_usage(events: usize) -> String {
+    let mut s: String = (0..events).map(sse_event).collect();
+    s.push_str(&format!(
+        "data: {{\"id\":\"bench\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{STREAM_PROMPT},\"completion_tokens\":{events},\"total_tokens\":{}}}}}\n\n",
+        STREAM_PROMPT + events as u64
+    ));
+    s.push_str("data: [DONE]\n\n");
+    s
+}
+
+/// What the metered route charges for `input` and `output` tokens: rounded up, capped.
+fn charge(input: u64, output: u64) -> u64 {
+    let micro =
+        u128::from(input) * u128::from(IN_PER_MTOK) + u128::from(output) * u128::from(OUT_PER_MTOK);
+    let atomic = micro.div_ceil(1_000_000);
+    u64::try_from(atomic).map_or(MAX_AMOUNT, |a| a.min(MAX_AMOUNT))
 }
 
 fn unix_ms() -> u64 {
@@ -101,6 +161,7 @@ fn query_u64(query: &str, key: &str) -> Option<u64> {
 async fn upstream(
     small: Bytes,
     large: Bytes,
+    metered: Bytes,
     req: Request<Incoming>,
 ) -> Result<Answer, Infallible> {
     let json = |body: Bytes| {
@@ -112,6 +173,25 @@ async fn upstream(
     Ok(match req.uri().path() {
         "/v1/small" => json(small),
         "/v1/large" => json(large),
+        "/v1/usage-large" => json(metered),
+        "/v1/usage-stream" => {
+            let q = req.uri().query().unwrap_or("");
+            let events = query_u64(q, "events").unwrap_or(2000) as usize;
+            // One frame per event, as a server flushing each token would send them.
+            let frames: Vec<Bytes> = stream_with_usage(events)
+                .split_inclusive("\n\n")
+                .map(|e| Bytes::from(e.to_owned()))
+                .collect();
+            let stream = futures::stream::iter(
+                frames
+                    .into_iter()
+                    .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+            );
+            let mut r = Response::new(StreamBody::new(stream).boxed());
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            r
+        }
         "/v1/stream" => {
             let q = req.uri().query().unwrap_or("");
             let events = query_u64(q, "events").unwrap_or(SSE_EVENTS as u64) as usize;
@@ -145,14 +225,19 @@ async fn upstream(
 }
 
 async fn serve_upstream(addr: &str) -> anyhow::Result<()> {
-    let (small, large) = (json_answer(SMALL), json_answer(LARGE));
+    let (small, large, metered) = (
+        json_answer(SMALL),
+        json_answer(LARGE),
+        json_with_usage(LARGE),
+    );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let (small, large) = (small.clone(), large.clone());
+        let (small, large, metered) = (small.clone(), large.clone(), metered.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| upstream(small.clone(), large.clone(), req));
+            let service =
+                service_fn(move |req| upstream(small.clone(), large.clone(), metered.clone(), req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -177,11 +262,21 @@ async fn exchange(
     uri: &str,
     payment: Option<&str>,
 ) -> anyhow::Result<Exchange> {
+    exchange_on(client, uri, payment, ROUTE).await
+}
+
+/// [`exchange`] on the route `route` (the header the HTTPRoute would set).
+async fn exchange_on(
+    client: &HttpClient,
+    uri: &str,
+    payment: Option<&str>,
+    route: &str,
+) -> anyhow::Result<Exchange> {
     let mut req = Request::get(uri);
     if let Some(p) = payment {
         req = req
             .header("payment-signature", p)
-            .header(obol_api::proxy::ROUTE_HEADER, ROUTE)
+            .header(obol_api::proxy::ROUTE_HEADER, route)
             .header("te", "trailers");
     }
     let req = req.body(Empty::new())?;
@@ -639,6 +734,227 @@ async fn measure(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `count` `upto` payments for the metered route: Permit2 authorizations of the route's maximum,
+/// to be settled by the stub's announced signer.
+fn sign_upto(key: &PrivateKey, req: &UptoRequirement, count: usize) -> anyhow::Result<Vec<String>> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let run = U256::from(u64::from(std::process::id()) << 32 | (now & 0xffff_ffff)) << 64;
+    let chain_id = req.base.network.chain_id;
+    (0..count)
+        .map(|i| {
+            let auth = Permit2Authorization {
+                from: key.address(),
+                permitted: Permitted {
+                    token: req.base.asset,
+                    amount: req.base.amount,
+                },
+                spender: UPTO_PROXY_ADDRESS,
+                nonce: run | U256::from(i),
+                deadline: now + 600,
+                witness: UptoWitness {
+                    to: req.base.pay_to,
+                    facilitator: req.facilitator,
+                    valid_after: 0,
+                },
+            };
+            let payload = obol_x402::permit2::sign_payload(key, chain_id, auth)?;
+            let payment = UptoPaymentPayload {
+                x402_version: V2Tag::default(),
+                resource: None,
+                accepted: req.to_v2(),
+                payload,
+                extensions: None,
+            };
+            Ok(codec::encode_header(&payment)?)
+        })
+        .collect()
+}
+
+/// The amount a paid answer's receipt says was settled.
+fn settled(x: &Exchange) -> anyhow::Result<u64> {
+    let r = receipt(x).context("no receipt")?.to_str()?;
+    let settle = codec::decode_settle_response(r)?;
+    ensure!(settle.success, "the receipt says the settlement failed");
+    settle
+        .amount
+        .context("a receipt without an amount")?
+        .parse()
+        .context("the receipt's amount")
+}
+
+/// One metering series: `n` rounds of the same answer bought on the per-request route and on
+/// the metered route; then the verifier's CPU for `cpu_n` of each, one after the other.
+#[allow(clippy::too_many_arguments)]
+async fn metering_pair(
+    client: &HttpClient,
+    gateway: SocketAddr,
+    pid: u32,
+    path: &str,
+    expected: &[u8],
+    want: u64,
+    exact: &mut std::vec::IntoIter<String>,
+    upto: &mut std::vec::IntoIter<String>,
+    n: usize,
+    cpu_n: usize,
+) -> anyhow::Result<(Lat, Lat, f64, f64)> {
+    let plain = format!("http://{gateway}{PREFIX}{path}");
+    let metered = format!("http://{gateway}{LLM_PREFIX}{path}");
+    let mut one = async |meter: bool| -> anyhow::Result<f64> {
+        let x = if meter {
+            let p = upto.next().context("not enough upto payments")?;
+            exchange_on(client, &metered, Some(&p), LLM_ROUTE).await?
+        } else {
+            let p = exact.next().context("not enough exact payments")?;
+            exchange(client, &plain, Some(&p)).await?
+        };
+        check_paid(&x, expected).with_context(|| format!("{path}, metered {meter}"))?;
+        let amount = settled(&x)?;
+        let wanted = if meter { want } else { PRICE };
+        ensure!(
+            amount == wanted,
+            "{path}: settled {amount}, expected {wanted} (metered {meter})"
+        );
+        Ok(x.total.as_secs_f64() * 1e6)
+    };
+    let (mut without, mut with) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        without.push(one(false).await?);
+        with.push(one(true).await?);
+    }
+    let mut cpu = [0.0; 2];
+    for (k, meter) in [false, true].into_iter().enumerate() {
+        let start = process_cpu_micros(pid)?;
+        for _ in 0..cpu_n {
+            one(meter).await?;
+        }
+        cpu[k] = (process_cpu_micros(pid)? - start) / cpu_n as f64;
+    }
+    Ok((Lat::new(without), Lat::new(with), cpu[0], cpu[1]))
+}
+
+/// What metering adds: see the module's documentation.
+async fn metering(args: &[String]) -> anyhow::Result<()> {
+    let [gateway, stub, pid] = args else {
+        bail!("usage: gateway-bench metering GATEWAY STUB VERIFIER_PID");
+    };
+    let gateway: SocketAddr = gateway.parse()?;
+    let stub: SocketAddr = stub.parse()?;
+    let pid: u32 = pid.parse()?;
+    let n = env_usize("GW_METER_REQUESTS", 300)?;
+    let events = env_usize("GW_METER_EVENTS", 2000)?;
+    let (warmup, cpu_n) = (20, n.min(100));
+
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
+    let key: PrivateKey = PAYER_KEY.parse()?;
+    let network = Network::resolve("base-sepolia").context("network")?;
+    let exact_req = Requirement::usdc(network, PAY_TO.parse()?, U256::from(PRICE), 60)?;
+    let upto_req = UptoRequirement {
+        base: Requirement {
+            amount: U256::from(MAX_AMOUNT),
+            ..exact_req.clone()
+        },
+        facilitator: STUB_SIGNER.parse()?,
+    };
+    // Per answer: warm-up, the pairs, the CPU series.
+    let each = 2 * (warmup + n + cpu_n);
+    let mut exact = sign_payments(&key, &exact_req, each)?.into_iter();
+    let mut upto = sign_upto(&key, &upto_req, each)?.into_iter();
+    let http = reqwest::Client::new();
+    let (verify0, settle0) = stub_calls(&http, stub).await?;
+
+    // The metered route sells upto (the stub announced its signer) and still sells exact.
+    let unpaid = exchange_on(
+        &client,
+        &format!("http://{gateway}{LLM_PREFIX}/v1/usage-large"),
+        None,
+        LLM_ROUTE,
+    )
+    .await?;
+    let offered = unpaid
+        .headers
+        .get("payment-required")
+        .context("the metered route's 402 has no PAYMENT-REQUIRED")?
+        .to_str()?;
+    let offered = codec::decode_payment_required(offered)?;
+    let schemes: Vec<&str> = offered
+        .accepts
+        .iter()
+        .filter_map(|a| a.parsed().map(|r| r.scheme.as_str()))
+        .collect();
+    ensure!(
+        schemes.contains(&"upto") && schemes.contains(&"exact"),
+        "the metered route offers {schemes:?}, not exact and upto"
+    );
+
+    let large = json_with_usage(LARGE);
+    let stream = stream_with_usage(events);
+    let stream_path = format!("/v1/usage-stream?events={events}");
+    let json_charge = charge(JSON_USAGE.0, JSON_USAGE.1);
+    let stream_charge = charge(STREAM_PROMPT, events as u64);
+    let mut rows = Vec::new();
+    for (label, path, expected, want) in [
+        (
+            "1 MiB JSON, usage at the end",
+            "/v1/usage-large",
+            large.as_ref(),
+            json_charge,
+        ),
+        (
+            "SSE, whole stream",
+            stream_path.as_str(),
+            stream.as_bytes(),
+            stream_charge,
+        ),
+    ] {
+        metering_pair(
+            &client, gateway, pid, path, expected, want, &mut exact, &mut upto, warmup, 0,
+        )
+        .await?;
+        let (without, with, cpu_without, cpu_with) = metering_pair(
+            &client, gateway, pid, path, expected, want, &mut exact, &mut upto, n, cpu_n,
+        )
+        .await?;
+        rows.push((label, want, without, with, cpu_without, cpu_with));
+    }
+    let (verify1, settle1) = stub_calls(&http, stub).await?;
+    let paid = 2 * 2 * (warmup + n + cpu_n) as u64;
+    ensure!(
+        verify1 - verify0 == paid && settle1 - settle0 == paid,
+        "{paid} paid requests made {} /verify and {} /settle calls",
+        verify1 - verify0,
+        settle1 - settle0
+    );
+
+    println!(
+        "| answer (events) | pairs | per request p50 / p99 µs | metered p50 / p99 µs | added p50 µs | added p99 µs | verifier CPU µs per request / metered | charged per metered request |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (label, want, without, with, cpu_without, cpu_with) in rows {
+        println!(
+            "| {label} | {} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} | {:.0} / {:.0} | {want} |",
+            without.0.len(),
+            without.p50(),
+            without.p99(),
+            with.p50(),
+            with.p99(),
+            with.p50() - without.p50(),
+            with.p99() - without.p99(),
+            cpu_without,
+            cpu_with,
+        );
+    }
+    println!();
+    println!(
+        "Checked: {paid} paid answers, each with its body byte for byte and its receipt; every \
+         metered receipt settled exactly the charge for its usage ({json_charge} for the JSON \
+         answer, {stream_charge} for a stream of {events} events), every per-request one {PRICE}; \
+         {paid} /verify and /settle at the stub."
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -653,8 +969,10 @@ async fn main() -> anyhow::Result<()> {
             serve_upstream(addr).await
         }
         Some("measure") => measure(&args[1..]).await,
+        Some("metering") => metering(&args[1..]).await,
         _ => bail!(
-            "usage: gateway-bench stub ADDR | upstream ADDR | measure GATEWAY UPSTREAM STUB PID"
+            "usage: gateway-bench stub ADDR | upstream ADDR | measure GATEWAY UPSTREAM STUB PID \
+             | metering GATEWAY STUB PID"
         ),
     }
 }

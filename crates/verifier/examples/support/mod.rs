@@ -23,6 +23,8 @@ pub const PAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a841
 pub const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
 /// The benchmark route's price, atomic USDC units.
 pub const PRICE: u64 = 1000;
+/// The address the stub announces as its `upto` settler (anvil's first development account).
+pub const STUB_SIGNER: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 
 #[derive(Default)]
 struct Calls {
@@ -37,7 +39,12 @@ async fn stub(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
-    let _ = req.into_body().collect().await;
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let body = match path.as_str() {
         "/verify" => {
             calls.verify.fetch_add(1, Ordering::Relaxed);
@@ -45,11 +52,27 @@ async fn stub(
         }
         "/settle" => {
             calls.settle.fetch_add(1, Ordering::Relaxed);
-            format!(
-                r#"{{"success":true,"transaction":"0x{}","network":"eip155:84532","payer":"{payer}"}}"#,
-                "ab".repeat(32)
-            )
+            // The receipt states the amount the verifier asked to settle (v2 `amount`, v1
+            // `maxAmountRequired`), so a benchmark can check what was charged.
+            let asked: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let wanted = &asked["paymentRequirements"];
+            let amount = wanted["amount"]
+                .as_str()
+                .or_else(|| wanted["maxAmountRequired"].as_str())
+                .unwrap_or("0");
+            serde_json::json!({
+                "success": true,
+                "transaction": format!("0x{}", "ab".repeat(32)),
+                "network": "eip155:84532",
+                "payer": &*payer,
+                "amount": amount,
+            })
+            .to_string()
         }
+        // `exact` and `upto` on Base Sepolia, `upto` settled by STUB_SIGNER.
+        "/supported" => format!(
+            r#"{{"kinds":[{{"x402Version":2,"scheme":"exact","network":"eip155:84532"}},{{"x402Version":2,"scheme":"upto","network":"eip155:84532","extra":{{"facilitatorAddress":"{STUB_SIGNER}"}}}}],"extensions":[],"signers":{{}}}}"#
+        ),
         "/calls" => format!(
             r#"{{"verify":{},"settle":{}}}"#,
             calls.verify.load(Ordering::Relaxed),
