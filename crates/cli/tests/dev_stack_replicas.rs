@@ -1,0 +1,283 @@
+//! The local stack with three verifier replicas (`obol dev up --verifier-replicas 3`), real
+//! parts throughout (control plane, anvil, the official x402 facilitator, Traefik, Debian's
+//! redis-server): 32 concurrent copies of one payment through the gateway reach the upstream
+//! once and move the chain once; the requests are spread over more than one replica (each
+//! replica's own `/metrics`); a replica killed by its recorded pid leaves the others serving
+//! paid requests. The stack is stopped at the end, on failure too (a guard).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use obol_devstack::chain::Rpc;
+use obol_devstack::demo::{authorization, demo_requirement};
+use obol_devstack::stack::{State, recorded};
+use obol_testenv::repo_root;
+use obol_x402::U256;
+
+const REPLICAS: usize = 3;
+const COPIES: usize = 32;
+
+fn obol(run: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("OBOL_DEV_RUN_DIR", run)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Stops the stack when dropped, whatever happened (`obol dev down` also stops its control
+/// plane); the run directory is kept when that fails.
+struct Guard {
+    run: PathBuf,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let out = obol(&self.run, &["dev", "down"]);
+        if out.status.success() {
+            let _ = std::fs::remove_dir_all(&self.run);
+        } else {
+            eprintln!(
+                "obol dev down failed (logs kept in {})\n{}",
+                self.run.display(),
+                text(&out)
+            );
+        }
+    }
+}
+
+/// Requests replica `url` counted for the demo offer (its `/metrics`).
+async fn demo_requests(http: &reqwest::Client, url: &str) -> u64 {
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("obol_x402_verifier_requests_total{")
+                && l.contains("offer_namespace=\"demo\",offer_name=\"demo\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Requests the demo upstream received for `path` (it logs one line per request).
+fn upstream_hits(state: &State, path: &str) -> usize {
+    let log = state.run_dir.join("demo-upstream.log");
+    std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        // The path as the upstream got it (the gateway strips the offer's prefix).
+        .filter(|l| l.split_whitespace().next().is_some_and(|p| p.ends_with(path)))
+        .count()
+}
+
+async fn pay(http: &reqwest::Client, url: &str, header: &str) -> (u16, String) {
+    match http
+        .get(url)
+        .header("PAYMENT-SIGNATURE", header)
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_replica() {
+    let run = std::env::temp_dir().join(format!("obol-dev-replicas-{}", std::process::id()));
+    let guard = Guard { run };
+    let out = obol(
+        &guard.run,
+        &["dev", "up", "--verifier-replicas", &REPLICAS.to_string()],
+    );
+    assert!(out.status.success(), "obol dev up failed\n{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 verifier replicas serve it"),
+        "{}",
+        text(&out)
+    );
+    let state = recorded(&guard.run).unwrap();
+
+    // Recorded and listed: three replicas, their Redis, the balanced addresses.
+    let names: Vec<&str> = state.verifiers.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["verifier-1", "verifier-2", "verifier-3"]);
+    assert!(
+        state.redis_url.starts_with("redis://127.0.0.1:"),
+        "{state:?}"
+    );
+    assert!(
+        state
+            .verifiers
+            .iter()
+            .all(|r| r.url != state.verifier_url && r.gateway_url != state.verifier_gateway_url),
+        "the stack's verifier addresses are the balanced ones"
+    );
+    let status = obol(&guard.run, &["dev", "status"]);
+    let listed = String::from_utf8_lossy(&status.stdout).into_owned();
+    for name in ["verifier-1", "verifier-2", "verifier-3", "redis"] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("running")),
+            "{name} not running in obol dev status:\n{listed}"
+        );
+    }
+    assert!(listed.contains(&state.redis_url), "{listed}");
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let req = demo_requirement(&state).unwrap();
+    let rpc = Rpc::new(&state.rpc_url);
+    let usdc = state.usdc.parse().unwrap();
+    let seller = state.seller.parse().unwrap();
+    let (key, _) = obol_devstack::onchain::new_key().unwrap();
+    rpc.mint(usdc, key.address(), U256::from(1_000_000u64))
+        .await
+        .unwrap();
+    let before = (
+        rpc.balance_of(usdc, seller).await.unwrap(),
+        rpc.balance_of(usdc, key.address()).await.unwrap(),
+    );
+    let counted_before: Vec<u64> =
+        futures::future::join_all(state.verifiers.iter().map(|r| demo_requests(&http, &r.url)))
+            .await;
+
+    // 32 concurrent copies of one payment through the gateway.
+    let path = format!("/once-{}", std::process::id());
+    let url = format!("{}/services/demo{path}", state.gateway_url);
+    let header = req
+        .signed_v2_header(&key, authorization(&key, &req).unwrap())
+        .unwrap();
+    let answers = futures::future::join_all((0..COPIES).map(|_| pay(&http, &url, &header))).await;
+    let served = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(served, 1, "exactly one copy is served: {answers:#?}");
+    assert!(
+        answers.iter().all(|(s, _)| [200, 402, 409].contains(s)),
+        "the other copies are refused as the same payment: {answers:#?}"
+    );
+    assert_eq!(
+        upstream_hits(&state, &path),
+        1,
+        "the upstream sees the payment once"
+    );
+    // Settlement happens before a whole answer is sent: the chain has moved by now; a late
+    // second settlement would show a moment later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = (
+        rpc.balance_of(usdc, seller).await.unwrap(),
+        rpc.balance_of(usdc, key.address()).await.unwrap(),
+    );
+    assert_eq!(after.0 - before.0, req.amount, "the seller is paid once");
+    assert_eq!(before.1 - after.1, req.amount, "the payer pays once");
+
+    // Spread: more than one replica counted some of the copies.
+    let counted_after: Vec<u64> =
+        futures::future::join_all(state.verifiers.iter().map(|r| demo_requests(&http, &r.url)))
+            .await;
+    let per_replica: Vec<u64> = counted_after
+        .iter()
+        .zip(&counted_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    // At least the copies (the controller's probe of the payment gate may add one).
+    assert!(
+        per_replica.iter().sum::<u64>() >= COPIES as u64,
+        "every copy was counted by a replica: {per_replica:?}"
+    );
+    assert!(
+        per_replica.iter().filter(|n| **n > 0).count() > 1,
+        "the copies went to more than one replica: {per_replica:?}"
+    );
+    eprintln!("{COPIES} copies per replica: {per_replica:?}");
+
+    // One replica killed (SIGKILL, its pid from the state file): the others keep serving.
+    let victim = state
+        .procs
+        .iter()
+        .find(|p| p.name == "verifier-2")
+        .unwrap()
+        .clone();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &victim.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while obol_devstack::process::alive(victim.pid) {
+        assert!(Instant::now() < deadline, "verifier-2 still alive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Traefik's health checks take it out of the rotation within a few intervals: until then
+    // an unpaid request may meet the dead replica (502); afterwards every one is a 402.
+    let demo = format!("{}/services/demo/", state.gateway_url);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut in_a_row = 0;
+    while in_a_row < 2 * REPLICAS {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway still sends requests to the killed replica"
+        );
+        let status = http.get(&demo).send().await.map(|r| r.status().as_u16());
+        in_a_row = if matches!(status, Ok(402)) {
+            in_a_row + 1
+        } else {
+            0
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = rpc.balance_of(usdc, seller).await.unwrap();
+    let mut statuses = vec![];
+    for i in 0..(2 * REPLICAS) {
+        let header = req
+            .signed_v2_header(&key, authorization(&key, &req).unwrap())
+            .unwrap();
+        let url = format!("{}/services/demo/after-kill-{i}", state.gateway_url);
+        statuses.push(pay(&http, &url, &header).await);
+    }
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 200),
+        "paid requests after the kill: {statuses:#?}"
+    );
+    let after = rpc.balance_of(usdc, seller).await.unwrap();
+    assert_eq!(
+        after - before,
+        req.amount * U256::from(2 * REPLICAS),
+        "each paid request after the kill settled once"
+    );
+    let status = obol(&guard.run, &["dev", "status"]);
+    let listed = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("verifier-2") && l.contains("STOPPED")),
+        "{listed}"
+    );
+    drop(guard);
+}
