@@ -3,10 +3,12 @@
 //! redis-server): 32 concurrent copies of one payment through the gateway reach the upstream
 //! once and move the chain once; the requests are spread over more than one replica (each
 //! replica's own `/metrics`); a replica killed by its recorded pid leaves the others serving
-//! paid requests. The stack is stopped at the end, on failure too (a guard).
+//! paid requests. Every "Try" line it prints works in a new shell (the check of
+//! `dev_stack.rs`). The stack is stopped at the end, on failure too (a guard).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -16,6 +18,9 @@ use obol_devstack::demo::{authorization, demo_requirement};
 use obol_devstack::stack::{State, recorded};
 use obol_testenv::repo_root;
 use obol_x402::U256;
+
+#[allow(dead_code, reason = "this binary uses some of the checks")]
+mod dev_stack_features;
 
 const REPLICAS: usize = 3;
 const COPIES: usize = 32;
@@ -39,13 +44,33 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Stops the stack when dropped, whatever happened (`obol dev down` also stops its control
-/// plane); the run directory is kept when that fails.
-struct Guard {
+/// The running stack as `dev_stack_features` reads it. Stops the stack when dropped, whatever
+/// happened (`obol dev down` also stops its control plane); the run directory is kept when
+/// that fails.
+struct Stack {
     run: PathBuf,
+    env: BTreeMap<String, String>,
+    /// What `obol dev up` printed on stdout (the summary with the "Try" lines).
+    summary: String,
 }
 
-impl Drop for Guard {
+impl Stack {
+    fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .unwrap_or_else(|| panic!("obol dev env has no {name}"))
+    }
+
+    async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(self.var("KUBECONFIG")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for Stack {
     fn drop(&mut self) {
         let out = obol(&self.run, &["dev", "down"]);
         if out.status.success() {
@@ -110,17 +135,31 @@ async fn pay(http: &reqwest::Client, url: &str, header: &str) -> (u16, String) {
 #[tokio::test]
 async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_replica() {
     let run = std::env::temp_dir().join(format!("obol-dev-replicas-{}", std::process::id()));
-    let guard = Guard { run };
+    let mut guard = Stack {
+        run,
+        env: BTreeMap::new(),
+        summary: String::new(),
+    };
     let out = obol(
         &guard.run,
         &["dev", "up", "--verifier-replicas", &REPLICAS.to_string()],
     );
+    guard.summary = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "obol dev up failed\n{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("3 verifier replicas serve it"),
+        guard.summary.contains("3 verifier replicas serve it"),
         "{}",
         text(&out)
     );
+    let out = obol(&guard.run, &["dev", "env"]);
+    assert!(out.status.success(), "{}", text(&out));
+    guard.env = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
+            Some((k.to_owned(), v.trim_matches('\'').to_owned()))
+        })
+        .collect();
     let state = recorded(&guard.run).unwrap();
 
     // Recorded and listed: three replicas, their Redis, the balanced addresses.
@@ -153,6 +192,9 @@ async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_rep
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
+    // Every "Try" line works in a new shell with the replicas too (a second offer, registered
+    // on chain; the buyer paying the demo offer through the balanced gateway).
+    dev_stack_features::try_lines_work_in_a_new_shell(&guard, &http).await;
     let req = demo_requirement(&state).unwrap();
     let rpc = Rpc::new(&state.rpc_url);
     let usdc = state.usdc.parse().unwrap();
