@@ -1,10 +1,12 @@
 //! The local stack with three verifier replicas (`obol dev up --verifier-replicas 3`), real
 //! parts throughout (control plane, anvil, the official x402 facilitator, Traefik, Debian's
-//! redis-server): 32 concurrent copies of one payment through the gateway reach the upstream
-//! once and move the chain once; the requests are spread over more than one replica (each
-//! replica's own `/metrics`); a replica killed by its recorded pid leaves the others serving
-//! paid requests. Every "Try" line it prints works in a new shell (the check of
-//! `dev_stack.rs`). The stack is stopped at the end, on failure too (a guard).
+//! redis-server). In both gateway modes (the demo offer in proxy mode, `demo-fa` of the same
+//! upstream in ForwardAuth mode): 32 concurrent copies of one payment through the gateway reach
+//! the upstream once and move the chain once, and the copies are spread over more than one
+//! replica (each replica's own `/metrics`). A replica killed by its recorded pid leaves the
+//! others serving paid requests in both modes. Every "Try" line the stack prints works in a new
+//! shell (the check of `dev_stack.rs`). The stack is stopped at the end, on failure too (a
+//! guard).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -85,8 +87,8 @@ impl Drop for Stack {
     }
 }
 
-/// Requests replica `url` counted for the demo offer (its `/metrics`).
-async fn demo_requests(http: &reqwest::Client, url: &str) -> u64 {
+/// Requests replica `url` counted for offer `demo/<offer>` (its `/metrics`).
+async fn offer_requests(http: &reqwest::Client, url: &str, offer: &str) -> u64 {
     let metrics = http
         .get(format!("{url}/metrics"))
         .send()
@@ -99,7 +101,7 @@ async fn demo_requests(http: &reqwest::Client, url: &str) -> u64 {
         .lines()
         .filter(|l| {
             l.starts_with("obol_x402_verifier_requests_total{")
-                && l.contains("offer_namespace=\"demo\",offer_name=\"demo\"")
+                && l.contains(&format!("offer_namespace=\"demo\",offer_name=\"{offer}\""))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
@@ -115,6 +117,99 @@ fn upstream_hits(state: &State, path: &str) -> usize {
         // The path as the upstream got it (the gateway strips the offer's prefix).
         .filter(|l| l.split_whitespace().next().is_some_and(|p| p.ends_with(path)))
         .count()
+}
+
+/// `obol` with the stack's kubeconfig, in namespace `demo`.
+fn obol_in_demo(stack: &Stack, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(args)
+        .args(["-n", "demo"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .env("OBOL_GATEWAY_URL", stack.var("OBOL_GATEWAY_URL"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// 32 concurrent copies of one payment for offer `demo/<offer>` through the gateway: one is
+/// served, the upstream sees it once, the chain moves once, and the copies were spread over
+/// more than one replica (their `/metrics`).
+async fn copies_reach_the_upstream_once(
+    http: &reqwest::Client,
+    state: &State,
+    key: &obol_x402::PrivateKey,
+    offer: &str,
+) {
+    let req = demo_requirement(state).unwrap();
+    let rpc = Rpc::new(&state.rpc_url);
+    let usdc = state.usdc.parse().unwrap();
+    let seller = state.seller.parse().unwrap();
+    let before = (
+        rpc.balance_of(usdc, seller).await.unwrap(),
+        rpc.balance_of(usdc, key.address()).await.unwrap(),
+    );
+    let counted = || {
+        futures::future::join_all(
+            state
+                .verifiers
+                .iter()
+                .map(|r| offer_requests(http, &r.url, offer)),
+        )
+    };
+    let counted_before: Vec<u64> = counted().await;
+    let path = format!("/once-{offer}-{}", std::process::id());
+    let url = format!("{}/services/{offer}{path}", state.gateway_url);
+    let header = req
+        .signed_v2_header(key, authorization(key, &req).unwrap())
+        .unwrap();
+    let answers = futures::future::join_all((0..COPIES).map(|_| pay(http, &url, &header))).await;
+    let served = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(
+        served, 1,
+        "{offer}: exactly one copy is served: {answers:#?}"
+    );
+    assert!(
+        answers.iter().all(|(s, _)| [200, 402, 409].contains(s)),
+        "{offer}: the other copies are refused as the same payment: {answers:#?}"
+    );
+    assert_eq!(
+        upstream_hits(state, &path),
+        1,
+        "{offer}: the upstream sees the payment once"
+    );
+    // Settlement happens before a whole answer is sent: the chain has moved by now; a late
+    // second settlement would show a moment later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = (
+        rpc.balance_of(usdc, seller).await.unwrap(),
+        rpc.balance_of(usdc, key.address()).await.unwrap(),
+    );
+    assert_eq!(
+        after.0 - before.0,
+        req.amount,
+        "{offer}: the seller is paid once"
+    );
+    assert_eq!(
+        before.1 - after.1,
+        req.amount,
+        "{offer}: the payer pays once"
+    );
+    let per_replica: Vec<u64> = counted()
+        .await
+        .iter()
+        .zip(&counted_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    // At least the copies (the controller's probe of the payment gate may add one).
+    assert!(
+        per_replica.iter().sum::<u64>() >= COPIES as u64,
+        "{offer}: every copy was counted by a replica: {per_replica:?}"
+    );
+    assert!(
+        per_replica.iter().filter(|n| **n > 0).count() > 1,
+        "{offer}: the copies went to more than one replica: {per_replica:?}"
+    );
+    eprintln!("{offer}: {COPIES} copies per replica: {per_replica:?}");
 }
 
 async fn pay(http: &reqwest::Client, url: &str, header: &str) -> (u16, String) {
@@ -203,61 +298,41 @@ async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_rep
     rpc.mint(usdc, key.address(), U256::from(1_000_000u64))
         .await
         .unwrap();
-    let before = (
-        rpc.balance_of(usdc, seller).await.unwrap(),
-        rpc.balance_of(usdc, key.address()).await.unwrap(),
-    );
-    let counted_before: Vec<u64> =
-        futures::future::join_all(state.verifiers.iter().map(|r| demo_requests(&http, &r.url)))
-            .await;
+    copies_reach_the_upstream_once(&http, &state, &key, "demo").await;
 
-    // 32 concurrent copies of one payment through the gateway.
-    let path = format!("/once-{}", std::process::id());
-    let url = format!("{}/services/demo{path}", state.gateway_url);
-    let header = req
-        .signed_v2_header(&key, authorization(&key, &req).unwrap())
-        .unwrap();
-    let answers = futures::future::join_all((0..COPIES).map(|_| pay(&http, &url, &header))).await;
-    let served = answers.iter().filter(|(s, _)| *s == 200).count();
-    assert_eq!(served, 1, "exactly one copy is served: {answers:#?}");
-    assert!(
-        answers.iter().all(|(s, _)| [200, 402, 409].contains(s)),
-        "the other copies are refused as the same payment: {answers:#?}"
+    // The same in ForwardAuth mode: an offer of the same upstream whose ForwardAuth address is
+    // the balanced one.
+    let out = obol_in_demo(
+        &guard,
+        &[
+            "sell",
+            "http",
+            "demo-fa",
+            "--upstream",
+            "demo",
+            "--port",
+            &state.demo_port.to_string(),
+            "--price",
+            "0.001",
+            "--max-timeout",
+            "300",
+            "--wallet",
+            &state.seller,
+            "--gateway-mode",
+            "forwardAuth",
+            "--wait",
+            "--timeout",
+            "90s",
+        ],
     );
-    assert_eq!(
-        upstream_hits(&state, &path),
-        1,
-        "the upstream sees the payment once"
-    );
-    // Settlement happens before a whole answer is sent: the chain has moved by now; a late
-    // second settlement would show a moment later.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = (
-        rpc.balance_of(usdc, seller).await.unwrap(),
-        rpc.balance_of(usdc, key.address()).await.unwrap(),
-    );
-    assert_eq!(after.0 - before.0, req.amount, "the seller is paid once");
-    assert_eq!(before.1 - after.1, req.amount, "the payer pays once");
-
-    // Spread: more than one replica counted some of the copies.
-    let counted_after: Vec<u64> =
-        futures::future::join_all(state.verifiers.iter().map(|r| demo_requests(&http, &r.url)))
-            .await;
-    let per_replica: Vec<u64> = counted_after
-        .iter()
-        .zip(&counted_before)
-        .map(|(a, b)| a - b)
-        .collect();
-    // At least the copies (the controller's probe of the payment gate may add one).
-    assert!(
-        per_replica.iter().sum::<u64>() >= COPIES as u64,
-        "every copy was counted by a replica: {per_replica:?}"
-    );
-    assert!(
-        per_replica.iter().filter(|n| **n > 0).count() > 1,
-        "the copies went to more than one replica: {per_replica:?}"
-    );
-    eprintln!("{COPIES} copies per replica: {per_replica:?}");
+    assert!(out.status.success(), "{}", text(&out));
+    let fa_url = format!("{}/services/demo-fa/", state.gateway_url);
+    obol_testenv::eventually(Duration::from_secs(30), || async {
+        let r = http.get(&fa_url).send().await.ok()?;
+        (r.status() == 402).then_some(())
+    })
+    .await;
+    copies_reach_the_upstream_once(&http, &state, &key, "demo-fa").await;
 
     // One replica killed (SIGKILL, its pid from the state file): the others keep serving.
     let victim = state
@@ -278,7 +353,8 @@ async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_rep
     }
     // Traefik's health checks take it out of the rotation within a few intervals: until then
     // an unpaid request may meet the dead replica (502); afterwards every one is a 402.
-    let demo = format!("{}/services/demo/", state.gateway_url);
+    // Both balancers: the gateway listeners' (proxy mode) and the ForwardAuth listeners'.
+    let offers = ["demo", "demo-fa"];
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut in_a_row = 0;
     while in_a_row < 2 * REPLICAS {
@@ -286,7 +362,8 @@ async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_rep
             Instant::now() < deadline,
             "the gateway still sends requests to the killed replica"
         );
-        let status = http.get(&demo).send().await.map(|r| r.status().as_u16());
+        let unpaid = format!("{}/services/{}/", state.gateway_url, offers[in_a_row % 2]);
+        let status = http.get(&unpaid).send().await.map(|r| r.status().as_u16());
         in_a_row = if matches!(status, Ok(402)) {
             in_a_row + 1
         } else {
@@ -300,7 +377,11 @@ async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_rep
         let header = req
             .signed_v2_header(&key, authorization(&key, &req).unwrap())
             .unwrap();
-        let url = format!("{}/services/demo/after-kill-{i}", state.gateway_url);
+        let url = format!(
+            "{}/services/{}/after-kill-{i}",
+            state.gateway_url,
+            offers[i % 2]
+        );
         statuses.push(pay(&http, &url, &header).await);
     }
     assert!(
