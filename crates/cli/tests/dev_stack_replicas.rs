@@ -4,7 +4,8 @@
 //! upstream in ForwardAuth mode): 32 concurrent copies of one payment through the gateway reach
 //! the upstream once and move the chain once, and the copies are spread over more than one
 //! replica (each replica's own `/metrics`). A replica killed by its recorded pid leaves the
-//! others serving paid requests in both modes. Every "Try" line the stack prints works in a new
+//! others serving paid requests in both modes; Redis killed, paid requests fail closed (503,
+//! nothing reaches the upstream) until a Redis is back. Every "Try" line the stack prints works in a new
 //! shell (the check of `dev_stack.rs`). The stack is stopped at the end, on failure too (a
 //! guard).
 
@@ -402,5 +403,101 @@ async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_rep
             .any(|l| l.starts_with("verifier-2") && l.contains("STOPPED")),
         "{listed}"
     );
+
+    // Redis killed (its pid from the state file): paid requests fail closed in both modes (503
+    // reservations_unavailable, nothing reaches the upstream, nothing moves); with a Redis
+    // back on the same port the same authorizations are served, once each.
+    let redis = state.procs.iter().find(|p| p.name == "redis").unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &redis.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while obol_devstack::process::alive(redis.pid) {
+        assert!(Instant::now() < deadline, "redis still alive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let payments: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            let url = format!(
+                "{}/services/{}/redis-down-{i}",
+                state.gateway_url,
+                offers[i % 2]
+            );
+            let header = req
+                .signed_v2_header(&key, authorization(&key, &req).unwrap())
+                .unwrap();
+            (url, header)
+        })
+        .collect();
+    let before = rpc.balance_of(usdc, seller).await.unwrap();
+    for (url, header) in &payments {
+        let (status, body) = pay(&http, url, header).await;
+        assert_eq!(status, 503, "{url}: {body}");
+        assert!(body.contains("reservations_unavailable"), "{url}: {body}");
+    }
+    for i in 0..4 {
+        assert_eq!(upstream_hits(&state, &format!("/redis-down-{i}")), 0);
+    }
+    assert_eq!(rpc.balance_of(usdc, seller).await.unwrap(), before);
+    let port: u16 = state.redis_url.rsplit(':').next().unwrap().parse().unwrap();
+    let _back = RedisAgain::start(&guard.run, port).await;
+    // As the refusal's hint says: retried with the same authorization. A pooled connection to
+    // the dead Redis fails once more before the verifier reconnects, still closed.
+    let mut refused_again = 0;
+    for (url, header) in &payments {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = pay(&http, url, header).await;
+            if status == 200 {
+                break;
+            }
+            refused_again += 1;
+            assert!(
+                status == 503 && body.contains("reservations_unavailable"),
+                "{url}: {status} {body}"
+            );
+            assert!(Instant::now() < deadline, "{url}: not served again: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    eprintln!("Redis back: {refused_again} refusal(s) before the 4 payments were served");
+    for i in 0..4 {
+        assert_eq!(upstream_hits(&state, &format!("/redis-down-{i}")), 1);
+    }
+    assert_eq!(
+        rpc.balance_of(usdc, seller).await.unwrap() - before,
+        req.amount * U256::from(4u64)
+    );
     drop(guard);
+}
+
+/// A `redis-server` the test starts again on the port of the one it killed; stopped when
+/// dropped (before the stack's guard: it is declared later).
+struct RedisAgain(std::process::Child);
+
+impl RedisAgain {
+    async fn start(run: &Path, port: u16) -> Self {
+        let log = std::fs::File::create(run.join("redis-again.log")).unwrap();
+        let child = std::process::Command::new(obol_testenv::tools::redis_server())
+            .args(obol_devstack::redis::server_args(port))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let again = Self(child);
+        obol_devstack::redis::wait_ready(port, Duration::from_secs(10))
+            .await
+            .unwrap();
+        again
+    }
+}
+
+impl Drop for RedisAgain {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
