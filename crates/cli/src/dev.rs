@@ -23,7 +23,13 @@ pub struct DevArgs {
 #[derive(Debug, Subcommand)]
 enum DevCommand {
     /// Start the local stack with a Ready demo offer (fast when it already runs).
-    Up,
+    Up {
+        /// Verifier replicas behind the verifier Service; more than one share their
+        /// reservations in a Redis on loopback (Debian's redis-server) and the gateway
+        /// balances over them.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(stack::replicas::MAX_REPLICAS)))]
+        verifier_replicas: u16,
+    },
     /// Stop everything `up` started, its control plane too.
     Down,
     /// Print `export` lines for the running stack.
@@ -123,12 +129,13 @@ impl DevArgs {
     /// Runs the subcommand.
     pub async fn run(self) -> anyhow::Result<()> {
         match &self.command {
-            DevCommand::Up => {
+            DevCommand::Up { verifier_replicas } => {
                 let paths = self.paths()?;
                 let say = |line: &str| eprintln!("[obol dev] {line}");
                 let state = Up {
                     paths: &paths,
                     progress: &say,
+                    verifier_replicas: usize::from(*verifier_replicas),
                 }
                 .run()
                 .await?;
@@ -170,6 +177,9 @@ impl DevArgs {
                         p.pid,
                         p.log.display()
                     );
+                }
+                for line in stack::replicas::status_lines(&state) {
+                    println!("{line}");
                 }
                 Ok(())
             }

@@ -1,6 +1,7 @@
 //! The demo of the local stack: its upstream and its offer (the buyer's purchase of it is made
 //! by `obol buy http`).
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
@@ -209,7 +210,8 @@ pub async fn balances(state: &State) -> Result<(U256, U256), String> {
 }
 
 /// The demo upstream: answers every request with a small JSON document naming the path and the
-/// payer the gateway forwarded (`X-Payment-Payer`). Runs until the process ends.
+/// payer the gateway forwarded (`X-Payment-Payer`), and prints a line `<path> paidBy=<payer>`
+/// for each. Runs until the process ends.
 pub async fn serve_demo_upstream(listen: &str) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     loop {
@@ -226,6 +228,13 @@ pub async fn serve_demo_upstream(listen: &str) -> std::io::Result<()> {
                 k.eq_ignore_ascii_case(obol_api::traefik::X_PAYMENT_PAYER)
                     .then(|| v.trim().to_owned())
             });
+            // One line per request in its log: how many requests a payment let through is
+            // visible from outside (the replicas test counts them).
+            let _ = writeln!(
+                std::io::stdout(),
+                "{path} paidBy={}",
+                payer.as_deref().unwrap_or("-")
+            );
             let body = json!({"service": DEMO, "path": path, "paidBy": payer, "message": "hello from the demo upstream"}).to_string();
             let reply = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -19,6 +19,8 @@ use crate::files::write_secret;
 use crate::identity::{BUYER, CONTROLLER, GATEWAY_ADAPTER, Identity, REGISTRAR, VERIFIER};
 use crate::process::{self, Proc};
 
+pub mod replicas;
+
 /// The run directory under the repository when `OBOL_DEV_RUN_DIR` is not set.
 pub const DEFAULT_RUN_DIR: &str = "target/obol-run/dev";
 
@@ -92,6 +94,14 @@ pub struct State {
     /// Upstream port of the demo (offers of the user may sell it too).
     #[serde(default)]
     pub demo_port: u16,
+    /// The verifier replicas, each reached directly (`verifier_url` and `verifier_gateway_url`
+    /// are the balanced addresses when there are several). Empty in state files written before
+    /// replicas were recorded: one replica at `verifier_url`.
+    #[serde(default)]
+    pub verifiers: Vec<replicas::Replica>,
+    /// The Redis holding the replicas' reservations (empty with one replica).
+    #[serde(default)]
+    pub redis_url: String,
 }
 
 /// Stack failures: what failed and where to look.
@@ -322,6 +332,8 @@ pub struct Up<'a> {
     pub paths: &'a Paths,
     /// Progress lines.
     pub progress: &'a dyn Fn(&str),
+    /// Verifier replicas (at least 1; more share their reservations in Redis).
+    pub verifier_replicas: usize,
 }
 
 impl Up<'_> {
@@ -366,6 +378,15 @@ impl Up<'_> {
         if let Some(state) = paths.load()
             && running(&state)
         {
+            let recorded = replicas::replica_count(&state);
+            if recorded != self.verifier_replicas.max(1) {
+                return Err(fail(
+                    "already up",
+                    format!(
+                        "the running stack has {recorded} verifier replica(s): obol dev down first"
+                    ),
+                ));
+            }
             self.say("already up");
             return Ok(state);
         }
@@ -468,32 +489,18 @@ impl Up<'_> {
         )
         .await?;
 
-        self.say("verifier (ServiceAccount x402/x402-verifier)");
-        let port = process::free_port().map_err(|e| fail("verifier", e))?;
+        let count = self.verifier_replicas.max(1);
+        self.say(&format!(
+            "verifier: {count} replica(s) (ServiceAccount x402/x402-verifier)"
+        ));
         let mut envs = kube_env(VERIFIER);
         envs.push((
             "OBOL_VERIFIER_FACILITATOR_URL".into(),
             state.facilitator_url.clone(),
         ));
-        let gateway_port = process::free_port().map_err(|e| fail("verifier", e))?;
-        let args = vec![
-            "--route-source".into(),
-            "kube".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--gateway-listen".into(),
-            format!("127.0.0.1:{gateway_port}"),
-        ];
-        let p = self.start(&mut state, "verifier", &bins.verifier, args, envs)?;
-        state.verifier_url = format!("http://127.0.0.1:{port}");
-        state.verifier_gateway_url = format!("http://127.0.0.1:{gateway_port}");
-        wait_http(
-            "verifier",
-            &format!("{}/readyz", state.verifier_url),
-            Some(&p),
-            Duration::from_secs(30),
-        )
-        .await?;
+        let verifier_ports = self
+            .start_verifiers(&mut state, count, &bins.verifier, envs)
+            .await?;
 
         self.say("demo upstream");
         let demo_port = process::free_port().map_err(|e| fail("demo upstream", e))?;
@@ -518,17 +525,23 @@ impl Up<'_> {
             process::free_port().map_err(|e| fail("traefik", e))?,
             process::free_port().map_err(|e| fail("traefik", e))?,
         );
-        let dynamic = paths.run.join("traefik-dynamic.yml");
+        // A directory: the adapter's routes in one file, the verifier replicas' balancers (if
+        // any) in another.
+        let dynamic_dir = paths.run.join("traefik");
+        std::fs::create_dir_all(&dynamic_dir).map_err(|e| fail("traefik", e))?;
+        let dynamic = dynamic_dir.join("routes.yml");
         std::fs::write(&dynamic, "{}\n").map_err(|e| fail("traefik", e))?;
-        let args = vec![
+        let balancer_args = self.balance_verifiers(&mut state, &verifier_ports, &dynamic_dir)?;
+        let mut args = vec![
             "--global.checkNewVersion=false".into(),
             "--global.sendAnonymousUsage=false".into(),
             format!("--entryPoints.web.address=127.0.0.1:{web}"),
             format!("--entryPoints.traefik.address=127.0.0.1:{ping}"),
             "--ping=true".into(),
-            format!("--providers.file.filename={}", dynamic.display()),
+            format!("--providers.file.directory={}", dynamic_dir.display()),
             "--providers.file.watch=true".into(),
         ];
+        args.extend(balancer_args);
         let p = self.start(&mut state, "traefik", Path::new(&traefik_bin), args, vec![])?;
         wait_http(
             "traefik",
@@ -538,6 +551,15 @@ impl Up<'_> {
         )
         .await?;
         state.gateway_url = format!("http://127.0.0.1:{web}");
+        if verifier_ports.len() > 1 {
+            wait_http(
+                "verifier balancer",
+                &format!("{}/readyz", state.verifier_url),
+                None,
+                Duration::from_secs(30),
+            )
+            .await?;
+        }
         // The Gateway the adapter plays, as a cluster's Traefik installation has it.
         let played = crate::traefik::render::GatewayRef {
             name: crate::traefik::render::DEV_GATEWAY_NAME.into(),
@@ -644,9 +666,13 @@ impl Up<'_> {
             .map_err(|e| fail("registrar", e))?;
 
         self.say("verifier Service: ExternalName to its listeners on loopback");
-        crate::demo::create_verifier_service(&state, port_of(&state.verifier_url), gateway_port)
-            .await
-            .map_err(|e| fail("verifier Service", e))?;
+        crate::demo::create_verifier_service(
+            &state,
+            port_of(&state.verifier_url),
+            port_of(&state.verifier_gateway_url),
+        )
+        .await
+        .map_err(|e| fail("verifier Service", e))?;
 
         self.say(
             "demo offer: ServiceOffer demo/demo at /services/demo (gateway mode proxy), registered on chain",
@@ -859,6 +885,14 @@ pub fn summary(state: &State) -> String {
         .iter()
         .map(|(c, why)| format!("  # {why}\n  {c}\n"))
         .collect();
+    let agent = if state.verifiers.len() > 1 {
+        format!(
+            "{agent} {} verifier replicas serve it, sharing their reservations in Redis (obol dev status lists them).",
+            state.verifiers.len()
+        )
+    } else {
+        agent
+    };
     format!(
         "\nThe local stack is up. A Ready offer `demo` sells {gw}/services/demo/ for 0.001 test USDC.{agent}\n\n\
          Try (in any shell):\n{tries}\n\

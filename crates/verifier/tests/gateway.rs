@@ -522,3 +522,95 @@ async fn an_allowed_websocket_is_settled_when_the_upstream_accepts_the_upgrade()
     assert_eq!(h.facilitator.calls(), (2, 1));
     assert_eq!(up.hits("/ws"), 1);
 }
+
+/// The structured refusal of a gateway answer: `{error, reason, detail, hint, retriable}`, the
+/// status of its code (a timeout's `upstream_failed` is 504), `Retry-After` on a 503.
+fn refusal_code(name: &str, r: &Answer) -> obol_x402::Reason {
+    let j = r.json();
+    let code = j["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name}: no reason: {j}"));
+    let reason = obol_x402::Reason::from_code(code)
+        .unwrap_or_else(|| panic!("{name}: {code} is not in the table"));
+    for key in ["error", "detail", "hint"] {
+        assert!(
+            j[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{name}: {key}: {j}"
+        );
+    }
+    assert!(j["retriable"].is_boolean(), "{name}: {j}");
+    let status = r.status.as_u16();
+    assert!(
+        status == reason.status() || (reason == obol_x402::Reason::UpstreamFailed && status == 504),
+        "{name}: {code} answered {status}"
+    );
+    if r.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert!(r.header("retry-after").is_some(), "{name}: Retry-After");
+    }
+    reason
+}
+
+#[tokio::test]
+async fn every_gateway_only_reason_code_is_produced_through_the_listener() {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut record = |name: &str, r: &Answer| {
+        seen.insert(refusal_code(name, r));
+    };
+    let s = setup().await;
+    let pay = s.pay(30);
+    let paid = |extra: &[(&'static str, &'static str)]| {
+        let mut headers: Vec<(&str, &str)> = extra.to_vec();
+        headers.push(("payment-signature", pay.as_str()));
+        headers
+    };
+    record("no route", &get(s.gw, "/elsewhere", &paid(&[])).await);
+    record(
+        "bad route header",
+        &get(
+            s.gw,
+            "/services/demo/x",
+            &paid(&[("x-obol-payment-route", "nonsense")]),
+        )
+        .await,
+    );
+    record(
+        "websocket",
+        &get(
+            s.gw,
+            "/services/demo/ws",
+            &paid(&[("upgrade", "websocket"), ("connection", "upgrade")]),
+        )
+        .await,
+    );
+    let big = vec![b'x'; 100 << 10];
+    record(
+        "request too large",
+        &read(send(s.gw, "POST", "/services/demo/echo", &paid(&[]), big).await).await,
+    );
+    record(
+        "upstream too slow",
+        &get(s.gw, "/services/demo/slow", &paid(&[])).await,
+    );
+    // A ForwardAuth-only route on the gateway listener.
+    let (addr, _up) = upstream().await;
+    let h = Harness::new(vec![
+        demo_proxy_entry(addr),
+        entry("demo", "fa", &spec("/fa/*", "1000")),
+    ]);
+    let gw = gateway(h.state.clone(), test_config()).await;
+    record("not proxied", &get(gw, "/fa/x", &[]).await);
+    assert_eq!(s.h.facilitator.calls().1, 0, "nothing was settled");
+
+    let missing: Vec<&str> = GATEWAY_ONLY
+        .iter()
+        .filter(|r| !seen.contains(r))
+        .map(|r| r.code())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no gateway scenario produces {missing:?}"
+    );
+    for (code, why) in NEVER_ANSWERED {
+        assert!(!seen.contains(code), "{} is produced ({why})", code.code());
+    }
+}

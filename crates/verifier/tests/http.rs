@@ -432,23 +432,8 @@ async fn a_path_no_paid_rule_covers_is_403_and_query_or_fragment_change_nothing(
 #[tokio::test]
 async fn every_reason_code_is_produced_through_the_router() {
     use obol_x402::Reason;
-    // `reservations_unavailable` and `chain_unavailable` are produced by tests/reserve.rs; the
-    // others only by the gateway (proxy) listener, whose tests must produce them.
-    const ELSEWHERE: &[Reason] = &[
-        Reason::UpstreamFailed,
-        Reason::ClientDisconnected,
-        Reason::UpstreamDown,
-        Reason::NoRoute,
-        Reason::NotProxied,
-        Reason::InvalidRouteHeader,
-        Reason::WebsocketRefused,
-        Reason::RequestTooLarge,
-        Reason::ReservationsUnavailable,
-        Reason::ChainUnavailable,
-        // tests/route_tables.rs
-        Reason::RouteNotListed,
-        Reason::MethodNotAllowed,
-    ];
+    // The gateway listener's own codes are produced by tests/gateway.rs (GATEWAY_ONLY); the
+    // codes no answer carries are listed with why (NEVER_ANSWERED). Every other code here.
     let mut seen = std::collections::BTreeSet::new();
     let mut record = |name: &str, r: &support::Reply| {
         r.assert_refusal_shape(name);
@@ -577,9 +562,72 @@ async fn every_reason_code_is_produced_through_the_router() {
     assert_eq!(r.status, StatusCode::CONFLICT);
     record("in flight", &r);
 
+    // The reservation store down: 503, nothing verified.
+    let down = Harness::custom(table(vec![demo_entry()]), |s| {
+        s.with_reservations(Reservations::new(Arc::new(DownStore), 60))
+    });
+    let payment = pay(9, 2);
+    let r = down
+        .get(
+            "/verify/demo/demo",
+            &with(&[("payment-signature", &payment)]),
+        )
+        .await;
+    record("reservations down", &r);
+    assert_eq!(down.facilitator.calls(), (0, 0));
+    // A settle whose outcome is unknown, retried while the chain cannot be asked: 503.
+    let evidence = Arc::new(FakeEvidence::default());
+    *evidence.answer.lock() = Some(Err("connection refused".into()));
+    let chainless = Harness::custom(table(vec![demo_entry()]), move |s| {
+        s.with_evidence(evidence)
+    });
+    *chainless.facilitator.settle.lock() = Script::Unreachable;
+    let payment = pay(10, 2);
+    let headers = with(&[("payment-signature", &payment)]);
+    assert_eq!(
+        chainless.get("/verify/demo/demo", &headers).await.status,
+        StatusCode::BAD_GATEWAY
+    );
+    record(
+        "chain down",
+        &chainless.get("/verify/demo/demo", &headers).await,
+    );
+    // A route table: a path it does not list is 404, a path listed for other methods 405.
+    let mut listed = spec("/services/demo/*", "1000");
+    listed.routes = vec![obol_api::routes::RouteRule {
+        pattern: "/services/demo/admin".into(),
+        gate: obol_api::routes::Gate::Paid,
+        price: None,
+        methods: vec!["DELETE".into()],
+        summary: None,
+        input_schema: None,
+        output_schema: None,
+    }];
+    let tabled = Harness::new(vec![entry("demo", "demo", &listed)]);
+    for (uri, name) in [
+        ("/services/demo/other", "not listed"),
+        ("/services/demo/admin", "other method"),
+    ] {
+        let r = tabled
+            .get(
+                "/verify/demo/demo",
+                &[("x-forwarded-uri", uri), ("x-forwarded-method", "GET")],
+            )
+            .await;
+        record(name, &r);
+    }
+
+    for (code, why) in NEVER_ANSWERED {
+        assert!(!seen.contains(code), "{} is produced ({why})", code.code());
+        assert!(!GATEWAY_ONLY.contains(code));
+    }
     let missing: Vec<&str> = Reason::ALL
         .iter()
-        .filter(|r| !seen.contains(r) && !ELSEWHERE.contains(r))
+        .filter(|r| {
+            !seen.contains(r)
+                && !GATEWAY_ONLY.contains(r)
+                && !NEVER_ANSWERED.iter().any(|(code, _)| code == *r)
+        })
         .map(|r| r.code())
         .collect();
     assert!(missing.is_empty(), "no test produces {missing:?}");

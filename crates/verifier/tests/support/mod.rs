@@ -158,6 +158,35 @@ impl Facilitator for FakeFacilitator {
     }
 }
 
+/// Refusal codes only the gateway (proxy) listener gives: `gateway.rs`'s
+/// `every_gateway_only_reason_code_is_produced_through_the_listener` produces each one there,
+/// `http.rs`'s `every_reason_code_is_produced_through_the_router` every other code of the
+/// table through the ForwardAuth router, except those of [`NEVER_ANSWERED`].
+pub const GATEWAY_ONLY: &[obol_x402::Reason] = &[
+    obol_x402::Reason::UpstreamFailed,
+    obol_x402::Reason::NoRoute,
+    obol_x402::Reason::NotProxied,
+    obol_x402::Reason::InvalidRouteHeader,
+    obol_x402::Reason::WebsocketRefused,
+    obol_x402::Reason::RequestTooLarge,
+];
+
+/// Codes of the table that no answer carries, each with why. Neither router test may produce
+/// them (they check it): when one starts to be produced, it moves out of this list.
+pub const NEVER_ANSWERED: &[(obol_x402::Reason, &str)] = &[
+    (
+        obol_x402::Reason::ClientDisconnected,
+        "it applies when the client is gone: a stream it dropped is released uncharged and \
+         logged, and nobody is left to read an answer",
+    ),
+    (
+        obol_x402::Reason::UpstreamDown,
+        "the controller withdraws the PaymentRoute of an offer whose upstream probe fails \
+         (RoutePublished=False, reason Upstream), so the verifier answers unknown_route 503 \
+         before any payment; no code path emits upstream_down",
+    ),
+];
+
 pub fn spec(pattern: &str, price: &str) -> PaymentRouteSpec {
     PaymentRouteSpec::new(pattern, price, PAY_TO, "base-sepolia")
 }
