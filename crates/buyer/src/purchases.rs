@@ -339,10 +339,11 @@ pub fn now_rfc3339() -> String {
         .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
 }
 
+/// What the watcher, the status writer and the replica task share.
 #[derive(Default)]
-struct Shared {
-    assembled: Assembled,
-    seller: HashMap<String, SellerObservation>,
+pub(crate) struct Shared {
+    pub(crate) assembled: Assembled,
+    pub(crate) seller: HashMap<String, SellerObservation>,
     written: HashMap<String, PurchaseRequestStatus>,
     dirty: std::collections::BTreeSet<String>,
 }
@@ -381,6 +382,9 @@ pub struct WatchOptions {
     pub namespace: Option<String>,
     /// How often each seller's 402 is re-checked.
     pub seller_check: Duration,
+    /// One replica of several: partition the pools ([`crate::replica`]), which then also
+    /// writes the statuses.
+    pub replica: Option<crate::replica::ReplicaOptions>,
 }
 
 fn spawn_reflector<K>(api: Api<K>, config: watcher::Config, wake: Arc<Notify>) -> Store<K>
@@ -437,12 +441,24 @@ pub async fn run(
         shared: shared.clone(),
         wake: status_wake.clone(),
     }));
-    tokio::spawn(write_statuses(
-        buyer.clone(),
-        client.clone(),
-        shared.clone(),
-        status_wake.clone(),
-    ));
+    match options.replica.clone() {
+        Some(replica) => {
+            tokio::spawn(crate::replica::run(
+                buyer.clone(),
+                client.clone(),
+                shared.clone(),
+                replica,
+            ));
+        }
+        None => {
+            tokio::spawn(write_statuses(
+                buyer.clone(),
+                client.clone(),
+                shared.clone(),
+                status_wake.clone(),
+            ));
+        }
+    }
     tokio::spawn(check_sellers(
         buyer.clone(),
         shared.clone(),
