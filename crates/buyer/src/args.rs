@@ -186,6 +186,7 @@ impl obol_runtime::Service for Args {
                 })
             }
         };
+        let partitioned = replica.is_some();
         let files = match (source, config_dir, auths_dir) {
             (SourceKind::Kube, None, None) => None,
             (SourceKind::Kube, _, _) => {
@@ -263,7 +264,9 @@ impl obol_runtime::Service for Args {
             _ = loaded_rx => {}
             () = shutdown.requested() => return Ok(()),
         }
-        if !rpc_url.is_empty() {
+        // A replica checks each slot on chain when it claims it, before spending from it; the
+        // whole-pool check would only delay those claims (it holds the upstream's check lock).
+        if !rpc_url.is_empty() && !partitioned {
             let b = buyer.clone();
             let check = async move {
                 let marked = b.check_chain().await;

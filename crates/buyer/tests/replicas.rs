@@ -10,9 +10,12 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -23,7 +26,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use obol_api::purchase_request::{
-    POOL_KEY, POOL_LABEL, PoolShard, PurchaseRequest, PurchaseRequestSpec, pool_config_map,
+    MAX_AUTHS_PER_CONFIGMAP, POOL_KEY, POOL_LABEL, PoolShard, PurchaseRequest, PurchaseRequestSpec,
+    pool_config_map,
 };
 use obol_buyer::chain::ChainReaders;
 use obol_buyer::journal::{FileStorage, Journal};
@@ -153,28 +157,34 @@ async fn create_purchase(client: &kube::Client, ns: &str, url: &str, auths: &[Va
         eip712_name: Some("USDC".into()),
         eip712_version: Some("2".into()),
         count: auths.len() as u64,
-        pool: vec![PoolShard {
-            config_map: pool_config_map("demo", 0),
-            count: auths.len() as u64,
-            expires_at: "2106-02-07T06:28:15Z".into(),
-        }],
+        pool: auths
+            .chunks(MAX_AUTHS_PER_CONFIGMAP)
+            .enumerate()
+            .map(|(i, c)| PoolShard {
+                config_map: pool_config_map("demo", i),
+                count: c.len() as u64,
+                expires_at: "2106-02-07T06:28:15Z".into(),
+            })
+            .collect(),
     };
     let created = purchases
         .create(&PostParams::default(), &PurchaseRequest::new("demo", spec))
         .await
         .unwrap();
     let owner = kube::Resource::controller_owner_ref(&created, &()).unwrap();
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": pool_config_map("demo", 0), "labels": {POOL_LABEL: "demo"},
-            "ownerReferences": [owner]},
-        "data": {POOL_KEY: json!(auths).to_string()},
-        "immutable": true,
-    }))
-    .unwrap();
-    Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &cm)
-        .await
+    for (i, chunk) in auths.chunks(MAX_AUTHS_PER_CONFIGMAP).enumerate() {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": pool_config_map("demo", i), "labels": {POOL_LABEL: "demo"},
+                "ownerReferences": [owner]},
+            "data": {POOL_KEY: json!(chunk).to_string()},
+            "immutable": true,
+        }))
         .unwrap();
+        Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &cm)
+            .await
+            .unwrap();
+    }
 }
 
 /// A StatefulSet object whose `spec.replicas` the replicas read (no kubelet runs its pods).
@@ -379,5 +389,229 @@ async fn scaling_one_three_one_moves_slots_and_never_sends_a_nonce_twice() {
         "remaining + held + spent = bought"
     );
     r0.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A free loopback port below the kernel's ephemeral range: each replica is restarted on the
+/// same address many times.
+fn free_addr() -> SocketAddr {
+    use rand::Rng as _;
+    for _ in 0..1000 {
+        let port = rand::rng().random_range(20_000..32_000);
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free loopback port in 20000..32000");
+}
+
+struct Process {
+    ordinal: u32,
+    addr: SocketAddr,
+    state: PathBuf,
+    child: Child,
+    /// When it was started.
+    started: Instant,
+    /// When it first answered `/healthz`.
+    healthy_at: Option<Instant>,
+    /// How long it runs after that before it is killed.
+    up_for: Duration,
+}
+
+fn up_for() -> Duration {
+    use rand::Rng as _;
+    Duration::from_millis(rand::rng().random_range(200..1200))
+}
+
+fn spawn_process(
+    env: &TestEnv,
+    ns: &str,
+    rpc: &str,
+    ordinal: u32,
+    addr: SocketAddr,
+    state: &Path,
+) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_x402-buyer"))
+        .env("KUBECONFIG", env.kubeconfig_path())
+        .arg("--source=kube")
+        .arg(format!("--namespace={ns}"))
+        .arg(format!("--replica=x402-buyer-{ordinal}"))
+        .arg("--statefulset=x402-buyer")
+        .arg("--replica-lease=2s")
+        .arg(format!("--rpc-url={rpc}"))
+        .arg(format!("--state={}", state.join("consumed.json").display()))
+        .arg(format!("--listen={addr}"))
+        .arg("--held-check-interval=1s")
+        .arg("--log=error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Paid requests against `addr` until `stop` (the process behind it may be dead): how many
+/// were paid.
+fn paying(addr: SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let url = format!("http://{addr}/upstream/demo/x");
+        let mut paid = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(r) = client.post(&url).body("{}").send().await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                paid += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        paid
+    })
+}
+
+/// Three `x402-buyer` processes as replicas of one StatefulSet, 200 SIGKILLs spread over them
+/// under paid load (each killed replica restarted at once on its journal), then the rest of
+/// the pool spent: no nonce reaches the seller twice, and remaining + held + spent = bought.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_buyer_processes_under_kill_9_never_send_a_nonce_twice() {
+    use rand::Rng as _;
+    let kills: usize = std::env::var("OBOL_BUYER_CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let bought: u64 = 600;
+    let env = TestEnv::get().await;
+    let ns_guard = env.namespace("buyer-replica-chaos").await;
+    let ns = ns_guard.name().to_owned();
+    let client = env.client();
+    let seller = spawn_seller(Mode::V2, "eip155:84532", USDC_BASE_SEPOLIA).await;
+    let rpc = spawn_rpc(seller.state.clone()).await;
+    let dir = temp_dir("replica-chaos");
+    create_statefulset(&client, &ns, 3).await;
+    create_purchase(
+        &client,
+        &ns,
+        &seller.url("/services/demo"),
+        &signed_auths(0, bought),
+    )
+    .await;
+    let started = Instant::now();
+    let mut procs: Vec<Process> = (0..3)
+        .map(|ordinal| {
+            let addr = free_addr();
+            let state = dir.join(format!("r{ordinal}"));
+            std::fs::create_dir_all(&state).unwrap();
+            let child = spawn_process(&env, &ns, &rpc, ordinal, addr, &state);
+            Process {
+                ordinal,
+                addr,
+                state,
+                child,
+                started: Instant::now(),
+                healthy_at: None,
+                up_for: up_for(),
+            }
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = procs.iter().map(|p| paying(p.addr, stop.clone())).collect();
+    let health = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    // Each replica is killed a random 200-1200 ms after it answered /healthz (so kills land at
+    // start-up, while claiming, and while spending), and restarted at once on its journal.
+    let mut killed = [0usize; 3];
+    let mut starts = Vec::new();
+    while killed.iter().sum::<usize>() < kills {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let i = rand::rng().random_range(0..3);
+        let p = &mut procs[i];
+        match p.healthy_at {
+            None => {
+                let url = format!("http://{}/healthz", p.addr);
+                if health
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    p.healthy_at = Some(Instant::now());
+                    starts.push(p.started.elapsed());
+                }
+            }
+            Some(at) if at.elapsed() >= p.up_for => {
+                p.child.kill().unwrap(); // SIGKILL
+                p.child.wait().unwrap();
+                killed[i] += 1;
+                p.child = spawn_process(&env, &ns, &rpc, p.ordinal, p.addr, &p.state);
+                p.started = Instant::now();
+                p.healthy_at = None;
+                p.up_for = up_for();
+            }
+            Some(_) => {}
+        }
+    }
+    let chaos = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut paid_under_chaos = 0;
+    for l in loads {
+        paid_under_chaos += l.await.unwrap();
+    }
+    // Every replica back; the rest of the pool is spent through all three until the status
+    // says nothing remains.
+    let stop = Arc::new(AtomicBool::new(false));
+    let drains: Vec<_> = procs.iter().map(|p| paying(p.addr, stop.clone())).collect();
+    let purchases = Api::<PurchaseRequest>::namespaced(client.clone(), &ns);
+    let last = Arc::new(parking_lot::Mutex::new(None));
+    let seen = last.clone();
+    let seller_state = seller.state.clone();
+    let settled = tokio::time::timeout(Duration::from_secs(90), async {
+        loop {
+            let s = purchases
+                .get_status("demo")
+                .await
+                .unwrap()
+                .status
+                .unwrap_or_default();
+            let (r, h, sp) = (
+                s.remaining.unwrap_or(0),
+                s.held.unwrap_or(0),
+                s.spent.unwrap_or(0),
+            );
+            let paid = seller_state.paid.load(Ordering::SeqCst) as u64;
+            *seen.lock() = Some((r, h, sp));
+            if r == 0 && sp == paid && r + h + sp == bought {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for d in drains {
+        d.await.unwrap();
+    }
+    let paid = seller.state.paid.load(Ordering::SeqCst) as u64;
+    let duplicates = seller.state.duplicates.load(Ordering::SeqCst);
+    for p in &mut procs {
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
+    eprintln!(
+        "kills per replica {killed:?} in {chaos:?}, start-up to /healthz {:?} on average; paid under chaos {paid_under_chaos}, in all {paid} of {bought}; duplicates {duplicates}; status (remaining, held, spent) {:?}; wall {:?}",
+        starts.iter().sum::<Duration>() / starts.len().max(1) as u32,
+        last.lock(),
+        started.elapsed()
+    );
+    assert_eq!(duplicates, 0, "a nonce reached the seller twice");
+    assert!(
+        settled.is_ok(),
+        "status (remaining, held, spent) {:?}: want remaining 0, spent = paid {paid}, sum = {bought}",
+        last.lock()
+    );
+    assert!(paid_under_chaos > 0, "nothing was paid under chaos");
     let _ = std::fs::remove_dir_all(&dir);
 }
