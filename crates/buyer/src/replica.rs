@@ -97,6 +97,13 @@ pub fn total(entries: &[BuyerReplicaStatus], skipped: usize) -> Counts {
     c
 }
 
+/// Whether another process writes this replica's entry: once this process has written it,
+/// the entry read must carry one of the `updated` values it sent. Two pods of one name (a
+/// force-deleted pod still running) would spend the same slots; the one that notices stops.
+pub fn written_by_another(read: Option<&str>, sent: &[&str]) -> bool {
+    !sent.is_empty() && read.is_some_and(|u| !sent.contains(&u))
+}
+
 /// Whether two entries say the same apart from `updated`.
 fn same_entry(a: &BuyerReplicaStatus, b: &BuyerReplicaStatus) -> bool {
     BuyerReplicaStatus {
@@ -120,6 +127,9 @@ struct Held {
     holding: Vec<Holding>,
     drain_since: Vec<Option<Instant>>,
     last_write: Option<Instant>,
+    /// The `updated` values of this process's last writes (sent, whether or not the answer
+    /// arrived).
+    sent: std::collections::VecDeque<String>,
 }
 
 impl Default for Held {
@@ -128,6 +138,7 @@ impl Default for Held {
             holding: vec![Holding::None; usize::from(SLOTS)],
             drain_since: vec![None; usize::from(SLOTS)],
             last_write: None,
+            sent: std::collections::VecDeque::new(),
         }
     }
 }
@@ -147,7 +158,15 @@ pub(crate) async fn run(
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &options.namespace);
     let tick = (options.lease / 10).clamp(Duration::from_millis(200), Duration::from_secs(1));
     let renew_every = options.lease / 4;
+    let mut stopped = false;
     loop {
+        if stopped {
+            for upstream in shared.lock().assembled.refs.keys() {
+                buyer.set_gate(upstream, BTreeSet::new());
+            }
+            tokio::time::sleep(tick).await;
+            continue;
+        }
         match sets.get(&options.statefulset).await {
             Ok(s) => {
                 let n = s.spec.and_then(|s| s.replicas).unwrap_or(1).max(0) as u32;
@@ -178,7 +197,7 @@ pub(crate) async fn run(
             }
             let Some(r) = replicas else { continue };
             let due = held.last_write.is_none_or(|t| t.elapsed() >= renew_every);
-            if let Err(error) = round(
+            match round(
                 &buyer,
                 &client,
                 &shared,
@@ -196,11 +215,29 @@ pub(crate) async fn run(
             )
             .await
             {
-                debug!(%error, %upstream, "Replica round not written; next tick decides again");
+                Ok(Round::Done) => {}
+                Ok(Round::Impostor) => {
+                    tracing::error!(replica = %options.name, %upstream,
+                        "Another process writes this replica's status entry (two pods of one \
+                         name?): this one stops spending until restarted");
+                    stopped = true;
+                    buyer.set_gate(upstream, BTreeSet::new());
+                }
+                Err(error) => {
+                    debug!(%error, %upstream, "Replica round not written; next tick decides again");
+                }
             }
         }
         tokio::time::sleep(tick).await;
     }
+}
+
+/// How a round ended.
+enum Round {
+    /// Written, or nothing to write.
+    Done,
+    /// Another process writes this replica's entry.
+    Impostor,
 }
 
 struct RoundCtx<'a> {
@@ -221,12 +258,21 @@ async fn round(
     ctx: RoundCtx<'_>,
     held: &mut Held,
     liveness: &mut Liveness,
-) -> Result<(), kube::Error> {
+) -> Result<Round, kube::Error> {
     let api: Api<PurchaseRequest> = Api::namespaced(client.clone(), ctx.namespace);
     let object = api.get_status(ctx.name).await?;
     let current = object.status.clone().unwrap_or_default();
+    let mine_read = current
+        .buyers
+        .iter()
+        .find(|b| b.name == options.name)
+        .map(|b| b.updated.as_str());
+    let sent: Vec<&str> = held.sent.iter().map(String::as_str).collect();
+    if written_by_another(mine_read, &sent) {
+        return Ok(Round::Impostor);
+    }
     let Some(per_slot) = buyer.slot_counts(ctx.upstream) else {
-        return Ok(());
+        return Ok(Round::Done);
     };
     let request_key = key(ctx.namespace, ctx.name);
     let mut peers = Vec::new();
@@ -291,8 +337,9 @@ async fn round(
         .zip(&held.holding)
         .any(|(v, h)| v.next_holding(*h) != *h);
     if unchanged && dead.is_empty() && !ctx.due && !changes_holding {
-        return Ok(());
+        return Ok(Round::Done);
     }
+    let updated = entry.updated.clone();
     let buyers = next_entries(&current.buyers, entry, &dead);
     let (purchase, problem, seller) = {
         let s = shared.lock();
@@ -301,7 +348,7 @@ async fn round(
         (purchase, problem, s.seller.get(ctx.upstream).cloned())
     };
     let Some(purchase) = purchase else {
-        return Ok(());
+        return Ok(Round::Done);
     };
     let skipped = buyer.counts(ctx.upstream).map_or(0, |c| c.skipped);
     let now = crate::purchases::now_rfc3339();
@@ -320,6 +367,10 @@ async fn round(
         "metadata": { "resourceVersion": object.resource_version() },
         "status": next,
     });
+    held.sent.push_back(updated);
+    if held.sent.len() > 4 {
+        held.sent.pop_front();
+    }
     api.patch_status(ctx.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     held.last_write = Some(Instant::now());
@@ -362,7 +413,7 @@ async fn round(
         }
     }
     buyer.set_gate(ctx.upstream, spendable);
-    Ok(())
+    Ok(Round::Done)
 }
 
 #[cfg(test)]
@@ -405,6 +456,21 @@ mod tests {
             &entry("x", "1", 1, 1),
             &entry("x", "1,2", 1, 1)
         ));
+        // Another process writing this replica's entry is noticed once this one has written.
+        for (read, sent, another) in [
+            (None, vec![], false),
+            (Some("t1"), vec![], false),
+            (None, vec!["t1"], false),
+            (Some("t1"), vec!["t0", "t1"], false),
+            (Some("t0"), vec!["t0", "t1"], false),
+            (Some("t9"), vec!["t0", "t1"], true),
+        ] {
+            assert_eq!(
+                written_by_another(read, &sent),
+                another,
+                "{read:?} {sent:?}"
+            );
+        }
         let per_slot: Vec<Counts> = (0..usize::from(SLOTS))
             .map(|s| Counts {
                 remaining: s,
