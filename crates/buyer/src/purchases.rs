@@ -441,24 +441,24 @@ pub async fn run(
         shared: shared.clone(),
         wake: status_wake.clone(),
     }));
-    match options.replica.clone() {
-        Some(replica) => {
-            tokio::spawn(crate::replica::run(
-                buyer.clone(),
-                client.clone(),
-                shared.clone(),
-                replica,
-            ));
-        }
-        None => {
-            tokio::spawn(write_statuses(
-                buyer.clone(),
-                client.clone(),
-                shared.clone(),
-                status_wake.clone(),
-            ));
-        }
+    // A replica writes the statuses of the requests it serves with its partition entry
+    // (conditionally, see `replica`); this writer then keeps only the unserved ones.
+    let served_elsewhere = options.replica.is_some();
+    if let Some(replica) = options.replica.clone() {
+        tokio::spawn(crate::replica::run(
+            buyer.clone(),
+            client.clone(),
+            shared.clone(),
+            replica,
+        ));
     }
+    tokio::spawn(write_statuses(
+        buyer.clone(),
+        client.clone(),
+        shared.clone(),
+        status_wake.clone(),
+        served_elsewhere,
+    ));
     tokio::spawn(check_sellers(
         buyer.clone(),
         shared.clone(),
@@ -520,12 +520,13 @@ pub async fn run(
 }
 
 /// Writes the status of every request marked dirty, at most every 100 ms, only when it
-/// changed.
+/// changed; with `unserved_only`, only of the requests that serve nothing.
 async fn write_statuses(
     buyer: Arc<Buyer>,
     client: Client,
     shared: Arc<Mutex<Shared>>,
     wake: Arc<Notify>,
+    unserved_only: bool,
 ) {
     loop {
         wake.notified().await;
@@ -534,6 +535,9 @@ async fn write_statuses(
             .into_iter()
             .collect();
         for upstream in dirty {
+            if unserved_only && !upstream.starts_with('!') {
+                continue;
+            }
             let (purchase, problem, seller, previous) = {
                 let s = shared.lock();
                 let (purchase, problem) = match upstream.strip_prefix('!') {
