@@ -71,6 +71,21 @@ pub struct Args {
     /// With `--source kube`: how often each seller's 402 is re-checked for `SellerReachable`.
     #[arg(long, default_value = "60s", value_parser = duration::parse)]
     pub seller_check_interval: Duration,
+    /// With `--source kube`: this replica's pod name (`x402-buyer-2`, from the downward API)
+    /// when the buyer runs as a StatefulSet of several. Each replica then spends only the
+    /// partition slots it holds (see `partition`); unset: a single buyer spending every
+    /// authorization.
+    #[arg(long)]
+    pub replica: Option<String>,
+    /// With `--replica`: the StatefulSet (in `--namespace`) whose `spec.replicas` is the
+    /// replica count.
+    #[arg(long, default_value = "x402-buyer")]
+    pub statefulset: String,
+    /// With `--replica`: a peer whose status entry did not change for this long is taken for
+    /// dead and its slots may be claimed; a replica that could not renew its own for half of
+    /// it stops spending.
+    #[arg(long, default_value = "15s", value_parser = duration::parse)]
+    pub replica_lease: Duration,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
@@ -138,8 +153,40 @@ impl obol_runtime::Service for Args {
             expiry_margin,
             held_check_interval,
             seller_check_interval,
+            replica,
+            statefulset,
+            replica_lease,
             log: _,
         } = self;
+        let namespace = namespace.filter(|n| !n.is_empty());
+        let replica = match replica.filter(|r| !r.is_empty()) {
+            None => None,
+            Some(name) => {
+                let ordinal = crate::partition::ordinal_of(&name).with_context(|| {
+                    format!("--replica {name}: not a StatefulSet pod name (<set>-<ordinal>)")
+                })?;
+                anyhow::ensure!(
+                    source == SourceKind::Kube,
+                    "--replica partitions PurchaseRequests: it needs --source kube"
+                );
+                let namespace = namespace.clone().context(
+                    "--replica needs --namespace (where the StatefulSet and its PurchaseRequests are)",
+                )?;
+                anyhow::ensure!(
+                    replica_lease >= Duration::from_secs(2),
+                    "--replica-lease must be at least 2s"
+                );
+                Some(crate::replica::ReplicaOptions {
+                    name,
+                    ordinal,
+                    statefulset,
+                    namespace,
+                    lease: replica_lease,
+                    drain_limit: upstream_timeout + Duration::from_secs(5),
+                })
+            }
+        };
+        let partitioned = replica.is_some();
         let files = match (source, config_dir, auths_dir) {
             (SourceKind::Kube, None, None) => None,
             (SourceKind::Kube, _, _) => {
@@ -199,8 +246,9 @@ impl obol_runtime::Service for Args {
                     .await
                     .context("Kubernetes client (in-cluster, or KUBECONFIG)")?;
                 let options = crate::purchases::WatchOptions {
-                    namespace: namespace.filter(|n| !n.is_empty()),
+                    namespace,
                     seller_check: seller_check_interval,
+                    replica,
                 };
                 let on_ready = move || {
                     let _ = loaded_tx.send(());
@@ -216,7 +264,9 @@ impl obol_runtime::Service for Args {
             _ = loaded_rx => {}
             () = shutdown.requested() => return Ok(()),
         }
-        if !rpc_url.is_empty() {
+        // A replica checks each slot on chain when it claims it, before spending from it; the
+        // whole-pool check would only delay those claims (it holds the upstream's check lock).
+        if !rpc_url.is_empty() && !partitioned {
             let b = buyer.clone();
             let check = async move {
                 let marked = b.check_chain().await;

@@ -1,6 +1,6 @@
 //! The buyer's shared state: pool, journal, metrics, HTTP client, clock, chain readers, reload.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crate::config::{Loaded, Source};
 use crate::error::SpendError;
 use crate::journal::{Journal, JournalError, Mark, Record};
 use crate::metrics::BuyerMetrics;
+use crate::partition::Slot;
 use crate::pool::{Pool, TakeError};
 use crate::upstream::{Auth, Upstream};
 
@@ -44,6 +45,16 @@ pub struct Healed {
     pub marked: usize,
     /// Whether the suspect authorization (if any) was used.
     pub suspect_used: bool,
+}
+
+/// Which authorizations a chain check asks about.
+enum Scope<'a> {
+    /// The held ones.
+    Held,
+    /// The free and held ones.
+    All,
+    /// The free and held ones in these slots.
+    Slots(&'a BTreeSet<Slot>),
 }
 
 /// Shared by every request.
@@ -272,6 +283,27 @@ impl Buyer {
         suspect: Option<&Auth>,
         held_only: bool,
     ) -> Result<Healed, SpendError> {
+        let scope = if held_only { Scope::Held } else { Scope::All };
+        self.heal_scope(upstream, suspect, scope).await
+    }
+
+    /// Asks the chain about every free and held authorization of `upstream` in `slots` (the
+    /// check of slots this replica just claimed: whatever their previous holder spent becomes
+    /// spent here), and marks the used ones spent.
+    pub async fn check_slots(
+        &self,
+        upstream: &Upstream,
+        slots: &BTreeSet<Slot>,
+    ) -> Result<Healed, SpendError> {
+        self.heal_scope(upstream, None, Scope::Slots(slots)).await
+    }
+
+    async fn heal_scope(
+        &self,
+        upstream: &Upstream,
+        suspect: Option<&Auth>,
+        scope: Scope<'_>,
+    ) -> Result<Healed, SpendError> {
         let lock = self.heal_lock(&upstream.name);
         let _guard = lock.lock().await;
         let Some(chain_id) = upstream.chain_id else {
@@ -286,16 +318,23 @@ impl Buyer {
                 .ok_or_else(|| SpendError::NoChainReader {
                     upstream: upstream.name.clone(),
                 })?;
-        let mut auths = if held_only {
-            self.pool
+        let mut auths: Vec<Auth> = match scope {
+            Scope::Held => self
+                .pool
                 .lock()
                 .held()
                 .into_iter()
                 .filter(|(n, _)| *n == upstream.name)
                 .flat_map(|(_, a)| a)
-                .collect()
-        } else {
-            self.pool.lock().unresolved(&upstream.name)
+                .collect(),
+            Scope::All => self.pool.lock().unresolved(&upstream.name),
+            Scope::Slots(slots) => self
+                .pool
+                .lock()
+                .unresolved(&upstream.name)
+                .into_iter()
+                .filter(|a| slots.contains(&a.slot()))
+                .collect(),
         };
         if let Some(s) = suspect
             && !auths.iter().any(|a| a.key == s.key)
@@ -413,6 +452,27 @@ impl Buyer {
     /// Asks the reload task for a reload; `false` when one is already queued.
     pub fn trigger_reload(&self) -> bool {
         self.reload_tx.try_send(()).is_ok()
+    }
+
+    /// Makes this buyer one of several replicas: it spends from no slot until
+    /// [`Buyer::set_gate`] opens some.
+    pub fn set_partitioned(&self) {
+        self.pool.lock().set_partitioned();
+    }
+
+    /// Lets this replica spend only from `slots` of `upstream`.
+    pub fn set_gate(&self, upstream: &str, slots: BTreeSet<Slot>) {
+        self.pool.lock().set_gate(upstream, Some(slots));
+    }
+
+    /// The counts of `upstream` per partition slot.
+    pub fn slot_counts(&self, upstream: &str) -> Option<Vec<crate::pool::Counts>> {
+        self.pool.lock().slot_counts(upstream)
+    }
+
+    /// The upstream called `name`.
+    pub fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.pool.lock().upstream(name)
     }
 
     /// The counts of `upstream`.

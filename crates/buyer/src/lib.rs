@@ -42,6 +42,9 @@
 //! | `--expiry-margin` | `60s` |
 //! | `--held-check-interval` | `60s` |
 //! | `--seller-check-interval` | `60s` |
+//! | `--replica` | unset (one buyer spends every authorization; set: this pod's name, one of a StatefulSet's replicas, see [`partition`]) |
+//! | `--statefulset` | `x402-buyer` (with `--replica`: whose `spec.replicas` counts the replicas) |
+//! | `--replica-lease` | `15s` |
 //! | `--log` | `info` |
 
 mod args;
@@ -52,9 +55,11 @@ pub mod error;
 pub mod forward;
 pub mod journal;
 pub mod metrics;
+pub mod partition;
 pub mod pool;
 pub mod proxy;
 pub mod purchases;
+pub mod replica;
 pub mod select;
 pub mod upstream;
 

@@ -7,13 +7,14 @@
 //! [`Pool::settle`]. The state of a key is global, so an authorization moved to another
 //! upstream's file is still never re-spent.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::Loaded;
 use crate::journal::Mark;
+use crate::partition::{SLOTS, Slot};
 use crate::upstream::{Auth, Upstream};
 
 /// How one upstream's pool stands.
@@ -41,6 +42,8 @@ pub struct Entry {
     remaining: VecDeque<Auth>,
     held: HashMap<String, Auth>,
     counts: Counts,
+    /// Every authorization placed (not skipped): key and partition slot.
+    placed: Vec<(String, Slot)>,
 }
 
 /// `/status` for one upstream (the Go buyer's shape, plus the states it did not have).
@@ -85,6 +88,11 @@ pub struct Pool {
     marks: HashMap<String, Mark>,
     /// Seconds before `validBefore` at which an authorization is no longer sent.
     margin: u64,
+    /// Per upstream, the partition slots this replica may spend from; an upstream without an
+    /// entry is not partitioned (a single buyer spends from every slot).
+    gates: HashMap<String, BTreeSet<Slot>>,
+    /// One of several replicas: an upstream without a gate is spent from by nobody here.
+    partitioned: bool,
 }
 
 /// Seconds before `validBefore` at which an authorization is no longer sent, by default: room
@@ -128,6 +136,7 @@ impl Pool {
                 remaining: VecDeque::new(),
                 held: HashMap::new(),
                 counts: Counts::default(),
+                placed: Vec::new(),
             };
             let mut problems = BTreeMap::<String, usize>::new();
             for raw in loaded.auths.get(name).into_iter().flatten() {
@@ -148,6 +157,7 @@ impl Pool {
                     entry.counts.skipped += 1;
                     continue;
                 }
+                entry.placed.push((auth.key.clone(), auth.slot()));
                 match self.marks.get(&auth.key) {
                     Some(Mark::Held) => {
                         entry.held.insert(auth.key.clone(), auth);
@@ -202,11 +212,23 @@ impl Pool {
     pub fn take(&mut self, name: &str, now: u64) -> Result<Auth, TakeError> {
         let margin = self.margin;
         let entry = self.entries.get_mut(name).ok_or(TakeError::Unknown)?;
+        let gate = self.gates.get(name);
+        let partitioned = self.partitioned;
         let mut skipped_early = Vec::new();
+        let mut not_mine = Vec::new();
         let found = loop {
             let Some(auth) = entry.remaining.pop_front() else {
                 break None;
             };
+            let allowed = match gate {
+                Some(g) => g.contains(&auth.slot()),
+                None => !partitioned,
+            };
+            if !allowed {
+                // Another replica's slot: left in place, untouched.
+                not_mine.push(auth);
+                continue;
+            }
             if auth.expires_within(now, margin) {
                 entry.counts.expired += 1;
                 continue;
@@ -223,7 +245,7 @@ impl Pool {
             }
             break Some(auth);
         };
-        for a in skipped_early.into_iter().rev() {
+        for a in skipped_early.into_iter().chain(not_mine).rev() {
             entry.remaining.push_front(a);
         }
         let auth = found.ok_or(TakeError::Exhausted);
@@ -234,6 +256,47 @@ impl Pool {
         entry.counts.remaining = entry.remaining.len();
         entry.counts.held = entry.held.len();
         auth
+    }
+
+    /// Makes this pool one replica's: nothing is taken from an upstream until
+    /// [`Pool::set_gate`] opens slots of it.
+    pub fn set_partitioned(&mut self) {
+        self.partitioned = true;
+    }
+
+    /// Lets this replica spend only from `slots` of `name` (`None`: from every slot when not
+    /// partitioned, from none when partitioned).
+    pub fn set_gate(&mut self, name: &str, slots: Option<BTreeSet<Slot>>) {
+        match slots {
+            Some(s) => {
+                self.gates.insert(name.to_owned(), s);
+            }
+            None => {
+                self.gates.remove(name);
+            }
+        }
+    }
+
+    /// The counts of `name` per partition slot (index = slot).
+    pub fn slot_counts(&self, name: &str) -> Option<Vec<Counts>> {
+        let e = self.entries.get(name)?;
+        let mut out = vec![Counts::default(); usize::from(SLOTS)];
+        let free: HashSet<&str> = e.remaining.iter().map(|a| a.key.as_str()).collect();
+        for (key, slot) in &e.placed {
+            let c = &mut out[usize::from(*slot)];
+            match self.marks.get(key) {
+                Some(Mark::Held) if e.held.contains_key(key) => c.held += 1,
+                Some(Mark::Spent) => c.spent += 1,
+                Some(Mark::Healed) => {
+                    c.spent += 1;
+                    c.healed += 1;
+                }
+                _ if free.contains(key.as_str()) => c.remaining += 1,
+                // Expired, or held/spent under another upstream's file.
+                _ => c.expired += 1,
+            }
+        }
+        Some(out)
     }
 
     /// Undoes [`Pool::take`] for an authorization that was never sent (its hold was not

@@ -226,3 +226,57 @@ fn models_route_and_status_matches_the_go_shape() {
     );
     assert!(status["free"].get("remote_model").is_none());
 }
+
+#[test]
+fn a_partitioned_pool_takes_only_from_open_slots_and_counts_per_slot() {
+    use crate::partition::{SLOTS, slot_of_nonce};
+    let loaded = mk_loaded(60);
+    let slot = |i: usize| slot_of_nonce(&format!("0x{i}"));
+    let mut pool = Pool::new([("0x0".to_owned(), Mark::Spent)]);
+    pool.set_partitioned();
+    pool.apply(&loaded, 1000);
+    assert_eq!(
+        pool.take("s", 1000).unwrap_err(),
+        TakeError::Exhausted,
+        "closed"
+    );
+    let open: BTreeSet<_> = [slot(1), slot(2)].into_iter().collect();
+    pool.set_gate("s", Some(open.clone()));
+    let mut taken = Vec::new();
+    while let Ok(a) = pool.take("s", 1000) {
+        assert!(open.contains(&a.slot()), "{} from a closed slot", a.key);
+        taken.push(a.key);
+    }
+    let in_open = (1..60).filter(|&i| open.contains(&slot(i))).count();
+    assert_eq!(taken.len(), in_open);
+    // The others are untouched, still free for the replica that holds their slots.
+    assert_eq!(pool.counts("s").unwrap().remaining, 59 - in_open);
+    let per_slot = pool.slot_counts("s").unwrap();
+    assert_eq!(per_slot.len(), usize::from(SLOTS));
+    for (s, c) in per_slot.iter().enumerate() {
+        let s = s as u16;
+        let here = (0..60).filter(|&i| slot(i) == s).count();
+        let spent = usize::from(slot(0) == s);
+        if open.contains(&s) {
+            assert_eq!(
+                (c.remaining, c.held, c.spent),
+                (0, here - spent, spent),
+                "slot {s}"
+            );
+        } else {
+            assert_eq!(
+                (c.remaining, c.held, c.spent),
+                (here - spent, 0, spent),
+                "slot {s}"
+            );
+        }
+    }
+    // Unpartitioned again: every slot.
+    let mut single = Pool::new([]);
+    single.apply(&loaded, 1000);
+    single.set_gate("s", None);
+    assert_eq!(
+        (0..60).filter(|_| single.take("s", 1000).is_ok()).count(),
+        60
+    );
+}

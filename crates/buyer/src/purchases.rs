@@ -339,10 +339,11 @@ pub fn now_rfc3339() -> String {
         .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
 }
 
+/// What the watcher, the status writer and the replica task share.
 #[derive(Default)]
-struct Shared {
-    assembled: Assembled,
-    seller: HashMap<String, SellerObservation>,
+pub(crate) struct Shared {
+    pub(crate) assembled: Assembled,
+    pub(crate) seller: HashMap<String, SellerObservation>,
     written: HashMap<String, PurchaseRequestStatus>,
     dirty: std::collections::BTreeSet<String>,
 }
@@ -381,6 +382,9 @@ pub struct WatchOptions {
     pub namespace: Option<String>,
     /// How often each seller's 402 is re-checked.
     pub seller_check: Duration,
+    /// One replica of several: partition the pools ([`crate::replica`]), which then also
+    /// writes the statuses.
+    pub replica: Option<crate::replica::ReplicaOptions>,
 }
 
 fn spawn_reflector<K>(api: Api<K>, config: watcher::Config, wake: Arc<Notify>) -> Store<K>
@@ -437,11 +441,23 @@ pub async fn run(
         shared: shared.clone(),
         wake: status_wake.clone(),
     }));
+    // A replica writes the statuses of the requests it serves with its partition entry
+    // (conditionally, see `replica`); this writer then keeps only the unserved ones.
+    let served_elsewhere = options.replica.is_some();
+    if let Some(replica) = options.replica.clone() {
+        tokio::spawn(crate::replica::run(
+            buyer.clone(),
+            client.clone(),
+            shared.clone(),
+            replica,
+        ));
+    }
     tokio::spawn(write_statuses(
         buyer.clone(),
         client.clone(),
         shared.clone(),
         status_wake.clone(),
+        served_elsewhere,
     ));
     tokio::spawn(check_sellers(
         buyer.clone(),
@@ -504,12 +520,13 @@ pub async fn run(
 }
 
 /// Writes the status of every request marked dirty, at most every 100 ms, only when it
-/// changed.
+/// changed; with `unserved_only`, only of the requests that serve nothing.
 async fn write_statuses(
     buyer: Arc<Buyer>,
     client: Client,
     shared: Arc<Mutex<Shared>>,
     wake: Arc<Notify>,
+    unserved_only: bool,
 ) {
     loop {
         wake.notified().await;
@@ -518,6 +535,9 @@ async fn write_statuses(
             .into_iter()
             .collect();
         for upstream in dirty {
+            if unserved_only && !upstream.starts_with('!') {
+                continue;
+            }
             let (purchase, problem, seller, previous) = {
                 let s = shared.lock();
                 let (purchase, problem) = match upstream.strip_prefix('!') {

@@ -212,6 +212,16 @@ impl Auth {
         self.valid_after.is_none_or(|t| t < now)
     }
 
+    /// Its partition slot: by `authorization.nonce`, or the consume key when it has none.
+    pub fn slot(&self) -> crate::partition::Slot {
+        let nonce = self
+            .payload
+            .pointer("/authorization/nonce")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.key);
+        crate::partition::slot_of_nonce(nonce)
+    }
+
     /// Whether it stops being valid before `now + margin` (so it is no longer sent: the
     /// seller needs the margin to verify and settle; facilitators refuse under 6 s).
     pub fn expires_within(&self, now: u64, margin: u64) -> bool {

@@ -1,5 +1,7 @@
 //! The buyer-state regression test (obol-reference §6.4, M1): parses `deploy/buyer/*.yaml` and
-//! pins the invariants that keep the spend journal single-writer and durable.
+//! pins the invariants that keep the spend journal single-writer and durable; and the
+//! StatefulSet option (`deploy/buyer-statefulset/`): one journal per replica, the replica's
+//! name and count reach the buyer, everything else equal to the single buyer's.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -7,10 +9,15 @@ use serde::Deserialize as _;
 use serde_yaml::Value;
 
 fn docs() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/buyer/x402-buyer.yaml"
-    );
+    read("buyer/x402-buyer.yaml")
+}
+
+fn replica_docs() -> Vec<Value> {
+    read("buyer-statefulset/x402-buyer.yaml")
+}
+
+fn read(under_deploy: &str) -> Vec<Value> {
+    let path = format!("{}/../../deploy/{under_deploy}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(path).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .map(|d| Value::deserialize(d).unwrap())
@@ -106,7 +113,12 @@ fn deployment_is_a_single_recreated_writer_on_the_claim() {
 #[test]
 fn pod_security_is_restricted() {
     let docs = docs();
-    let pod = &find(&docs, "Deployment", "x402-buyer")["spec"]["template"]["spec"];
+    restricted(&find(&docs, "Deployment", "x402-buyer")["spec"]["template"]["spec"]);
+    let docs = replica_docs();
+    restricted(&find(&docs, "StatefulSet", "x402-buyer")["spec"]["template"]["spec"]);
+}
+
+fn restricted(pod: &Value) {
     let psc = &pod["securityContext"];
     assert_eq!(psc["runAsNonRoot"].as_bool(), Some(true));
     assert!(
@@ -140,11 +152,17 @@ fn pod_security_is_restricted() {
     }
 }
 
-#[test]
-fn rbac_is_exactly_reading_purchases_and_their_config_maps_and_writing_their_status() {
-    let docs = docs();
-    let role = find(&docs, "Role", "x402-buyer");
-    let mut rules: Vec<(String, String, Vec<String>)> = role["rules"]
+type Rule = (String, String, Vec<String>, Vec<String>);
+
+/// (group, resource, verbs, resourceNames), sorted.
+fn rules(role: &Value) -> Vec<Rule> {
+    let names = |r: &Value| -> Vec<String> {
+        r.get("resourceNames")
+            .and_then(Value::as_sequence)
+            .map(|n| n.iter().map(|v| s(v).to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let mut rules: Vec<Rule> = role["rules"]
         .as_sequence()
         .unwrap()
         .iter()
@@ -167,28 +185,38 @@ fn rbac_is_exactly_reading_purchases_and_their_config_maps_and_writing_their_sta
                 .iter()
                 .flat_map(move |res| {
                     let verbs = verbs.clone();
+                    let names = names(r);
                     groups
                         .clone()
                         .into_iter()
-                        .map(move |g| (g, s(res).to_owned(), verbs.clone()))
+                        .map(move |g| (g, s(res).to_owned(), verbs.clone(), names.clone()))
                 })
                 .collect::<Vec<_>>()
         })
         .collect();
     rules.sort();
+    rules
+}
+
+fn single_buyer_rules() -> Vec<Rule> {
     let read = vec!["get".to_owned(), "list".into(), "watch".into()];
-    assert_eq!(
-        rules,
-        vec![
-            (String::new(), "configmaps".into(), read.clone()),
-            ("obol.org".into(), "purchaserequests".into(), read),
-            (
-                "obol.org".into(),
-                "purchaserequests/status".into(),
-                vec!["get".into(), "patch".into()]
-            ),
-        ]
-    );
+    vec![
+        (String::new(), "configmaps".into(), read.clone(), vec![]),
+        ("obol.org".into(), "purchaserequests".into(), read, vec![]),
+        (
+            "obol.org".into(),
+            "purchaserequests/status".into(),
+            vec!["get".into(), "patch".into()],
+            vec![],
+        ),
+    ]
+}
+
+#[test]
+fn rbac_is_exactly_reading_purchases_and_their_config_maps_and_writing_their_status() {
+    let docs = docs();
+    let role = find(&docs, "Role", "x402-buyer");
+    assert_eq!(rules(role), single_buyer_rules());
     let binding = find(&docs, "RoleBinding", "x402-buyer");
     assert_eq!(s(&binding["roleRef"]["name"]), "x402-buyer");
     assert_eq!(s(&binding["subjects"][0]["name"]), "x402-buyer");
@@ -201,4 +229,136 @@ fn rbac_is_exactly_reading_purchases_and_their_config_maps_and_writing_their_sta
         docs.iter().all(|d| d["kind"] != "ClusterRole"),
         "no cluster-wide rights"
     );
+}
+
+#[test]
+fn the_single_buyer_stays_the_default() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/kustomization.yaml"
+    );
+    let k: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let resources: Vec<&str> = k["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert!(
+        resources.contains(&"buyer/x402-buyer.yaml"),
+        "{resources:?}"
+    );
+    assert!(
+        !resources.iter().any(|r| r.starts_with("buyer-statefulset")),
+        "the StatefulSet is an option, and never beside the single buyer"
+    );
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/buyer-statefulset/kustomization.yaml"
+    );
+    let k: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(k["resources"][0], "x402-buyer.yaml");
+}
+
+#[test]
+fn statefulset_gives_each_replica_its_own_journal_its_name_and_the_count() {
+    let docs = replica_docs();
+    assert!(
+        docs.iter()
+            .all(|d| d["kind"] != "Deployment" && d["kind"] != "PersistentVolumeClaim"),
+        "no single writer's Deployment or shared claim beside the replicas"
+    );
+    let set = find(&docs, "StatefulSet", "x402-buyer");
+    assert!(set["spec"]["replicas"].as_u64().unwrap() > 1);
+    assert_eq!(s(&set["spec"]["updateStrategy"]["type"]), "RollingUpdate");
+    let headless = find(&docs, "Service", s(&set["spec"]["serviceName"]));
+    assert_eq!(s(&headless["spec"]["clusterIP"]), "None");
+    // Journals outlive scaling down: a replica scaled back up knows what it sent.
+    let retention = &set["spec"]["persistentVolumeClaimRetentionPolicy"];
+    assert_eq!(s(&retention["whenScaled"]), "Retain");
+    assert_eq!(s(&retention["whenDeleted"]), "Retain");
+    let claims = set["spec"]["volumeClaimTemplates"].as_sequence().unwrap();
+    assert_eq!(claims.len(), 1);
+    let claim = &claims[0];
+    assert_eq!(s(&claim["metadata"]["name"]), "x402-buyer-state");
+    let modes: Vec<&str> = claim["spec"]["accessModes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert_eq!(modes, ["ReadWriteOnce"]);
+    let pod = &set["spec"]["template"]["spec"];
+    assert!(
+        pod.get("volumes").is_none(),
+        "the journal is the claim template's, never a shared volume"
+    );
+    let c = &pod["containers"][0];
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "x402-buyer-state")
+        .unwrap();
+    assert_eq!(s(&mount["mountPath"]), "/state");
+    assert_ne!(mount["readOnly"].as_bool(), Some(true));
+    let env = c["env"].as_sequence().unwrap();
+    let replica = env
+        .iter()
+        .find(|e| e["name"] == "OBOL_BUYER_REPLICA")
+        .expect("the replica's pod name");
+    assert_eq!(
+        s(&replica["valueFrom"]["fieldRef"]["fieldPath"]),
+        "metadata.name"
+    );
+    let args: Vec<&str> = c["args"].as_sequence().unwrap().iter().map(s).collect();
+    assert!(
+        args.contains(&format!("--statefulset={}", s(&set["metadata"]["name"])).as_str()),
+        "the count is read from this StatefulSet: {args:?}"
+    );
+    // The replica count may be read, of this StatefulSet only; nothing else beyond the single
+    // buyer's rights.
+    let mut want = single_buyer_rules();
+    want.push((
+        "apps".into(),
+        "statefulsets".into(),
+        vec!["get".into()],
+        vec![s(&set["metadata"]["name"]).to_owned()],
+    ));
+    want.sort();
+    assert_eq!(rules(find(&docs, "Role", "x402-buyer")), want);
+    assert!(docs.iter().all(|d| d["kind"] != "ClusterRole"));
+}
+
+#[test]
+fn statefulset_runs_the_single_buyers_pod_plus_the_replica_settings() {
+    let single = docs();
+    let replicas = replica_docs();
+    for (kind, name) in [
+        ("ServiceAccount", "x402-buyer"),
+        ("RoleBinding", "x402-buyer"),
+        ("ConfigMap", "x402-buyer-chain"),
+        ("Service", "x402-buyer"),
+    ] {
+        assert_eq!(
+            find(&single, kind, name),
+            find(&replicas, kind, name),
+            "{kind} {name} differs between the two buyer manifests"
+        );
+    }
+    let d = find(&single, "Deployment", "x402-buyer");
+    let set = find(&replicas, "StatefulSet", "x402-buyer");
+    assert_eq!(d["spec"]["selector"], set["spec"]["selector"]);
+    let mut want = d["spec"]["template"].clone();
+    let mut got = set["spec"]["template"].clone();
+    // The single buyer's shared claim is the StatefulSet's claim template.
+    want["spec"].as_mapping_mut().unwrap().remove("volumes");
+    for t in [&mut want, &mut got] {
+        let c = &mut t["spec"]["containers"][0];
+        let env = c["env"].as_sequence_mut().unwrap();
+        env.retain(|e| e["name"] != "OBOL_BUYER_REPLICA");
+        let args = c["args"].as_sequence_mut().unwrap();
+        args.retain(|a| !s(a).starts_with("--statefulset="));
+    }
+    assert_eq!(want, got, "the pods differ beyond the replica settings");
 }

@@ -94,6 +94,7 @@ async fn a_purchase_is_spendable_at_once_and_its_status_follows() {
     let options = WatchOptions {
         namespace: Some(ns.name().to_owned()),
         seller_check: Duration::from_secs(60),
+        replica: None,
     };
     tokio::spawn(purchases::run(
         buyer.clone(),
@@ -184,6 +185,7 @@ async fn a_missing_config_map_and_a_seller_asking_more_show_in_the_status() {
     let options = WatchOptions {
         namespace: Some(ns.name().to_owned()),
         seller_check: Duration::from_secs(60),
+        replica: None,
     };
     tokio::spawn(purchases::run(
         buyer.clone(),

@@ -16,6 +16,24 @@ use alloy::signers::local::PrivateKeySigner;
 #[derive(Clone)]
 pub struct PrivateKey(PrivateKeySigner);
 
+/// Why an encrypted JSON keystore could not be opened. Carries no key material and no part
+/// of the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeystoreError {
+    /// The file could not be read.
+    #[error("cannot read the keystore file")]
+    Read,
+    /// Not an encrypted JSON keystore (Web3 Secret Storage, version 3) this build reads.
+    #[error("not an encrypted JSON keystore (version 3, scrypt or pbkdf2, aes-128-ctr)")]
+    Format,
+    /// The MAC does not match: a wrong password, or a damaged file.
+    #[error("wrong password (or a damaged keystore)")]
+    WrongPassword,
+    /// It decrypts to something that is not a secp256k1 private key.
+    #[error("the keystore does not hold a valid secp256k1 private key")]
+    InvalidKey,
+}
+
 /// A private key string that is not `0x` + 64 hex digits, or not a valid secp256k1 scalar.
 /// Carries no part of the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +99,22 @@ impl PrivateKey {
             .map_err(|_| InvalidPrivateKey)
     }
 
+    /// Decrypts an encrypted JSON keystore (Web3 Secret Storage v3, as geth, foundry's
+    /// `cast wallet` and most wallets write them) with `password`.
+    pub fn from_keystore(path: &std::path::Path, password: &[u8]) -> Result<Self, KeystoreError> {
+        use alloy::signers::local::LocalSignerError;
+        use eth_keystore::KeystoreError as Inner;
+        match PrivateKeySigner::decrypt_keystore(path, password) {
+            Ok(signer) => Ok(Self(signer)),
+            Err(LocalSignerError::EthKeystoreError(Inner::MacMismatch)) => {
+                Err(KeystoreError::WrongPassword)
+            }
+            Err(LocalSignerError::EthKeystoreError(Inner::StdIo(_))) => Err(KeystoreError::Read),
+            Err(LocalSignerError::EthKeystoreError(_)) => Err(KeystoreError::Format),
+            Err(_) => Err(KeystoreError::InvalidKey),
+        }
+    }
+
     /// The address this key signs for.
     pub fn address(&self) -> Address {
         self.0.address()
@@ -120,6 +154,45 @@ mod tests {
 
     // Public Anvil/Hardhat dev key #1 (test-only).
     const DEV_KEY_1: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+    #[test]
+    fn opens_an_encrypted_keystore_and_says_why_not_without_secrets() {
+        let dir = std::env::temp_dir().join(format!("obol-keystore-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = crate::wire::scalar::parse_b256(DEV_KEY_1).unwrap();
+        let password = "correct horse battery staple";
+        PrivateKeySigner::encrypt_keystore(
+            &dir,
+            &mut rand08::thread_rng(),
+            secret,
+            password,
+            Some("payer.json"),
+        )
+        .unwrap();
+        let path = dir.join("payer.json");
+        let key = PrivateKey::from_keystore(&path, password.as_bytes()).unwrap();
+        assert_eq!(
+            key.address(),
+            DEV_KEY_1.parse::<PrivateKey>().unwrap().address()
+        );
+        let wrong = PrivateKey::from_keystore(&path, b"correct horse battery").unwrap_err();
+        assert_eq!(wrong, KeystoreError::WrongPassword);
+        assert_eq!(
+            PrivateKey::from_keystore(&dir.join("absent.json"), b"x").unwrap_err(),
+            KeystoreError::Read
+        );
+        std::fs::write(dir.join("plain.json"), format!("\"{DEV_KEY_1}\"")).unwrap();
+        let not = PrivateKey::from_keystore(&dir.join("plain.json"), b"x").unwrap_err();
+        assert_eq!(not, KeystoreError::Format);
+        for e in [wrong, not, KeystoreError::Read, KeystoreError::InvalidKey] {
+            let text = format!("{e} {e:?}");
+            assert!(
+                !text.contains(&DEV_KEY_1[2..]) && !text.contains("horse"),
+                "{text}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn parses_and_derives_the_address() {

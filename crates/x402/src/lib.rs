@@ -47,7 +47,7 @@ pub use error::{DecodeError, EncodeError, Error, Result, UnknownNetwork};
 pub use facilitator::{Facilitator, FacilitatorError};
 #[cfg(feature = "http")]
 pub use facilitator::{HttpFacilitator, HttpFacilitatorConfig};
-pub use key::{InvalidPrivateKey, KeyFileError, PrivateKey};
+pub use key::{InvalidPrivateKey, KeyFileError, KeystoreError, PrivateKey};
 pub use refusal::{Reason, Refusal};
 pub use verify::{Rejection, Requirement, VerifiedPayment, verify_payment};
 pub use wire::{PaymentPayload, PaymentRequired, X402Version};

@@ -123,6 +123,12 @@ pub fn status(p: &PurchaseRequest) -> String {
             }
         ));
     }
+    for b in &s.buyers {
+        out.push_str(&format!(
+            "  replica {} slots [{}]: remaining {}, held {}, spent {} (healed {}), expired {}, at {}\n",
+            b.name, b.slots, b.remaining, b.held, b.spent, b.healed, b.expired, b.updated
+        ));
+    }
     for c in &s.conditions {
         out.push_str(&format!(
             "  {:<16} {:<7} {} {}\n",
@@ -196,5 +202,60 @@ impl StatusArgs {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use obol_api::purchase_request::{
+        BuyerReplicaStatus, PurchaseRequestSpec, PurchaseRequestStatus,
+    };
+
+    use super::*;
+
+    #[test]
+    fn status_shows_each_replicas_share() {
+        let mut p = PurchaseRequest::new(
+            "demo",
+            PurchaseRequestSpec {
+                seller_url: "https://seller.example/services/demo".into(),
+                upstream: None,
+                remote_model: None,
+                network: "base-sepolia".into(),
+                asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e".into(),
+                pay_to: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
+                price: "1000".into(),
+                payer: "0x857b06519E91e3A54538791bDbb0E22373e36b66".into(),
+                eip712_name: None,
+                eip712_version: None,
+                count: 10,
+                pool: vec![],
+            },
+        );
+        let share = |name: &str, slots: &str, remaining| BuyerReplicaStatus {
+            name: name.into(),
+            slots: slots.into(),
+            remaining,
+            spent: 1,
+            updated: "2026-12-03T17:00:00.123Z".into(),
+            ..BuyerReplicaStatus::default()
+        };
+        p.status = Some(PurchaseRequestStatus {
+            remaining: Some(7),
+            buyers: vec![
+                share("x402-buyer-0", "0,2,4,6,8,10", 4),
+                share("x402-buyer-1", "1,3,5,7,9,11", 3),
+            ],
+            ..PurchaseRequestStatus::default()
+        });
+        let text = status(&p);
+        assert!(
+            text.contains(
+                "replica x402-buyer-0 slots [0,2,4,6,8,10]: remaining 4, held 0, spent 1 (healed 0)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("replica x402-buyer-1 slots [1,3,5,7,9,11]: remaining 3"));
+        assert!(text.contains("remaining  7"));
     }
 }
