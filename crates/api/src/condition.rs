@@ -24,6 +24,9 @@ pub mod types {
     /// Only on an offer with `spec.routes`: whether every path and method has one most
     /// specific route (informational; never blocks Ready).
     pub const ROUTE_TABLE: &str = "RouteTable";
+    /// Only on an offer with `spec.drainAt`: `False` while the drain is scheduled or under
+    /// way (the route still gates), `True` once it ended and the route is withdrawn.
+    pub const DRAINED: &str = "Drained";
 }
 
 /// Condition reasons (`CamelCase`, stable: scripts and alerts match on them).
@@ -71,6 +74,13 @@ pub mod reasons {
     /// RouteTable=False: two routes match some path equally specifically; the first declared
     /// wins (the message names them).
     pub const ROUTES_OVERLAP: &str = "RoutesOverlap";
+    /// Drained=False: `spec.drainAt` is in the future; nothing changed yet.
+    pub const DRAIN_SCHEDULED: &str = "DrainScheduled";
+    /// Drained=False: draining; the route gates until the drain ends (the message says when).
+    pub const DRAINING: &str = "Draining";
+    /// Drained=True, PaymentGateReady=False and RoutePublished=False: the drain ended and the
+    /// route is withdrawn.
+    pub const DRAINED: &str = "Drained";
     /// Any condition: applying a child failed (the message has the API error).
     pub const APPLY_FAILED: &str = "ApplyFailed";
     /// Ready=False: the spec cannot be turned into children (phase `Failed`).
@@ -268,6 +278,8 @@ pub enum Phase {
     Failed,
     /// Being deleted; the finalizer is cleaning up.
     Deleting,
+    /// Its drain ended (`spec.drainAt` + grace period): the route is withdrawn.
+    Drained,
 }
 
 impl Phase {
@@ -279,13 +291,14 @@ impl Phase {
             Self::Ready => "Ready",
             Self::Failed => "Failed",
             Self::Deleting => "Deleting",
+            Self::Drained => "Drained",
         }
     }
 }
 
 /// The phase rule, first match wins: deleting → `Deleting`; `Ready=False/InvalidSpec` →
-/// `Failed`; not observed at this generation → `Pending`; the Ready rule holds → `Ready`;
-/// otherwise `Reconciling`.
+/// `Failed`; not observed at this generation → `Pending`; `Drained=True` → `Drained`; the
+/// Ready rule holds → `Ready`; otherwise `Reconciling`.
 pub fn compute_phase(
     deleting: bool,
     generation: Option<i64>,
@@ -300,6 +313,8 @@ pub fn compute_phase(
         Phase::Failed
     } else if observed.is_none() || observed != generation {
         Phase::Pending
+    } else if is_true(conditions, types::DRAINED) {
+        Phase::Drained
     } else if is_ready(generation, observed, conditions) {
         Phase::Ready
     } else {

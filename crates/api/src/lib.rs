@@ -7,6 +7,7 @@
 //! - the external kinds the controller writes, typed minimally: Traefik [`traefik::Middleware`] and
 //!   Gateway API [`gateway::HttpRoute`]; the [`gateway::Gateway`] they attach to (read by
 //!   `obol doctor`, played by the local stack);
+//! - draining an offer ([`drain`]);
 //! - condition types and reasons, the condition bookkeeping and the phase rule ([`condition`]);
 //! - child-object names ([`names`]), the exact-decimal price math ([`price`]) and the metered
 //!   per-token charges ([`metering`]).
@@ -16,6 +17,7 @@
 
 pub mod condition;
 pub mod crdgen;
+pub mod drain;
 pub mod gateway;
 pub mod metering;
 pub mod names;
@@ -69,4 +71,9 @@ pub mod labels {
     pub const MANAGED_BY: &str = "obol.org/managed-by";
     /// Annotation that pauses an offer (`"true"`): its route is withdrawn, nothing is deleted.
     pub const PAUSED_ANNOTATION: &str = "obol.org/paused";
+    /// Annotation the controller puts on every PaymentRoute it writes: `"true"` while the
+    /// offer is Ready, `"false"` otherwise. Discovery lists only routes not marked `"false"`
+    /// (routes without it, e.g. from a route file, are listed). An annotation, not a spec
+    /// field: it changes no generation, so it never sends the route back to admission.
+    pub const OFFER_READY_ANNOTATION: &str = "obol.org/offer-ready";
 }

@@ -92,6 +92,11 @@ pub struct PaymentRouteSpec {
     /// with 404. Empty: `pattern` at `price`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<crate::routes::RouteRule>,
+    /// Set while the offer drains (RFC 3339): the route gates until then and is withdrawn at
+    /// that moment; discovery lists it as unavailable meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::validation::TIMESTAMP), extend("format" = "date-time"))]
+    pub drain_ends_at: Option<String>,
 }
 
 /// The metered terms of a per-token route, in atomic units of the route's asset.
@@ -219,6 +224,7 @@ impl PaymentRouteSpec {
             proxy: None,
             metering: None,
             routes: Vec::new(),
+            drain_ends_at: None,
         }
     }
 }

@@ -82,6 +82,17 @@ pub struct ServiceOfferSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = crate::routes::MAX_ROUTES))]
     pub routes: Vec<crate::routes::OfferRoute>,
+    /// When the offer stops being sold (RFC 3339, see `obol_api::drain`): from then on
+    /// discovery lists it as unavailable, and its route keeps gating for `drainGracePeriod`,
+    /// then is withdrawn (phase `Drained`). Remove it to sell again. `obol sell stop` sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = V::TIMESTAMP), extend("format" = "date-time"))]
+    pub drain_at: Option<String>,
+    /// How long the route keeps gating after `drainAt` (`90s`, `15m`, `1h`; at most 720h);
+    /// absent: the route goes at `drainAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = V::GRACE_PERIOD))]
+    pub drain_grace_period: Option<String>,
 }
 
 /// How paid traffic reaches the upstream, and what the gateway may pass on.

@@ -55,6 +55,13 @@ pub const MAX_ASSET_DECIMALS: u8 = 36;
 pub const MEDIA_TYPE: &str = "^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$";
 /// Most streaming content types an offer may declare.
 pub const MAX_STREAMING_TYPES: usize = 16;
+/// An RFC 3339 timestamp with an offset (`2026-01-02T03:04:05Z`, `…05.5+02:00`); the calendar
+/// is checked by [`crate::drain::parse_drain_at`].
+pub const TIMESTAMP: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+/// A drain grace period: a whole number of seconds, minutes or hours (`90s`, `15m`, `1h`).
+pub const GRACE_PERIOD: &str = "^[0-9]{1,7}(s|m|h)$";
+/// Longest drain grace period, seconds (30 days).
+pub const MAX_DRAIN_GRACE_SECONDS: u64 = 30 * 86_400;
 
 /// Whether `s` matches [`ADDRESS`].
 pub fn is_address(s: &str) -> bool {
@@ -99,6 +106,55 @@ pub fn is_media_type(s: &str) -> bool {
     };
     s.split_once('/')
         .is_some_and(|(t, sub)| part(t) && part(sub))
+}
+
+/// Whether `s` matches [`TIMESTAMP`].
+pub fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let fixed = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    if !fixed {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if !(1..=9).contains(&n) {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    let o = rest.as_bytes();
+    rest == "Z"
+        || (o.len() == 6
+            && matches!(o[0], b'+' | b'-')
+            && o[1..3].iter().all(u8::is_ascii_digit)
+            && o[3] == b':'
+            && o[4..6].iter().all(u8::is_ascii_digit))
+}
+
+/// Whether `s` matches [`GRACE_PERIOD`].
+pub fn is_grace_period(s: &str) -> bool {
+    match s.as_bytes().split_last() {
+        Some((unit, digits)) => {
+            matches!(unit, b's' | b'm' | b'h')
+                && (1..=7).contains(&digits.len())
+                && digits.iter().all(u8::is_ascii_digit)
+        }
+        None => false,
+    }
 }
 
 /// Whether `s` matches [`DECIMAL`].
@@ -226,6 +282,49 @@ mod tests {
                     "eip155:x",
                     "solana:abc",
                     "base sepolia",
+                ],
+            ),
+            (
+                TIMESTAMP,
+                is_timestamp,
+                &[
+                    "2026-01-02T03:04:05Z",
+                    "2026-01-02T03:04:05.5Z",
+                    "2026-01-02T03:04:05.123456789+02:00",
+                    "2026-01-02T03:04:05-11:30",
+                    "2026-01-02T03:04:05",
+                    "2026-01-02 03:04:05Z",
+                    "2026-01-02t03:04:05Z",
+                    "2026-01-02T03:04:05z",
+                    "2026-01-02T03:04:05.Z",
+                    "2026-01-02T03:04:05.1234567890Z",
+                    "2026-01-02T03:04:05+0200",
+                    "2026-01-02T03:04Z",
+                    "26-01-02T03:04:05Z",
+                    "2026-01-02T03:04:05Z ",
+                    "2026-01-02T03:04:05\u{e9}",
+                    "",
+                ],
+            ),
+            (
+                GRACE_PERIOD,
+                is_grace_period,
+                &[
+                    "0s",
+                    "90s",
+                    "15m",
+                    "1h",
+                    "9999999h",
+                    "10000000h",
+                    "1",
+                    "1d",
+                    "500ms",
+                    "1h30m",
+                    "-1s",
+                    "",
+                    "s",
+                    " 1h",
+                    "1H",
                 ],
             ),
             (

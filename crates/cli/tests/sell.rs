@@ -376,3 +376,64 @@ async fn wait_follows_conditions_and_times_out_with_the_blocking_reason() {
     assert!(stdout.contains("PaymentGateReady=True"), "{stdout}");
     assert!(stdout.contains("is Ready at /services/ready"), "{stdout}");
 }
+
+#[tokio::test]
+async fn stop_drains_with_its_own_field_manager_and_cancel_undoes_it() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("cli-stop").await;
+    let port = http_server(200).await.to_string();
+    upstream(&env, &ns, "up").await;
+    let n = ns.name();
+    let out = obol(&env, &sell_http(n, "demo", &["--port", &port])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let offers: Api<ServiceOffer> = Api::namespaced(env.client(), n);
+
+    let before = jiff::Timestamp::now().as_second();
+    let out = obol(&env, &["sell", "stop", "demo", "-n", n, "--grace", "1h"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("ServiceOffer {n}/demo is draining"))
+            && stdout.contains("keeps gating until"),
+        "{stdout}"
+    );
+    let so = offers.get("demo").await.unwrap();
+    let at: jiff::Timestamp = so.spec.drain_at.as_deref().unwrap().parse().unwrap();
+    assert!((before..=before + 60).contains(&at.as_second()), "{at}");
+    assert_eq!(so.spec.drain_grace_period.as_deref(), Some("1h"));
+    assert_eq!(
+        so.spec.upstream.service, "up",
+        "the rest of the spec is kept"
+    );
+
+    // `obol sell http` again (its own field manager) leaves the drain alone.
+    let out = obol(&env, &sell_http(n, "demo", &["--port", &port])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let so = offers.get("demo").await.unwrap();
+    assert!(so.spec.drain_at.is_some(), "the drain survives a re-apply");
+
+    let out = obol(&env, &["sell", "stop", "demo", "-n", n, "--now"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stops now"));
+    let so = offers.get("demo").await.unwrap();
+    assert_eq!(so.spec.drain_grace_period.as_deref(), Some("0s"));
+
+    let out = obol(&env, &["sell", "stop", "demo", "-n", n, "--grace", "2d"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --grace"));
+    let out = obol(
+        &env,
+        &["sell", "stop", "demo", "-n", n, "--now", "--grace", "1h"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    let out = obol(&env, &["sell", "stop", "demo", "-n", n, "--cancel"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let so = offers.get("demo").await.unwrap();
+    assert_eq!((so.spec.drain_at, so.spec.drain_grace_period), (None, None));
+    assert_eq!(so.spec.payment.pay_to, WALLET);
+
+    let out = obol(&env, &["sell", "stop", "nope", "-n", n]).await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+}

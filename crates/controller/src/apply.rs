@@ -63,7 +63,7 @@ pub fn cached<K: Child>(store: &Store<K>, desired: &K) -> Option<K> {
 }
 
 /// Whether the cached object already is what an apply of `desired` would make it: same spec,
-/// our controller owner reference and our labels.
+/// our controller owner reference, our labels and our annotations.
 fn up_to_date<K: Child>(live: &K, desired: &K) -> bool {
     let owner_uid = desired
         .owner_references()
@@ -78,7 +78,15 @@ fn up_to_date<K: Child>(live: &K, desired: &K) -> bool {
         .labels()
         .iter()
         .all(|(k, v)| live.labels().get(k) == Some(v));
-    owned && labelled && live.meta().deletion_timestamp.is_none() && K::same_spec(live, desired)
+    let annotated = desired
+        .annotations()
+        .iter()
+        .all(|(k, v)| live.annotations().get(k) == Some(v));
+    owned
+        && labelled
+        && annotated
+        && live.meta().deletion_timestamp.is_none()
+        && K::same_spec(live, desired)
 }
 
 /// Applies `desired` unless the cache shows it is already in place; returns the live object

@@ -130,6 +130,13 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
             return Ok(Action::await_change());
         }
     };
+    // The drain is decided on this one reading of the clock.
+    let clock = jiff::Timestamp::now();
+    let drain_state = obol_api::drain::state(desired.drain, clock);
+    plan_status::carry_drain(&mut desired, drain_state);
+    // The readiness mark as the last status says; corrected below when this one differs.
+    let was_ready = old.is_some_and(|s| cond::is_true(&s.conditions, types::READY));
+    plan_status::mark_ready(&mut desired.payment_route, was_ready);
     let offers = ctx.offers.state();
     let conflict_with = conflict::path_owner(offer, offers.iter().map(AsRef::as_ref));
     let upstream_ns = offer.spec.upstream_namespace(&ns).to_owned();
@@ -185,6 +192,7 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
         healthy_once,
         conflict_with.is_some(),
         paused(offer),
+        drain_state.is_drained(),
     );
     let http_route = match route_action {
         RouteAction::Apply => match ensure(ctx, &ctx.http_routes, &desired.http_route).await {
@@ -263,6 +271,7 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
         desired.has_routes,
         &desired.ambiguous,
     ));
+    conditions.extend(plan_status::drained_condition(drain_state));
 
     let status = plan_status::next_status(
         old,
@@ -282,10 +291,25 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
         )
         .await;
     }
+    // Discovery lists only Ready offers: the PaymentRoute says whether this one is.
+    let ready = cond::is_true(&status.conditions, types::READY);
+    if ready != was_ready && payment_route.is_some() {
+        plan_status::mark_ready(&mut desired.payment_route, ready);
+        if let Err(e) = ensure(ctx, &ctx.payment_routes, &desired.payment_route).await {
+            first_error.get_or_insert(Error::Kube {
+                context: "mark PaymentRoute",
+                source: e,
+            });
+        }
+    }
     write_status(ctx, offer, &status).await?;
     match first_error {
         Some(e) => Err(e),
-        None => Ok(Action::requeue(jittered(ctx.probe_interval, &uid))),
+        None => Ok(Action::requeue(plan_status::requeue_after(
+            jittered(ctx.probe_interval, &uid),
+            drain_state,
+            jiff::Timestamp::now(),
+        ))),
     }
 }
 

@@ -557,3 +557,175 @@ fn message_of(offer: &ServiceOffer, t: &str) -> String {
         .message
         .clone()
 }
+
+/// The readiness mark discovery reads, on the PaymentRoute.
+fn ready_mark(pr: &PaymentRoute) -> Option<String> {
+    pr.annotations()
+        .get(obol_api::labels::OFFER_READY_ANNOTATION)
+        .cloned()
+}
+
+async fn wait_pr(
+    api: &Api<PaymentRoute>,
+    name: &str,
+    check: impl Fn(&PaymentRoute) -> bool,
+) -> PaymentRoute {
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < T {
+        if let Ok(Some(pr)) = api.get_opt(name).await {
+            if check(&pr) {
+                return pr;
+            }
+            last = Some(pr);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name}: condition not met within {T:?}; last: {last:#?}");
+}
+
+#[tokio::test]
+async fn a_drained_offer_gates_until_its_end_then_its_route_is_withdrawn() {
+    use jiff::{SignedDuration, Timestamp};
+    let env = TestEnv::get().await;
+    let ns = env.namespace("drain").await;
+    let _janitor = Janitor::new(&env, ns.name());
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    // Re-probes far apart: the withdrawal at the drain's end must come from the requeue at
+    // that moment, not from a periodic re-probe.
+    let mut config = run_config(ns.name());
+    config.probe_interval = Duration::from_secs(600);
+    let _controller = start_controller(&client, config);
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
+    let routes: Api<HttpRoute> = Api::namespaced(client.clone(), ns.name());
+    create(&offers, &mk_offer("dr", "up", json!({}))).await;
+    wait_offer(&offers, "dr", T, is_ready).await;
+    wait_pr(&prs, "x402-dr", |pr| {
+        ready_mark(pr).as_deref() == Some("true")
+    })
+    .await;
+
+    let grace = 20;
+    let drain_at = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+    let ends = drain_at + SignedDuration::from_secs(grace);
+    patch_spec(
+        &offers,
+        "dr",
+        json!({"drainAt": drain_at.to_string(), "drainGracePeriod": format!("{grace}s")}),
+    )
+    .await;
+    // Draining: the route still gates, the PaymentRoute carries the end, the offer is Ready.
+    let o = wait_offer(&offers, "dr", T, |o| {
+        is_ready(o) && has(o, types::DRAINED, "False", reasons::DRAINING)
+    })
+    .await;
+    let pr = wait_pr(&prs, "x402-dr", |pr| {
+        pr.admitted_at_current_generation() && ready_mark(pr).as_deref() == Some("true")
+    })
+    .await;
+    assert_eq!(
+        pr.spec.drain_ends_at.as_deref(),
+        Some(ends.to_string().as_str())
+    );
+    assert!(
+        Timestamp::now() < ends,
+        "the drain was observed under way (grace {grace}s)"
+    );
+    assert!(
+        routes.get_opt("so-dr").await.unwrap().is_some(),
+        "the route still gates while draining"
+    );
+    assert!(
+        message_of(&o, types::DRAINED).contains(&ends.to_string()),
+        "{}",
+        message_of(&o, types::DRAINED)
+    );
+
+    // The end: withdrawn at that moment, phase Drained, the gate kept, discovery's mark off.
+    let o = wait_offer(&offers, "dr", T, |o| {
+        o.status.as_ref().and_then(|s| s.phase) == Some(obol_api::Phase::Drained)
+    })
+    .await;
+    let seen = Timestamp::now();
+    assert!(seen >= ends, "not before the end: {seen} < {ends}");
+    assert!(
+        seen < ends + SignedDuration::from_secs(10),
+        "withdrawn at the end ({ends}), not at a later re-probe: {seen}"
+    );
+    assert!(routes.get_opt("so-dr").await.unwrap().is_none());
+    for (t, status, reason) in [
+        (types::DRAINED, "True", reasons::DRAINED),
+        (types::PAYMENT_GATE_READY, "False", reasons::DRAINED),
+        (types::ROUTE_PUBLISHED, "False", reasons::DRAINED),
+        (types::READY, "False", reasons::RECONCILING),
+    ] {
+        assert!(has(&o, t, status, reason), "{t}: {:?}", condition(&o, t));
+    }
+    wait_pr(&prs, "x402-dr", |pr| {
+        ready_mark(pr).as_deref() == Some("false")
+    })
+    .await;
+
+    // Removing the drain sells the offer again.
+    patch_spec(
+        &offers,
+        "dr",
+        json!({"drainAt": null, "drainGracePeriod": null}),
+    )
+    .await;
+    let o = wait_offer(&offers, "dr", T, |o| {
+        is_ready(o) && condition(o, types::DRAINED).is_none()
+    })
+    .await;
+    assert!(routes.get_opt("so-dr").await.unwrap().is_some());
+    assert!(o.spec.drain_at.is_none());
+    let pr = wait_pr(&prs, "x402-dr", |pr| {
+        ready_mark(pr).as_deref() == Some("true")
+    })
+    .await;
+    assert_eq!(pr.spec.drain_ends_at, None);
+}
+
+#[tokio::test]
+async fn the_payment_route_says_whether_its_offer_is_ready() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("mark").await;
+    let _janitor = Janitor::new(&env, ns.name());
+    let client = env.client();
+    let upstream = Upstream::start().await;
+    upstream.expose(&client, ns.name(), "up").await;
+    let _stand_ins = stand_ins(&client, ns.name());
+    let _controller = start_controller(&client, run_config(ns.name()));
+    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
+    create(&offers, &mk_offer("mk", "up", json!({}))).await;
+    wait_offer(&offers, "mk", T, is_ready).await;
+    let ready = wait_pr(&prs, "x402-mk", |pr| {
+        ready_mark(pr).as_deref() == Some("true")
+    })
+    .await;
+    let generation = ready.metadata.generation;
+
+    // The upstream fails: the offer is not Ready, the route stays (it answered once), the
+    // mark turns off without a new generation (no new admission needed).
+    upstream.set_status(503);
+    wait_offer(&offers, "mk", T, |o| {
+        has(o, types::UPSTREAM_HEALTHY, "False", reasons::UNHEALTHY)
+    })
+    .await;
+    let down = wait_pr(&prs, "x402-mk", |pr| {
+        ready_mark(pr).as_deref() == Some("false")
+    })
+    .await;
+    assert_eq!(down.metadata.generation, generation);
+    upstream.set_status(200);
+    wait_offer(&offers, "mk", T, is_ready).await;
+    wait_pr(&prs, "x402-mk", |pr| {
+        ready_mark(pr).as_deref() == Some("true")
+    })
+    .await;
+}

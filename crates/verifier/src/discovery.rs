@@ -12,6 +12,11 @@
 //!   `x-x402` (`gate`, `accepts`) and a `402` answer when paid; request and answer schemas from
 //!   the route.
 //!
+//! Only routes whose offer is Ready are listed (the controller marks each PaymentRoute,
+//! [`obol_api::labels::OFFER_READY_ANNOTATION`]). A draining offer's items say
+//! `available: false` and `drainEndsAt` (every other item `available: true`); its route gates
+//! until then.
+//!
 //! Both are built once per table snapshot and public base URL ([`Cache`]), so a change shows
 //! on the next request and repeated requests cost a comparison.
 //!
@@ -149,6 +154,8 @@ pub fn route_template(pattern: &str) -> String {
 
 /// One sold resource: a rule of a table, or a route without one.
 struct Item<'a> {
+    /// The PaymentRoute's entry (readiness, drain).
+    route: &'a RouteEntry,
     entry: &'a RouteEntry,
     gate: Gate,
     methods: &'a [String],
@@ -158,9 +165,10 @@ struct Item<'a> {
 
 fn items(snapshot: &Snapshot) -> Vec<Item<'_>> {
     let mut out = Vec::new();
-    for route in snapshot.routes() {
+    for route in snapshot.routes().iter().filter(|r| r.listed) {
         if route.rules.is_empty() {
             out.push(Item {
+                route,
                 entry: route,
                 gate: if route.requirement.is_some() {
                     Gate::Paid
@@ -174,6 +182,7 @@ fn items(snapshot: &Snapshot) -> Vec<Item<'_>> {
         }
         for rule in &route.rules {
             out.push(Item {
+                route,
                 entry: &rule.entry,
                 gate: rule.gate,
                 methods: &rule.methods,
@@ -209,7 +218,11 @@ pub fn manifest(snapshot: &Snapshot, base: &str) -> Value {
                 "gate": item.gate.as_str(),
                 "accepts": accepts(item.entry),
                 "offer": item.entry.key.to_string(),
+                "available": item.route.drain_ends_at.is_none(),
             });
+            if let Some(end) = &item.route.drain_ends_at {
+                v["drainEndsAt"] = json!(end);
+            }
             if !item.methods.is_empty() {
                 v["methods"] = json!(item.methods);
             }
@@ -281,6 +294,11 @@ pub fn openapi(snapshot: &Snapshot, base: &str) -> Value {
             }
             if item.methods.is_empty() {
                 op["x-x402"]["anyMethod"] = json!(true);
+            }
+            op["x-x402"]["available"] = json!(item.route.drain_ends_at.is_none());
+            if let Some(end) = &item.route.drain_ends_at {
+                op["x-x402"]["drainEndsAt"] = json!(end);
+                op["deprecated"] = json!(true);
             }
             if !params.is_empty() {
                 op["parameters"] = json!(params);

@@ -222,3 +222,71 @@ fn documents_are_built_once_per_snapshot_and_base() {
     let c = document(&fresh, "https://b", Document::OpenApi);
     assert!(std::str::from_utf8(&c).unwrap().contains("\"openapi\""));
 }
+
+/// Three more offers: one draining, one not Ready (marked by the controller), one in the
+/// middle of a drain with a table.
+fn with_drain_and_readiness() -> Arc<Snapshot> {
+    let table = RouteTable::new();
+    let mut draining = PaymentRouteSpec::new("/services/old/*", "1000", PAY_TO, "base-sepolia");
+    draining.drain_ends_at = Some("2026-01-02T04:00:00Z".into());
+    let mut draining_table = draining.clone();
+    draining_table.pattern = "/services/oldt/*".into();
+    draining_table.routes = vec![rule("/services/oldt/v1/*", Gate::Paid, None, &["POST"])];
+    let down = PaymentRouteSpec::new("/services/down/*", "1000", PAY_TO, "base-sepolia");
+    let up = PaymentRouteSpec::new("/services/up/*", "1000", PAY_TO, "base-sepolia");
+    let load = |name: &str, spec: &PaymentRouteSpec, listed: bool| {
+        let mut e = RouteEntry::load(RouteKey::new("ns", name), Some(1), spec, None).unwrap();
+        e.listed = listed;
+        e
+    };
+    table.reset([
+        load("x402-old", &draining, true),
+        load("x402-oldt", &draining_table, true),
+        load("x402-down", &down, false),
+        load("x402-up", &up, true),
+    ]);
+    table.snapshot()
+}
+
+#[test]
+fn only_ready_offers_are_listed_and_draining_ones_say_until_when() {
+    let s = with_drain_and_readiness();
+    let m = manifest(&s, "");
+    let got: Vec<(&str, bool, Option<&str>)> = m["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["routeTemplate"].as_str().unwrap(),
+                i["available"].as_bool().unwrap(),
+                i.get("drainEndsAt").map(|v| v.as_str().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/services/old/:rest", false, Some("2026-01-02T04:00:00Z")),
+            (
+                "/services/oldt/v1/:rest",
+                false,
+                Some("2026-01-02T04:00:00Z")
+            ),
+            ("/services/up/:rest", true, None),
+        ],
+        "the offer that is not Ready is not listed: {m}"
+    );
+    let doc = openapi(&s, "");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(!paths.contains_key("/services/down/{rest}"), "{doc}");
+    let old = &paths["/services/oldt/v1/{rest}"]["post"];
+    assert_eq!(old["x-x402"]["available"], false);
+    assert_eq!(old["x-x402"]["drainEndsAt"], "2026-01-02T04:00:00Z");
+    assert_eq!(old["deprecated"], true);
+    let up = &paths["/services/up/{rest}"]["get"];
+    assert_eq!(up["x-x402"]["available"], true);
+    assert!(up.get("deprecated").is_none());
+    // Not listed is not ungated: the route is still in the table.
+    assert!(s.get("ns", "x402-down").is_some());
+}

@@ -51,14 +51,25 @@ fn offer_name(route: &PaymentRoute) -> Option<&str> {
         .map(|o| o.name.as_str())
 }
 
+/// Whether discovery lists the route: not when the controller marked its offer not Ready
+/// (unmarked routes are listed).
+pub fn listed(route: &PaymentRoute) -> bool {
+    route
+        .annotations()
+        .get(obol_api::labels::OFFER_READY_ANNOTATION)
+        .is_none_or(|v| v != "false")
+}
+
 /// Loads one PaymentRoute.
 pub fn load_route(route: &PaymentRoute) -> Result<RouteEntry, LoadError> {
-    RouteEntry::load(
+    let mut entry = RouteEntry::load(
         route_key(route),
         route.metadata.generation,
         &route.spec,
         offer_name(route),
-    )
+    )?;
+    entry.listed = listed(route);
+    Ok(entry)
 }
 
 /// What watching one object decides: the entry (or why not) and the status to write.
@@ -237,6 +248,45 @@ async fn write_status(client: &Client, params: &PatchParams, update: StatusUpdat
             Err(_) => {
                 tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(annotation: Option<&str>) -> PaymentRoute {
+        let mut pr = PaymentRoute::new(
+            "x402-demo",
+            crate::testing::mk_spec("/services/demo/*", "1000"),
+        );
+        pr.metadata.namespace = Some("ns".into());
+        if let Some(v) = annotation {
+            pr.metadata.annotations = Some(
+                [(
+                    obol_api::labels::OFFER_READY_ANNOTATION.to_owned(),
+                    v.to_owned(),
+                )]
+                .into(),
+            );
+        }
+        pr
+    }
+
+    /// Discovery lists a route unless the controller marked its offer not Ready; the route is
+    /// loaded (and gates) either way.
+    #[test]
+    fn the_readiness_mark_decides_the_listing_only() {
+        for (annotation, want) in [
+            (None, true),
+            (Some("true"), true),
+            (Some("false"), false),
+            (Some("yes"), true),
+        ] {
+            let pr = route(annotation);
+            assert_eq!(listed(&pr), want, "{annotation:?}");
+            assert_eq!(load_route(&pr).unwrap().listed, want, "{annotation:?}");
         }
     }
 }

@@ -166,6 +166,12 @@ pub struct RouteEntry {
     /// The x402 Bazaar description of a table's route with schemas
     /// ([`crate::discovery::bazaar`]): every 402 of the route carries it.
     pub bazaar: Option<serde_json::Value>,
+    /// Whether discovery lists the route: `false` when the controller marked its offer not
+    /// Ready ([`obol_api::labels::OFFER_READY_ANNOTATION`]); the route still gates.
+    pub listed: bool,
+    /// Set while the offer drains (RFC 3339, from the PaymentRoute): discovery shows the
+    /// route as unavailable until then; it still gates.
+    pub drain_ends_at: Option<String>,
     /// The last unpaid 402 (ignored by equality).
     pub unpaid: UnpaidCache,
     /// The unpaid JSON 402 with holes for the URL and description (ignored by equality).
@@ -254,6 +260,8 @@ impl RouteEntry {
             labels,
             rules,
             bazaar: None,
+            listed: true,
+            drain_ends_at: spec.drain_ends_at.clone(),
             key,
             unpaid: UnpaidCache::default(),
             unpaid_template: TemplateSlot::default(),

@@ -17,6 +17,7 @@ use obol_api::condition::{self, ConditionStatus, types};
 use obol_api::{PaymentRoute, PaymentRouteSpec};
 use obol_testenv::{TestEnv, eventually};
 use obol_verifier::RouteTable;
+use serde_json::json;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -251,5 +252,86 @@ async fn creation_to_gating_latency_over_200_routes() {
         gated_p99 < 10_000.0 && admitted_p99 < 10_000.0,
         "propagation beyond any sane bound"
     );
+    task.abort();
+}
+
+/// Discovery follows the controller's readiness mark (an annotation: no new generation, no new
+/// admission) and a drain's end, both written to the real API server.
+#[tokio::test]
+async fn discovery_lists_ready_offers_and_says_when_a_drain_ends() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("verifier-listing").await;
+    let api: Api<PaymentRoute> = Api::namespaced(env.client(), ns.name());
+    let (h, task) = start_verifier(&env, ns.name());
+    eventually(WAIT, || async { h.state.table.is_synced().then_some(()) }).await;
+    let items = || {
+        let m = obol_verifier::discovery::manifest(&h.state.table.snapshot(), "");
+        m["items"].as_array().cloned().unwrap_or_default()
+    };
+    let mark = |ready: &str| {
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(
+            obol_api::labels::OFFER_READY_ANNOTATION.to_owned(),
+            ready.into(),
+        );
+        json!({"metadata": {"annotations": annotations}})
+    };
+
+    let mut pr = route("demo", spec("/services/demo/*", "1000"));
+    pr.metadata.annotations = Some(
+        [(
+            obol_api::labels::OFFER_READY_ANNOTATION.to_owned(),
+            "false".to_owned(),
+        )]
+        .into(),
+    );
+    api.create(&PostParams::default(), &pr)
+        .await
+        .expect("create");
+    let admitted = eventually(WAIT, || admitted_at(&api, "demo")).await;
+    assert!(items().is_empty(), "not Ready: loaded, gating, not listed");
+    assert!(h.state.table.get(ns.name(), "demo").is_some());
+
+    api.patch(
+        "demo",
+        &PatchParams::default(),
+        &Patch::Merge(&mark("true")),
+    )
+    .await
+    .expect("mark");
+    let listed = eventually(WAIT, || async { items().into_iter().next() }).await;
+    assert_eq!(listed["available"], true);
+    assert!(listed.get("drainEndsAt").is_none());
+    let pr = api.get("demo").await.unwrap();
+    assert_eq!(
+        pr.metadata.generation, admitted.metadata.generation,
+        "the mark changes no generation"
+    );
+
+    let end = "2030-01-02T03:04:05Z";
+    api.patch(
+        "demo",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"drainEndsAt": end}})),
+    )
+    .await
+    .expect("drain");
+    let draining = eventually(WAIT, || async {
+        items()
+            .into_iter()
+            .next()
+            .filter(|i| i["available"] == false)
+    })
+    .await;
+    assert_eq!(draining["drainEndsAt"], end);
+
+    api.patch(
+        "demo",
+        &PatchParams::default(),
+        &Patch::Merge(&mark("false")),
+    )
+    .await
+    .expect("unmark");
+    eventually(WAIT, || async { items().is_empty().then_some(()) }).await;
     task.abort();
 }

@@ -212,8 +212,52 @@ fn phase_rule_table() {
             false,
             Some(2),
             Some(2),
-            half,
+            half.clone(),
             Phase::Reconciling,
+        ),
+        (
+            "drained",
+            false,
+            Some(2),
+            Some(2),
+            [
+                half.clone(),
+                vec![cond(
+                    types::DRAINED,
+                    ConditionStatus::True,
+                    reasons::DRAINED,
+                )],
+            ]
+            .concat(),
+            Phase::Drained,
+        ),
+        (
+            "draining still serves",
+            false,
+            Some(2),
+            Some(2),
+            [
+                all_true(),
+                vec![cond(
+                    types::DRAINED,
+                    ConditionStatus::False,
+                    reasons::DRAINING,
+                )],
+            ]
+            .concat(),
+            Phase::Ready,
+        ),
+        (
+            "drained but the spec changed",
+            false,
+            Some(3),
+            Some(2),
+            vec![cond(
+                types::DRAINED,
+                ConditionStatus::True,
+                reasons::DRAINED,
+            )],
+            Phase::Pending,
         ),
     ];
     for (name, deleting, generation, observed, cs, want) in cases {

@@ -84,6 +84,10 @@ pub enum OfferField {
     RouteSummary,
     /// `spec.routes[].inputSchema` or `outputSchema`.
     RouteSchema,
+    /// `spec.drainAt`.
+    DrainAt,
+    /// `spec.drainGracePeriod`.
+    DrainGracePeriod,
 }
 
 impl OfferField {
@@ -121,6 +125,8 @@ impl OfferField {
             Self::RouteMethods => "spec.routes[].methods",
             Self::RouteSummary => "spec.routes[].summary",
             Self::RouteSchema => "spec.routes[].inputSchema/outputSchema",
+            Self::DrainAt => "spec.drainAt",
+            Self::DrainGracePeriod => "spec.drainGracePeriod",
         }
     }
 }
@@ -183,6 +189,8 @@ pub enum Problem {
     Duplicate,
     /// Not a JSON object.
     NotASchema,
+    /// A drain field that cannot be read (see [`crate::drain`]).
+    Drain(crate::drain::DrainError),
 }
 
 impl fmt::Display for Problem {
@@ -245,6 +253,19 @@ impl fmt::Display for Problem {
                 "use a JSON Schema object of at most {} bytes",
                 crate::routes::MAX_SCHEMA_BYTES
             ),
+            Self::Drain(e) => match e {
+                crate::drain::DrainError::NotATimestamp => f.write_str(
+                    "use an RFC 3339 time with an offset, such as 2026-01-02T15:04:05Z",
+                ),
+                crate::drain::DrainError::NotAGracePeriod => write!(
+                    f,
+                    "use a whole number of seconds, minutes or hours (90s, 15m, 1h), at most {}h",
+                    v::MAX_DRAIN_GRACE_SECONDS / 3600
+                ),
+                crate::drain::DrainError::GraceWithoutDrain => f.write_str(
+                    "a grace period needs spec.drainAt too (obol sell stop sets both)",
+                ),
+            },
         }
     }
 }
@@ -313,6 +334,8 @@ pub struct ValidOffer {
     /// Pairs of routes (as published patterns) that match a common path and method equally
     /// specifically: the first wins; the controller reports them.
     pub ambiguous: Vec<(String, String)>,
+    /// When the offer drains, if it does.
+    pub drain: Option<crate::drain::Drain>,
 }
 
 type Checked<T = ()> = Result<T, InvalidOffer>;
@@ -504,6 +527,7 @@ impl ServiceOfferSpec {
                 Problem::ProxyModeOnly,
             )?;
         }
+        let drain = drain(self)?;
         let path = self.effective_path(name);
         let routes = route_table(&self.routes, &path, decimals)?;
         let ambiguous = crate::routes::ambiguities(&routes)
@@ -520,8 +544,24 @@ impl ServiceOfferSpec {
             metered,
             routes,
             ambiguous,
+            drain,
         })
     }
+}
+
+/// Checks `spec.drainAt` and `spec.drainGracePeriod`.
+fn drain(spec: &ServiceOfferSpec) -> Checked<Option<crate::drain::Drain>> {
+    use crate::drain::DrainError;
+    let (at, grace) = (spec.drain_at.as_deref(), spec.drain_grace_period.as_deref());
+    crate::drain::schedule(at, grace).map_err(|e| {
+        let (field, value) = match e {
+            DrainError::NotATimestamp => (OfferField::DrainAt, at),
+            DrainError::NotAGracePeriod | DrainError::GraceWithoutDrain => {
+                (OfferField::DrainGracePeriod, grace)
+            }
+        };
+        InvalidOffer::new(field, value.unwrap_or_default(), Problem::Drain(e))
+    })
 }
 
 /// Checks `spec.routes` of an offer published at `path` and derives the PaymentRoute's table.

@@ -5,6 +5,7 @@ mod http;
 mod inspect;
 pub mod offer;
 pub mod render;
+pub mod stop;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -34,6 +35,9 @@ enum SellCommand {
     Test(inspect::TestArgs),
     /// Delete an offer and wait until everything it created is gone.
     Delete(delete::DeleteArgs),
+    /// Stop selling an offer: drain it (discovery lists it as unavailable, the route gates for
+    /// the grace period, then is withdrawn).
+    Stop(stop::StopArgs),
 }
 
 /// Output format.
@@ -61,6 +65,7 @@ impl SellArgs {
             SellCommand::List(args) => args.run(&kube).await,
             SellCommand::Test(args) => args.run(&kube).await,
             SellCommand::Delete(args) => args.run(&kube).await,
+            SellCommand::Stop(args) => args.run(&kube).await,
         }
     }
 }

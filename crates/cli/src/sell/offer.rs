@@ -308,6 +308,8 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
             allow_web_socket: req.allow_web_socket,
         }),
         routes,
+        drain_at: None,
+        drain_grace_period: None,
     };
     let mut offer = ServiceOffer::new(&req.name, spec);
     offer.metadata.namespace = Some(req.namespace.clone());

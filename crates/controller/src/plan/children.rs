@@ -42,6 +42,9 @@ pub struct Desired {
     /// Routes (published patterns) that match a common path as specifically as each other:
     /// the first wins, the offer says so in its `RouteTable` condition.
     pub ambiguous: Vec<(String, String)>,
+    /// When the offer drains, if it does ([`super::status::carry_drain`] puts the end into
+    /// the PaymentRoute once the drain started).
+    pub drain: Option<obol_api::drain::Drain>,
 }
 
 /// Computes the children of `offer`, or says why its spec is invalid.
@@ -80,6 +83,7 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
     let decimals = valid.decimals;
     let has_routes = !valid.routes.is_empty();
     let ambiguous = valid.ambiguous;
+    let drain = valid.drain;
 
     let meta = |child: String| ObjectMeta {
         name: Some(child),
@@ -156,6 +160,7 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
             proxy,
             metering: metered.as_ref().map(api::Metering::from_price),
             routes: valid.routes,
+            drain_ends_at: None,
         },
         status: None,
     };
@@ -260,6 +265,7 @@ pub fn desired(offer: &ServiceOffer, settings: &Settings) -> Result<Desired, Inv
         registration,
         has_routes,
         ambiguous,
+        drain,
     })
 }
 

@@ -86,7 +86,15 @@ pub fn gate_conditions(o: &Observed<'_>, health_path: &str) -> Vec<Condition> {
     let conflict = o
         .conflict_with
         .map(|owner| format!("Path {} is owned by the older offer {owner}", o.path));
-    let paused = o.route_action == RouteAction::Withdraw(Withheld::Paused);
+    // Withdrawn on the seller's word: paused, or drained.
+    let stopped = match o.route_action {
+        RouteAction::Withdraw(Withheld::Paused) => Some((reasons::PAUSED, "Offer is paused")),
+        RouteAction::Withdraw(Withheld::Drained) => Some((
+            reasons::DRAINED,
+            "The offer's drain ended; its route is withdrawn",
+        )),
+        _ => None,
+    };
     let gate = if let Some(m) = &conflict {
         c(
             types::PAYMENT_GATE_READY,
@@ -94,13 +102,8 @@ pub fn gate_conditions(o: &Observed<'_>, health_path: &str) -> Vec<Condition> {
             reasons::PATH_CONFLICT,
             m.clone(),
         )
-    } else if paused {
-        c(
-            types::PAYMENT_GATE_READY,
-            false,
-            reasons::PAUSED,
-            "Offer is paused",
-        )
+    } else if let Some((reason, message)) = stopped {
+        c(types::PAYMENT_GATE_READY, false, reason, message)
     } else if let Some(f) = o.failure(types::PAYMENT_GATE_READY) {
         c(
             types::PAYMENT_GATE_READY,
@@ -111,13 +114,8 @@ pub fn gate_conditions(o: &Observed<'_>, health_path: &str) -> Vec<Condition> {
     } else {
         payment_gate(o)
     };
-    let route = if paused && conflict.is_none() {
-        c(
-            types::ROUTE_PUBLISHED,
-            false,
-            reasons::PAUSED,
-            "Offer is paused",
-        )
+    let route = if let (Some((reason, message)), None) = (stopped, &conflict) {
+        c(types::ROUTE_PUBLISHED, false, reason, message)
     } else if let Some(m) = conflict {
         c(types::ROUTE_PUBLISHED, false, reasons::PATH_CONFLICT, m)
     } else if let Some(f) = o.failure(types::ROUTE_PUBLISHED) {

@@ -6,11 +6,15 @@
 //!   RegistrationRequest for an offer, or [`InvalidSpec`] when the spec cannot be turned into
 //!   children;
 //! - [`status`]: conditions, phase and "did the status change?";
-//! - [`conflict`]: which offer keeps a path.
+//! - [`conflict`]: which offer keeps a path;
+//! - draining ([`status::carry_drain`], [`status::drained_condition`],
+//!   [`status::requeue_after`]) and the readiness mark discovery reads
+//!   ([`status::mark_ready`]).
 
 mod children;
 mod conditions;
 pub mod conflict;
+mod drain;
 pub mod status;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use obol_api::{PaymentRoute, RegistrationRequest, ServiceOfferStatus};
 pub use super::conditions::{
     ApplyFailure, Observed, gate_conditions, registered_condition, route_table_condition,
 };
+pub use super::drain::{carry_drain, drained_condition, mark_ready, requeue_after};
 
 /// What the upstream health probe found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub enum Withheld {
     PathConflict,
     /// The offer is paused (annotation `obol.org/paused: "true"`).
     Paused,
+    /// The offer's drain ended (`spec.drainAt` + `drainGracePeriod`).
+    Drained,
     /// The verifier has not admitted the PaymentRoute (at any generation) or refused it.
     PaymentGate,
     /// The upstream has never answered healthily.
@@ -62,17 +65,21 @@ pub enum RouteAction {
     Withdraw(Withheld),
 }
 
-/// The fail-closed rule: the HTTPRoute is applied only when the path is ours, the offer is not
-/// paused, the PaymentRoute is admitted at its current generation and the upstream has answered
-/// healthily at least once.
+/// The fail-closed rule: the HTTPRoute is applied only when the path is ours, the offer's drain
+/// has not ended, the offer is not paused, the PaymentRoute is admitted at its current
+/// generation and the upstream has answered healthily at least once.
 pub fn route_action(
     payment_route: Option<&PaymentRoute>,
     healthy_once: bool,
     conflict: bool,
     paused: bool,
+    drained: bool,
 ) -> RouteAction {
     if conflict {
         return RouteAction::Withdraw(Withheld::PathConflict);
+    }
+    if drained {
+        return RouteAction::Withdraw(Withheld::Drained);
     }
     if paused {
         return RouteAction::Withdraw(Withheld::Paused);

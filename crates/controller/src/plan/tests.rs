@@ -8,6 +8,7 @@ use serde_json::json;
 use super::conflict::path_owner;
 use super::*;
 
+mod drain_tests;
 mod status_tests;
 mod status_write_tests;
 

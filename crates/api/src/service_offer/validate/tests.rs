@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::drain::DrainError;
 use crate::price::PriceError;
 
 /// A stand-in for the chain table of obol-x402: two chains, one without USDC.
@@ -431,6 +432,46 @@ fn offer_rules_table() {
             json!({"routes": (0..65).map(|i| json!({"path": format!("/r{i}")})).collect::<Vec<_>>()}),
             no(F::Routes, Problem::TooMany { max: 64 }),
         ),
+        ("d", json!({"drainAt": "2026-01-02T03:04:05Z"}), ok.clone()),
+        (
+            "d",
+            json!({"drainAt": "2026-01-02T03:04:05+02:00", "drainGracePeriod": "720h"}),
+            ok.clone(),
+        ),
+        (
+            "d",
+            json!({"drainAt": "2026-01-02T03:04:05", "drainGracePeriod": "1h"}),
+            no(F::DrainAt, Problem::Drain(DrainError::NotATimestamp)),
+        ),
+        (
+            "d",
+            json!({"drainAt": "2026-13-02T03:04:05Z"}),
+            no(F::DrainAt, Problem::Drain(DrainError::NotATimestamp)),
+        ),
+        (
+            "d",
+            json!({"drainAt": "2026-01-02T03:04:05Z", "drainGracePeriod": "721h"}),
+            no(
+                F::DrainGracePeriod,
+                Problem::Drain(DrainError::NotAGracePeriod),
+            ),
+        ),
+        (
+            "d",
+            json!({"drainAt": "2026-01-02T03:04:05Z", "drainGracePeriod": "1d"}),
+            no(
+                F::DrainGracePeriod,
+                Problem::Drain(DrainError::NotAGracePeriod),
+            ),
+        ),
+        (
+            "d",
+            json!({"drainGracePeriod": "1h"}),
+            no(
+                F::DrainGracePeriod,
+                Problem::Drain(DrainError::GraceWithoutDrain),
+            ),
+        ),
     ];
     for (name, patch, want) in cases {
         let got = spec(&patch)
@@ -546,4 +587,28 @@ fn messages_name_the_field_or_the_callers_subject_and_say_what_to_do() {
         missing.to_string(),
         "invalid spec.payment.price: no price is set (one of perRequest, perMTok or perHour); use a positive decimal such as 0.001"
     );
+    let grace = spec(&json!({"drainAt": "2026-01-02T03:04:05Z", "drainGracePeriod": "2d"}))
+        .validate("d", chains)
+        .unwrap_err();
+    assert_eq!(
+        grace.to_string(),
+        "invalid spec.drainGracePeriod \"2d\": use a whole number of seconds, minutes or hours (90s, 15m, 1h), at most 720h"
+    );
+    assert_eq!(
+        grace.message_for("--grace"),
+        "invalid --grace \"2d\": use a whole number of seconds, minutes or hours (90s, 15m, 1h), at most 720h"
+    );
+}
+
+#[test]
+fn a_drain_is_carried_with_its_end() {
+    let valid = spec(&json!({"drainAt": "2026-01-02T03:04:05Z", "drainGracePeriod": "15m"}))
+        .validate("d", chains)
+        .unwrap();
+    let drain = valid.drain.unwrap();
+    assert_eq!(
+        (drain.starts.to_string(), drain.ends.to_string()),
+        ("2026-01-02T03:04:05Z".into(), "2026-01-02T03:19:05Z".into())
+    );
+    assert_eq!(spec(&json!({})).validate("d", chains).unwrap().drain, None);
 }

@@ -86,15 +86,19 @@ fn fail_closed_route_rule() {
         (None, true, false, Withdraw(Withheld::PaymentGate)),
     ];
     for (i, (pr, healthy, conflict, want)) in cases.into_iter().enumerate() {
-        assert_eq!(route_action(pr, healthy, conflict, false), want, "case {i}");
+        assert_eq!(
+            route_action(pr, healthy, conflict, false, false),
+            want,
+            "case {i}"
+        );
     }
     // Paused: withdrawn whatever the gate says; a conflict still names the conflict.
     assert_eq!(
-        route_action(Some(&admitted), true, false, true),
+        route_action(Some(&admitted), true, false, true, false),
         Withdraw(Withheld::Paused)
     );
     assert_eq!(
-        route_action(Some(&admitted), true, true, true),
+        route_action(Some(&admitted), true, true, true, true),
         Withdraw(Withheld::PathConflict)
     );
 }
@@ -115,6 +119,7 @@ pub(super) fn gate(case: &Case) -> Vec<obol_api::Condition> {
         case.probe.is_healthy(),
         case.conflict,
         case.paused,
+        false,
     );
     let o = Observed {
         path: "/services/demo",
