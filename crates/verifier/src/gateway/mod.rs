@@ -298,12 +298,17 @@ async fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Respo
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let uri = proxy
-        .target
-        .uri(&pq)
-        .map_err(|_| refuse(state, Denial::PathNotPriced))?;
+    // The upstream URI is built only for a request that goes on (free, or paid and checked):
+    // an unpaid request's 402 does not need it.
+    let upstream_uri = || {
+        proxy
+            .target
+            .uri(&pq)
+            .map_err(|_| refuse(state, Denial::PathNotPriced))
+    };
     state.metrics.requests.get_or_create(&route.labels).inc();
     let Some(requirement) = route.requirement.clone() else {
+        let uri = upstream_uri()?;
         return Ok(Step::Free(Box::new((route, request, uri))));
     };
     let fwd = Forwarded {
@@ -368,6 +373,7 @@ async fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Respo
     let now = state.clock.now_unix();
     let payment =
         check_scheme_payment(&requirement, upto.as_ref(), header, now).map_err(refuse_paid)?;
+    let uri = upstream_uri()?;
     Ok(Step::Paid(Box::new(Paid {
         route: route.clone(),
         requirement,
