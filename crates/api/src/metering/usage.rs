@@ -108,7 +108,7 @@ impl SseUsage {
                     continue;
                 }
             }
-            match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', rest) {
                 Some(at) => {
                     self.push(&rest[..at]);
                     self.after_cr = rest[at] == b'\r';
@@ -154,9 +154,13 @@ impl SseUsage {
     }
 }
 
-fn mentions_tokens(data: &[u8]) -> bool {
-    let has = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
-    has(b"prompt_tokens") || has(b"completion_tokens") || has(b"total_tokens")
+/// Whether a line names one of the usage counters. Runs on every event of a metered stream, so
+/// it looks for the rare `_tokens` first (a vectorised search), then at what precedes it.
+pub(crate) fn mentions_tokens(data: &[u8]) -> bool {
+    memchr::memmem::find_iter(data, b"_tokens").any(|at| {
+        let before = &data[..at];
+        before.ends_with(b"prompt") || before.ends_with(b"completion") || before.ends_with(b"total")
+    })
 }
 
 /// The request body to forward for a metered route: a streaming chat request

@@ -227,3 +227,25 @@ fn streaming_requests_ask_for_usage() {
         assert_eq!(ask_for_stream_usage(body.as_bytes()), None, "{body}");
     }
 }
+
+#[test]
+fn the_usage_prefilter_finds_every_counter_and_nothing_else() {
+    let cases: &[(&str, bool)] = &[
+        (r#"{"usage":{"prompt_tokens":1}}"#, true),
+        (r#"{"usage":{"completion_tokens":1}}"#, true),
+        (r#"{"usage":{"total_tokens":1}}"#, true),
+        (r#"{"x_tokens":1,"prompt_tokens":2}"#, true),
+        (r#"{"choices":[{"delta":{"content":"token 5"}}]}"#, false),
+        (r#"{"finish_reason":"stop","max_tokens":7}"#, false),
+        ("_tokens", false),
+        ("prompt_token", false),
+        ("", false),
+    ];
+    for &(line, want) in cases {
+        assert_eq!(
+            super::usage::mentions_tokens(line.as_bytes()),
+            want,
+            "{line}"
+        );
+    }
+}
