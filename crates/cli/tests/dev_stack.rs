@@ -12,8 +12,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -24,87 +23,7 @@ use serde_json::Value;
 
 mod dev_stack_features;
 
-struct Stack {
-    run: PathBuf,
-    env: BTreeMap<String, String>,
-    /// What `obol dev up` printed on stdout (the summary with the "Try" lines).
-    summary: String,
-}
-
-fn obol(run: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("OBOL_DEV_RUN_DIR", run)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-impl Stack {
-    fn up() -> Self {
-        let run = std::env::temp_dir().join(format!("obol-dev-e2e-{}", std::process::id()));
-        let out = obol(&run, &["dev", "up"]);
-        let mut stack = Self {
-            run,
-            env: BTreeMap::new(),
-            summary: String::from_utf8_lossy(&out.stdout).into_owned(),
-        };
-        assert!(out.status.success(), "obol dev up failed\n{}", text(&out));
-        let out = obol(&stack.run, &["dev", "env"]);
-        assert!(out.status.success(), "{}", text(&out));
-        stack.env = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
-                Some((k.to_owned(), v.trim_matches('\'').to_owned()))
-            })
-            .collect();
-        stack
-    }
-
-    fn var(&self, name: &str) -> &str {
-        self.env
-            .get(name)
-            .unwrap_or_else(|| panic!("obol dev env has no {name}"))
-    }
-
-    fn balance(&self, who: &str) -> String {
-        let out = obol(&self.run, &["dev", "balance"]);
-        assert!(out.status.success(), "{}", text(&out));
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(who))
-            .unwrap()
-            .to_owned();
-        line.split_whitespace().nth(2).unwrap().to_owned()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let out = obol(&self.run, &["dev", "down"]);
-        if out.status.success() {
-            let _ = std::fs::remove_dir_all(&self.run);
-        } else {
-            eprintln!(
-                "obol dev down failed (logs kept in {})\n{}",
-                self.run.display(),
-                text(&out)
-            );
-        }
-    }
-}
+use dev_stack_features::{Stack, text};
 
 fn obol_kube(stack: &Stack, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
@@ -130,16 +49,6 @@ fn condition(purchase: &Value, type_: &str) -> String {
         .and_then(|c| c["status"].as_str())
         .unwrap_or("-")
         .to_owned()
-}
-
-impl Stack {
-    async fn client(&self) -> kube::Client {
-        let kc = kube::config::Kubeconfig::read_from(self.var("KUBECONFIG")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
-    }
 }
 
 /// A buyer of our own, on the stack's control plane and chain, serving namespace `ns`.
@@ -419,7 +328,7 @@ fn pay_with_official_v1_client(stack: &Stack, url: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn local_stack_sells_and_buys_with_real_parts() {
-    let stack = Stack::up();
+    let stack = Stack::up("dev-e2e", &[]);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()

@@ -11,15 +11,13 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use obol_devstack::chain::Rpc;
 use obol_devstack::demo::{authorization, demo_requirement};
 use obol_devstack::stack::{State, recorded};
-use obol_testenv::repo_root;
 use obol_x402::U256;
 
 #[allow(dead_code, reason = "this binary uses some of the checks")]
@@ -28,65 +26,7 @@ mod dev_stack_features;
 const REPLICAS: usize = 3;
 const COPIES: usize = 32;
 
-fn obol(run: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("OBOL_DEV_RUN_DIR", run)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The running stack as `dev_stack_features` reads it. Stops the stack when dropped, whatever
-/// happened (`obol dev down` also stops its control plane); the run directory is kept when
-/// that fails.
-struct Stack {
-    run: PathBuf,
-    env: BTreeMap<String, String>,
-    /// What `obol dev up` printed on stdout (the summary with the "Try" lines).
-    summary: String,
-}
-
-impl Stack {
-    fn var(&self, name: &str) -> &str {
-        self.env
-            .get(name)
-            .unwrap_or_else(|| panic!("obol dev env has no {name}"))
-    }
-
-    async fn client(&self) -> kube::Client {
-        let kc = kube::config::Kubeconfig::read_from(self.var("KUBECONFIG")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let out = obol(&self.run, &["dev", "down"]);
-        if out.status.success() {
-            let _ = std::fs::remove_dir_all(&self.run);
-        } else {
-            eprintln!(
-                "obol dev down failed (logs kept in {})\n{}",
-                self.run.display(),
-                text(&out)
-            );
-        }
-    }
-}
+use dev_stack_features::{Stack, obol, text};
 
 /// Requests replica `url` counted for offer `demo/<offer>` (its `/metrics`).
 async fn offer_requests(http: &reqwest::Client, url: &str, offer: &str) -> u64 {
@@ -230,32 +170,15 @@ async fn pay(http: &reqwest::Client, url: &str, header: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn three_verifier_replicas_serve_one_payment_once_and_survive_a_killed_replica() {
-    let run = std::env::temp_dir().join(format!("obol-dev-replicas-{}", std::process::id()));
-    let mut guard = Stack {
-        run,
-        env: BTreeMap::new(),
-        summary: String::new(),
-    };
-    let out = obol(
-        &guard.run,
-        &["dev", "up", "--verifier-replicas", &REPLICAS.to_string()],
+    let guard = Stack::up(
+        "dev-replicas",
+        &["--verifier-replicas", &REPLICAS.to_string()],
     );
-    guard.summary = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "obol dev up failed\n{}", text(&out));
     assert!(
         guard.summary.contains("3 verifier replicas serve it"),
         "{}",
-        text(&out)
+        guard.summary
     );
-    let out = obol(&guard.run, &["dev", "env"]);
-    assert!(out.status.success(), "{}", text(&out));
-    guard.env = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
-            Some((k.to_owned(), v.trim_matches('\'').to_owned()))
-        })
-        .collect();
     let state = recorded(&guard.run).unwrap();
 
     // Recorded and listed: three replicas, their Redis, the balanced addresses.

@@ -17,6 +17,7 @@ use kube::Api;
 use kube::api::PostParams;
 use obol_api::ServiceOffer;
 use obol_testenv::TestEnv;
+use obol_testenv::process::described as text;
 use serde_json::json;
 
 async fn obol(env: &TestEnv, args: &[&str]) -> Output {
@@ -27,15 +28,6 @@ async fn obol(env: &TestEnv, args: &[&str]) -> Output {
         .output()
         .await
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A kustomization in `dir`: a namespace `ns`, a ConfigMap and a Deployment in it, plus `extra`.

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource};
 use obol_api::{PaymentRoute, ServiceOffer};
+use obol_testenv::process::described as text;
 use obol_testenv::{TestEnv, TestNamespace, eventually};
 use serde_json::json;
 
@@ -23,15 +24,6 @@ async fn obol(env: &TestEnv, args: &[&str]) -> Output {
         .output()
         .await
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The upstream as the local stack declares a process on loopback: an `ExternalName` Service

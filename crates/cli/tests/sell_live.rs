@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::PostParams;
 use obol_testenv::net::free_port;
+use obol_testenv::process::described as text;
 use obol_testenv::{TestEnv, repo_root};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,15 +46,6 @@ async fn obol(env: &TestEnv, args: &[&str]) -> Output {
         .output()
         .await
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 async fn healthy_upstream() -> u16 {

@@ -1,4 +1,5 @@
-//! Child processes of tests: a signal, and a bounded wait for the exit.
+//! Child processes of tests: a signal, a bounded wait for the exit, and what a finished command
+//! said (for assertion messages).
 
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -24,4 +25,14 @@ pub async fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatu
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A finished command's exit code, stdout and stderr, for an assertion's message.
+pub fn described(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -2,17 +2,112 @@
 //! discovery, commands that work in a new shell, least privilege, the facilitator's refusal
 //! reasons, and concurrent payers. Each function checks one of them on a running stack.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 use obol_devstack::chain::Rpc;
 use obol_devstack::demo::{authorization, demo_requirement};
 use obol_devstack::stack::State;
-use obol_testenv::eventually;
+use obol_testenv::{eventually, repo_root};
 use obol_x402::{PrivateKey, U256};
 use serde_json::{Value, json};
 
-use super::{Stack, text};
+pub use obol_testenv::process::described as text;
+
+/// `obol` with the stack's run directory.
+pub fn obol(run: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("OBOL_DEV_RUN_DIR", run)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The running stack, as the checks below read it. Stops the stack when dropped, whatever
+/// happened (`obol dev down` also stops its control plane); the run directory is kept when
+/// that fails.
+pub struct Stack {
+    pub run: PathBuf,
+    pub env: BTreeMap<String, String>,
+    /// What `obol dev up` printed on stdout (the summary with the "Try" lines).
+    pub summary: String,
+}
+
+impl Stack {
+    /// `obol dev up EXTRA…` in a run directory of its own (`obol-NAME-<pid>` under the temp
+    /// directory), then its `obol dev env`. The guard exists before `up` is judged, so a failed
+    /// start is still stopped.
+    pub fn up(name: &str, extra: &[&str]) -> Self {
+        let run = std::env::temp_dir().join(format!("obol-{name}-{}", std::process::id()));
+        let mut args = vec!["dev", "up"];
+        args.extend_from_slice(extra);
+        let out = obol(&run, &args);
+        let mut stack = Self {
+            run,
+            env: BTreeMap::new(),
+            summary: String::from_utf8_lossy(&out.stdout).into_owned(),
+        };
+        assert!(out.status.success(), "obol dev up failed\n{}", text(&out));
+        let out = obol(&stack.run, &["dev", "env"]);
+        assert!(out.status.success(), "{}", text(&out));
+        stack.env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
+                Some((k.to_owned(), v.trim_matches('\'').to_owned()))
+            })
+            .collect();
+        stack
+    }
+
+    /// A variable of `obol dev env`.
+    pub fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .unwrap_or_else(|| panic!("obol dev env has no {name}"))
+    }
+
+    /// A client of the stack's control plane.
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(self.var("KUBECONFIG")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// `who`'s USDC balance as `obol dev balance` prints it.
+    pub fn balance(&self, who: &str) -> String {
+        let out = obol(&self.run, &["dev", "balance"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(who))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace().nth(2).unwrap().to_owned()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let out = obol(&self.run, &["dev", "down"]);
+        if out.status.success() {
+            let _ = std::fs::remove_dir_all(&self.run);
+        } else {
+            eprintln!(
+                "obol dev down failed (logs kept in {})\n{}",
+                self.run.display(),
+                text(&out)
+            );
+        }
+    }
+}
 
 /// The stack's recorded state (`<run>/stack.json`).
 fn state(stack: &Stack) -> State {
