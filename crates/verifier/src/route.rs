@@ -118,6 +118,10 @@ impl ProxyRoute {
 /// One route of a loaded route table (`spec.routes[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// A copy of `entry.matcher`, kept in the rule list itself: the scan of a route's rules
+    /// (every request to a route with a table) then reads the list without following a pointer
+    /// per rule into its `RouteEntry`.
+    pub matcher: Matcher,
     /// The route as it is gated: its own pattern, price (no requirement when free),
     /// description and 402 caches; the PaymentRoute's key, upstream and labels otherwise.
     pub entry: Arc<RouteEntry>,
@@ -316,6 +320,7 @@ impl Rule {
             return Err(LoadError::Price);
         }
         Ok(Self {
+            matcher: entry.matcher.clone(),
             entry: Arc::new(entry),
             gate: rule.gate,
             methods: rule.methods.clone(),
@@ -345,7 +350,7 @@ impl RouteEntry {
             };
         }
         let mut allow: Vec<&str> = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.entry.matcher.matches(path)) {
+        for rule in self.rules.iter().filter(|r| r.matcher.matches(path)) {
             let served = match method {
                 Some(m) => crate::matcher::method_allowed(&rule.methods, m),
                 None => rule.methods.is_empty(),
