@@ -17,18 +17,11 @@ use obol_buyer::journal::FileStorage;
 use rand::Rng as _;
 use serde_json::Value;
 
-/// A free loopback port below the kernel's ephemeral range (32768 and up). The buyer is
-/// restarted on the same address hundreds of times; an ephemeral port could be handed to
-/// another test's `bind(0)` or outgoing connection in between.
+/// A free loopback address below the kernel's ephemeral range (obol-testenv's reserved
+/// port). The buyer is restarted on the same address hundreds of times; an ephemeral port could
+/// be handed to another test's `bind(0)` or outgoing connection in between.
 fn free_addr() -> SocketAddr {
-    use rand::Rng as _;
-    for _ in 0..1000 {
-        let port = rand::rng().random_range(20_000..32_000);
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return l.local_addr().unwrap();
-        }
-    }
-    panic!("no free loopback port in 20000..32000");
+    SocketAddr::from(([127, 0, 0, 1], obol_testenv::net::reserved_port()))
 }
 
 /// Every request of the test gives up after a few seconds: a hang becomes a failure.

@@ -10,68 +10,15 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use common::*;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use obol_api::purchase_request::{
-    POOL_KEY, POOL_LABEL, PoolShard, PurchaseRequest, PurchaseRequestSpec, pool_config_map, types,
-};
+use obol_api::purchase_request::{PoolShard, PurchaseRequest, pool_config_map, types};
 use obol_buyer::chain::ChainReaders;
 use obol_buyer::journal::{Journal, MemStorage};
 use obol_buyer::purchases::{self, WatchOptions};
 use obol_buyer::{Buyer, BuyerParts, SystemClock};
 use obol_testenv::{TestEnv, eventually};
-use serde_json::{Value, json};
-
-const PAYER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-async fn create_purchase(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    url: &str,
-    shards: &[Vec<Value>],
-) {
-    let purchases: Api<PurchaseRequest> = Api::namespaced(client.clone(), ns);
-    let spec = PurchaseRequestSpec {
-        seller_url: url.into(),
-        upstream: None,
-        remote_model: None,
-        network: "eip155:84532".into(),
-        asset: USDC_BASE_SEPOLIA.into(),
-        pay_to: PAY_TO.into(),
-        price: "1000".into(),
-        payer: PAYER.into(),
-        eip712_name: Some("USDC".into()),
-        eip712_version: Some("2".into()),
-        count: shards.iter().map(|s| s.len() as u64).sum(),
-        pool: shards
-            .iter()
-            .enumerate()
-            .map(|(i, s)| PoolShard {
-                config_map: pool_config_map(name, i),
-                count: s.len() as u64,
-                expires_at: "2106-02-07T06:28:15Z".into(),
-            })
-            .collect(),
-    };
-    let created = purchases
-        .create(&PostParams::default(), &PurchaseRequest::new(name, spec))
-        .await
-        .unwrap();
-    let owner = kube::Resource::controller_owner_ref(&created, &()).unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    for (i, auths) in shards.iter().enumerate() {
-        let cm: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": pool_config_map(name, i), "labels": {POOL_LABEL: name},
-                "ownerReferences": [owner]},
-            "data": {POOL_KEY: json!(auths).to_string()},
-            "immutable": true,
-        }))
-        .unwrap();
-        cms.create(&PostParams::default(), &cm).await.unwrap();
-    }
-}
+use serde_json::Value;
 
 #[tokio::test]
 async fn a_purchase_is_spendable_at_once_and_its_status_follows() {

@@ -22,13 +22,9 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use obol_api::purchase_request::{
-    MAX_AUTHS_PER_CONFIGMAP, POOL_KEY, POOL_LABEL, PoolShard, PurchaseRequest, PurchaseRequestSpec,
-    pool_config_map,
-};
+use obol_api::purchase_request::{MAX_AUTHS_PER_CONFIGMAP, PurchaseRequest};
 use obol_buyer::chain::ChainReaders;
 use obol_buyer::journal::{FileStorage, Journal};
 use obol_buyer::purchases::{self, WatchOptions};
@@ -37,7 +33,6 @@ use obol_buyer::{Buyer, BuyerParts, SystemClock};
 use obol_testenv::{TestEnv, eventually};
 use serde_json::{Value, json};
 
-const PAYER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const BOUGHT: u64 = 360;
 const LEASE: Duration = Duration::from_secs(3);
 
@@ -143,48 +138,13 @@ async fn start_replica(
     }
 }
 
+/// The test's purchase `demo`: `auths` in ConfigMaps of at most [`MAX_AUTHS_PER_CONFIGMAP`].
 async fn create_purchase(client: &kube::Client, ns: &str, url: &str, auths: &[Value]) {
-    let purchases: Api<PurchaseRequest> = Api::namespaced(client.clone(), ns);
-    let spec = PurchaseRequestSpec {
-        seller_url: url.into(),
-        upstream: None,
-        remote_model: None,
-        network: "eip155:84532".into(),
-        asset: USDC_BASE_SEPOLIA.into(),
-        pay_to: PAY_TO.into(),
-        price: "1000".into(),
-        payer: PAYER.into(),
-        eip712_name: Some("USDC".into()),
-        eip712_version: Some("2".into()),
-        count: auths.len() as u64,
-        pool: auths
-            .chunks(MAX_AUTHS_PER_CONFIGMAP)
-            .enumerate()
-            .map(|(i, c)| PoolShard {
-                config_map: pool_config_map("demo", i),
-                count: c.len() as u64,
-                expires_at: "2106-02-07T06:28:15Z".into(),
-            })
-            .collect(),
-    };
-    let created = purchases
-        .create(&PostParams::default(), &PurchaseRequest::new("demo", spec))
-        .await
-        .unwrap();
-    let owner = kube::Resource::controller_owner_ref(&created, &()).unwrap();
-    for (i, chunk) in auths.chunks(MAX_AUTHS_PER_CONFIGMAP).enumerate() {
-        let cm: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": pool_config_map("demo", i), "labels": {POOL_LABEL: "demo"},
-                "ownerReferences": [owner]},
-            "data": {POOL_KEY: json!(chunk).to_string()},
-            "immutable": true,
-        }))
-        .unwrap();
-        Api::<ConfigMap>::namespaced(client.clone(), ns)
-            .create(&PostParams::default(), &cm)
-            .await
-            .unwrap();
-    }
+    let shards: Vec<Vec<Value>> = auths
+        .chunks(MAX_AUTHS_PER_CONFIGMAP)
+        .map(<[Value]>::to_vec)
+        .collect();
+    common::create_purchase(client, ns, "demo", url, &shards).await;
 }
 
 /// A StatefulSet object whose `spec.replicas` the replicas read (no kubelet runs its pods).
@@ -392,17 +352,10 @@ async fn scaling_one_three_one_moves_slots_and_never_sends_a_nonce_twice() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A free loopback port below the kernel's ephemeral range: each replica is restarted on the
-/// same address many times.
+/// A free loopback address below the kernel's ephemeral range (obol-testenv's reserved
+/// port): each replica is restarted on the same address many times.
 fn free_addr() -> SocketAddr {
-    use rand::Rng as _;
-    for _ in 0..1000 {
-        let port = rand::rng().random_range(20_000..32_000);
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return l.local_addr().unwrap();
-        }
-    }
-    panic!("no free loopback port in 20000..32000");
+    SocketAddr::from(([127, 0, 0, 1], obol_testenv::net::reserved_port()))
 }
 
 struct Process {

@@ -27,6 +27,8 @@ use tokio::sync::{Notify, mpsc};
 
 pub const PAY_TO: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 pub const USDC_BASE_SEPOLIA: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+/// The payer of the test purchases (anvil's second development account).
+pub const PAYER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 pub const USDC_BASE: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
 
 /// What the stub seller asks for.
@@ -335,4 +337,64 @@ pub async fn status(app: &Router) -> Value {
     let (code, _, body) = call(app, Method::GET, "/status", None).await;
     assert_eq!(code, StatusCode::OK);
     serde_json::from_slice(&body).unwrap()
+}
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use obol_api::purchase_request::{
+    POOL_KEY, POOL_LABEL, PoolShard, PurchaseRequest, PurchaseRequestSpec, pool_config_map,
+};
+
+/// Creates PurchaseRequest `name` of `url` with one immutable pool ConfigMap per shard, owned by
+/// it, as `obol buy http` writes them.
+pub async fn create_purchase(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    url: &str,
+    shards: &[Vec<Value>],
+) {
+    let purchases: kube::Api<PurchaseRequest> = kube::Api::namespaced(client.clone(), ns);
+    let spec = PurchaseRequestSpec {
+        seller_url: url.into(),
+        upstream: None,
+        remote_model: None,
+        network: "eip155:84532".into(),
+        asset: USDC_BASE_SEPOLIA.into(),
+        pay_to: PAY_TO.into(),
+        price: "1000".into(),
+        payer: PAYER.into(),
+        eip712_name: Some("USDC".into()),
+        eip712_version: Some("2".into()),
+        count: shards.iter().map(|s| s.len() as u64).sum(),
+        pool: shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| PoolShard {
+                config_map: pool_config_map(name, i),
+                count: s.len() as u64,
+                expires_at: "2106-02-07T06:28:15Z".into(),
+            })
+            .collect(),
+    };
+    let created = purchases
+        .create(
+            &kube::api::PostParams::default(),
+            &PurchaseRequest::new(name, spec),
+        )
+        .await
+        .unwrap();
+    let owner = kube::Resource::controller_owner_ref(&created, &()).unwrap();
+    let cms: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), ns);
+    for (i, auths) in shards.iter().enumerate() {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": pool_config_map(name, i), "labels": {POOL_LABEL: name},
+                "ownerReferences": [owner]},
+            "data": {POOL_KEY: json!(auths).to_string()},
+            "immutable": true,
+        }))
+        .unwrap();
+        cms.create(&kube::api::PostParams::default(), &cm)
+            .await
+            .unwrap();
+    }
 }
