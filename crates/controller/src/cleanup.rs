@@ -9,13 +9,17 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use obol_api::{RegistrationRequest, ServiceOffer};
 
+use jiff::Timestamp;
+
 use crate::apply;
 use crate::error::{Error, Result};
+use crate::plan::deletion::{self, Verdict};
 use crate::reconcile::{Context, event, write_status};
 
 /// Deletion: withdraw the HTTPRoute, delete the RegistrationRequest and wait (bounded) until
-/// it is gone; garbage collection removes the rest once the finalizer is released.
-pub(crate) async fn cleanup(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
+/// it is gone; garbage collection removes the rest once the finalizer is released. `now` is
+/// the reconcile's one clock reading; [`plan::deletion::verdict`] decides.
+pub(crate) async fn cleanup(offer: &ServiceOffer, ctx: &Context, now: Timestamp) -> Result<Action> {
     let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = offer.name_any();
     if let Some(uid) = offer.uid() {
@@ -30,41 +34,38 @@ pub(crate) async fn cleanup(offer: &ServiceOffer, ctx: &Context) -> Result<Actio
         .await
         .map_err(Error::kube("delete RegistrationRequest"))?;
     let rrs: Api<RegistrationRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    let still_there = rrs
+    let gone = rrs
         .get_opt(&rr_name)
         .await
         .map_err(Error::kube("get RegistrationRequest"))?
-        .is_some();
-    if !still_there {
-        return Ok(Action::await_change());
+        .is_none();
+    let deleting_since = offer.metadata.deletion_timestamp.as_ref().map(|t| t.0);
+    match deletion::verdict(gone, deleting_since, now, ctx.cleanup_timeout) {
+        Verdict::Release => Ok(Action::await_change()),
+        Verdict::GiveUp => {
+            let note = format!(
+                "RegistrationRequest {rr_name} still exists after {:?}; releasing the offer anyway",
+                ctx.cleanup_timeout
+            );
+            event(
+                ctx,
+                offer,
+                EventType::Warning,
+                "RegistrationCleanupTimedOut",
+                &note,
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Verdict::Wait => {
+            // Say why the offer lingers: phase Deleting (written once; conditions unchanged).
+            let mut status = offer.status.clone().unwrap_or_default();
+            status.phase = Some(obol_api::Phase::Deleting);
+            write_status(ctx, offer, &status).await?;
+            Err(Error::CleanupPending {
+                namespace: ns,
+                name: rr_name,
+            })
+        }
     }
-    let deleting_since = offer
-        .metadata
-        .deletion_timestamp
-        .as_ref()
-        .map_or_else(jiff::Timestamp::now, |t| t.0);
-    let waited = jiff::Timestamp::now().duration_since(deleting_since);
-    if waited.unsigned_abs() >= ctx.cleanup_timeout {
-        let note = format!(
-            "RegistrationRequest {rr_name} still exists after {:?}; releasing the offer anyway",
-            ctx.cleanup_timeout
-        );
-        event(
-            ctx,
-            offer,
-            EventType::Warning,
-            "RegistrationCleanupTimedOut",
-            &note,
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    // Say why the offer lingers: phase Deleting (written once; conditions unchanged).
-    let mut status = offer.status.clone().unwrap_or_default();
-    status.phase = Some(obol_api::Phase::Deleting);
-    write_status(ctx, offer, &status).await?;
-    Err(Error::CleanupPending {
-        namespace: ns,
-        name: rr_name,
-    })
 }

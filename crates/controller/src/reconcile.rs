@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -15,12 +16,15 @@ use obol_api::condition::{self as cond, types};
 use obol_api::gateway::HttpRoute;
 use obol_api::traefik::Middleware;
 use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer, ServiceOfferStatus};
+use obol_runtime::clock::Clock;
 use tracing::{info, instrument, warn};
 
 use crate::apply::{self, Child};
 use crate::error::{Error, Result};
 use crate::metrics::ControllerMetrics;
-use crate::plan::status::{self as plan_status, ApplyFailure, Observed, RouteAction};
+use crate::plan::status::{
+    self as plan_status, ApplyFailure, Observed, RegistrationSeen, RouteAction,
+};
 use crate::plan::{self, Settings, conflict};
 use crate::probe;
 
@@ -52,25 +56,28 @@ pub struct Context {
     pub metrics: Arc<ControllerMetrics>,
     /// Offers (by uid) whose upstream answered healthily at least once in this process.
     pub healthy_once: parking_lot::Mutex<HashSet<String>>,
+    /// The clock, read once per reconcile.
+    pub clock: Arc<dyn Clock>,
 }
 
-/// The current time as RFC 3339 with second precision (condition timestamps).
-fn now() -> String {
-    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_string()
+/// The one reading of the clock a reconcile makes: every time-dependent decision in it (drain,
+/// deletion deadline, condition timestamps, the next wake-up) gets this value.
+fn read_clock(clock: &dyn Clock) -> Timestamp {
+    let ms = i64::try_from(clock.now_unix_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// Reconciles one offer (entry point for the kube-runtime Controller).
 #[instrument(skip_all, fields(ns = offer.namespace(), name = offer.name_any()))]
 pub async fn reconcile(offer: Arc<ServiceOffer>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
+    let now = read_clock(ctx.clock.as_ref());
     let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
     let api: Api<ServiceOffer> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, obol_api::FINALIZER, offer, |event| async {
         match event {
-            Finalizer::Apply(offer) => apply_offer(&offer, &ctx).await,
-            Finalizer::Cleanup(offer) => crate::cleanup::cleanup(&offer, &ctx).await,
+            Finalizer::Apply(offer) => apply_offer(&offer, &ctx, now).await,
+            Finalizer::Cleanup(offer) => crate::cleanup::cleanup(&offer, &ctx, now).await,
         }
     })
     .await;
@@ -115,30 +122,77 @@ pub fn error_policy(offer: Arc<ServiceOffer>, error: &Error, ctx: Arc<Context>) 
     }
 }
 
-async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
+/// The failed applies of one reconcile: each shows in its condition; the first is the
+/// reconcile's error (it backs off and retries).
+#[derive(Default)]
+struct Failures {
+    list: Vec<ApplyFailure>,
+    first: Option<Error>,
+}
+
+impl Failures {
+    fn record(&mut self, condition: &'static str, kind: &str, e: kube::Error) {
+        self.list.push(ApplyFailure {
+            condition,
+            message: format!("applying {kind}: {e}"),
+        });
+        self.first.get_or_insert(Error::Kube {
+            context: "apply child",
+            source: e,
+        });
+    }
+
+    fn of(&self, condition: &str) -> Option<&ApplyFailure> {
+        self.list.iter().find(|f| f.condition == condition)
+    }
+}
+
+/// The payment gate as this reconcile left it.
+#[derive(Default)]
+struct Gate {
+    middleware_present: bool,
+    payment_route: Option<PaymentRoute>,
+}
+
+/// One reconcile of a live offer, in the order that keeps it fail-closed:
+/// 1. read: the desired children, the drain, the path owner, the upstream probe (decided by
+///    `plan`, on this reconcile's one clock reading);
+/// 2. the payment gate (Middleware, PaymentRoute), unless another offer owns the path;
+/// 3. the HTTPRoute: `route_action` decides from what step 2 left (applied only behind an
+///    admitted gate and a healthy-once upstream; withdrawn otherwise);
+/// 4. gate children that go, only now that no route of this offer can reach the upstream:
+///    the whole gate on a path conflict, a stale ForwardAuth Middleware otherwise;
+/// 5. the RegistrationRequest, once the first three conditions hold;
+/// 6. the status, then the readiness mark discovery reads.
+///
+/// Every choice between those steps is a pure function in `plan::status`.
+async fn apply_offer(offer: &ServiceOffer, ctx: &Context, now: Timestamp) -> Result<Action> {
     let ns = offer.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = offer.name_any();
     let generation = offer.metadata.generation;
     let old = offer.status.as_ref();
+    let stamp = plan_status::condition_time(now);
+
+    // 1. Read and decide.
     let mut desired = match plan::desired(offer, &ctx.settings) {
         Ok(d) => d,
         Err(invalid) => {
             // Fail closed and stay quiet: no children, no requeue until the spec changes.
-            withdraw_route_children(ctx, &ns, &name, false).await?;
-            let status = plan_status::invalid_status(old, generation, &invalid.0, &now());
+            withdraw_route_children(ctx, &ns, &name).await?;
+            let status = plan_status::invalid_status(old, generation, &invalid.0, &stamp);
             write_status(ctx, offer, &status).await?;
             return Ok(Action::await_change());
         }
     };
-    // The drain is decided on this one reading of the clock.
-    let clock = jiff::Timestamp::now();
-    let drain_state = obol_api::drain::state(desired.drain, clock);
+    let drain_state = obol_api::drain::state(desired.drain, now);
     plan_status::carry_drain(&mut desired, drain_state);
-    // The readiness mark as the last status says; corrected below when this one differs.
+    // The readiness mark as the last status says; corrected in step 6 when this one differs.
     let was_ready = old.is_some_and(|s| cond::is_true(&s.conditions, types::READY));
     plan_status::mark_ready(&mut desired.payment_route, was_ready);
-    let offers = ctx.offers.state();
-    let conflict_with = conflict::path_owner(offer, offers.iter().map(AsRef::as_ref));
+    let conflict_with = {
+        let offers = ctx.offers.state();
+        conflict::path_owner(offer, offers.iter().map(AsRef::as_ref))
+    };
     let upstream_ns = offer.spec.upstream_namespace(&ns).to_owned();
     let (probe, external) = probe::probe(
         &ctx.client,
@@ -149,46 +203,20 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
     .await?;
     plan::reach_upstream_at(&mut desired, external.as_ref());
     let uid = offer.uid().unwrap_or_default();
-    let healthy_once = {
-        let mut seen = ctx.healthy_once.lock();
-        if probe.is_healthy() {
-            seen.insert(uid.clone());
-        }
-        seen.contains(&uid)
-            || old.is_some_and(|s| cond::is_true(&s.conditions, types::UPSTREAM_HEALTHY))
-    };
+    let healthy_once =
+        plan_status::healthy_once(remember_health(ctx, &uid, probe.is_healthy()), old);
+    let mut failures = Failures::default();
 
-    let mut failures = Vec::new();
-    let mut first_error = None;
-    let mut record = |condition, kind: &str, e: kube::Error, failures: &mut Vec<ApplyFailure>| {
-        let message = format!("applying {kind}: {e}");
-        failures.push(ApplyFailure { condition, message });
-        first_error.get_or_insert(Error::Kube {
-            context: "apply child",
-            source: e,
-        });
-    };
-
-    let (mut middleware_present, mut payment_route) = (false, None);
-    if conflict_with.is_some() {
-        withdraw_route_children(ctx, &ns, &name, false).await?;
+    // 2. The payment gate (none for an offer whose path another offer owns).
+    let gate = if conflict_with.is_some() {
+        Gate::default()
     } else {
-        match &desired.middleware {
-            Some(mw) => match ensure(ctx, &ctx.middlewares, mw).await {
-                Ok(_) => middleware_present = true,
-                Err(e) => record(types::PAYMENT_GATE_READY, "Middleware", e, &mut failures),
-            },
-            // Mode proxy: the verifier is the HTTPRoute's backend, no Middleware to wait for.
-            None => middleware_present = true,
-        }
-        match ensure(ctx, &ctx.payment_routes, &desired.payment_route).await {
-            Ok(pr) => payment_route = Some(pr),
-            Err(e) => record(types::PAYMENT_GATE_READY, "PaymentRoute", e, &mut failures),
-        }
-    }
+        apply_gate(ctx, &desired, &mut failures).await
+    };
 
+    // 3. The route.
     let route_action = plan_status::route_action(
-        payment_route.as_ref(),
+        gate.payment_route.as_ref(),
         healthy_once,
         conflict_with.is_some(),
         paused(offer),
@@ -198,7 +226,7 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
         RouteAction::Apply => match ensure(ctx, &ctx.http_routes, &desired.http_route).await {
             Ok(route) => Some(route),
             Err(e) => {
-                record(types::ROUTE_PUBLISHED, "HTTPRoute", e, &mut failures);
+                failures.record(types::ROUTE_PUBLISHED, "HTTPRoute", e);
                 None
             }
         },
@@ -212,46 +240,47 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
         }
     };
 
-    // Mode proxy: a Middleware left from the ForwardAuth mode goes once no live HTTPRoute can
-    // still name it (the new route is applied, or there is none).
-    if desired.middleware.is_none()
-        && matches!(
-            (&route_action, &http_route),
-            (RouteAction::Apply, Some(_)) | (RouteAction::Withdraw(_), _)
-        )
-    {
+    // 4. Gate children that go: all of them on a path conflict, a stale Middleware otherwise.
+    let gone = plan_status::gate_withdrawal(
+        desired.middleware.is_some(),
+        route_action,
+        http_route.is_some(),
+    );
+    if gone.payment_route {
+        let pr = obol_api::names::payment_route(&name);
+        apply::withdraw(&ctx.client, &ctx.payment_routes, &ns, &pr, false)
+            .await
+            .map_err(Error::kube("withdraw PaymentRoute"))?;
+    }
+    if gone.middleware {
         let mw = obol_api::names::middleware(&name);
         apply::withdraw(&ctx.client, &ctx.middlewares, &ns, &mw, false)
             .await
-            .map_err(Error::kube("delete Middleware"))?;
+            .map_err(Error::kube("withdraw Middleware"))?;
     }
 
-    let mut observed = Observed {
-        path: &desired.path,
-        probe: &probe,
-        conflict_with: conflict_with.as_deref(),
-        middleware_present,
-        payment_route: payment_route.as_ref(),
-        route_action,
-        http_route: http_route.as_ref(),
-        gateway: &ctx.settings.gateway,
-        registration_enabled: desired.registration.is_some(),
-        registration: None,
-        failures: &[],
-    };
     let mut conditions = plan_status::gate_conditions(
         &Observed {
-            failures: &failures,
-            ..observed.clone()
+            path: &desired.path,
+            probe: &probe,
+            conflict_with: conflict_with.as_deref(),
+            middleware_present: gate.middleware_present,
+            payment_route: gate.payment_route.as_ref(),
+            route_action,
+            http_route: http_route.as_ref(),
+            gateway: &ctx.settings.gateway,
+            failures: &failures.list,
         },
         &offer.spec.upstream.health_path,
     );
-    let due = plan_status::registration_due(observed.registration_enabled, &conditions);
+
+    // 5. The registration.
+    let due = plan_status::registration_due(desired.registration.is_some(), &conditions);
     let registration = match &desired.registration {
         Some(rr) if due => match ensure(ctx, &ctx.registrations, rr).await {
             Ok(live) => Some(live),
             Err(e) => {
-                record(types::REGISTERED, "RegistrationRequest", e, &mut failures);
+                failures.record(types::REGISTERED, "RegistrationRequest", e);
                 None
             }
         },
@@ -264,24 +293,28 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
             None
         }
     };
-    observed.registration = registration.as_ref();
-    observed.failures = &failures;
-    conditions.push(plan_status::registered_condition(&observed, due));
+    conditions.push(plan_status::registered_condition(&RegistrationSeen {
+        enabled: desired.registration.is_some(),
+        due,
+        live: registration.as_ref(),
+        failure: failures.of(types::REGISTERED),
+    }));
     conditions.extend(plan_status::route_table_condition(
         desired.has_routes,
         &desired.ambiguous,
     ));
     conditions.extend(plan_status::drained_condition(drain_state));
 
+    // 6. The status, then the readiness mark.
     let status = plan_status::next_status(
         old,
         generation,
         conditions,
         &desired.path,
         registration.as_ref(),
-        &now(),
+        &stamp,
     );
-    for failure in &failures {
+    for failure in &failures.list {
         event(
             ctx,
             offer,
@@ -291,25 +324,62 @@ async fn apply_offer(offer: &ServiceOffer, ctx: &Context) -> Result<Action> {
         )
         .await;
     }
-    // Discovery lists only Ready offers: the PaymentRoute says whether this one is.
     let ready = cond::is_true(&status.conditions, types::READY);
-    if ready != was_ready && payment_route.is_some() {
-        plan_status::mark_ready(&mut desired.payment_route, ready);
+    if let Some(mark) =
+        plan_status::ready_mark_change(was_ready, ready, gate.payment_route.is_some())
+    {
+        plan_status::mark_ready(&mut desired.payment_route, mark);
         if let Err(e) = ensure(ctx, &ctx.payment_routes, &desired.payment_route).await {
-            first_error.get_or_insert(Error::Kube {
+            failures.first.get_or_insert(Error::Kube {
                 context: "mark PaymentRoute",
                 source: e,
             });
         }
     }
     write_status(ctx, offer, &status).await?;
-    match first_error {
+    match failures.first {
         Some(e) => Err(e),
         None => Ok(Action::requeue(plan_status::requeue_after(
             jittered(ctx.probe_interval, &uid),
             drain_state,
-            jiff::Timestamp::now(),
+            now,
         ))),
+    }
+}
+
+/// Remembers that the offer's upstream answered healthily (when `healthy`); returns whether
+/// it ever did in this process.
+fn remember_health(ctx: &Context, uid: &str, healthy: bool) -> bool {
+    let mut seen = ctx.healthy_once.lock();
+    if healthy {
+        seen.insert(uid.to_owned());
+    }
+    seen.contains(uid)
+}
+
+/// Step 2: the Middleware (ForwardAuth mode only) and the PaymentRoute.
+async fn apply_gate(ctx: &Context, desired: &plan::Desired, failures: &mut Failures) -> Gate {
+    let middleware_present = match &desired.middleware {
+        Some(mw) => match ensure(ctx, &ctx.middlewares, mw).await {
+            Ok(_) => true,
+            Err(e) => {
+                failures.record(types::PAYMENT_GATE_READY, "Middleware", e);
+                false
+            }
+        },
+        // Mode proxy: the verifier is the HTTPRoute's backend, no Middleware to wait for.
+        None => true,
+    };
+    let payment_route = match ensure(ctx, &ctx.payment_routes, &desired.payment_route).await {
+        Ok(pr) => Some(pr),
+        Err(e) => {
+            failures.record(types::PAYMENT_GATE_READY, "PaymentRoute", e);
+            None
+        }
+    };
+    Gate {
+        middleware_present,
+        payment_route,
     }
 }
 
@@ -343,20 +413,20 @@ async fn ensure<K: Child>(ctx: &Context, store: &Store<K>, desired: &K) -> Resul
     Ok(live)
 }
 
-/// Deletes the HTTPRoute, PaymentRoute and Middleware of `name` (the route first: traffic
-/// stops before the gate goes). With `force`, deletes without consulting the caches.
-async fn withdraw_route_children(ctx: &Context, ns: &str, name: &str, force: bool) -> Result<()> {
+/// Deletes the HTTPRoute, PaymentRoute and Middleware of `name` that the caches show (the
+/// route first: traffic stops before the gate goes).
+async fn withdraw_route_children(ctx: &Context, ns: &str, name: &str) -> Result<()> {
     let c = &ctx.client;
-    let names = obol_api::names::http_route(name);
-    apply::withdraw(c, &ctx.http_routes, ns, &names, force)
+    let route = obol_api::names::http_route(name);
+    apply::withdraw(c, &ctx.http_routes, ns, &route, false)
         .await
         .map_err(Error::kube("withdraw HTTPRoute"))?;
     let pr = obol_api::names::payment_route(name);
-    apply::withdraw(c, &ctx.payment_routes, ns, &pr, force)
+    apply::withdraw(c, &ctx.payment_routes, ns, &pr, false)
         .await
         .map_err(Error::kube("withdraw PaymentRoute"))?;
     let mw = obol_api::names::middleware(name);
-    apply::withdraw(c, &ctx.middlewares, ns, &mw, force)
+    apply::withdraw(c, &ctx.middlewares, ns, &mw, false)
         .await
         .map_err(Error::kube("withdraw Middleware"))?;
     Ok(())

@@ -189,6 +189,7 @@ async fn run_controller(
         registrations: registrations.clone(),
         metrics,
         healthy_once: parking_lot::Mutex::new(HashSet::new()),
+        clock: Arc::new(obol_runtime::clock::SystemClock),
     });
     controller
         .run(reconcile, error_policy, ctx)

@@ -18,30 +18,29 @@ pub struct ApplyFailure {
     pub message: String,
 }
 
-/// What one reconcile observed, after applying what it could.
+/// What one reconcile observed of the upstream, the payment gate and the route, after applying
+/// what it could.
 #[derive(Clone, Debug)]
 pub struct Observed<'a> {
     /// The offer's path.
     pub path: &'a str,
     /// The upstream probe.
     pub probe: &'a Probe,
-    /// The offer that owns the path, when it is another one (`namespace/name`).
+    /// The offer that owns the path, when it is another one (`namespace/name`); it names the
+    /// owner in the message, [`Observed::route_action`] decides.
     pub conflict_with: Option<&'a str>,
     /// The Middleware exists (applied or seen).
     pub middleware_present: bool,
     /// The PaymentRoute as last seen.
     pub payment_route: Option<&'a PaymentRoute>,
-    /// What was done with the HTTPRoute.
+    /// What was done with the HTTPRoute ([`super::status::route_action`]): the one place
+    /// where a path conflict, a drain and a pause take precedence over each other.
     pub route_action: RouteAction,
     /// The HTTPRoute as last seen.
     pub http_route: Option<&'a HttpRoute>,
     /// The Gateway routes attach to.
     pub gateway: &'a GatewayRef,
-    /// `registration.enabled`.
-    pub registration_enabled: bool,
-    /// The RegistrationRequest as last seen.
-    pub registration: Option<&'a RegistrationRequest>,
-    /// Applies that failed this time.
+    /// Applies of the Middleware, PaymentRoute or HTTPRoute that failed this time.
     pub failures: &'a [ApplyFailure],
 }
 
@@ -49,6 +48,19 @@ impl Observed<'_> {
     fn failure(&self, condition: &str) -> Option<&ApplyFailure> {
         self.failures.iter().find(|f| f.condition == condition)
     }
+}
+
+/// What one reconcile observed of the offer's registration.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistrationSeen<'a> {
+    /// `registration.enabled`.
+    pub enabled: bool,
+    /// Whether the RegistrationRequest is due ([`super::status::registration_due`]).
+    pub due: bool,
+    /// The RegistrationRequest as last seen.
+    pub live: Option<&'a RegistrationRequest>,
+    /// Its apply, when that failed this time.
+    pub failure: Option<&'a ApplyFailure>,
 }
 
 fn c(type_: &str, ok: bool, reason: &str, message: impl Into<String>) -> Condition {
@@ -83,27 +95,27 @@ pub fn gate_conditions(o: &Observed<'_>, health_path: &str) -> Vec<Condition> {
             "Upstream Service has no ready endpoint address",
         ),
     };
-    let conflict = o
-        .conflict_with
-        .map(|owner| format!("Path {} is owned by the older offer {owner}", o.path));
-    // Withdrawn on the seller's word: paused, or drained.
-    let stopped = match o.route_action {
-        RouteAction::Withdraw(Withheld::Paused) => Some((reasons::PAUSED, "Offer is paused")),
+    // Why the route is withheld on someone's word, in the precedence `route_action` decided.
+    let withheld = match o.route_action {
+        RouteAction::Withdraw(Withheld::PathConflict) => Some((
+            reasons::PATH_CONFLICT,
+            format!(
+                "Path {} is owned by the older offer {}",
+                o.path,
+                o.conflict_with.unwrap_or("another offer")
+            ),
+        )),
+        RouteAction::Withdraw(Withheld::Paused) => {
+            Some((reasons::PAUSED, "Offer is paused".to_owned()))
+        }
         RouteAction::Withdraw(Withheld::Drained) => Some((
             reasons::DRAINED,
-            "The offer's drain ended; its route is withdrawn",
+            "The offer's drain ended; its route is withdrawn".to_owned(),
         )),
         _ => None,
     };
-    let gate = if let Some(m) = &conflict {
-        c(
-            types::PAYMENT_GATE_READY,
-            false,
-            reasons::PATH_CONFLICT,
-            m.clone(),
-        )
-    } else if let Some((reason, message)) = stopped {
-        c(types::PAYMENT_GATE_READY, false, reason, message)
+    let gate = if let Some((reason, message)) = &withheld {
+        c(types::PAYMENT_GATE_READY, false, reason, message.clone())
     } else if let Some(f) = o.failure(types::PAYMENT_GATE_READY) {
         c(
             types::PAYMENT_GATE_READY,
@@ -114,10 +126,8 @@ pub fn gate_conditions(o: &Observed<'_>, health_path: &str) -> Vec<Condition> {
     } else {
         payment_gate(o)
     };
-    let route = if let (Some((reason, message)), None) = (stopped, &conflict) {
+    let route = if let Some((reason, message)) = withheld {
         c(types::ROUTE_PUBLISHED, false, reason, message)
-    } else if let Some(m) = conflict {
-        c(types::ROUTE_PUBLISHED, false, reasons::PATH_CONFLICT, m)
     } else if let Some(f) = o.failure(types::ROUTE_PUBLISHED) {
         c(
             types::ROUTE_PUBLISHED,
@@ -237,16 +247,16 @@ pub fn route_table_condition(
 }
 
 /// `Registered`, from the RegistrationRequest phase (or `Disabled`).
-pub fn registered_condition(o: &Observed<'_>, due: bool) -> Condition {
+pub fn registered_condition(r: &RegistrationSeen<'_>) -> Condition {
     let t = types::REGISTERED;
-    if !o.registration_enabled {
+    if !r.enabled {
         return c(t, true, reasons::DISABLED, "Registration disabled");
     }
-    if let Some(f) = o.failure(t) {
+    if let Some(f) = r.failure {
         return c(t, false, reasons::APPLY_FAILED, f.message.clone());
     }
-    let Some(rr) = o.registration else {
-        return if due {
+    let Some(rr) = r.live else {
+        return if r.due {
             c(
                 t,
                 false,

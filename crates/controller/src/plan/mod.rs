@@ -7,6 +7,7 @@
 //!   children;
 //! - [`status`]: conditions, phase and "did the status change?";
 //! - [`conflict`]: which offer keeps a path;
+//! - [`deletion`]: whether the finalizer releases a deleted offer;
 //! - draining ([`status::carry_drain`], [`status::drained_condition`],
 //!   [`status::requeue_after`]) and the readiness mark discovery reads
 //!   ([`status::mark_ready`]).
@@ -14,6 +15,7 @@
 mod children;
 mod conditions;
 pub mod conflict;
+pub mod deletion;
 mod drain;
 pub mod status;
 

@@ -7,7 +7,8 @@ use obol_api::condition::{
 use obol_api::{PaymentRoute, RegistrationRequest, ServiceOfferStatus};
 
 pub use super::conditions::{
-    ApplyFailure, Observed, gate_conditions, registered_condition, route_table_condition,
+    ApplyFailure, Observed, RegistrationSeen, gate_conditions, registered_condition,
+    route_table_condition,
 };
 pub use super::drain::{carry_drain, drained_condition, mark_ready, requeue_after};
 
@@ -120,6 +121,66 @@ pub(super) fn refusal(pr: &PaymentRoute) -> Option<&Condition> {
         c.status == ConditionStatus::False
             && (c.observed_generation.is_none() || c.observed_generation == pr.metadata.generation)
     })
+}
+
+/// Whether the upstream has answered healthily at least once: in this process (`seen`, kept
+/// per offer uid by the shell) or before it, as the last status says. Only then may the route
+/// be published.
+pub fn healthy_once(seen: bool, old: Option<&ServiceOfferStatus>) -> bool {
+    seen || old.is_some_and(|s| cond::is_true(&s.conditions, types::UPSTREAM_HEALTHY))
+}
+
+/// Which gate children go after the route step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GateWithdrawal {
+    /// Delete the PaymentRoute.
+    pub payment_route: bool,
+    /// Delete the Middleware.
+    pub middleware: bool,
+}
+
+/// Which gate children are deleted once the route step is done (never before: traffic stops
+/// before the gate goes). An offer whose path another offer owns loses both. In mode `proxy`
+/// (`middleware_wanted` false) a Middleware left from the ForwardAuth mode goes once no live
+/// HTTPRoute can still name it: the new route was applied, or the route is withdrawn. While the
+/// route is held, or its apply failed, the old route may still name it, so it stays.
+pub fn gate_withdrawal(
+    middleware_wanted: bool,
+    route_action: RouteAction,
+    route_applied: bool,
+) -> GateWithdrawal {
+    if route_action == RouteAction::Withdraw(Withheld::PathConflict) {
+        return GateWithdrawal {
+            payment_route: true,
+            middleware: true,
+        };
+    }
+    let no_route_names_it = match route_action {
+        RouteAction::Apply => route_applied,
+        RouteAction::Withdraw(_) => true,
+        RouteAction::Hold => false,
+    };
+    GateWithdrawal {
+        payment_route: false,
+        middleware: !middleware_wanted && no_route_names_it,
+    }
+}
+
+/// The readiness mark to write on the PaymentRoute after the status was decided, when it
+/// differs from the one applied (`was_ready`, the last status's) and the PaymentRoute exists.
+pub fn ready_mark_change(
+    was_ready: bool,
+    ready: bool,
+    payment_route_present: bool,
+) -> Option<bool> {
+    (ready != was_ready && payment_route_present).then_some(ready)
+}
+
+/// A condition's `lastTransitionTime`: RFC 3339 with second precision.
+pub fn condition_time(now: jiff::Timestamp) -> String {
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 /// Whether the RegistrationRequest is due: registration enabled and the first three

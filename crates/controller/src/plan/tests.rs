@@ -9,6 +9,7 @@ use super::conflict::path_owner;
 use super::*;
 
 mod drain_tests;
+mod shell_tests;
 mod status_tests;
 mod status_write_tests;
 

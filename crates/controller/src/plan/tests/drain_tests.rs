@@ -108,8 +108,6 @@ fn drain_conditions_and_phase() {
             route_action: action,
             http_route: (!state.is_drained()).then_some(&route),
             gateway: &gw,
-            registration_enabled: false,
-            registration: None,
             failures: &[],
         };
         let mut conditions = gate_conditions(&o, "/health");

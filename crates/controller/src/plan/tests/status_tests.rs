@@ -130,8 +130,6 @@ pub(super) fn gate(case: &Case) -> Vec<obol_api::Condition> {
         route_action: action,
         http_route: case.route.as_ref(),
         gateway: &gw,
-        registration_enabled: false,
-        registration: None,
         failures: &case.failures,
     };
     gate_conditions(&o, "/health")

@@ -4,7 +4,6 @@ use obol_api::condition::{ConditionStatus, find, reasons, types};
 use obol_api::{Phase, RegistrationRequest};
 
 use super::super::status::*;
-use super::settings;
 use super::status_tests::{Case, gate, mk_pr, mk_route, mk_rr};
 
 #[test]
@@ -33,8 +32,6 @@ fn registration_due_only_after_the_first_three() {
 #[test]
 fn registered_from_the_request_phase() {
     use ConditionStatus::{False, True};
-    let gw = settings().gateway;
-    let probe = Probe::Healthy { code: 200 };
     let rrs = [
         ("Confirmed", True, reasons::ON_CHAIN_CONFIRMED),
         ("OffChainOnly", True, reasons::OFF_CHAIN_ONLY),
@@ -43,20 +40,12 @@ fn registered_from_the_request_phase() {
         ("Submitted", False, reasons::PENDING),
     ];
     let observed = |enabled, rr: Option<&RegistrationRequest>| -> obol_api::Condition {
-        let o = Observed {
-            path: "/services/demo",
-            probe: &probe,
-            conflict_with: None,
-            middleware_present: true,
-            payment_route: None,
-            route_action: RouteAction::Apply,
-            http_route: None,
-            gateway: &gw,
-            registration_enabled: enabled,
-            registration: rr,
-            failures: &[],
-        };
-        registered_condition(&o, true)
+        registered_condition(&RegistrationSeen {
+            enabled,
+            due: true,
+            live: rr,
+            failure: None,
+        })
     };
     for (phase, status, reason) in rrs {
         let rr = mk_rr(Some(phase));
@@ -74,6 +63,40 @@ fn registered_from_the_request_phase() {
     assert_eq!(observed(false, None).reason, reasons::DISABLED);
     assert_eq!(observed(false, None).status, True);
     assert_eq!(observed(true, None).reason, reasons::PENDING);
+    // Not due yet: it waits for the route; a failed apply says so, whatever the last phase.
+    let not_due = RegistrationSeen {
+        enabled: true,
+        due: false,
+        live: None,
+        failure: None,
+    };
+    assert_eq!(
+        registered_condition(&not_due).reason,
+        reasons::WAITING_FOR_ROUTE
+    );
+    let failure = ApplyFailure {
+        condition: types::REGISTERED,
+        message: "applying RegistrationRequest: forbidden".into(),
+    };
+    let confirmed = mk_rr(Some("Confirmed"));
+    let failed = registered_condition(&RegistrationSeen {
+        enabled: true,
+        due: true,
+        live: Some(&confirmed),
+        failure: Some(&failure),
+    });
+    assert_eq!(
+        (
+            failed.status,
+            failed.reason.as_str(),
+            failed.message.as_str()
+        ),
+        (
+            ConditionStatus::False,
+            reasons::APPLY_FAILED,
+            "applying RegistrationRequest: forbidden"
+        )
+    );
 }
 
 #[test]
