@@ -23,10 +23,11 @@ pub enum Matcher {
     Glob(Glob),
 }
 
-/// A segment glob: segments of the pattern after the leading `/`.
+/// A segment glob: the pattern after its leading `/`, without a final `*` segment that
+/// swallows the rest of a path (then `swallow_rest` is set).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
-    segments: Vec<String>,
+    body: String,
     /// The last segment is exactly `*`: it swallows the rest of the path.
     swallow_rest: bool,
 }
@@ -42,18 +43,14 @@ impl Matcher {
         {
             return Self::Prefix(prefix.to_owned());
         }
-        let mut segments: Vec<String> = pattern
-            .strip_prefix('/')
-            .unwrap_or(pattern)
-            .split('/')
-            .map(str::to_owned)
-            .collect();
-        let swallow_rest = segments.last().is_some_and(|s| s == "*");
-        if swallow_rest {
-            segments.pop();
-        }
+        let body = pattern.strip_prefix('/').unwrap_or(pattern);
+        let (body, swallow_rest) = match body.strip_suffix("/*") {
+            Some(rest) => (rest, true),
+            None if body == "*" => ("", true),
+            None => (body, false),
+        };
         Self::Glob(Glob {
-            segments,
+            body: body.to_owned(),
             swallow_rest,
         })
     }
@@ -78,15 +75,34 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 
 impl Glob {
     fn matches(&self, path: &str) -> bool {
-        let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
-        for seg in &self.segments {
+        glob_matches(&self.body, self.swallow_rest, path)
+    }
+
+    /// The pattern after its leading `/`, without a swallowing final `*` segment.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// Whether a final `*` segment swallows the rest of a path.
+    pub fn swallows_rest(&self) -> bool {
+        self.swallow_rest
+    }
+}
+
+/// A segment glob's match on its raw text ([`Glob::body`], [`Glob::swallows_rest`]), without
+/// allocating: what [`Matcher::matches`] does for a glob, for callers that keep the text
+/// elsewhere (the verifier's compiled rule scan).
+pub fn glob_matches(body: &str, swallow_rest: bool, path: &str) -> bool {
+    let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
+    if !body.is_empty() {
+        for seg in body.split('/') {
             match parts.next() {
                 Some(part) if segment_matches(seg, part) => {}
                 _ => return false,
             }
         }
-        self.swallow_rest || parts.next().is_none()
     }
+    swallow_rest || parts.next().is_none()
 }
 
 /// Shell-style match of one segment where `*` matches any run of characters and everything
@@ -440,5 +456,43 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(!m.matches(&text));
         assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    /// The segment-list glob the matcher used before it kept its raw text (a vector of owned
+    /// segments): the raw-text match must agree with it on every pattern and path.
+    fn segment_list_glob(pattern: &str, path: &str) -> bool {
+        let mut segments: Vec<&str> = pattern
+            .strip_prefix('/')
+            .unwrap_or(pattern)
+            .split('/')
+            .collect();
+        let swallow_rest = segments.last() == Some(&"*");
+        if swallow_rest {
+            segments.pop();
+        }
+        let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
+        for seg in &segments {
+            match parts.next() {
+                Some(part) if segment_matches(seg, part) => {}
+                _ => return false,
+            }
+        }
+        swallow_rest || parts.next().is_none()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn raw_glob_agrees_with_the_segment_list(
+            pattern in "/?[ab*/]{0,10}",
+            path in "/?[ab/]{0,10}",
+        ) {
+            if let Matcher::Glob(g) = Matcher::new(&pattern) {
+                proptest::prop_assert_eq!(
+                    glob_matches(g.body(), g.swallows_rest(), &path),
+                    segment_list_glob(&pattern, &path),
+                    "{} on {}", pattern, path
+                );
+            }
+        }
     }
 }

@@ -355,37 +355,12 @@ async fn deletion_withdraws_the_route_and_registration_then_releases() {
 
 #[tokio::test]
 async fn deletion_keeps_the_finalizer_while_the_registration_exists() {
-    let rr = json!({"apiVersion": "obol.org/v1alpha1", "kind": "RegistrationRequest",
-        "metadata": {"name": "so-demo-registration", "namespace": "llm", "finalizers": ["registrar"]},
-        "spec": {"name": "demo", "endpoint": "https://example.com/services/demo", "chain": "eip155:84532"}});
-    let script = vec![
-        Expect {
-            reply: not_found(),
-            ..expect(
-                Method::DELETE,
-                "/apis/gateway.networking.k8s.io/v1/namespaces/llm/httproutes/so-demo",
-            )
-        },
-        Expect {
-            reply: Some((200, rr.clone())),
-            ..expect(
-                Method::DELETE,
-                "/apis/obol.org/v1alpha1/namespaces/llm/registrationrequests/so-demo-registration",
-            )
-        },
-        Expect {
-            reply: Some((200, rr)),
-            ..expect(
-                Method::GET,
-                "/apis/obol.org/v1alpha1/namespaces/llm/registrationrequests/so-demo-registration",
-            )
-        },
-        Expect {
-            query: SSA,
-            body: |b| assert_eq!(b["status"]["phase"], "Deleting"),
-            ..expect(Method::PATCH, &format!("{OFFER}/status"))
-        },
-    ];
+    let mut script = route_withdrawn_registration_remains();
+    script.push(Expect {
+        query: SSA,
+        body: |b| assert_eq!(b["status"]["phase"], "Deleting"),
+        ..expect(Method::PATCH, &format!("{OFFER}/status"))
+    });
     // Deleted 59 s before the clock: the 60 s deadline has not passed.
     let mut deleting = offer(true, true, json!({}));
     deleting.metadata.deletion_timestamp = Some(at(NOW - 59));
@@ -399,16 +374,13 @@ fn at(unix: u64) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     )
 }
 
-fn registration_request() -> Value {
-    json!({"apiVersion": "obol.org/v1alpha1", "kind": "RegistrationRequest",
+/// Deletion's first calls when the RegistrationRequest outlives its delete (its registrar
+/// still holds a finalizer): the route withdrawn, the request deleted, and read back.
+fn route_withdrawn_registration_remains() -> Vec<Expect> {
+    let rr = json!({"apiVersion": "obol.org/v1alpha1", "kind": "RegistrationRequest",
         "metadata": {"name": "so-demo-registration", "namespace": "llm", "finalizers": ["registrar"]},
-        "spec": {"name": "demo", "endpoint": "https://example.com/services/demo", "chain": "eip155:84532"}})
-}
-
-#[tokio::test]
-async fn deletion_gives_up_waiting_at_the_deadline_and_says_so() {
-    let rr = registration_request();
-    let script = vec![
+        "spec": {"name": "demo", "endpoint": "https://example.com/services/demo", "chain": "eip155:84532"}});
+    vec![
         Expect {
             reply: not_found(),
             ..expect(
@@ -430,6 +402,13 @@ async fn deletion_gives_up_waiting_at_the_deadline_and_says_so() {
                 "/apis/obol.org/v1alpha1/namespaces/llm/registrationrequests/so-demo-registration",
             )
         },
+    ]
+}
+
+#[tokio::test]
+async fn deletion_gives_up_waiting_at_the_deadline_and_says_so() {
+    let mut script = route_withdrawn_registration_remains();
+    script.extend([
         Expect {
             body: |b| {
                 assert_eq!(b["type"], "Warning");
@@ -446,7 +425,7 @@ async fn deletion_gives_up_waiting_at_the_deadline_and_says_so() {
             },
             ..expect(Method::PATCH, OFFER)
         },
-    ];
+    ]);
     // Deleted exactly the 60 s deadline before the clock.
     let mut deleting = offer(true, true, json!({}));
     deleting.metadata.deletion_timestamp = Some(at(NOW - 60));

@@ -81,6 +81,7 @@ pub mod metrics;
 pub mod reservations;
 pub mod route;
 pub mod route_table;
+pub mod rule_scan;
 pub mod state;
 pub mod status;
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::error::{Denial, LoadError};
 use crate::gateway::charge::media_type;
 use crate::gateway::forward::Target;
 use crate::matcher::Matcher;
+use crate::rule_scan::RuleScan;
 use crate::unpaid_cache::UnpaidCache;
 use crate::unpaid_template::{TemplateSlot, UnpaidTemplate};
 
@@ -118,10 +119,6 @@ impl ProxyRoute {
 /// One route of a loaded route table (`spec.routes[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    /// A copy of `entry.matcher`, kept in the rule list itself: the scan of a route's rules
-    /// (every request to a route with a table) then reads the list without following a pointer
-    /// per rule into its `RouteEntry`.
-    pub matcher: Matcher,
     /// The route as it is gated: its own pattern, price (no requirement when free),
     /// description and 402 caches; the PaymentRoute's key, upstream and labels otherwise.
     pub entry: Arc<RouteEntry>,
@@ -167,6 +164,8 @@ pub struct RouteEntry {
     pub labels: RouteLabels,
     /// The route table, most specific first; empty: `pattern` alone at `requirement`.
     pub rules: Vec<Rule>,
+    /// `rules` compiled for the per-request scan (patterns and methods only).
+    pub scan: RuleScan,
     /// The x402 Bazaar description of a table's route with schemas
     /// ([`crate::discovery::bazaar`]): every 402 of the route carries it.
     pub bazaar: Option<serde_json::Value>,
@@ -245,6 +244,12 @@ impl RouteEntry {
             .into_iter()
             .map(|i| Rule::load(&key, generation, spec, &spec.routes[i], offer_name))
             .collect::<Result<Vec<_>, _>>()?;
+        let scan = RuleScan::new(
+            rules
+                .iter()
+                .map(|r| (&r.entry.matcher, r.methods.as_slice())),
+        )
+        .ok_or(LoadError::Pattern)?;
         let labels = RouteLabels {
             route: spec.pattern.clone(),
             offer_namespace: key.namespace.clone(),
@@ -263,6 +268,7 @@ impl RouteEntry {
             metering,
             labels,
             rules,
+            scan,
             bazaar: None,
             listed: true,
             drain_ends_at: spec.drain_ends_at.clone(),
@@ -320,7 +326,6 @@ impl Rule {
             return Err(LoadError::Price);
         }
         Ok(Self {
-            matcher: entry.matcher.clone(),
             entry: Arc::new(entry),
             gate: rule.gate,
             methods: rule.methods.clone(),
@@ -349,17 +354,20 @@ impl RouteEntry {
                 Err(Denial::PathNotPriced)
             };
         }
-        let mut allow: Vec<&str> = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.matcher.matches(path)) {
-            let served = match method {
-                Some(m) => crate::matcher::method_allowed(&rule.methods, m),
-                None => rule.methods.is_empty(),
-            };
-            if served {
-                return Ok(rule.entry.clone());
-            }
-            allow.extend(rule.methods.iter().map(String::as_str));
+        if let Some(rule) = self
+            .scan
+            .first(path, method)
+            .and_then(|i| self.rules.get(i))
+        {
+            return Ok(rule.entry.clone());
         }
+        // No rule serves: why (listed for other methods, or not listed).
+        let mut allow: Vec<&str> = self
+            .rules
+            .iter()
+            .filter(|r| r.entry.matcher.matches(path))
+            .flat_map(|r| r.methods.iter().map(String::as_str))
+            .collect();
         if allow.is_empty() {
             return Err(Denial::NotListed);
         }
