@@ -15,7 +15,6 @@ use obol_api::condition::{reasons, types};
 use obol_api::gateway::HttpRoute;
 use obol_api::traefik::Middleware;
 use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer};
-use obol_testenv::TestEnv;
 use serde_json::json;
 
 // Generous: the control plane is shared with other tests on a 2-core machine.
@@ -23,18 +22,14 @@ const T: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn ac1_ready_without_any_agent() {
-    let env = TestEnv::get().await;
-    let ns = env.namespace("ac1").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
-    let upstream = Upstream::start().await;
-    upstream.expose(&client, ns.name(), "up").await;
+    let s = scene("ac1").await;
+    let (ns, client) = (&s.ns, s.env.client());
     let _stand_ins = stand_ins(&client, ns.name());
     let _controller = start_controller(&client, run_config(ns.name()));
 
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
-    create(&offers, &mk_offer("demo", "up", json!({}))).await;
-    let offer = wait_offer(&offers, "demo", T, is_ready).await;
+    let offers = &s.offers;
+    create(offers, &mk_offer("demo", "up", json!({}))).await;
+    let offer = wait_offer(offers, "demo", T, is_ready).await;
 
     assert!(offer.finalizers().iter().any(|f| f == obol_api::FINALIZER));
     assert!(has(&offer, types::REGISTERED, "True", reasons::DISABLED));
@@ -76,21 +71,17 @@ async fn ac1_ready_without_any_agent() {
 
 #[tokio::test]
 async fn ac2_kubectl_delete_leaves_no_child() {
-    let env = TestEnv::get().await;
-    let ns = env.namespace("ac2").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
-    let upstream = Upstream::start().await;
-    upstream.expose(&client, ns.name(), "up").await;
+    let s = scene("ac2").await;
+    let (ns, client) = (&s.ns, s.env.client());
     let _stand_ins = stand_ins(&client, ns.name());
     let _controller = start_controller(&client, run_config(ns.name()));
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let offers = &s.offers;
     create(
-        &offers,
+        offers,
         &mk_offer("gone", "up", json!({"registration": {"enabled": true}})),
     )
     .await;
-    wait_offer(&offers, "gone", T, is_ready).await;
+    wait_offer(offers, "gone", T, is_ready).await;
     let rrs: Api<RegistrationRequest> = Api::namespaced(client.clone(), ns.name());
     obol_testenv::eventually(T, || async {
         rrs.get_opt("so-gone-registration").await.ok().flatten()
@@ -108,7 +99,7 @@ async fn ac2_kubectl_delete_leaves_no_child() {
             "--wait=true",
             "--timeout=60s",
         ])
-        .env("KUBECONFIG", env.kubeconfig_path())
+        .env("KUBECONFIG", s.env.kubeconfig_path())
         .output()
         .await
         .expect("kubectl");
@@ -118,42 +109,16 @@ async fn ac2_kubectl_delete_leaves_no_child() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let lp = ListParams::default();
     let (c, n) = (client.clone(), ns.name().to_owned());
     obol_testenv::eventually(T, || {
-        let (c, n, lp) = (c.clone(), n.clone(), lp.clone());
+        let (c, n) = (c.clone(), n.clone());
         async move {
-            let mw = Api::<Middleware>::namespaced(c.clone(), &n)
-                .list(&lp)
-                .await
-                .ok()?
-                .items
-                .len();
-            let pr = Api::<PaymentRoute>::namespaced(c.clone(), &n)
-                .list(&lp)
-                .await
-                .ok()?
-                .items
-                .len();
-            let hr = Api::<HttpRoute>::namespaced(c.clone(), &n)
-                .list(&lp)
-                .await
-                .ok()?
-                .items
-                .len();
-            let rr = Api::<RegistrationRequest>::namespaced(c.clone(), &n)
-                .list(&lp)
-                .await
-                .ok()?
-                .items
-                .len();
-            let so = Api::<ServiceOffer>::namespaced(c, &n)
-                .list(&lp)
-                .await
-                .ok()?
-                .items
-                .len();
-            (mw + pr + hr + rr + so == 0).then_some(())
+            let left = count::<Middleware>(&c, &n).await?
+                + count::<PaymentRoute>(&c, &n).await?
+                + count::<HttpRoute>(&c, &n).await?
+                + count::<RegistrationRequest>(&c, &n).await?
+                + count::<ServiceOffer>(&c, &n).await?;
+            (left == 0).then_some(())
         }
     })
     .await;
@@ -165,15 +130,11 @@ fn pay_to(i: usize) -> String {
 
 #[tokio::test]
 async fn ac3_fifty_offers_at_once_none_crossed() {
-    let env = TestEnv::get().await;
-    let ns = env.namespace("ac3").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
-    let upstream = Upstream::start().await;
-    upstream.expose(&client, ns.name(), "up").await;
+    let s = scene("ac3").await;
+    let (ns, client) = (&s.ns, s.env.client());
     let _stand_ins = stand_ins(&client, ns.name());
     let _controller = start_controller(&client, run_config(ns.name()));
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let offers = &s.offers;
     let started = Instant::now();
     join_all((0..50).map(|i| {
         let offers = offers.clone();
@@ -217,16 +178,14 @@ async fn ac3_fifty_offers_at_once_none_crossed() {
 
 #[tokio::test]
 async fn ac6_per_condition_reasons_in_status() {
-    let env = TestEnv::get().await;
-    let ns = env.namespace("ac6").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
+    let s = scene("ac6").await;
+    let (ns, client) = (&s.ns, s.env.client());
     let _stand_ins = stand_ins(&client, ns.name());
     let _controller = start_controller(&client, run_config(ns.name()));
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
-    create(&offers, &mk_offer("r", "later", json!({}))).await;
+    let offers = &s.offers;
+    create(offers, &mk_offer("r", "later", json!({}))).await;
 
-    wait_offer(&offers, "r", T, |o| {
+    wait_offer(offers, "r", T, |o| {
         has(
             o,
             types::UPSTREAM_HEALTHY,
@@ -249,7 +208,7 @@ async fn ac6_per_condition_reasons_in_status() {
         (types::REGISTERED, "True", reasons::DISABLED),
         (types::READY, "False", reasons::RECONCILING),
     ];
-    let o = wait_offer(&offers, "r", T, |o| {
+    let o = wait_offer(offers, "r", T, |o| {
         expect.iter().all(|(t, s, r)| has(o, t, s, r))
     })
     .await;
@@ -265,7 +224,7 @@ async fn ac6_per_condition_reasons_in_status() {
 
     let upstream = Upstream::start().await;
     upstream.expose(&client, ns.name(), "later").await;
-    let o = wait_offer(&offers, "r", T, is_ready).await;
+    let o = wait_offer(offers, "r", T, is_ready).await;
     assert!(has(
         &o,
         types::UPSTREAM_HEALTHY,
@@ -281,8 +240,8 @@ async fn ac6_per_condition_reasons_in_status() {
     assert!(has(&o, types::READY, "True", reasons::RECONCILED));
 
     // An invalid spec: Ready=False/InvalidSpec, phase Failed, no children, no hot loop.
-    create(&offers, &mk_offer("bad", "later", json!({"payment": {"network": "no-such-chain", "payTo": PAY_TO, "price": {"perRequest": "0.001"}}}))).await;
-    let bad = wait_offer(&offers, "bad", T, |o| {
+    create(offers, &mk_offer("bad", "later", json!({"payment": {"network": "no-such-chain", "payTo": PAY_TO, "price": {"perRequest": "0.001"}}}))).await;
+    let bad = wait_offer(offers, "bad", T, |o| {
         has(o, types::READY, "False", reasons::INVALID_SPEC)
     })
     .await;
@@ -308,17 +267,13 @@ async fn ac6_per_condition_reasons_in_status() {
 
 #[tokio::test]
 async fn ac7_failing_registration_leaves_the_offer_ready() {
-    let env = TestEnv::get().await;
-    let ns = env.namespace("ac7").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
-    let upstream = Upstream::start().await;
-    upstream.expose(&client, ns.name(), "up").await;
+    let s = scene("ac7").await;
+    let (ns, client) = (&s.ns, s.env.client());
     let _stand_ins = stand_ins(&client, ns.name());
     let _controller = start_controller(&client, run_config(ns.name()));
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let offers = &s.offers;
     create(
-        &offers,
+        offers,
         &mk_offer(
             "reg",
             "up",
@@ -326,7 +281,7 @@ async fn ac7_failing_registration_leaves_the_offer_ready() {
         ),
     )
     .await;
-    wait_offer(&offers, "reg", T, |o| {
+    wait_offer(offers, "reg", T, |o| {
         is_ready(o) && has(o, types::REGISTERED, "False", reasons::PENDING)
     })
     .await;
@@ -347,13 +302,13 @@ async fn ac7_failing_registration_leaves_the_offer_ready() {
         }
     };
     set_phase("Failed").await;
-    let o = wait_offer(&offers, "reg", T, |o| {
+    let o = wait_offer(offers, "reg", T, |o| {
         has(o, types::REGISTERED, "False", reasons::REGISTRATION_FAILED)
     })
     .await;
     assert!(is_ready(&o), "a failed registration must not block Ready");
     set_phase("OffChainOnly").await;
-    let o = wait_offer(&offers, "reg", T, |o| {
+    let o = wait_offer(offers, "reg", T, |o| {
         has(o, types::REGISTERED, "True", reasons::OFF_CHAIN_ONLY)
     })
     .await;
@@ -365,21 +320,17 @@ async fn ac7_failing_registration_leaves_the_offer_ready() {
 /// switching to `forwardAuth` and back swaps the children and removes the stale Middleware.
 #[tokio::test]
 async fn gateway_modes_proxy_and_forward_auth_and_the_switch_between_them() {
-    let env = TestEnv::get().await;
-    let ns = env.namespace("gwmode").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
-    let upstream = Upstream::start().await;
-    upstream.expose(&client, ns.name(), "up").await;
+    let s = scene("gwmode").await;
+    let (ns, client, upstream) = (&s.ns, s.env.client(), &s.upstream);
     let (_gateway, verifier) = stand_ins(&client, ns.name());
     verifier.pause();
     let _controller = start_controller(&client, run_config(ns.name()));
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let offers = &s.offers;
     let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
     let routes: Api<HttpRoute> = Api::namespaced(client.clone(), ns.name());
     let mws: Api<Middleware> = Api::namespaced(client.clone(), ns.name());
     create(
-        &offers,
+        offers,
         &mk_offer("px", "up", json!({"gateway": {"mode": "proxy"}})),
     )
     .await;
@@ -411,7 +362,7 @@ async fn gateway_modes_proxy_and_forward_auth_and_the_switch_between_them() {
     )
     .await
     .unwrap();
-    wait_offer(&offers, "px", T, is_ready).await;
+    wait_offer(offers, "px", T, is_ready).await;
     let route = routes.get("so-px").await.unwrap();
     let rule = &route.spec.rules[0];
     let backend = &rule.backend_refs[0];
@@ -441,8 +392,8 @@ async fn gateway_modes_proxy_and_forward_auth_and_the_switch_between_them() {
     );
 
     // To forwardAuth: the Middleware appears, the route goes to the upstream, nothing forwarded.
-    patch_spec(&offers, "px", json!({"gateway": {"mode": "forwardAuth"}})).await;
-    wait_offer(&offers, "px", T, is_ready).await;
+    patch_spec(offers, "px", json!({"gateway": {"mode": "forwardAuth"}})).await;
+    wait_offer(offers, "px", T, is_ready).await;
     let route = obol_testenv::eventually(T, || async {
         let r = routes.get("so-px").await.ok()?;
         (r.spec.rules[0].backend_refs[0].name == "up").then_some(r)
@@ -453,8 +404,8 @@ async fn gateway_modes_proxy_and_forward_auth_and_the_switch_between_them() {
     assert_eq!(prs.get("x402-px").await.unwrap().spec.proxy, None);
 
     // Back to proxy: the stale Middleware goes once the route no longer names it.
-    patch_spec(&offers, "px", json!({"gateway": {"mode": "proxy"}})).await;
-    wait_offer(&offers, "px", T, is_ready).await;
+    patch_spec(offers, "px", json!({"gateway": {"mode": "proxy"}})).await;
+    wait_offer(offers, "px", T, is_ready).await;
     obol_testenv::eventually(T, || async {
         mws.get_opt("x402-px").await.ok()?.is_none().then_some(())
     })
@@ -465,15 +416,11 @@ async fn gateway_modes_proxy_and_forward_auth_and_the_switch_between_them() {
 
 #[tokio::test]
 async fn a_route_table_reaches_the_payment_route_and_ties_show_in_a_condition() {
-    let env = TestEnv::get().await;
-    let ns = env.namespace("routes").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
-    let upstream = Upstream::start().await;
-    upstream.expose(&client, ns.name(), "up").await;
+    let s = scene("routes").await;
+    let (ns, client) = (&s.ns, s.env.client());
     let _stand_ins = stand_ins(&client, ns.name());
     let _controller = start_controller(&client, run_config(ns.name()));
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let offers = &s.offers;
     let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
     let table = json!({"routes": [
         {"path": "/v1/*"},
@@ -481,8 +428,8 @@ async fn a_route_table_reaches_the_payment_route_and_ties_show_in_a_condition() 
         {"path": "/v1/chat/completions", "price": "0.01", "methods": ["POST"],
          "summary": "Chat", "inputSchema": {"type": "object", "properties": {"model": {"type": "string"}}}},
     ]});
-    create(&offers, &mk_offer("rt", "up", table)).await;
-    let offer = wait_offer(&offers, "rt", T, is_ready).await;
+    create(offers, &mk_offer("rt", "up", table)).await;
+    let offer = wait_offer(offers, "rt", T, is_ready).await;
     assert!(has(
         &offer,
         types::ROUTE_TABLE,
@@ -517,12 +464,12 @@ async fn a_route_table_reaches_the_payment_route_and_ties_show_in_a_condition() 
     // Two routes that match /services/rt/a/b equally specifically: the first serves, the
     // offer says so; the offer stays Ready.
     patch_spec(
-        &offers,
+        offers,
         "rt",
         json!({"routes": [{"path": "/a/*"}, {"path": "/*/b"}]}),
     )
     .await;
-    let offer = wait_offer(&offers, "rt", T, |o| {
+    let offer = wait_offer(offers, "rt", T, |o| {
         is_ready(o) && has(o, types::ROUTE_TABLE, "False", reasons::ROUTES_OVERLAP)
     })
     .await;
@@ -534,12 +481,12 @@ async fn a_route_table_reaches_the_payment_route_and_ties_show_in_a_condition() 
 
     // A reserved path: refused as an invalid spec, with the field and what to do.
     patch_spec(
-        &offers,
+        offers,
         "rt",
         json!({"routes": [{"path": "/.well-known/x402.json", "gate": "free"}]}),
     )
     .await;
-    let offer = wait_offer(&offers, "rt", T, |o| {
+    let offer = wait_offer(offers, "rt", T, |o| {
         has(o, types::READY, "False", reasons::INVALID_SPEC)
     })
     .await;
@@ -587,23 +534,19 @@ async fn wait_pr(
 #[tokio::test]
 async fn a_drained_offer_gates_until_its_end_then_its_route_is_withdrawn() {
     use jiff::{SignedDuration, Timestamp};
-    let env = TestEnv::get().await;
-    let ns = env.namespace("drain").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
-    let upstream = Upstream::start().await;
-    upstream.expose(&client, ns.name(), "up").await;
+    let s = scene("drain").await;
+    let (ns, client) = (&s.ns, s.env.client());
     let _stand_ins = stand_ins(&client, ns.name());
     // Re-probes far apart: the withdrawal at the drain's end must come from the requeue at
     // that moment, not from a periodic re-probe.
     let mut config = run_config(ns.name());
     config.probe_interval = Duration::from_secs(600);
     let _controller = start_controller(&client, config);
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let offers = &s.offers;
     let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
     let routes: Api<HttpRoute> = Api::namespaced(client.clone(), ns.name());
-    create(&offers, &mk_offer("dr", "up", json!({}))).await;
-    wait_offer(&offers, "dr", T, is_ready).await;
+    create(offers, &mk_offer("dr", "up", json!({}))).await;
+    wait_offer(offers, "dr", T, is_ready).await;
     wait_pr(&prs, "x402-dr", |pr| {
         ready_mark(pr).as_deref() == Some("true")
     })
@@ -613,13 +556,13 @@ async fn a_drained_offer_gates_until_its_end_then_its_route_is_withdrawn() {
     let drain_at = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
     let ends = drain_at + SignedDuration::from_secs(grace);
     patch_spec(
-        &offers,
+        offers,
         "dr",
         json!({"drainAt": drain_at.to_string(), "drainGracePeriod": format!("{grace}s")}),
     )
     .await;
     // Draining: the route still gates, the PaymentRoute carries the end, the offer is Ready.
-    let o = wait_offer(&offers, "dr", T, |o| {
+    let o = wait_offer(offers, "dr", T, |o| {
         is_ready(o) && has(o, types::DRAINED, "False", reasons::DRAINING)
     })
     .await;
@@ -646,7 +589,7 @@ async fn a_drained_offer_gates_until_its_end_then_its_route_is_withdrawn() {
     );
 
     // The end: withdrawn at that moment, phase Drained, the gate kept, discovery's mark off.
-    let o = wait_offer(&offers, "dr", T, |o| {
+    let o = wait_offer(offers, "dr", T, |o| {
         o.status.as_ref().and_then(|s| s.phase) == Some(obol_api::Phase::Drained)
     })
     .await;
@@ -672,12 +615,12 @@ async fn a_drained_offer_gates_until_its_end_then_its_route_is_withdrawn() {
 
     // Removing the drain sells the offer again.
     patch_spec(
-        &offers,
+        offers,
         "dr",
         json!({"drainAt": null, "drainGracePeriod": null}),
     )
     .await;
-    let o = wait_offer(&offers, "dr", T, |o| {
+    let o = wait_offer(offers, "dr", T, |o| {
         is_ready(o) && condition(o, types::DRAINED).is_none()
     })
     .await;
@@ -692,18 +635,14 @@ async fn a_drained_offer_gates_until_its_end_then_its_route_is_withdrawn() {
 
 #[tokio::test]
 async fn the_payment_route_says_whether_its_offer_is_ready() {
-    let env = TestEnv::get().await;
-    let ns = env.namespace("mark").await;
-    let _janitor = Janitor::new(&env, ns.name());
-    let client = env.client();
-    let upstream = Upstream::start().await;
-    upstream.expose(&client, ns.name(), "up").await;
+    let s = scene("mark").await;
+    let (ns, client, upstream) = (&s.ns, s.env.client(), &s.upstream);
     let _stand_ins = stand_ins(&client, ns.name());
     let _controller = start_controller(&client, run_config(ns.name()));
-    let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), ns.name());
+    let offers = &s.offers;
     let prs: Api<PaymentRoute> = Api::namespaced(client.clone(), ns.name());
-    create(&offers, &mk_offer("mk", "up", json!({}))).await;
-    wait_offer(&offers, "mk", T, is_ready).await;
+    create(offers, &mk_offer("mk", "up", json!({}))).await;
+    wait_offer(offers, "mk", T, is_ready).await;
     let ready = wait_pr(&prs, "x402-mk", |pr| {
         ready_mark(pr).as_deref() == Some("true")
     })
@@ -713,7 +652,7 @@ async fn the_payment_route_says_whether_its_offer_is_ready() {
     // The upstream fails: the offer is not Ready, the route stays (it answered once), the
     // mark turns off without a new generation (no new admission needed).
     upstream.set_status(503);
-    wait_offer(&offers, "mk", T, |o| {
+    wait_offer(offers, "mk", T, |o| {
         has(o, types::UPSTREAM_HEALTHY, "False", reasons::UNHEALTHY)
     })
     .await;
@@ -723,7 +662,7 @@ async fn the_payment_route_says_whether_its_offer_is_ready() {
     .await;
     assert_eq!(down.metadata.generation, generation);
     upstream.set_status(200);
-    wait_offer(&offers, "mk", T, is_ready).await;
+    wait_offer(offers, "mk", T, is_ready).await;
     wait_pr(&prs, "x402-mk", |pr| {
         ready_mark(pr).as_deref() == Some("true")
     })

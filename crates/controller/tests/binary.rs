@@ -6,11 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::{ControllerProcess, free_port, http_get};
+use common::process::ControllerProcess;
 use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use obol_api::ServiceOffer;
+use obol_testenv::net::{free_port, http_get};
 use obol_testenv::{TestEnv, eventually};
 use serde_json::json;
 

@@ -13,40 +13,16 @@ use kube::{Api, ResourceExt};
 use obol_api::condition::{reasons, types};
 use obol_api::gateway::HttpRoute;
 use obol_api::traefik::Middleware;
-use obol_api::{PaymentRoute, RegistrationRequest, ServiceOffer};
-use obol_testenv::{TestEnv, eventually};
+use obol_api::{PaymentRoute, RegistrationRequest};
+use obol_testenv::eventually;
 use serde_json::json;
 
 // Generous: the control plane is shared with other tests on a 2-core machine.
 const T: Duration = Duration::from_secs(60);
 
-struct Setup {
-    env: TestEnv,
-    // Drops before the namespace.
-    _janitor: Janitor,
-    ns: obol_testenv::TestNamespace,
-    upstream: Upstream,
-    offers: Api<ServiceOffer>,
-}
-
-async fn setup(prefix: &str) -> Setup {
-    let env = TestEnv::get().await;
-    let ns = env.namespace(prefix).await;
-    let upstream = Upstream::start().await;
-    upstream.expose(&env.client(), ns.name(), "up").await;
-    let offers = Api::namespaced(env.client(), ns.name());
-    Setup {
-        _janitor: Janitor::new(&env, ns.name()),
-        env,
-        ns,
-        upstream,
-        offers,
-    }
-}
-
 #[tokio::test]
 async fn deleted_http_route_and_middleware_are_recreated() {
-    let s = setup("heal").await;
+    let s = scene("heal").await;
     let client = s.env.client();
     let _stand_ins = stand_ins(&client, s.ns.name());
     let _controller = start_controller(&client, run_config(s.ns.name()));
@@ -95,7 +71,7 @@ async fn deleted_http_route_and_middleware_are_recreated() {
 
 #[tokio::test]
 async fn spec_change_updates_children_and_observed_generation() {
-    let s = setup("spec").await;
+    let s = scene("spec").await;
     let client = s.env.client();
     let _stand_ins = stand_ins(&client, s.ns.name());
     let _controller = start_controller(&client, run_config(s.ns.name()));
@@ -131,7 +107,7 @@ async fn spec_change_updates_children_and_observed_generation() {
 
 #[tokio::test]
 async fn unhealthy_upstream_turns_the_condition_false_with_the_reason() {
-    let s = setup("sick").await;
+    let s = scene("sick").await;
     let client = s.env.client();
     let _stand_ins = stand_ins(&client, s.ns.name());
     let _controller = start_controller(&client, run_config(s.ns.name()));
@@ -175,7 +151,7 @@ async fn unhealthy_upstream_turns_the_condition_false_with_the_reason() {
 
 #[tokio::test]
 async fn path_conflict_oldest_wins() {
-    let s = setup("conflict").await;
+    let s = scene("conflict").await;
     let client = s.env.client();
     let _stand_ins = stand_ins(&client, s.ns.name());
     let _controller = start_controller(&client, run_config(s.ns.name()));
@@ -213,7 +189,7 @@ async fn path_conflict_oldest_wins() {
 
 #[tokio::test]
 async fn deletion_waits_for_the_registration_request_but_not_forever() {
-    let s = setup("drain").await;
+    let s = scene("drain").await;
     let client = s.env.client();
     let _stand_ins = stand_ins(&client, s.ns.name());
     let mut config = run_config(s.ns.name());
@@ -295,7 +271,7 @@ async fn deletion_waits_for_the_registration_request_but_not_forever() {
 
 #[tokio::test]
 async fn one_leader_reconciles_and_the_standby_takes_over() {
-    let s = setup("lease").await;
+    let s = scene("lease").await;
     let client = s.env.client();
     let _stand_ins = stand_ins(&client, s.ns.name());
     let mut a = run_config(s.ns.name());
@@ -334,7 +310,7 @@ async fn one_leader_reconciles_and_the_standby_takes_over() {
 
 #[tokio::test]
 async fn paused_offer_withdraws_its_route_and_resumes() {
-    let s = setup("pause").await;
+    let s = scene("pause").await;
     let client = s.env.client();
     let _stand_ins = stand_ins(&client, s.ns.name());
     let _controller = start_controller(&client, run_config(s.ns.name()));

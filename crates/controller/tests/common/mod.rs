@@ -279,3 +279,49 @@ impl Drop for Janitor {
         .join();
     }
 }
+
+/// How many objects of kind `K` namespace `ns` holds (`None` when the list fails).
+pub async fn count<K>(client: &Client, ns: &str) -> Option<usize>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default())
+        .await
+        .ok()
+        .map(|list| list.items.len())
+}
+
+/// One test's namespace, cleaned up when dropped, with an [`Upstream`] exposed in it as
+/// Service `up` and the namespace's ServiceOffer API.
+pub struct Scene {
+    /// The shared control plane.
+    pub env: obol_testenv::TestEnv,
+    // Drops before the namespace.
+    _janitor: Janitor,
+    /// The namespace.
+    pub ns: obol_testenv::TestNamespace,
+    /// The upstream behind Service `up`.
+    pub upstream: Upstream,
+    /// ServiceOffers in `ns`.
+    pub offers: Api<ServiceOffer>,
+}
+
+/// A [`Scene`] in a new namespace named after `prefix`.
+pub async fn scene(prefix: &str) -> Scene {
+    let env = obol_testenv::TestEnv::get().await;
+    let ns = env.namespace(prefix).await;
+    let upstream = Upstream::start().await;
+    upstream.expose(&env.client(), ns.name(), "up").await;
+    let offers = Api::namespaced(env.client(), ns.name());
+    Scene {
+        _janitor: Janitor::new(&env, ns.name()),
+        env,
+        ns,
+        upstream,
+        offers,
+    }
+}
