@@ -303,3 +303,211 @@ async fn through_traefik_an_upstream_500_costs_nothing_and_a_stream_is_paid_once
         "the abandoned stream cost nothing; the whole answer once"
     );
 }
+
+/// One scenario's outcome as `tools/browser/paywall.cjs` reports it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageRun {
+    name: String,
+    paywall: PaywallSeen,
+    state: String,
+    message: String,
+    answer: Option<String>,
+    wallet_calls: Vec<String>,
+    console: Vec<String>,
+    screenshots: Vec<PathBuf>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PaywallSeen {
+    status: u16,
+    content_type: String,
+    csp: String,
+    title: String,
+    price: String,
+}
+
+/// Where the screenshots go: `<target>/paywall-screenshots` (the test binary runs from
+/// `<target>/<profile>/deps`).
+fn screenshot_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let dir = target.join("paywall-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the scenarios in headless Chromium; one [`PageRun`] per scenario, in order.
+async fn in_chromium(live: &Live, path: &str, scenarios: serde_json::Value) -> Vec<PageRun> {
+    let driver = obol_testenv::tools::browser_driver();
+    let input = serde_json::json!({
+        "chromium": obol_testenv::tools::chromium(),
+        "url": format!("http://{}{path}", live.traefik_url),
+        "rpc": live.rpc.url(),
+        "chainId": live.req.network.chain_id,
+        "screenshots": screenshot_dir(),
+        "scenarios": scenarios,
+    });
+    let mut child = tokio::process::Command::new("node")
+        .arg(repo_root().join("tools/browser/paywall.cjs"))
+        .env("NODE_PATH", driver.join("node_modules"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (apt-get install nodejs npm)");
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.to_string().as_bytes()).await.unwrap();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+        .await
+        .expect("the browser scenarios finish within 240 s")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tools/browser/paywall.cjs failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_person_pays_the_html_paywall_in_chromium_with_an_injected_wallet() {
+    let live = Live::start().await;
+    let payer = live.payer.address();
+    let unfunded = dev_address(3);
+    let (seller_start, payer_start) = (
+        live.seller_balance().await,
+        live.rpc.balance_of(live.usdc, payer).await.unwrap(),
+    );
+    assert_eq!(
+        live.rpc.balance_of(live.usdc, unfunded).await.unwrap(),
+        U256::ZERO
+    );
+    let wallet = |extra: serde_json::Value| {
+        let mut w = serde_json::json!({ "account": payer.to_string() });
+        w.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        w
+    };
+    let runs = in_chromium(
+        &live,
+        "/services/demo/json?bytes=24",
+        serde_json::json!([
+            { "name": "no-wallet", "wallet": null },
+            { "name": "rejected", "wallet": wallet(serde_json::json!({ "rejectSign": true })) },
+            { "name": "wrong-chain", "wallet": wallet(serde_json::json!({ "startChain": "0x1", "refuseSwitch": true })) },
+            { "name": "unfunded", "wallet": { "account": unfunded.to_string() } },
+            { "name": "bad-signer", "wallet": wallet(serde_json::json!({ "signer": dev_address(2).to_string() })) },
+            // Starts on another chain: the page switches the wallet to the offer's chain.
+            { "name": "paid", "wallet": wallet(serde_json::json!({ "startChain": "0x1" })) },
+        ]),
+    )
+    .await;
+    let names: Vec<_> = runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "no-wallet",
+            "rejected",
+            "wrong-chain",
+            "unfunded",
+            "bad-signer",
+            "paid"
+        ]
+    );
+    for run in &runs {
+        let seen = &run.paywall;
+        assert_eq!(seen.status, 402, "{run:?}");
+        assert_eq!(seen.content_type, "text/html; charset=utf-8", "{run:?}");
+        assert!(
+            seen.csp
+                .starts_with("default-src 'none'; script-src 'sha256-"),
+            "{run:?}"
+        );
+        assert!(seen.title.starts_with("Payment required"), "{run:?}");
+        assert_eq!(seen.price, "0.001 USDC", "{run:?}");
+        // The page's script ran under its policy: no violation, no script error (the 402s
+        // themselves are logged as failed loads).
+        let unexpected: Vec<_> = run
+            .console
+            .iter()
+            .filter(|m| !m.contains("status of 402 (Payment Required)"))
+            .collect();
+        assert!(unexpected.is_empty(), "{unexpected:?}");
+        for shot in &run.screenshots {
+            assert!(
+                std::fs::metadata(shot).unwrap().len() > 1000,
+                "{}",
+                shot.display()
+            );
+        }
+    }
+    let by = |name| runs.iter().find(|r| r.name == name).unwrap();
+    let expect = |name, state: &str, text: &str| {
+        let run = by(name);
+        assert_eq!(run.state, state, "{run:?}");
+        assert!(run.message.contains(text), "{name}: {:?}", run.message);
+        assert_eq!(run.answer, None, "{run:?}");
+    };
+    expect("no-wallet", "error-no-wallet", "No wallet found");
+    expect("rejected", "error-rejected", "Signature rejected");
+    expect("wrong-chain", "error-chain", "Wrong network");
+    expect("unfunded", "error-balance", "Insufficient USDC balance");
+    // The verifier's structured reason code is shown.
+    expect(
+        "bad-signer",
+        "refused",
+        "Payment refused (payment_invalid): ",
+    );
+    assert!(
+        !by("unfunded")
+            .wallet_calls
+            .contains(&"eth_signTypedData_v4".to_owned())
+    );
+    assert!(
+        !by("wrong-chain")
+            .wallet_calls
+            .contains(&"eth_signTypedData_v4".to_owned())
+    );
+    // Nothing moved for any of the failures above; the paid run moved the price once.
+    let paid = by("paid");
+    assert_eq!(paid.state, "paid", "{paid:?}");
+    assert!(
+        paid.message.contains("Paid 0.001 USDC (transaction 0x"),
+        "{paid:?}"
+    );
+    assert_eq!(
+        paid.answer.as_deref(),
+        Some(format!("{{\"answer\":\"{}\"}}", "x".repeat(24)).as_str())
+    );
+    assert!(
+        paid.wallet_calls
+            .contains(&"wallet_switchEthereumChain".to_owned())
+    );
+    assert_eq!(
+        live.seller_balance().await,
+        seller_start + U256::from(PRICE)
+    );
+    assert_eq!(
+        live.rpc.balance_of(live.usdc, payer).await.unwrap(),
+        payer_start - U256::from(PRICE)
+    );
+    assert_eq!(
+        live.up.hits("/json"),
+        1,
+        "only the paid retry reached the upstream"
+    );
+    eprintln!("paywall screenshots: {}", screenshot_dir().display());
+}
