@@ -49,8 +49,22 @@ struct Live {
     _dir: PathBuf,
 }
 
+/// How Traefik hands paid traffic to the verifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Gateway mode `proxy`: Traefik routes to the verifier's gateway listener.
+    Proxy,
+    /// ForwardAuth: Traefik asks `/verify/demo/demo`, then strips the prefix and calls the
+    /// upstream itself.
+    ForwardAuth,
+}
+
 impl Live {
     async fn start() -> Self {
+        Self::start_in(Mode::Proxy).await
+    }
+
+    async fn start_in(mode: Mode) -> Self {
         let dir = obol_testenv::scratch_dir("gw-live");
         let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
             .await
@@ -76,7 +90,10 @@ impl Live {
         .unwrap();
         let seller = dev_address(2);
         let (up_addr, up) = upstream().await;
-        let mut spec = proxy_spec(up_addr);
+        let mut spec = match mode {
+            Mode::Proxy => proxy_spec(up_addr),
+            Mode::ForwardAuth => support::spec("/services/demo/*", "1000"),
+        };
         spec.pay_to = seller.to_string();
         spec.price = PRICE.to_string();
         let route = RouteEntry::load(RouteKey::new("demo", "demo"), Some(1), &spec, None).unwrap();
@@ -93,16 +110,26 @@ impl Live {
             idle_timeout: Duration::from_secs(10),
             ..test_config()
         };
-        let gw = gateway(state, config).await;
+        let dynamic_config = match mode {
+            Mode::Proxy => {
+                let gw = gateway(state, config).await;
+                format!(
+                    "http:\n  routers:\n    demo:\n      rule: \"PathPrefix(`/services/demo`)\"\n      entryPoints: [web]\n      middlewares: [route-demo]\n      service: gateway\n  middlewares:\n    route-demo:\n      headers:\n        customRequestHeaders:\n          X-Obol-Payment-Route: demo/demo\n  services:\n    gateway:\n      loadBalancer:\n        servers:\n          - url: \"http://{gw}\"\n"
+                )
+            }
+            Mode::ForwardAuth => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let verifier = listener.local_addr().unwrap();
+                let app = obol_verifier::app(state);
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                format!(
+                    "http:\n  routers:\n    demo:\n      rule: \"PathPrefix(`/services/demo`)\"\n      entryPoints: [web]\n      middlewares: [x402, strip]\n      service: upstream\n  middlewares:\n    x402:\n      forwardAuth:\n        address: \"http://{verifier}/verify/demo/demo\"\n    strip:\n      stripPrefix:\n        prefixes: [\"/services/demo\"]\n  services:\n    upstream:\n      loadBalancer:\n        servers:\n          - url: \"http://{up_addr}\"\n"
+                )
+            }
+        };
         let (web, ping) = (free_port(), free_port());
         let dynamic = dir.join("dynamic.yml");
-        std::fs::write(
-            &dynamic,
-            format!(
-                "http:\n  routers:\n    demo:\n      rule: \"PathPrefix(`/services/demo`)\"\n      entryPoints: [web]\n      middlewares: [route-demo]\n      service: gateway\n  middlewares:\n    route-demo:\n      headers:\n        customRequestHeaders:\n          X-Obol-Payment-Route: demo/demo\n  services:\n    gateway:\n      loadBalancer:\n        servers:\n          - url: \"http://{gw}\"\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&dynamic, dynamic_config).unwrap();
         let log = std::fs::File::create(dir.join("traefik.log")).unwrap();
         let traefik = tokio::process::Command::new(traefik())
             .args([
@@ -328,25 +355,34 @@ struct PaywallSeen {
     price: String,
 }
 
-/// Where the screenshots go: `<target>/paywall-screenshots` (the test binary runs from
+/// Where the screenshots go: `<target>/paywall-screenshots/<mode>` (the test binary runs from
 /// `<target>/<profile>/deps`).
-fn screenshot_dir() -> PathBuf {
+fn screenshot_dir(mode: Mode) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap().to_path_buf();
-    let dir = target.join("paywall-screenshots");
+    let name = match mode {
+        Mode::Proxy => "proxy",
+        Mode::ForwardAuth => "forward-auth",
+    };
+    let dir = target.join("paywall-screenshots").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// Runs the scenarios in headless Chromium; one [`PageRun`] per scenario, in order.
-async fn in_chromium(live: &Live, path: &str, scenarios: serde_json::Value) -> Vec<PageRun> {
+async fn in_chromium(
+    live: &Live,
+    mode: Mode,
+    path: &str,
+    scenarios: serde_json::Value,
+) -> Vec<PageRun> {
     let driver = obol_testenv::tools::browser_driver();
     let input = serde_json::json!({
         "chromium": obol_testenv::tools::chromium(),
         "url": format!("http://{}{path}", live.traefik_url),
         "rpc": live.rpc.url(),
         "chainId": live.req.network.chain_id,
-        "screenshots": screenshot_dir(),
+        "screenshots": screenshot_dir(mode),
         "scenarios": scenarios,
     });
     let mut child = tokio::process::Command::new("node")
@@ -382,8 +418,19 @@ async fn in_chromium(live: &Live, path: &str, scenarios: serde_json::Value) -> V
 }
 
 #[tokio::test]
-async fn a_person_pays_the_html_paywall_in_chromium_with_an_injected_wallet() {
-    let live = Live::start().await;
+async fn a_person_pays_the_html_paywall_in_chromium_through_the_proxy_gateway() {
+    pays_in_chromium(Mode::Proxy).await;
+}
+
+#[tokio::test]
+async fn a_person_pays_the_html_paywall_in_chromium_through_forward_auth() {
+    pays_in_chromium(Mode::ForwardAuth).await;
+}
+
+/// A person opens a paid URL in headless Chromium with a test wallet injected into the page:
+/// every failure message, then a payment that moves the price on chain.
+async fn pays_in_chromium(mode: Mode) {
+    let live = Live::start_in(mode).await;
     let payer = live.payer.address();
     let unfunded = dev_address(3);
     let (seller_start, payer_start) = (
@@ -403,6 +450,7 @@ async fn a_person_pays_the_html_paywall_in_chromium_with_an_injected_wallet() {
     };
     let runs = in_chromium(
         &live,
+        mode,
         "/services/demo/json?bytes=24",
         serde_json::json!([
             { "name": "no-wallet", "wallet": null },
@@ -484,10 +532,13 @@ async fn a_person_pays_the_html_paywall_in_chromium_with_an_injected_wallet() {
     // Nothing moved for any of the failures above; the paid run moved the price once.
     let paid = by("paid");
     assert_eq!(paid.state, "paid", "{paid:?}");
-    assert!(
-        paid.message.contains("Paid 0.001 USDC (transaction 0x"),
-        "{paid:?}"
-    );
+    // Proxy mode hands the client PAYMENT-RESPONSE (the page names the transaction); behind
+    // ForwardAuth the receipt goes to the upstream only.
+    let paid_text = match mode {
+        Mode::Proxy => "Paid 0.001 USDC (transaction 0x",
+        Mode::ForwardAuth => "Paid 0.001 USDC. The answer:",
+    };
+    assert!(paid.message.contains(paid_text), "{paid:?}");
     assert_eq!(
         paid.answer.as_deref(),
         Some(format!("{{\"answer\":\"{}\"}}", "x".repeat(24)).as_str())
@@ -509,5 +560,5 @@ async fn a_person_pays_the_html_paywall_in_chromium_with_an_injected_wallet() {
         1,
         "only the paid retry reached the upstream"
     );
-    eprintln!("paywall screenshots: {}", screenshot_dir().display());
+    eprintln!("paywall screenshots: {}", screenshot_dir(mode).display());
 }
