@@ -59,4 +59,15 @@ pub fn x402_v1_client() -> PathBuf {
     tool("OBOL_X402_V1_CLIENT_DIR", "x402-v1-client.sh")
 }
 
+/// Debian's `chromium` (a wrapper script in the tool cache; the browser is installed with
+/// apt-get).
+pub fn chromium() -> PathBuf {
+    tool("CHROMIUM_BIN", "chromium.sh")
+}
+
+/// The directory of the pinned browser driver (npm `playwright-core`; `node_modules` inside).
+pub fn browser_driver() -> PathBuf {
+    tool("OBOL_BROWSER_DIR", "browser.sh")
+}
+
 pub use crate::net::free_port;

@@ -35,14 +35,26 @@ pub struct Forwarded<'a> {
     pub host: Option<&'a str>,
     /// `X-Forwarded-Uri` (path and query).
     pub uri: &'a str,
-    /// `Accept` asks for HTML (`text/html` or `application/xhtml+xml`).
+    /// The client gets the HTML paywall ([`wants_html`]).
     pub wants_html: bool,
 }
 
-/// Whether an `Accept` value asks for an HTML page.
-pub fn wants_html(accept: &str) -> bool {
-    let accept = accept.to_ascii_lowercase();
-    accept.contains("text/html") || accept.contains("application/xhtml+xml")
+/// Whether a request gets the HTML paywall ([`crate::html::wants_paywall`] on its `Accept`,
+/// `Sec-Fetch-Dest` and payment headers).
+pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    crate::html::wants_paywall(
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        text("sec-fetch-dest"),
+        PAYMENT_HEADERS.iter().any(|h| headers.contains_key(*h)),
+    )
 }
 
 /// A reply body.
@@ -232,8 +244,12 @@ fn build_402(
         }
     };
     let body = if wants_html {
-        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        Body::Html(crate::html::paywall(requirement, resource, &json))
+        headers.extend(crate::html::page_headers());
+        Body::Html(crate::html::paywall(
+            requirement,
+            resource,
+            failure.map(|(_, r)| r),
+        ))
     } else {
         Body::Json(json.into())
     };

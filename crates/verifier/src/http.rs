@@ -127,11 +127,7 @@ fn forwarded(headers: &HeaderMap) -> Result<Forwarded<'_>, Denial> {
         proto: text(X_FORWARDED_PROTO),
         host: text(X_FORWARDED_HOST),
         uri,
-        wants_html: headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(decide::wants_html),
+        wants_html: decide::wants_html(headers),
     })
 }
 

@@ -15,7 +15,7 @@
 //!
 //! | Endpoint | Answer |
 //! |---|---|
-//! | `/verify/{namespace}/{name}` | ForwardAuth for one PaymentRoute: 200 (paid, headers `X-Payment-Payer`, `X-Payment-Tx`, `Authorization` = `upstreamAuth`), 402 (unpaid or refused payment: `PAYMENT-REQUIRED` + v1 JSON body or HTML), 503 (route not loaded, not ready, facilitator down) |
+//! | `/verify/{namespace}/{name}` | ForwardAuth for one PaymentRoute: 200 (paid, headers `X-Payment-Payer`, `X-Payment-Tx`, `Authorization` = `upstreamAuth`), 402 (unpaid or refused payment: `PAYMENT-REQUIRED` + v1 JSON body, or for a browser the HTML paywall of [`html`], payable with an injected wallet), 503 (route not loaded, not ready, facilitator down) |
 //! | `/verify` | ForwardAuth by `X-Forwarded-Uri` (query cut off): missing → 403, unmatched → 200 (free), matched → as above |
 //! | `/healthz` | 200 `{"status":"ok"}` |
 //! | `/readyz` | 200 after the first full sync of the route source, else 503 |

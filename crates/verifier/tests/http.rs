@@ -82,6 +82,10 @@ async fn browsers_get_an_html_402() {
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
     assert!(r.header("payment-required").is_some());
+    assert!(
+        r.header("content-security-policy")
+            .is_some_and(|csp| csp.starts_with("default-src 'none'; "))
+    );
     assert!(r.text().contains("Payment required"));
 }
 

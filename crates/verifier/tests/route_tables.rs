@@ -272,3 +272,89 @@ async fn discovery_is_free_and_current_and_every_402_points_at_it() {
     assert_eq!(h.facilitator.calls(), (0, 0));
     assert_eq!(up.total(), 0, "discovery never reaches an upstream");
 }
+
+/// The discovery documents read by unmodified third-party code (`tools/x402-peers/discovery.cjs`):
+/// `/openapi.json` passes the OpenAPI 3.1 schema validator from npm, and the official x402
+/// client decodes the 402 whose Bazaar extension the official extensions package validates and
+/// extracts as a facilitator would.
+#[tokio::test]
+async fn third_party_code_reads_the_openapi_document_and_the_bazaar_402() {
+    let (addr, _up) = upstream().await;
+    let mut spec = with_table(proxy_spec(addr));
+    let chat = spec.routes.iter_mut().find(|r| r.pattern == CHAT).unwrap();
+    chat.summary = Some("Chat completions".into());
+    chat.input_schema = Some(serde_json::json!({
+        "type": "object",
+        "properties": {"model": {"type": "string"}, "messages": {"type": "array"}},
+        "required": ["model", "messages"],
+        "examples": [{"model": "m", "messages": []}],
+    }));
+    chat.output_schema = Some(serde_json::json!({
+        "type": "object", "properties": {"choices": {"type": "array"}},
+    }));
+    let h = Harness::new(vec![entry("demo", "demo", &spec)]);
+    let gw = gateway(h.state.clone(), test_config()).await;
+    let forwarded = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "shop.example"),
+    ];
+    let openapi = get(gw, obol_api::routes::OPENAPI, &forwarded).await.json();
+    let route = ("x-obol-payment-route", "demo/demo");
+    let r = read(
+        send(
+            gw,
+            "POST",
+            CHAT,
+            &[route, forwarded[0], forwarded[1]],
+            vec![],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+    let mut broken = openapi.clone();
+    broken.as_object_mut().unwrap().remove("info");
+    let input = serde_json::json!({
+        "openapi": openapi,
+        "broken": broken,
+        "headers": {"PAYMENT-REQUIRED": r.header("payment-required").unwrap()},
+        "body": r.json(),
+    });
+    let peers = obol_testenv::tools::x402_peers();
+    let out = obol_devstack::facilitator::run_node_script(
+        &peers,
+        &obol_testenv::repo_root().join("tools/x402-peers/discovery.cjs"),
+        &[],
+        input.to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    let seen: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(seen["openapi"]["valid"], true, "{seen:#}");
+    assert_eq!(seen["openapi"]["version"], "3.1");
+    assert_eq!(seen["broken"]["valid"], false, "the validator can refuse");
+    let required = &seen["paymentRequired"];
+    assert_eq!(required["x402Version"], 2);
+    assert_eq!(
+        required["resource"]["url"],
+        "https://shop.example/services/demo/v1/chat/completions"
+    );
+    assert_eq!(required["accepts"][0]["amount"], "5000");
+    let bazaar = &seen["bazaar"];
+    assert_eq!(bazaar["present"], true, "{seen:#}");
+    assert_eq!(bazaar["extracted"]["valid"], true, "{seen:#}");
+    assert_eq!(bazaar["spec"]["valid"], true, "{seen:#}");
+    let info = &bazaar["extracted"]["info"]["input"];
+    assert_eq!(info["type"], "http");
+    assert_eq!(info["method"], "POST");
+    assert_eq!(info["bodyType"], "json");
+    assert_eq!(info["body"]["model"], "m");
+    let discovered = &seen["discovered"];
+    assert_eq!(discovered["method"], "POST", "{seen:#}");
+    assert_eq!(
+        discovered["resourceUrl"],
+        "https://shop.example/services/demo/v1/chat/completions"
+    );
+    assert_eq!(discovered["description"], "Chat completions");
+    assert_eq!(h.facilitator.calls(), (0, 0));
+}

@@ -234,3 +234,51 @@ async fn a_route_table_through_traefik() {
     assert_eq!(r.status(), 405);
     assert_eq!(h.facilitator.calls(), (0, 0));
 }
+
+/// ForwardAuth carries the HTML paywall: on a non-2xx Traefik hands the auth server's status,
+/// headers and body to the client, so a browser gets the page (with its policy) through the
+/// gateway, and an x402 client the JSON 402.
+#[tokio::test]
+async fn a_browser_gets_the_html_paywall_through_traefik_forward_auth() {
+    let h = Harness::demo();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let verifier = listener.local_addr().unwrap().port();
+    let app = obol_verifier::app(h.state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let traefik = start_traefik(verifier, upstream().await, "/services/demo/x").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/services/demo/chat", traefik.web);
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let r = http
+        .get(&url)
+        .header("accept", browser)
+        .header("sec-fetch-dest", "document")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    let header = |name: &str| r.headers().get(name).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(header("content-type"), "text/html; charset=utf-8");
+    assert!(
+        header("content-security-policy").starts_with("default-src 'none'; script-src 'sha256-")
+    );
+    assert_eq!(header("cache-control"), "no-store");
+    assert!(r.headers().get("payment-required").is_some());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Pay with wallet"), "{page:.300}");
+    assert!(page.contains("id=\"x402-offer\""));
+    for accept in ["*/*", "application/json"] {
+        let r = http
+            .get(&url)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 402);
+        assert_eq!(r.headers()["content-type"], "application/json", "{accept}");
+    }
+    assert_eq!(h.facilitator.calls(), (0, 0));
+}

@@ -315,11 +315,7 @@ async fn admit_request(gw: &Gateway, request: Request) -> Result<Step, Box<Respo
         proto: text(headers, X_FORWARDED_PROTO),
         host: text(headers, X_FORWARDED_HOST).or_else(|| text(headers, "host")),
         uri: &pq,
-        wants_html: headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(decide::wants_html),
+        wants_html: decide::wants_html(headers),
     };
     let upto = match route.metering {
         Some(_) => upto_requirement(gw, &route, &requirement).await,
