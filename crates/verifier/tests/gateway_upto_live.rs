@@ -163,3 +163,75 @@ async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
 
     let _ = std::fs::remove_dir_all(&live.dir);
 }
+
+/// An unmodified `@x402/fetch` with `@x402/evm`'s `upto` client (`tools/x402-peers/pay.cjs`,
+/// schemes `upto,exact`) pays a metered chat completion through the gateway: it picks `upto`
+/// (the 402's first requirement), the transfer on chain is exactly
+/// `⌈(3 × 150000 + 40 × 600000) ÷ 10⁶⌉ = ⌈24.45⌉ = 25` atomic units, and the receipt the
+/// client decodes says 25 with the token counts. The client registered with `exact` only pays
+/// the fallback on the same route.
+#[tokio::test]
+async fn official_fetch_client_pays_upto_per_token() {
+    let live = Live::start().await;
+    let url = format!("http://{}{PATH}", live.gw);
+    let pay = |schemes: &'static str, body: serde_json::Value| {
+        let url = url.clone();
+        async move {
+            let out = tokio::process::Command::new("node")
+                .arg(obol_testenv::repo_root().join("tools/x402-peers/pay.cjs"))
+                .arg(&url)
+                .arg(body.to_string())
+                .env(
+                    "NODE_PATH",
+                    obol_testenv::tools::x402_peers().join("node_modules"),
+                )
+                .env("BUYER_KEY", obol_devstack::chain::DEV_ACCOUNTS[1].1)
+                .env("SCHEMES", schemes)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "pay.cjs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        }
+    };
+
+    let (payer, seller) = live.balances().await;
+    let line = pay("upto,exact", chat("one two three", 40, false, None)).await;
+    assert_eq!(line["status"], 200, "{line}");
+    let sent: serde_json::Value = serde_json::from_slice(
+        &obol_x402::codec::decode_base64(line["sent"]["value"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sent["accepted"]["scheme"], "upto", "{sent}");
+    assert_eq!(sent["accepted"]["amount"], MAXIMUM.to_string(), "{sent}");
+    let (payer_after, seller_after) = live.balances().await;
+    assert_eq!(
+        (payer - payer_after, seller_after - seller),
+        (U256::from(25u64), U256::from(25u64))
+    );
+    let receipt = &line["receipt"]["PAYMENT-RESPONSE"];
+    assert_eq!(receipt["success"], true, "{line}");
+    assert_eq!(receipt["amount"], "25", "{receipt}");
+    let used = &receipt["extensions"][obol_api::metering::RECEIPT_EXTENSION];
+    assert_eq!(
+        (&used["basis"], &used["inputTokens"], &used["outputTokens"]),
+        (&json!("usage"), &json!(3), &json!(40)),
+        "{receipt}"
+    );
+
+    // A client with exact only: the same route, the fallback price.
+    let (payer, seller) = live.balances().await;
+    let line = pay("exact", chat("one two three", 40, false, None)).await;
+    assert_eq!(line["status"], 200, "{line}");
+    let (payer_after, seller_after) = live.balances().await;
+    assert_eq!(
+        (payer - payer_after, seller_after - seller),
+        (U256::from(FALLBACK), U256::from(FALLBACK))
+    );
+
+    let _ = std::fs::remove_dir_all(&live.dir);
+}
