@@ -18,6 +18,17 @@ use crate::stack::{DEMO_PRICE_ATOMIC, State};
 
 /// Namespace and name of the demo offer.
 pub const DEMO: &str = "demo";
+/// Name of the metered demo offer (namespace [`DEMO`]): the fake LLM upstream sold per token.
+pub const LLM: &str = "llm";
+/// The `llm` offer's prices, in USDC per million prompt and completion tokens.
+pub const LLM_PER_MTOK_INPUT: &str = "0.15";
+/// See [`LLM_PER_MTOK_INPUT`].
+pub const LLM_PER_MTOK_OUTPUT: &str = "0.6";
+/// Tokens an `llm` request is assumed to use: its `exact` price, and what an answer without
+/// usage is charged.
+pub const LLM_APPROX_TOKENS: u64 = 1000;
+/// Most tokens one `llm` request may be charged for (the `upto` maximum).
+pub const LLM_MAX_TOKENS: u64 = 4000;
 const FIELD_MANAGER: &str = "obol-dev";
 
 /// A client with the stack's admin kubeconfig.
@@ -99,12 +110,7 @@ pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), Strin
         .patch(DEMO, &params, &Patch::Apply(&ns))
         .await
         .map_err(|e| format!("namespace: {e}"))?;
-    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": DEMO, "namespace": DEMO},
-        "spec": {"type": "ExternalName", "externalName": "localhost"}});
-    Api::<Service>::namespaced(client.clone(), DEMO)
-        .patch(DEMO, &params, &Patch::Apply(&svc))
-        .await
-        .map_err(|e| format!("service: {e}"))?;
+    apply_loopback_service(&client, DEMO).await?;
     let offer = json!({"apiVersion": "obol.org/v1alpha1", "kind": "ServiceOffer",
         "metadata": {"name": DEMO, "namespace": DEMO},
         "spec": {"type": "http",
@@ -121,12 +127,56 @@ pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), Strin
     Ok(())
 }
 
-/// Waits until the demo offer is Ready; the error names the blocking condition.
-pub async fn wait_ready(state: &State, timeout: Duration) -> Result<(), String> {
+/// An `ExternalName` Service `name` in namespace [`DEMO`] for an upstream on loopback (the
+/// offer names the port).
+async fn apply_loopback_service(client: &Client, name: &str) -> Result<(), String> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": DEMO},
+        "spec": {"type": "ExternalName", "externalName": "localhost"}});
+    Api::<Service>::namespaced(client.clone(), DEMO)
+        .patch(name, &params, &Patch::Apply(&svc))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("service {name}: {e}"))
+}
+
+/// The metered offer `llm` (namespace [`DEMO`], after [`create_offer`] made it): the fake LLM
+/// upstream at `upstream_port` sold per token ([`LLM_PER_MTOK_INPUT`] / [`LLM_PER_MTOK_OUTPUT`],
+/// at most [`LLM_MAX_TOKENS`] per request), gateway mode `proxy` (only the gateway sees the
+/// usage), so its 402 offers `upto` (the maximum) and `exact` (the approximate price). Not
+/// registered on chain: the stack's one agent is the demo.
+pub async fn create_llm_offer(state: &State, upstream_port: u16) -> Result<(), String> {
+    let client = client(state).await?;
+    apply_loopback_service(&client, LLM).await?;
+    let offer = json!({"apiVersion": "obol.org/v1alpha1", "kind": "ServiceOffer",
+        "metadata": {"name": LLM, "namespace": DEMO},
+        "spec": {"type": "http",
+            "upstream": {"service": LLM, "namespace": DEMO, "port": upstream_port, "healthPath": "/health"},
+            "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300,
+                        "price": {"perMTokInput": LLM_PER_MTOK_INPUT, "perMTokOutput": LLM_PER_MTOK_OUTPUT},
+                        "approxTokensPerRequest": LLM_APPROX_TOKENS,
+                        "maxTokensPerRequest": LLM_MAX_TOKENS},
+            "registration": {"enabled": false,
+                             "description": "The local stack's fake OpenAI-compatible LLM, charged per token"},
+            "gateway": {"mode": "proxy"}}});
+    Api::<ServiceOffer>::namespaced(client, DEMO)
+        .patch(
+            LLM,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&offer),
+        )
+        .await
+        .map_err(|e| format!("offer {LLM}: {e}"))?;
+    Ok(())
+}
+
+/// Waits until the offer `name` of namespace [`DEMO`] is Ready; the error names the blocking
+/// condition.
+pub async fn wait_ready(state: &State, name: &str, timeout: Duration) -> Result<(), String> {
     let api: Api<ServiceOffer> = Api::namespaced(client(state).await?, DEMO);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let offer = api.get(DEMO).await.map_err(|e| e.to_string())?;
+        let offer = api.get(name).await.map_err(|e| e.to_string())?;
         let status = offer.status.clone().unwrap_or_default();
         if obol_api::condition::is_ready(
             offer.metadata.generation,
