@@ -104,26 +104,46 @@ pub async fn create_verifier_service(
 /// ERC-8004 agent; gateway mode `proxy`, as `obol sell http` writes for new offers).
 pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), String> {
     let client = client(state).await?;
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO}});
-    Api::<Namespace>::all(client.clone())
-        .patch(DEMO, &params, &Patch::Apply(&ns))
-        .await
-        .map_err(|e| format!("namespace: {e}"))?;
-    apply_loopback_service(&client, DEMO).await?;
-    let offer = json!({"apiVersion": "obol.org/v1alpha1", "kind": "ServiceOffer",
-        "metadata": {"name": DEMO, "namespace": DEMO},
+    apply_namespace(&client, DEMO).await?;
+    let payment = json!({"price": {"perRequest": "0.001"}});
+    let registration = json!({"enabled": true, "name": "obol-demo",
+        "description": "The local stack's demo service: 0.001 test USDC per request"});
+    apply_offer(&client, state, DEMO, upstream_port, payment, registration).await
+}
+
+/// Applies an `ExternalName` Service `name` for the loopback upstream at `upstream_port` and
+/// the ServiceOffer `name` selling it (namespace [`DEMO`], to the seller account on Base
+/// Sepolia, gateway mode `proxy`); `payment` adds its price fields, `registration` is its
+/// registration.
+async fn apply_offer(
+    client: &Client,
+    state: &State,
+    name: &str,
+    upstream_port: u16,
+    payment: serde_json::Value,
+    registration: serde_json::Value,
+) -> Result<(), String> {
+    apply_loopback_service(client, name).await?;
+    let mut offer = json!({"apiVersion": "obol.org/v1alpha1", "kind": "ServiceOffer",
+        "metadata": {"name": name, "namespace": DEMO},
         "spec": {"type": "http",
-            "upstream": {"service": DEMO, "namespace": DEMO, "port": upstream_port, "healthPath": "/health"},
-            "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300,
-                        "price": {"perRequest": "0.001"}},
-            "registration": {"enabled": true, "name": "obol-demo",
-                             "description": "The local stack's demo service: 0.001 test USDC per request"},
+            "upstream": {"service": name, "namespace": DEMO, "port": upstream_port, "healthPath": "/health"},
+            "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300},
+            "registration": registration,
             "gateway": {"mode": "proxy"}}});
-    Api::<ServiceOffer>::namespaced(client, DEMO)
-        .patch(DEMO, &params, &Patch::Apply(&offer))
+    if let (Some(into), serde_json::Value::Object(fields)) =
+        (offer["spec"]["payment"].as_object_mut(), payment)
+    {
+        into.extend(fields);
+    }
+    Api::<ServiceOffer>::namespaced(client.clone(), DEMO)
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&offer),
+        )
         .await
-        .map_err(|e| format!("offer: {e}"))?;
+        .map_err(|e| format!("offer {name}: {e}"))?;
     Ok(())
 }
 
@@ -147,27 +167,13 @@ async fn apply_loopback_service(client: &Client, name: &str) -> Result<(), Strin
 /// registered on chain: the stack's one agent is the demo.
 pub async fn create_llm_offer(state: &State, upstream_port: u16) -> Result<(), String> {
     let client = client(state).await?;
-    apply_loopback_service(&client, LLM).await?;
-    let offer = json!({"apiVersion": "obol.org/v1alpha1", "kind": "ServiceOffer",
-        "metadata": {"name": LLM, "namespace": DEMO},
-        "spec": {"type": "http",
-            "upstream": {"service": LLM, "namespace": DEMO, "port": upstream_port, "healthPath": "/health"},
-            "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300,
-                        "price": {"perMTokInput": LLM_PER_MTOK_INPUT, "perMTokOutput": LLM_PER_MTOK_OUTPUT},
-                        "approxTokensPerRequest": LLM_APPROX_TOKENS,
-                        "maxTokensPerRequest": LLM_MAX_TOKENS},
-            "registration": {"enabled": false,
-                             "description": "The local stack's fake OpenAI-compatible LLM, charged per token"},
-            "gateway": {"mode": "proxy"}}});
-    Api::<ServiceOffer>::namespaced(client, DEMO)
-        .patch(
-            LLM,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&offer),
-        )
-        .await
-        .map_err(|e| format!("offer {LLM}: {e}"))?;
-    Ok(())
+    let payment = json!({
+        "price": {"perMTokInput": LLM_PER_MTOK_INPUT, "perMTokOutput": LLM_PER_MTOK_OUTPUT},
+        "approxTokensPerRequest": LLM_APPROX_TOKENS,
+        "maxTokensPerRequest": LLM_MAX_TOKENS});
+    let registration = json!({"enabled": false,
+        "description": "The local stack's fake OpenAI-compatible LLM, charged per token"});
+    apply_offer(&client, state, LLM, upstream_port, payment, registration).await
 }
 
 /// Waits until the offer `name` of namespace [`DEMO`] is Ready; the error names the blocking

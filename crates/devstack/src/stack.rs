@@ -514,40 +514,14 @@ impl Up<'_> {
             .await?;
 
         self.say("demo upstream");
-        let demo_port = process::free_port().map_err(|e| fail("demo upstream", e))?;
-        let args = vec![
-            "dev".into(),
-            "demo-upstream".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{demo_port}"),
-        ];
-        let p = self.start(&mut state, "demo-upstream", &bins.obol, args, vec![])?;
-        state.demo_port = demo_port;
-        wait_http(
-            "demo upstream",
-            &format!("http://127.0.0.1:{demo_port}/health"),
-            Some(&p),
-            Duration::from_secs(10),
-        )
-        .await?;
-
+        state.demo_port = self
+            .start_upstream(&mut state, "demo-upstream", &bins.obol)
+            .await?;
         self.say("LLM upstream: a fake OpenAI-compatible API (the metered offer `llm` sells it)");
-        let llm_port = process::free_port().map_err(|e| fail("LLM upstream", e))?;
-        let args = vec![
-            "dev".into(),
-            "llm-upstream".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{llm_port}"),
-        ];
-        let p = self.start(&mut state, "llm-upstream", &bins.obol, args, vec![])?;
-        state.llm_port = llm_port;
-        wait_http(
-            "LLM upstream",
-            &format!("http://127.0.0.1:{llm_port}/health"),
-            Some(&p),
-            Duration::from_secs(10),
-        )
-        .await?;
+        state.llm_port = self
+            .start_upstream(&mut state, "llm-upstream", &bins.obol)
+            .await?;
+        let (demo_port, llm_port) = (state.demo_port, state.llm_port);
 
         self.say("gateway: Traefik + the dev adapter (HTTPRoutes → Traefik's file provider)");
         let (web, ping) = (
@@ -822,6 +796,32 @@ impl Up<'_> {
         }
         self.paths.save(&state)?;
         Ok(state)
+    }
+
+    /// Starts `obol dev <name> --listen 127.0.0.1:PORT` (an upstream the stack's offers sell)
+    /// on a free port, waits for its `/health`, and returns the port.
+    async fn start_upstream(
+        &self,
+        state: &mut State,
+        name: &str,
+        obol: &Path,
+    ) -> Result<u16, Error> {
+        let port = process::free_port().map_err(|e| fail(name, e))?;
+        let args = vec![
+            "dev".into(),
+            name.into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ];
+        let p = self.start(state, name, obol, args, vec![])?;
+        wait_http(
+            name,
+            &format!("http://127.0.0.1:{port}/health"),
+            Some(&p),
+            Duration::from_secs(10),
+        )
+        .await?;
+        Ok(port)
     }
 
     /// anvil with everything the stack uses on chain: the test USDC at Base Sepolia's USDC
