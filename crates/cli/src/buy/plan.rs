@@ -308,6 +308,25 @@ pub fn choose(offers: &[Offered], want: &Want) -> Result<Choice, Refusal> {
     })
 }
 
+/// What a buyer of `chosen` (an `exact` requirement) should know when the same 402 also sells
+/// per token (x402 `upto`, on the same chain and in the same token): `obol buy` signs `exact`
+/// authorizations only, so each request costs the seller's approximate price whatever its
+/// answer uses, not the tokens it used. `None` when nothing metered is offered.
+pub fn metered_notice(offers: &[Offered], chosen: &Offered, decimals: u8) -> Option<String> {
+    let same_terms = |o: &&Offered| {
+        o.scheme == "upto"
+            && o.asset == chosen.asset
+            && Network::resolve(&o.network).ok().map(|n| n.chain_id)
+                == Network::resolve(&chosen.network).ok().map(|n| n.chain_id)
+    };
+    let upto = offers.iter().find(same_terms)?;
+    Some(format!(
+        "  note     the seller also sells per token (x402 upto, at most {} per request); obol buy signs exact authorizations: each request costs {}, the seller's approximate price, whatever its answer uses",
+        decimal(upto.amount, decimals),
+        decimal(chosen.amount, decimals),
+    ))
+}
+
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

@@ -538,6 +538,43 @@ pub async fn llm_offer_pays_per_token(stack: &Stack, http: &reqwest::Client) {
         (&json!("usage"), &json!(3), &json!(100)),
         "{line}"
     );
+
+    // Our buyer signs exact authorizations only: `obol buy http` says the offer also sells per
+    // token, and each request through the buyer costs the approximate price (1000 tokens at
+    // 0.6 USDC per million = 600 atomic units) whatever the answer used.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(["buy", "http", "llm-exact"])
+        .arg(format!("{}/services/llm", stack.var("OBOL_GATEWAY_URL")))
+        .args(["--count", "2", "--max-price", "0.0006", "--key-file"])
+        .arg(stack.run.join("buyer.key"))
+        .args(["-n", "demo", "--yes"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("also sells per token (x402 upto, at most 0.0024 per request)"),
+        "{}",
+        text(&out)
+    );
+    let seller_before = rpc.balance_of(usdc, seller).await.unwrap();
+    let paid = http
+        .post(format!(
+            "{}/upstream/llm-exact/v1/chat/completions",
+            stack.var("OBOL_BUYER_URL")
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    let answer: Value = paid.json().await.unwrap();
+    assert_eq!(answer["usage"]["completion_tokens"], 100, "{answer}");
+    assert_eq!(
+        rpc.balance_of(usdc, seller).await.unwrap() - seller_before,
+        U256::from(600u64)
+    );
 }
 
 fn doctor(stack: &Stack) -> (Option<i32>, String) {
