@@ -169,7 +169,7 @@ async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
 /// (the 402's first requirement), the transfer on chain is exactly
 /// `⌈(3 × 150000 + 40 × 600000) ÷ 10⁶⌉ = ⌈24.45⌉ = 25` atomic units, and the receipt the
 /// client decodes says 25 with the token counts. The client registered with `exact` only pays
-/// the fallback on the same route.
+/// the fallback on the same route. A streamed answer is charged its usage too.
 #[tokio::test]
 async fn official_fetch_client_pays_upto_per_token() {
     let live = Live::start().await;
@@ -221,6 +221,23 @@ async fn official_fetch_client_pays_upto_per_token() {
         (&used["basis"], &used["inputTokens"], &used["outputTokens"]),
         (&json!("usage"), &json!(3), &json!(40)),
         "{receipt}"
+    );
+
+    // Streamed (SSE), the client not asking for usage: the gateway asks for it and settles
+    // the stream's usage, 3 + 50 tokens = ⌈30.45⌉ = 31. The receipt is a trailer, which the
+    // fetch API does not expose: the client sees none, the chain moved exactly 31.
+    let (payer, seller) = live.balances().await;
+    let line = pay("upto,exact", chat("a b c", 50, true, None)).await;
+    assert_eq!(line["status"], 200, "{line}");
+    assert!(
+        line["body"].as_str().unwrap().ends_with("data: [DONE]\n\n"),
+        "{line}"
+    );
+    assert_eq!(line["receipt"], json!({}), "{line}");
+    let (payer_after, seller_after) = live.balances().await;
+    assert_eq!(
+        (payer - payer_after, seller_after - seller),
+        (U256::from(31u64), U256::from(31u64))
     );
 
     // A client with exact only: the same route, the fallback price.
