@@ -287,25 +287,29 @@ pub fn choose(offers: &[Offered], want: &Want) -> Result<Choice, Refusal> {
         ),
         (None, None) => return Err(Refusal::UnknownDomain(want.asset.to_checksum(None))),
     };
-    if o.amount.is_zero() {
-        return Err(Refusal::ZeroPrice);
-    }
-    let price = decimal(o.amount, want.decimals);
-    match want.max_price {
-        Some(cap) if o.amount > cap => {
-            return Err(Refusal::AboveCap {
-                price,
-                cap: decimal(cap, want.decimals),
-            });
-        }
-        Some(_) => {}
-        None if want.confirmed => {}
-        None => return Err(Refusal::NotConfirmed { price }),
-    }
+    accepted_price(o.amount, want)?;
     Ok(Choice {
         offered: (*o).clone(),
         domain,
     })
+}
+
+/// Whether `amount` (per request) may be signed for: above 0, and at most `--max-price` or
+/// confirmed.
+pub fn accepted_price(amount: U256, want: &Want) -> Result<(), Refusal> {
+    if amount.is_zero() {
+        return Err(Refusal::ZeroPrice);
+    }
+    let price = decimal(amount, want.decimals);
+    match want.max_price {
+        Some(cap) if amount > cap => Err(Refusal::AboveCap {
+            price,
+            cap: decimal(cap, want.decimals),
+        }),
+        Some(_) => Ok(()),
+        None if want.confirmed => Ok(()),
+        None => Err(Refusal::NotConfirmed { price }),
+    }
 }
 
 /// What a buyer of `chosen` (an `exact` requirement) should know when the same 402 also sells
@@ -329,4 +333,4 @@ pub fn metered_notice(offers: &[Offered], chosen: &Offered, decimals: u8) -> Opt
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -1,8 +1,8 @@
 use super::*;
 
 const PAY_TO: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-const USDC_BASE_SEPOLIA: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
-const USDC_BASE: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
+pub(in crate::buy) const USDC_BASE_SEPOLIA: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+pub(in crate::buy) const USDC_BASE: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
 
 fn offer(network: &str, asset: &str, amount: u64) -> Offered {
     Offered {
@@ -17,7 +17,8 @@ fn offer(network: &str, asset: &str, amount: u64) -> Offered {
     }
 }
 
-fn want(max: Option<u64>, confirmed: bool) -> Want {
+/// What a buyer of Base Sepolia's USDC wants: capped at `max`, or `confirmed`.
+pub(in crate::buy) fn want(max: Option<u64>, confirmed: bool) -> Want {
     Want {
         network: Network::resolve("base-sepolia").unwrap(),
         asset: USDC_BASE_SEPOLIA.parse().unwrap(),
