@@ -222,6 +222,46 @@ async fn official_fetch_client_pays_upto_per_token() {
         (&json!("usage"), &json!(3), &json!(40)),
         "{receipt}"
     );
+    // The transaction the receipt names is the one transfer of 25 from the payer to the seller.
+    let tx = live
+        .rpc
+        .call(
+            "eth_getTransactionReceipt",
+            json!([receipt["transaction"].as_str().unwrap()]),
+        )
+        .await
+        .unwrap();
+    let transfer = alloy_primitives::keccak256("Transfer(address,address,uint256)");
+    let word =
+        |a: alloy_primitives::Address| alloy_primitives::B256::left_padding_from(a.as_slice());
+    let transfers: Vec<(String, String, U256)> = tx["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l["address"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(&live.usdc.to_string())
+                && l["topics"][0] == json!(transfer.to_string())
+        })
+        .map(|l| {
+            (
+                l["topics"][1].as_str().unwrap().to_owned(),
+                l["topics"][2].as_str().unwrap().to_owned(),
+                l["data"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        transfers,
+        [(
+            word(live.payer).to_string(),
+            word(live.seller).to_string(),
+            U256::from(25u64)
+        )],
+        "{tx}"
+    );
 
     // Streamed (SSE), the client not asking for usage: the gateway asks for it and settles
     // the stream's usage, 3 + 50 tokens = ⌈30.45⌉ = 31. The receipt is a trailer, which the
