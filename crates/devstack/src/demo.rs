@@ -18,6 +18,17 @@ use crate::stack::{DEMO_PRICE_ATOMIC, State};
 
 /// Namespace and name of the demo offer.
 pub const DEMO: &str = "demo";
+/// Name of the metered demo offer (namespace [`DEMO`]): the fake LLM upstream sold per token.
+pub const LLM: &str = "llm";
+/// The `llm` offer's prices, in USDC per million prompt and completion tokens.
+pub const LLM_PER_MTOK_INPUT: &str = "0.15";
+/// See [`LLM_PER_MTOK_INPUT`].
+pub const LLM_PER_MTOK_OUTPUT: &str = "0.6";
+/// Tokens an `llm` request is assumed to use: its `exact` price, and what an answer without
+/// usage is charged.
+pub const LLM_APPROX_TOKENS: u64 = 1000;
+/// Most tokens one `llm` request may be charged for (the `upto` maximum).
+pub const LLM_MAX_TOKENS: u64 = 4000;
 const FIELD_MANAGER: &str = "obol-dev";
 
 /// A client with the stack's admin kubeconfig.
@@ -93,40 +104,85 @@ pub async fn create_verifier_service(
 /// ERC-8004 agent; gateway mode `proxy`, as `obol sell http` writes for new offers).
 pub async fn create_offer(state: &State, upstream_port: u16) -> Result<(), String> {
     let client = client(state).await?;
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO}});
-    Api::<Namespace>::all(client.clone())
-        .patch(DEMO, &params, &Patch::Apply(&ns))
-        .await
-        .map_err(|e| format!("namespace: {e}"))?;
-    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": DEMO, "namespace": DEMO},
-        "spec": {"type": "ExternalName", "externalName": "localhost"}});
-    Api::<Service>::namespaced(client.clone(), DEMO)
-        .patch(DEMO, &params, &Patch::Apply(&svc))
-        .await
-        .map_err(|e| format!("service: {e}"))?;
-    let offer = json!({"apiVersion": "obol.org/v1alpha1", "kind": "ServiceOffer",
-        "metadata": {"name": DEMO, "namespace": DEMO},
+    apply_namespace(&client, DEMO).await?;
+    let payment = json!({"price": {"perRequest": "0.001"}});
+    let registration = json!({"enabled": true, "name": "obol-demo",
+        "description": "The local stack's demo service: 0.001 test USDC per request"});
+    apply_offer(&client, state, DEMO, upstream_port, payment, registration).await
+}
+
+/// Applies an `ExternalName` Service `name` for the loopback upstream at `upstream_port` and
+/// the ServiceOffer `name` selling it (namespace [`DEMO`], to the seller account on Base
+/// Sepolia, gateway mode `proxy`); `payment` adds its price fields, `registration` is its
+/// registration.
+async fn apply_offer(
+    client: &Client,
+    state: &State,
+    name: &str,
+    upstream_port: u16,
+    payment: serde_json::Value,
+    registration: serde_json::Value,
+) -> Result<(), String> {
+    apply_loopback_service(client, name).await?;
+    let mut offer = json!({"apiVersion": "obol.org/v1alpha1", "kind": "ServiceOffer",
+        "metadata": {"name": name, "namespace": DEMO},
         "spec": {"type": "http",
-            "upstream": {"service": DEMO, "namespace": DEMO, "port": upstream_port, "healthPath": "/health"},
-            "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300,
-                        "price": {"perRequest": "0.001"}},
-            "registration": {"enabled": true, "name": "obol-demo",
-                             "description": "The local stack's demo service: 0.001 test USDC per request"},
+            "upstream": {"service": name, "namespace": DEMO, "port": upstream_port, "healthPath": "/health"},
+            "payment": {"network": "base-sepolia", "payTo": state.seller, "maxTimeoutSeconds": 300},
+            "registration": registration,
             "gateway": {"mode": "proxy"}}});
-    Api::<ServiceOffer>::namespaced(client, DEMO)
-        .patch(DEMO, &params, &Patch::Apply(&offer))
+    if let (Some(into), serde_json::Value::Object(fields)) =
+        (offer["spec"]["payment"].as_object_mut(), payment)
+    {
+        into.extend(fields);
+    }
+    Api::<ServiceOffer>::namespaced(client.clone(), DEMO)
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&offer),
+        )
         .await
-        .map_err(|e| format!("offer: {e}"))?;
+        .map_err(|e| format!("offer {name}: {e}"))?;
     Ok(())
 }
 
-/// Waits until the demo offer is Ready; the error names the blocking condition.
-pub async fn wait_ready(state: &State, timeout: Duration) -> Result<(), String> {
+/// An `ExternalName` Service `name` in namespace [`DEMO`] for an upstream on loopback (the
+/// offer names the port).
+async fn apply_loopback_service(client: &Client, name: &str) -> Result<(), String> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": DEMO},
+        "spec": {"type": "ExternalName", "externalName": "localhost"}});
+    Api::<Service>::namespaced(client.clone(), DEMO)
+        .patch(name, &params, &Patch::Apply(&svc))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("service {name}: {e}"))
+}
+
+/// The metered offer `llm` (namespace [`DEMO`], after [`create_offer`] made it): the fake LLM
+/// upstream at `upstream_port` sold per token ([`LLM_PER_MTOK_INPUT`] / [`LLM_PER_MTOK_OUTPUT`],
+/// at most [`LLM_MAX_TOKENS`] per request), gateway mode `proxy` (only the gateway sees the
+/// usage), so its 402 offers `upto` (the maximum) and `exact` (the approximate price). Not
+/// registered on chain: the stack's one agent is the demo.
+pub async fn create_llm_offer(state: &State, upstream_port: u16) -> Result<(), String> {
+    let client = client(state).await?;
+    let payment = json!({
+        "price": {"perMTokInput": LLM_PER_MTOK_INPUT, "perMTokOutput": LLM_PER_MTOK_OUTPUT},
+        "approxTokensPerRequest": LLM_APPROX_TOKENS,
+        "maxTokensPerRequest": LLM_MAX_TOKENS});
+    let registration = json!({"enabled": false,
+        "description": "The local stack's fake OpenAI-compatible LLM, charged per token"});
+    apply_offer(&client, state, LLM, upstream_port, payment, registration).await
+}
+
+/// Waits until the offer `name` of namespace [`DEMO`] is Ready; the error names the blocking
+/// condition.
+pub async fn wait_ready(state: &State, name: &str, timeout: Duration) -> Result<(), String> {
     let api: Api<ServiceOffer> = Api::namespaced(client(state).await?, DEMO);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let offer = api.get(DEMO).await.map_err(|e| e.to_string())?;
+        let offer = api.get(name).await.map_err(|e| e.to_string())?;
         let status = offer.status.clone().unwrap_or_default();
         if obol_api::condition::is_ready(
             offer.metadata.generation,

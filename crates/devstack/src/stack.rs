@@ -3,7 +3,8 @@
 //! Started, in order: the local control plane (`scripts/testenv`), anvil (chain id 84532) with
 //! the test USDC at Base Sepolia's USDC address and a funded buyer, the official x402 reference
 //! facilitator, the verifier, a demo upstream, Traefik with the dev adapter, the controller, the
-//! registrar, the demo offer, the buyer (PurchaseRequests of namespace `demo`, with a chain
+//! registrar, the demo offer, the metered offer `llm` (the fake LLM upstream sold per token
+//! with x402 `upto`; the test Permit2 and upto proxy on the chain), the buyer (PurchaseRequests of namespace `demo`, with a chain
 //! reader), and a purchase of the demo offer made with `obol buy http`. Every process
 //! binds 127.0.0.1, logs to `<run>/<name>.log`, and is recorded in `<run>/stack.json` so that
 //! `down` stops exactly those pids.
@@ -94,6 +95,13 @@ pub struct State {
     /// Upstream port of the demo (offers of the user may sell it too).
     #[serde(default)]
     pub demo_port: u16,
+    /// Port of the fake OpenAI-compatible upstream of the metered offer `llm`.
+    #[serde(default)]
+    pub llm_port: u16,
+    /// The installed official x402 packages (`scripts/tools/x402-peers.sh`): the "Try" line
+    /// paying `llm` per token runs their client.
+    #[serde(default)]
+    pub x402_peers: PathBuf,
     /// The verifier replicas, each reached directly (`verifier_url` and `verifier_gateway_url`
     /// are the balanced addresses when there are several). Empty in state files written before
     /// replicas were recorded: one replica at `verifier_url`.
@@ -175,6 +183,8 @@ pub fn env_lines(state: &State) -> String {
             state.run_dir.join(REGISTRAR_KEY_FILE).display().to_string(),
         ),
         ("OBOL_DEMO_PORT", state.demo_port.to_string()),
+        ("OBOL_LLM_PORT", state.llm_port.to_string()),
+        ("OBOL_X402_PEERS", state.x402_peers.display().to_string()),
         ("OBOL_REPO", state.repo.display().to_string()),
         ("OBOL_DEV_RUN_DIR", state.run_dir.display().to_string()),
     ];
@@ -427,6 +437,7 @@ impl Up<'_> {
         let anvil_bin = run_script("anvil", &tools.join("anvil.sh"), &[])?;
         let traefik_bin = run_script("traefik", &tools.join("traefik.sh"), &[])?;
         let peers = run_script("x402 peers", &tools.join("x402-peers.sh"), &[])?;
+        state.x402_peers = absolute(Path::new(&peers));
         let bins = Bins {
             verifier: self.bin("x402-verifier")?,
             controller: self.bin("serviceoffer-controller")?,
@@ -503,22 +514,14 @@ impl Up<'_> {
             .await?;
 
         self.say("demo upstream");
-        let demo_port = process::free_port().map_err(|e| fail("demo upstream", e))?;
-        let args = vec![
-            "dev".into(),
-            "demo-upstream".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{demo_port}"),
-        ];
-        let p = self.start(&mut state, "demo-upstream", &bins.obol, args, vec![])?;
-        state.demo_port = demo_port;
-        wait_http(
-            "demo upstream",
-            &format!("http://127.0.0.1:{demo_port}/health"),
-            Some(&p),
-            Duration::from_secs(10),
-        )
-        .await?;
+        state.demo_port = self
+            .start_upstream(&mut state, "demo-upstream", &bins.obol)
+            .await?;
+        self.say("LLM upstream: a fake OpenAI-compatible API (the metered offer `llm` sells it)");
+        state.llm_port = self
+            .start_upstream(&mut state, "llm-upstream", &bins.obol)
+            .await?;
+        let (demo_port, llm_port) = (state.demo_port, state.llm_port);
 
         self.say("gateway: Traefik + the dev adapter (HTTPRoutes → Traefik's file provider)");
         let (web, ping) = (
@@ -680,17 +683,28 @@ impl Up<'_> {
         crate::demo::create_offer(&state, demo_port)
             .await
             .map_err(|e| fail("demo offer", e))?;
-        crate::demo::wait_ready(&state, Duration::from_secs(90))
+        self.say(
+            "metered offer: ServiceOffer demo/llm at /services/llm (0.15 / 0.6 USDC per million prompt / completion tokens, upto and exact)",
+        );
+        crate::demo::create_llm_offer(&state, llm_port)
+            .await
+            .map_err(|e| fail("llm offer", e))?;
+        crate::demo::wait_ready(&state, crate::demo::DEMO, Duration::from_secs(90))
             .await
             .map_err(|e| fail("demo offer", e))?;
+        crate::demo::wait_ready(&state, crate::demo::LLM, Duration::from_secs(90))
+            .await
+            .map_err(|e| fail("llm offer", e))?;
 
         // Ready means the route is accepted; Traefik loads its file on its own schedule. The
-        // stack is up when the gateway actually gates the demo path.
-        wait_gated(
-            &format!("{}/services/demo/", state.gateway_url),
-            Duration::from_secs(30),
-        )
-        .await?;
+        // stack is up when the gateway actually gates the offers' paths.
+        for offer in [crate::demo::DEMO, crate::demo::LLM] {
+            wait_gated(
+                &format!("{}/services/{offer}/", state.gateway_url),
+                Duration::from_secs(30),
+            )
+            .await?;
+        }
         let agent = crate::discovery::wait_registered(
             &client,
             crate::demo::DEMO,
@@ -784,11 +798,39 @@ impl Up<'_> {
         Ok(state)
     }
 
+    /// Starts `obol dev <name> --listen 127.0.0.1:PORT` (an upstream the stack's offers sell)
+    /// on a free port, waits for its `/health`, and returns the port.
+    async fn start_upstream(
+        &self,
+        state: &mut State,
+        name: &str,
+        obol: &Path,
+    ) -> Result<u16, Error> {
+        let port = process::free_port().map_err(|e| fail(name, e))?;
+        let args = vec![
+            "dev".into(),
+            name.into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ];
+        let p = self.start(state, name, obol, args, vec![])?;
+        wait_http(
+            name,
+            &format!("http://127.0.0.1:{port}/health"),
+            Some(&p),
+            Duration::from_secs(10),
+        )
+        .await?;
+        Ok(port)
+    }
+
     /// anvil with everything the stack uses on chain: the test USDC at Base Sepolia's USDC
     /// address and a funded buyer, the IdentityRegistry at the official registry address,
     /// Multicall3, and a registrar key of the stack's own (0600) with ether for gas.
     async fn chain(&self, state: &mut State, anvil_bin: &str) -> Result<(), Error> {
-        self.say("chain: anvil (chain id 84532), test USDC, IdentityRegistry, Multicall3");
+        self.say(
+            "chain: anvil (chain id 84532), test USDC, IdentityRegistry, Multicall3, Permit2 and the upto proxy",
+        );
         let port = process::free_port().map_err(|e| fail("anvil", e))?;
         let args = [
             "--host",
@@ -826,6 +868,21 @@ impl Up<'_> {
             .await
             .map_err(|e| fail("funding the buyer", e))?;
         state.usdc = format!("{usdc}");
+        // `upto` (the metered offer): the test Permit2 and x402UptoPermit2Proxy at their
+        // canonical addresses, and the buyer's one-time approval of the token to Permit2, which
+        // every Permit2 payer gives once.
+        rpc.install_upto_permit2(&contracts)
+            .await
+            .map_err(|e| fail("Permit2 and the upto proxy", e))?;
+        self.say("chain: the buyer (dev account #1) approves Permit2 for its test USDC, once");
+        rpc.approve(
+            usdc,
+            dev_address(1),
+            obol_x402::permit2::PERMIT2_ADDRESS,
+            U256::MAX,
+        )
+        .await
+        .map_err(|e| fail("the buyer's Permit2 approval", e))?;
         let registry = crate::onchain::install_contracts(&rpc, &contracts)
             .await
             .map_err(|e| fail("registry and Multicall3", e))?;
@@ -894,7 +951,9 @@ pub fn summary(state: &State) -> String {
         agent
     };
     format!(
-        "\nThe local stack is up. A Ready offer `demo` sells {gw}/services/demo/ for 0.001 test USDC.{agent}\n\n\
+        "\nThe local stack is up. A Ready offer `demo` sells {gw}/services/demo/ for 0.001 test USDC.{agent}\n\
+         A Ready offer `llm` sells a fake OpenAI-compatible API at {gw}/services/llm/v1/chat/completions per token \
+         (0.15 / 0.6 test USDC per million prompt / completion tokens): x402 `upto` settles exactly what an answer used.\n\n\
          Try (in any shell):\n{tries}\n\
          Stop everything: obol dev down\n",
         gw = state.gateway_url
@@ -908,10 +967,31 @@ pub fn try_lines(env: &str) -> Vec<(String, &'static str)> {
         ("curl -i $OBOL_GATEWAY_URL/services/demo/hello".into(), "402 Payment Required (v1 body + PAYMENT-REQUIRED header)"),
         ("curl -i $OBOL_BUYER_URL/upstream/demo/hello".into(), "200: the buyer pays with a pre-signed authorization"),
         ("curl -s $OBOL_GATEWAY_URL/.well-known/agent-registration.json".into(), "the ERC-8004 discovery document, through the gateway"),
+        (pay_llm_line(), "a chat completion paid per token by the official @x402/fetch upto client: the receipt's amount is what the tokens cost"),
         ("obol sell status demo -n demo".into(), "conditions, agent id and registration transaction"),
         ("obol buy status demo -n demo".into(), "what the demo purchase has left"),
         ("obol sell http mine -n demo --upstream demo --port $OBOL_DEMO_PORT --wallet $OBOL_SELLER_ADDRESS --price 0.002 --register --wait".into(), "your own offer, registered on chain"),
         ("obol dev balance".into(), "the seller's and buyer's test USDC on chain"),
         ("kubectl get so,pr,rr -A".into(), "the offers and their children"),
     ]
+}
+
+/// The prompt of the "Try" line paying `llm` (5 words: 5 prompt tokens for the fake).
+pub const LLM_TRY_PROMPT: &str = "write a haiku about payments";
+/// Completion tokens the "Try" line asks for.
+pub const LLM_TRY_MAX_TOKENS: u64 = 40;
+
+/// The "Try" line paying the metered offer: the official client (`tools/x402-peers/pay.cjs`,
+/// `@x402/fetch` with `@x402/evm`'s `upto` and `exact` schemes) posts a chat completion; it
+/// prints the answer and the decoded receipt, whose `amount` is what the tokens cost.
+fn pay_llm_line() -> String {
+    let body = serde_json::json!({
+        "messages": [{"role": "user", "content": LLM_TRY_PROMPT}],
+        "max_tokens": LLM_TRY_MAX_TOKENS,
+    });
+    format!(
+        "NODE_PATH=\"$OBOL_X402_PEERS/node_modules\" BUYER_KEY=$OBOL_BUYER_KEY SCHEMES=upto,exact node \"$OBOL_REPO/tools/x402-peers/pay.cjs\" $OBOL_GATEWAY_URL/services/{}/v1/chat/completions {}",
+        crate::demo::LLM,
+        shell_quote(&body.to_string())
+    )
 }

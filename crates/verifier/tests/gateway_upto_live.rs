@@ -163,3 +163,132 @@ async fn upto_answers_settle_exactly_the_tokens_they_used_on_chain() {
 
     let _ = std::fs::remove_dir_all(&live.dir);
 }
+
+/// An unmodified `@x402/fetch` with `@x402/evm`'s `upto` client (`tools/x402-peers/pay.cjs`,
+/// schemes `upto,exact`) pays a metered chat completion through the gateway: it picks `upto`
+/// (the 402's first requirement), the transfer on chain is exactly
+/// `⌈(3 × 150000 + 40 × 600000) ÷ 10⁶⌉ = ⌈24.45⌉ = 25` atomic units, and the receipt the
+/// client decodes says 25 with the token counts. The client registered with `exact` only pays
+/// the fallback on the same route. A streamed answer is charged its usage too.
+#[tokio::test]
+async fn official_fetch_client_pays_upto_per_token() {
+    let live = Live::start().await;
+    let url = format!("http://{}{PATH}", live.gw);
+    let pay = |schemes: &'static str, body: serde_json::Value| {
+        let url = url.clone();
+        async move {
+            let out = tokio::process::Command::new("node")
+                .arg(obol_testenv::repo_root().join("tools/x402-peers/pay.cjs"))
+                .arg(&url)
+                .arg(body.to_string())
+                .env(
+                    "NODE_PATH",
+                    obol_testenv::tools::x402_peers().join("node_modules"),
+                )
+                .env("BUYER_KEY", obol_devstack::chain::DEV_ACCOUNTS[1].1)
+                .env("SCHEMES", schemes)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "pay.cjs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        }
+    };
+
+    let (payer, seller) = live.balances().await;
+    let line = pay("upto,exact", chat("one two three", 40, false, None)).await;
+    assert_eq!(line["status"], 200, "{line}");
+    let sent: serde_json::Value = serde_json::from_slice(
+        &obol_x402::codec::decode_base64(line["sent"]["value"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sent["accepted"]["scheme"], "upto", "{sent}");
+    assert_eq!(sent["accepted"]["amount"], MAXIMUM.to_string(), "{sent}");
+    let (payer_after, seller_after) = live.balances().await;
+    assert_eq!(
+        (payer - payer_after, seller_after - seller),
+        (U256::from(25u64), U256::from(25u64))
+    );
+    let receipt = &line["receipt"]["PAYMENT-RESPONSE"];
+    assert_eq!(receipt["success"], true, "{line}");
+    assert_eq!(receipt["amount"], "25", "{receipt}");
+    let used = &receipt["extensions"][obol_api::metering::RECEIPT_EXTENSION];
+    assert_eq!(
+        (&used["basis"], &used["inputTokens"], &used["outputTokens"]),
+        (&json!("usage"), &json!(3), &json!(40)),
+        "{receipt}"
+    );
+    // The transaction the receipt names is the one transfer of 25 from the payer to the seller.
+    let tx = live
+        .rpc
+        .call(
+            "eth_getTransactionReceipt",
+            json!([receipt["transaction"].as_str().unwrap()]),
+        )
+        .await
+        .unwrap();
+    let transfer = alloy_primitives::keccak256("Transfer(address,address,uint256)");
+    let word =
+        |a: alloy_primitives::Address| alloy_primitives::B256::left_padding_from(a.as_slice());
+    let transfers: Vec<(String, String, U256)> = tx["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l["address"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(&live.usdc.to_string())
+                && l["topics"][0] == json!(transfer.to_string())
+        })
+        .map(|l| {
+            (
+                l["topics"][1].as_str().unwrap().to_owned(),
+                l["topics"][2].as_str().unwrap().to_owned(),
+                l["data"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        transfers,
+        [(
+            word(live.payer).to_string(),
+            word(live.seller).to_string(),
+            U256::from(25u64)
+        )],
+        "{tx}"
+    );
+
+    // Streamed (SSE), the client not asking for usage: the gateway asks for it and settles
+    // the stream's usage, 3 + 50 tokens = ⌈30.45⌉ = 31. The receipt is a trailer, which the
+    // fetch API does not expose: the client sees none, the chain moved exactly 31.
+    let (payer, seller) = live.balances().await;
+    let line = pay("upto,exact", chat("a b c", 50, true, None)).await;
+    assert_eq!(line["status"], 200, "{line}");
+    assert!(
+        line["body"].as_str().unwrap().ends_with("data: [DONE]\n\n"),
+        "{line}"
+    );
+    assert_eq!(line["receipt"], json!({}), "{line}");
+    let (payer_after, seller_after) = live.balances().await;
+    assert_eq!(
+        (payer - payer_after, seller_after - seller),
+        (U256::from(31u64), U256::from(31u64))
+    );
+
+    // A client with exact only: the same route, the fallback price.
+    let (payer, seller) = live.balances().await;
+    let line = pay("exact", chat("one two three", 40, false, None)).await;
+    assert_eq!(line["status"], 200, "{line}");
+    let (payer_after, seller_after) = live.balances().await;
+    assert_eq!(
+        (payer - payer_after, seller_after - seller),
+        (U256::from(FALLBACK), U256::from(FALLBACK))
+    );
+
+    let _ = std::fs::remove_dir_all(&live.dir);
+}

@@ -201,6 +201,9 @@ impl HttpArgs {
                 want.confirmed = true;
                 let choice = plan::choose(&offers, &want).map_err(refuse)?;
                 print!("{}", describe(url.as_str(), &choice, network, decimals));
+                if let Some(notice) = plan::metered_notice(&offers, &choice.offered, decimals) {
+                    println!("{notice}");
+                }
                 let total = plan::decimal(choice.offered.amount * U256::from(self.count), decimals);
                 if !ask(&format!(
                     "Pay {price} per request ({total} for {})?",
@@ -213,6 +216,9 @@ impl HttpArgs {
             other => {
                 let choice = other.map_err(refuse)?;
                 print!("{}", describe(url.as_str(), &choice, network, decimals));
+                if let Some(notice) = plan::metered_notice(&offers, &choice.offered, decimals) {
+                    println!("{notice}");
+                }
                 choice
             }
         };

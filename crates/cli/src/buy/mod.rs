@@ -13,6 +13,7 @@ pub mod plan;
 pub mod pool;
 mod probe;
 mod refill;
+pub mod upto;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -287,27 +287,50 @@ pub fn choose(offers: &[Offered], want: &Want) -> Result<Choice, Refusal> {
         ),
         (None, None) => return Err(Refusal::UnknownDomain(want.asset.to_checksum(None))),
     };
-    if o.amount.is_zero() {
-        return Err(Refusal::ZeroPrice);
-    }
-    let price = decimal(o.amount, want.decimals);
-    match want.max_price {
-        Some(cap) if o.amount > cap => {
-            return Err(Refusal::AboveCap {
-                price,
-                cap: decimal(cap, want.decimals),
-            });
-        }
-        Some(_) => {}
-        None if want.confirmed => {}
-        None => return Err(Refusal::NotConfirmed { price }),
-    }
+    accepted_price(o.amount, want)?;
     Ok(Choice {
         offered: (*o).clone(),
         domain,
     })
 }
 
+/// Whether `amount` (per request) may be signed for: above 0, and at most `--max-price` or
+/// confirmed.
+pub fn accepted_price(amount: U256, want: &Want) -> Result<(), Refusal> {
+    if amount.is_zero() {
+        return Err(Refusal::ZeroPrice);
+    }
+    let price = decimal(amount, want.decimals);
+    match want.max_price {
+        Some(cap) if amount > cap => Err(Refusal::AboveCap {
+            price,
+            cap: decimal(cap, want.decimals),
+        }),
+        Some(_) => Ok(()),
+        None if want.confirmed => Ok(()),
+        None => Err(Refusal::NotConfirmed { price }),
+    }
+}
+
+/// What a buyer of `chosen` (an `exact` requirement) should know when the same 402 also sells
+/// per token (x402 `upto`, on the same chain and in the same token): `obol buy` signs `exact`
+/// authorizations only, so each request costs the seller's approximate price whatever its
+/// answer uses, not the tokens it used. `None` when nothing metered is offered.
+pub fn metered_notice(offers: &[Offered], chosen: &Offered, decimals: u8) -> Option<String> {
+    let same_terms = |o: &&Offered| {
+        o.scheme == "upto"
+            && o.asset == chosen.asset
+            && Network::resolve(&o.network).ok().map(|n| n.chain_id)
+                == Network::resolve(&chosen.network).ok().map(|n| n.chain_id)
+    };
+    let upto = offers.iter().find(same_terms)?;
+    Some(format!(
+        "  note     the seller also sells per token (x402 upto, at most {} per request); obol buy signs exact authorizations: each request costs {}, the seller's approximate price, whatever its answer uses",
+        decimal(upto.amount, decimals),
+        decimal(chosen.amount, decimals),
+    ))
+}
+
 #[cfg(test)]
 #[path = "plan_tests.rs"]
-mod tests;
+pub(super) mod tests;

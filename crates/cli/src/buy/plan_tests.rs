@@ -1,8 +1,8 @@
 use super::*;
 
 const PAY_TO: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-const USDC_BASE_SEPOLIA: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
-const USDC_BASE: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
+pub(in crate::buy) const USDC_BASE_SEPOLIA: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+pub(in crate::buy) const USDC_BASE: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
 
 fn offer(network: &str, asset: &str, amount: u64) -> Offered {
     Offered {
@@ -17,7 +17,8 @@ fn offer(network: &str, asset: &str, amount: u64) -> Offered {
     }
 }
 
-fn want(max: Option<u64>, confirmed: bool) -> Want {
+/// What a buyer of Base Sepolia's USDC wants: capped at `max`, or `confirmed`.
+pub(in crate::buy) fn want(max: Option<u64>, confirmed: bool) -> Want {
     Want {
         network: Network::resolve("base-sepolia").unwrap(),
         asset: USDC_BASE_SEPOLIA.parse().unwrap(),
@@ -175,4 +176,49 @@ fn refusals_say_the_price_in_tokens() {
         err.to_string(),
         "the seller asks 0.0025 per request, above --max-price 0.001"
     );
+}
+
+#[test]
+fn a_metered_offer_beside_exact_is_pointed_out() {
+    let exact = offer("eip155:84532", USDC_BASE_SEPOLIA, 600);
+    let upto = |network: &str, asset: &str| Offered {
+        scheme: "upto".into(),
+        amount: U256::from(2400u64),
+        ..offer(network, asset, 0)
+    };
+    let cases = [
+        ("exact only", vec![exact.clone()], None),
+        (
+            "upto on the same chain and token",
+            vec![upto("eip155:84532", USDC_BASE_SEPOLIA), exact.clone()],
+            Some(
+                "at most 0.0024 per request); obol buy signs exact authorizations: each request costs 0.0006",
+            ),
+        ),
+        (
+            "the same chain by its v1 name",
+            vec![upto("base-sepolia", USDC_BASE_SEPOLIA), exact.clone()],
+            Some("at most 0.0024"),
+        ),
+        (
+            "upto on another chain",
+            vec![upto("eip155:8453", USDC_BASE_SEPOLIA), exact.clone()],
+            None,
+        ),
+        (
+            "upto in another token",
+            vec![upto("eip155:84532", USDC_BASE), exact.clone()],
+            None,
+        ),
+    ];
+    for (case, offers, expected) in cases {
+        let notice = metered_notice(&offers, &exact, 6);
+        match expected {
+            None => assert_eq!(notice, None, "{case}"),
+            Some(part) => assert!(
+                notice.as_deref().is_some_and(|n| n.contains(part)),
+                "{case}: {notice:?}"
+            ),
+        }
+    }
 }

@@ -219,6 +219,9 @@ pub async fn try_lines_work_in_a_new_shell(stack: &Stack, http: &reqwest::Client
         "ServiceOffer mine is Ready",
         "seller 0x",
         "serviceoffer.obol.org/mine",
+        // The llm offer paid per token: 5 + 40 tokens = ⌈24.75⌉ atomic units.
+        "\"amount\":\"25\"",
+        "\"outputTokens\":40",
     ] {
         assert!(all.contains(expected), "no {expected:?} in\n{all}");
     }
@@ -451,6 +454,126 @@ pub async fn concurrent_payers(stack: &Stack, http: &reqwest::Client) {
     eprintln!(
         "{} payments by {PAYERS} concurrent payers settled in {elapsed:?}",
         PAYERS * EACH
+    );
+}
+
+/// The metered offer `llm`: its 402 offers `upto` (the maximum, 4000 tokens at 0.6 USDC per
+/// million, through the Permit2 proxy, naming the stack facilitator's signer) before `exact`
+/// (1000 tokens' worth), and the official `@x402/fetch` upto client pays one chat completion:
+/// 3 prompt + 100 completion tokens move exactly ⌈(3 × 150000 + 100 × 600000) ÷ 10⁶⌉ = 61
+/// atomic units from the buyer to the seller, and the receipt it decodes says 61 with the counts.
+pub async fn llm_offer_pays_per_token(stack: &Stack, http: &reqwest::Client) {
+    let url = format!(
+        "{}/services/llm/v1/chat/completions",
+        stack.var("OBOL_GATEWAY_URL")
+    );
+    let body =
+        json!({"messages": [{"role": "user", "content": "one two three"}], "max_tokens": 100});
+    let unpaid = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(unpaid.status(), 402);
+    let header = unpaid.headers()["payment-required"].to_str().unwrap();
+    let required =
+        serde_json::to_value(obol_x402::codec::decode_payment_required(header).unwrap()).unwrap();
+    let accepts = &required["accepts"];
+    assert_eq!(
+        (&accepts[0]["scheme"], &accepts[0]["amount"]),
+        (&json!("upto"), &json!("2400")),
+        "{required}"
+    );
+    assert_eq!(accepts[0]["extra"]["assetTransferMethod"], "permit2");
+    assert_eq!(
+        accepts[0]["extra"]["facilitatorAddress"],
+        obol_devstack::chain::DEV_ACCOUNTS[0].0,
+        "{required}"
+    );
+    assert_eq!(
+        (&accepts[1]["scheme"], &accepts[1]["amount"]),
+        (&json!("exact"), &json!("600")),
+        "{required}"
+    );
+
+    let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
+    let usdc = stack.var("OBOL_USDC_ADDRESS").parse().unwrap();
+    let (buyer, seller) = (
+        stack.var("OBOL_BUYER_ADDRESS").parse().unwrap(),
+        stack.var("OBOL_SELLER_ADDRESS").parse().unwrap(),
+    );
+    let before = (
+        rpc.balance_of(usdc, buyer).await.unwrap(),
+        rpc.balance_of(usdc, seller).await.unwrap(),
+    );
+    let out = std::process::Command::new("node")
+        .arg(repo_root().join("tools/x402-peers/pay.cjs"))
+        .arg(&url)
+        .arg(body.to_string())
+        .env(
+            "NODE_PATH",
+            Path::new(stack.var("OBOL_X402_PEERS")).join("node_modules"),
+        )
+        .env("BUYER_KEY", stack.var("OBOL_BUYER_KEY"))
+        .env("SCHEMES", "upto,exact")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pay.cjs: {}", text(&out));
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["status"], 200, "{line}");
+    let after = (
+        rpc.balance_of(usdc, buyer).await.unwrap(),
+        rpc.balance_of(usdc, seller).await.unwrap(),
+    );
+    assert_eq!(
+        (before.0 - after.0, after.1 - before.1),
+        (U256::from(61u64), U256::from(61u64)),
+        "{line}"
+    );
+    let receipt = &line["receipt"]["PAYMENT-RESPONSE"];
+    assert_eq!(
+        (&receipt["success"], &receipt["amount"]),
+        (&json!(true), &json!("61")),
+        "{line}"
+    );
+    let used = &receipt["extensions"]["metering"];
+    assert_eq!(
+        (&used["basis"], &used["inputTokens"], &used["outputTokens"]),
+        (&json!("usage"), &json!(3), &json!(100)),
+        "{line}"
+    );
+
+    // Our buyer signs exact authorizations only: `obol buy http` says the offer also sells per
+    // token, and each request through the buyer costs the approximate price (1000 tokens at
+    // 0.6 USDC per million = 600 atomic units) whatever the answer used.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(["buy", "http", "llm-exact"])
+        .arg(format!("{}/services/llm", stack.var("OBOL_GATEWAY_URL")))
+        .args(["--count", "2", "--max-price", "0.0006", "--key-file"])
+        .arg(stack.run.join("buyer.key"))
+        .args(["-n", "demo", "--yes"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("also sells per token (x402 upto, at most 0.0024 per request)"),
+        "{}",
+        text(&out)
+    );
+    let seller_before = rpc.balance_of(usdc, seller).await.unwrap();
+    let paid = http
+        .post(format!(
+            "{}/upstream/llm-exact/v1/chat/completions",
+            stack.var("OBOL_BUYER_URL")
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    let answer: Value = paid.json().await.unwrap();
+    assert_eq!(answer["usage"]["completion_tokens"], 100, "{answer}");
+    assert_eq!(
+        rpc.balance_of(usdc, seller).await.unwrap() - seller_before,
+        U256::from(600u64)
     );
 }
 
