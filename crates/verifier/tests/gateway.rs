@@ -178,6 +178,82 @@ async fn a_stream_arrives_whole_before_settlement_and_its_trailer_carries_the_re
     assert_eq!(s.h.facilitator.calls(), (1, 1), "settled exactly once");
 }
 
+/// The idle budget (2 s here) is per wait, not per stream: a stream whose events come 0.6 s
+/// apart for 3 s arrives whole and is charged once.
+#[tokio::test]
+async fn a_stream_with_pauses_shorter_than_the_idle_budget_is_not_cut() {
+    let s = setup().await;
+    let response = send(
+        s.gw,
+        "GET",
+        "/services/demo/sse?events=6&gap_ms=600",
+        &[("payment-signature", &s.pay(11))],
+        vec![],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.expect("no idle cut");
+        match frame.into_data() {
+            Ok(data) => text.push_str(&String::from_utf8_lossy(&data)),
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    assert_eq!(text.matches("data: ").count(), 6, "{text}");
+    assert!(
+        trailers
+            .expect("the receipt")
+            .contains_key("payment-response")
+    );
+    assert_eq!(s.h.facilitator.calls(), (1, 1), "settled once");
+}
+
+/// An upstream that goes quiet mid-stream for longer than the idle budget: the stream ends
+/// with an error, nothing is charged, and the payment is usable again.
+#[tokio::test]
+async fn an_upstream_that_goes_quiet_mid_stream_costs_nothing() {
+    let s = setup().await;
+    let response = send(
+        s.gw,
+        "GET",
+        "/services/demo/sse?events=3&wait",
+        &[("payment-signature", &s.pay(12))],
+        vec![],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut events = 0;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let data = frame.into_data().unwrap_or_default();
+            events += String::from_utf8_lossy(&data).matches("data: ").count();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the idle budget ends the stream");
+    assert_eq!(events, 3);
+    assert_eq!(s.h.facilitator.calls().1, 0, "nothing settled");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.paid("/services/demo/json", 12).await;
+        if r.status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+        assert!(tokio::time::Instant::now() < deadline, "never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        s.h.facilitator.calls().1,
+        1,
+        "only the later answer was settled"
+    );
+}
+
 #[tokio::test]
 async fn a_client_that_leaves_mid_stream_is_not_charged_and_keeps_its_payment() {
     let s = setup().await;

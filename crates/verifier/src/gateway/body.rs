@@ -46,7 +46,11 @@ pub struct PaidBody {
     prefix: Option<Bytes>,
     rest: Option<Incoming>,
     idle: Duration,
+    /// The idle timer: allocated at the first wait for the upstream, then re-armed (not
+    /// re-allocated) at the first wait after each frame.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Whether `sleep` runs for the current wait.
+    armed: bool,
     delivered: u64,
     finish: Option<Box<dyn Finish>>,
     charging: Option<JoinHandle<Option<HeaderMap>>>,
@@ -94,6 +98,7 @@ impl PaidBody {
             rest,
             idle,
             sleep: None,
+            armed: false,
             delivered: 0,
             finish: Some(finish),
             charging: None,
@@ -150,7 +155,7 @@ impl PaidBody {
         loop {
             match Pin::new(&mut *rest).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    self.sleep = None;
+                    self.armed = false;
                     match frame.into_data() {
                         Ok(data) if data.is_empty() => continue,
                         Ok(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
@@ -162,15 +167,31 @@ impl PaidBody {
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {
                     let idle = self.idle;
-                    let sleep = self
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    let sleep = match (&mut self.sleep, self.armed) {
+                        (Some(sleep), true) => sleep,
+                        (Some(sleep), false) => {
+                            sleep.as_mut().reset(idle_deadline(idle));
+                            sleep
+                        }
+                        (slot @ None, _) => {
+                            slot.insert(Box::pin(tokio::time::sleep_until(idle_deadline(idle))))
+                        }
+                    };
+                    self.armed = true;
                     ready!(sleep.as_mut().poll(cx));
                     return Poll::Ready(Some(Err(Box::new(Idle(idle)))));
                 }
             }
         }
     }
+}
+
+/// When a wait that starts now times out after `idle` (an `idle` too large for the clock
+/// waits about thirty years).
+fn idle_deadline(idle: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(idle)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600))
 }
 
 impl Body for PaidBody {

@@ -91,8 +91,9 @@ async fn upstream_handler(State(s): State<Arc<UpstreamScript>>, mut req: Request
         "/sse" => {
             let events = n("events", 200);
             let wait = query.contains("wait");
+            let gap = Duration::from_millis(n("gap_ms", 0) as u64);
             let s = s.clone();
-            let stream = async_stream(s, events, wait);
+            let stream = async_stream(s, events, wait, gap);
             Response::builder()
                 .header("content-type", "text/event-stream")
                 .body(Body::from_stream(stream))
@@ -128,15 +129,21 @@ async fn upstream_handler(State(s): State<Arc<UpstreamScript>>, mut req: Request
     }
 }
 
+/// `events` SSE events (`gap` apart when not zero), then the end, or (with `wait`) nothing
+/// more until `release` is notified.
 fn async_stream(
     s: Arc<UpstreamScript>,
     events: usize,
     wait: bool,
+    gap: Duration,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send {
     futures::stream::unfold(0usize, move |i| {
         let s = s.clone();
         async move {
             if i < events {
+                if i > 0 && !gap.is_zero() {
+                    tokio::time::sleep(gap).await;
+                }
                 s.events_sent.fetch_add(1, Ordering::SeqCst);
                 // A small pause now and then, so events really arrive one by one.
                 if i % 50 == 49 {
