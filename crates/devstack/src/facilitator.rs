@@ -139,3 +139,79 @@ impl ReferenceFacilitator {
         self.0.url()
     }
 }
+
+/// Where [`PaidChain::start`] finds what it runs (obol-testenv's installers provide them).
+#[derive(Clone, Debug)]
+pub struct PaidChainTools {
+    /// The anvil binary.
+    pub anvil: std::path::PathBuf,
+    /// The installed `tools/x402-peers` directory.
+    pub x402_peers: std::path::PathBuf,
+    /// The repository (its `contracts/` artifacts and `tools/x402-peers/facilitator.cjs`).
+    pub repo: std::path::PathBuf,
+}
+
+/// A chain ready for x402 payments, for tests and benchmarks: anvil with the test USDC at Base
+/// Sepolia's USDC address, dev account #1 funded with 10 USDC as the payer, optionally the test
+/// Permit2 and `x402UptoPermit2Proxy` with the payer's one-time approval (for `upto`), and the
+/// official facilitator settling with dev account #0. Everything stops when it is dropped.
+pub struct PaidChain {
+    /// The facilitator (dropped before anvil).
+    pub facilitator: ReferenceFacilitator,
+    /// The chain.
+    pub anvil: crate::chain::Anvil,
+    /// The test USDC's address.
+    pub usdc: alloy::primitives::Address,
+    /// The funded payer (dev account #1).
+    pub payer: alloy::primitives::Address,
+}
+
+/// What the payer holds: 10 USDC.
+pub const PAID_CHAIN_PAYER_FUNDS: u64 = 10_000_000;
+
+impl PaidChain {
+    /// Starts it; logs go to `dir`. `upto` adds Permit2, the upto proxy and the approval.
+    pub async fn start(tools: &PaidChainTools, dir: &Path, upto: bool) -> Result<Self, ChainError> {
+        use crate::chain::{Anvil, DEV_ACCOUNTS, dev_address};
+        use alloy::primitives::U256;
+        let anvil = Anvil::start(&tools.anvil, &dir.join("anvil.log")).await?;
+        let rpc = anvil.rpc().clone();
+        let contracts = tools.repo.join("contracts");
+        let usdc = obol_x402::Network::resolve("base-sepolia")
+            .ok()
+            .and_then(|n| n.usdc.as_ref().map(|u| u.address))
+            .ok_or(ChainError::Rpc {
+                method: "base-sepolia".into(),
+                message: "no USDC deployment known".into(),
+            })?;
+        rpc.install_test_usdc_at(&contracts, usdc, "USDC", "2")
+            .await?;
+        let payer = dev_address(1);
+        rpc.mint(usdc, payer, U256::from(PAID_CHAIN_PAYER_FUNDS))
+            .await?;
+        if upto {
+            rpc.install_upto_permit2(&contracts).await?;
+            rpc.approve(usdc, payer, obol_x402::permit2::PERMIT2_ADDRESS, U256::MAX)
+                .await?;
+        }
+        let facilitator = ReferenceFacilitator::start(
+            &tools.x402_peers,
+            &tools.repo.join("tools/x402-peers/facilitator.cjs"),
+            rpc.url(),
+            DEV_ACCOUNTS[0].1,
+            &dir.join("facilitator.log"),
+        )
+        .await?;
+        Ok(Self {
+            facilitator,
+            anvil,
+            usdc,
+            payer,
+        })
+    }
+
+    /// The chain's RPC endpoint.
+    pub fn rpc(&self) -> &crate::chain::Rpc {
+        self.anvil.rpc()
+    }
+}

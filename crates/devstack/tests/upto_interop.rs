@@ -8,11 +8,10 @@
 
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::{SolCall, SolError};
-use obol_devstack::chain::{Anvil, DEV_ACCOUNTS, Rpc, dev_address};
-use obol_devstack::facilitator::{ReferenceFacilitator, run_node_script};
+use obol_devstack::chain::{DEV_ACCOUNTS, Rpc, dev_address};
+use obol_devstack::facilitator::{PaidChain, PaidChainTools, run_node_script};
 use obol_testenv::repo_root;
 use obol_testenv::tools::{tool, x402_peers};
-use obol_x402::chain::Network;
 use obol_x402::permit2::{self, PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS};
 use obol_x402::wire::{SCHEME_UPTO, UptoPaymentPayload};
 use serde_json::{Value, json};
@@ -34,9 +33,8 @@ alloy::sol! {
 const MAX: u64 = 50_000;
 
 struct Setup {
-    _anvil: Anvil,
+    chain: PaidChain,
     rpc: Rpc,
-    facilitator: ReferenceFacilitator,
     facilitator_address: Address,
     usdc: Address,
     payer: Address,
@@ -47,45 +45,21 @@ struct Setup {
 
 async fn setup() -> Setup {
     let dir = obol_testenv::scratch_dir("upto");
-    let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
-        .await
-        .unwrap();
-    let rpc = anvil.rpc().clone();
-    let contracts = repo_root().join("contracts");
-    let usdc = Network::resolve("base-sepolia")
-        .unwrap()
-        .usdc
-        .as_ref()
-        .unwrap()
-        .address;
-    rpc.install_test_usdc_at(&contracts, usdc, "USDC", "2")
-        .await
-        .unwrap();
-    rpc.install_upto_permit2(&contracts).await.unwrap();
-    let payer = dev_address(1);
-    rpc.mint(usdc, payer, U256::from(10_000_000u64))
-        .await
-        .unwrap();
+    let tools = PaidChainTools {
+        anvil: tool("ANVIL_BIN", "anvil.sh"),
+        x402_peers: x402_peers(),
+        repo: repo_root(),
+    };
+    let chain = PaidChain::start(&tools, &dir, true).await.unwrap();
+    let (rpc, usdc, payer) = (chain.rpc().clone(), chain.usdc, chain.payer);
     // The one-time approval every Permit2 payer gives.
-    rpc.approve(usdc, payer, PERMIT2_ADDRESS, U256::MAX)
-        .await
-        .unwrap();
     assert_eq!(
         rpc.allowance(usdc, payer, PERMIT2_ADDRESS).await.unwrap(),
         U256::MAX
     );
-    let facilitator = ReferenceFacilitator::start(
-        &x402_peers(),
-        &repo_root().join("tools/x402-peers/facilitator.cjs"),
-        rpc.url(),
-        DEV_ACCOUNTS[0].1,
-        &dir.join("facilitator.log"),
-    )
-    .await
-    .unwrap();
     let http = reqwest::Client::new();
     let supported: Value = http
-        .get(format!("{}/supported", facilitator.url()))
+        .get(format!("{}/supported", chain.facilitator.url()))
         .send()
         .await
         .unwrap()
@@ -106,9 +80,8 @@ async fn setup() -> Setup {
         .unwrap();
     assert_eq!(facilitator_address, dev_address(0));
     Setup {
-        _anvil: anvil,
+        chain,
         rpc,
-        facilitator,
         facilitator_address,
         usdc,
         payer,
@@ -163,7 +136,7 @@ impl Setup {
         });
         let answer = self
             .http
-            .post(format!("{}{path}", self.facilitator.url()))
+            .post(format!("{}{path}", self.chain.facilitator.url()))
             .json(&body)
             .send()
             .await

@@ -17,8 +17,8 @@ use alloy_primitives::{Address, B256, U256};
 use axum::http::StatusCode;
 use gateway_support::*;
 use http_body_util::BodyExt as _;
-use obol_devstack::chain::{Anvil, DEV_ACCOUNTS, Rpc, dev_address};
-use obol_devstack::facilitator::ReferenceFacilitator;
+use obol_devstack::chain::{DEV_ACCOUNTS, Rpc, dev_address};
+use obol_devstack::facilitator::{PaidChain, PaidChainTools};
 use obol_testenv::repo_root;
 use obol_testenv::tools::{free_port, tool, traefik, x402_peers};
 use obol_verifier::facilitators::Facilitators;
@@ -43,9 +43,8 @@ struct Live {
     req: Requirement,
     traefik_url: String,
     up: Arc<UpstreamScript>,
-    _anvil: Anvil,
-    _facilitator: ReferenceFacilitator,
     _traefik: tokio::process::Child,
+    _chain: PaidChain,
     _dir: PathBuf,
 }
 
@@ -66,28 +65,15 @@ impl Live {
 
     async fn start_in(mode: Mode) -> Self {
         let dir = obol_testenv::scratch_dir("gw-live");
-        let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
-            .await
-            .unwrap();
-        let rpc = anvil.rpc().clone();
-        let network = obol_x402::Network::resolve("base-sepolia").unwrap();
-        let usdc = network.usdc.as_ref().unwrap().address;
-        rpc.install_test_usdc_at(&repo_root().join("contracts"), usdc, "USDC", "2")
-            .await
-            .unwrap();
+        let tools = PaidChainTools {
+            anvil: tool("ANVIL_BIN", "anvil.sh"),
+            x402_peers: x402_peers(),
+            repo: repo_root(),
+        };
+        let chain = PaidChain::start(&tools, &dir, false).await.unwrap();
+        let (rpc, usdc) = (chain.rpc().clone(), chain.usdc);
         let payer: PrivateKey = DEV_ACCOUNTS[1].1.parse().unwrap();
-        rpc.mint(usdc, payer.address(), U256::from(10_000_000u64))
-            .await
-            .unwrap();
-        let facilitator = ReferenceFacilitator::start(
-            &x402_peers(),
-            &repo_root().join("tools/x402-peers/facilitator.cjs"),
-            rpc.url(),
-            DEV_ACCOUNTS[0].1,
-            &dir.join("facilitator.log"),
-        )
-        .await
-        .unwrap();
+        assert_eq!(payer.address(), chain.payer);
         let seller = dev_address(2);
         let (up_addr, up) = upstream().await;
         let mut spec = match mode {
@@ -101,7 +87,7 @@ impl Live {
         let table = Arc::new(RouteTable::new());
         table.reset(vec![route]);
         let client = HttpFacilitator::new(HttpFacilitatorConfig::new(
-            facilitator.url().parse().unwrap(),
+            chain.facilitator.url().parse().unwrap(),
         ))
         .unwrap();
         let state = AppState::new(table, Facilitators::single(Arc::new(client)));
@@ -165,9 +151,8 @@ impl Live {
             req,
             traefik_url,
             up,
-            _anvil: anvil,
-            _facilitator: facilitator,
             _traefik: traefik,
+            _chain: chain,
             _dir: dir,
         }
     }

@@ -9,14 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, B256, U256};
 use axum::http::StatusCode;
-use obol_devstack::chain::{Anvil, DEV_ACCOUNTS, Rpc, dev_address};
-use obol_devstack::facilitator::{ReferenceFacilitator, run_node_script};
+use obol_devstack::chain::{DEV_ACCOUNTS, Rpc, dev_address};
+use obol_devstack::facilitator::{PaidChain, PaidChainTools, run_node_script};
 use obol_devstack::llm::{LlmConfig, LlmServer};
 use obol_testenv::repo_root;
 use obol_testenv::tools::{tool, x402_peers};
 use obol_verifier::facilitators::Facilitators;
 use obol_verifier::{AppState, RouteEntry, RouteKey, RouteTable};
-use obol_x402::permit2::{PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS};
+use obol_x402::permit2::UPTO_PROXY_ADDRESS;
 use obol_x402::wire::{Permit2Authorization, Permitted, UptoPaymentPayload, UptoWitness};
 use obol_x402::{HttpFacilitator, HttpFacilitatorConfig, PrivateKey, Requirement, codec};
 use serde_json::{Value, json};
@@ -48,41 +48,20 @@ pub struct Live {
     /// The route's `exact` requirement.
     pub exact: Requirement,
     _llm: LlmServer,
-    _anvil: Anvil,
-    _facilitator: ReferenceFacilitator,
+    _chain: PaidChain,
     pub dir: PathBuf,
 }
 
 impl Live {
     pub async fn start() -> Self {
         let dir = obol_testenv::scratch_dir("gw-upto");
-        let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
-            .await
-            .unwrap();
-        let rpc = anvil.rpc().clone();
-        let contracts = repo_root().join("contracts");
-        let network = obol_x402::Network::resolve("base-sepolia").unwrap();
-        let usdc = network.usdc.as_ref().unwrap().address;
-        rpc.install_test_usdc_at(&contracts, usdc, "USDC", "2")
-            .await
-            .unwrap();
-        rpc.install_upto_permit2(&contracts).await.unwrap();
-        let payer = dev_address(1);
-        rpc.mint(usdc, payer, U256::from(10_000_000u64))
-            .await
-            .unwrap();
-        rpc.approve(usdc, payer, PERMIT2_ADDRESS, U256::MAX)
-            .await
-            .unwrap();
-        let facilitator = ReferenceFacilitator::start(
-            &x402_peers(),
-            &repo_root().join("tools/x402-peers/facilitator.cjs"),
-            rpc.url(),
-            DEV_ACCOUNTS[0].1,
-            &dir.join("facilitator.log"),
-        )
-        .await
-        .unwrap();
+        let tools = PaidChainTools {
+            anvil: tool("ANVIL_BIN", "anvil.sh"),
+            x402_peers: x402_peers(),
+            repo: repo_root(),
+        };
+        let chain = PaidChain::start(&tools, &dir, true).await.unwrap();
+        let (rpc, usdc, payer) = (chain.rpc().clone(), chain.usdc, chain.payer);
         let llm = LlmServer::start("127.0.0.1:0", LlmConfig::default())
             .await
             .unwrap();
@@ -102,7 +81,7 @@ impl Live {
         let table = Arc::new(RouteTable::new());
         table.reset(vec![route]);
         let client = HttpFacilitator::new(HttpFacilitatorConfig::new(
-            facilitator.url().parse().unwrap(),
+            chain.facilitator.url().parse().unwrap(),
         ))
         .unwrap();
         let state = AppState::new(table, Facilitators::single(Arc::new(client)));
@@ -120,8 +99,7 @@ impl Live {
             gw,
             exact,
             _llm: llm,
-            _anvil: anvil,
-            _facilitator: facilitator,
+            _chain: chain,
             dir,
         }
     }
