@@ -18,28 +18,20 @@ use obol_api::{RegistrationPhase as Phase, RegistrationRequest};
 use obol_testenv::TestEnv;
 use support::anvil::{Anvil, RegistryKind};
 use support::registrar::{
-    Options, Registrar, create, mk_rr, phase, registered_events, wait_gone, wait_rr,
+    Options, Registrar, Scene, create, mk_rr, phase, registered_events, wait_gone, wait_rr,
 };
 use support::rpc_proxy::{Kill, RpcProxy, Script};
 
 async fn a_crash_between_send_and_confirmation_registers_exactly_once(kind: RegistryKind) {
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-crash").await;
+    let (anvil, api) = (&s.anvil, &s.api);
     let registry = anvil.deploy(kind).await;
-    let ns = env.namespace("rr-crash").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let chain = anvil.provider(None);
     chain.anvil_set_auto_mine(false).await.unwrap();
-    let options = Options {
-        kubeconfig: env.kubeconfig_path(),
-        namespace: ns.name(),
-        rpc_url: Some(anvil.url()),
-        with_key: true,
-        extra: vec![],
-    };
+    let options = s.options();
     let mut first = Registrar::start(&options);
-    create(&api, &mk_rr("crash", Some(&registry.to_string()))).await;
-    let submitted = wait_rr(&api, "crash", &first, "Submitted", |rr| {
+    create(api, &mk_rr("crash", Some(&registry.to_string()))).await;
+    let submitted = wait_rr(api, "crash", &first, "Submitted", |rr| {
         phase(rr) == Some(Phase::Submitted)
     })
     .await;
@@ -66,35 +58,27 @@ async fn a_crash_between_send_and_confirmation_registers_exactly_once(kind: Regi
 
     chain.anvil_set_auto_mine(true).await.unwrap();
     chain.evm_mine(None).await.unwrap();
-    let confirmed = wait_rr(&api, "crash", &second, "Confirmed", |rr| {
+    let confirmed = wait_rr(api, "crash", &second, "Confirmed", |rr| {
         phase(rr) == Some(Phase::Confirmed)
     })
     .await;
     let status = confirmed.status.unwrap();
     assert_eq!(status.tx_hash.as_deref(), Some(tx.as_str()));
-    let events = registered_events(&anvil, registry).await;
+    let events = registered_events(anvil, registry).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(status.agent_id.as_deref(), Some("0"));
 }
 
 async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs(kind: RegistryKind) {
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-fence").await;
+    let (anvil, api) = (&s.anvil, &s.api);
     let registry = anvil.deploy(kind).await;
-    let ns = env.namespace("rr-fence").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let chain = anvil.provider(None);
     chain.anvil_set_auto_mine(false).await.unwrap();
-    let options = Options {
-        kubeconfig: env.kubeconfig_path(),
-        namespace: ns.name(),
-        rpc_url: Some(anvil.url()),
-        with_key: true,
-        extra: vec![],
-    };
+    let options = s.options();
     let mut first = Registrar::start(&options);
-    create(&api, &mk_rr("fence", Some(&registry.to_string()))).await;
-    let submitted = wait_rr(&api, "fence", &first, "Submitted", |rr| {
+    create(api, &mk_rr("fence", Some(&registry.to_string()))).await;
+    let submitted = wait_rr(api, "fence", &first, "Submitted", |rr| {
         phase(rr) == Some(Phase::Submitted)
     })
     .await;
@@ -115,7 +99,7 @@ async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs(kind: Registry
     chain.evm_mine(None).await.unwrap();
 
     let second = Registrar::start(&options);
-    let confirmed = wait_rr(&api, "fence", &second, "Confirmed", |rr| {
+    let confirmed = wait_rr(api, "fence", &second, "Confirmed", |rr| {
         phase(rr) == Some(Phase::Confirmed)
     })
     .await;
@@ -126,7 +110,7 @@ async fn a_crash_before_the_hash_is_stored_recovers_from_the_logs(kind: Registry
         Some(tx.as_str()),
         "found in the logs"
     );
-    assert_eq!(registered_events(&anvil, registry).await.len(), 1);
+    assert_eq!(registered_events(anvil, registry).await.len(), 1);
 }
 
 /// The window, on the real binary: the registrar dies right after its `register`
@@ -313,11 +297,9 @@ async fn is_leader(r: &Registrar) -> bool {
 }
 
 async fn one_leader_registers_and_a_standby_takes_over(kind: RegistryKind) {
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-lease").await;
+    let (env, anvil, ns, api) = (&s.env, &s.anvil, &s.ns, &s.api);
     let registry = anvil.deploy(kind).await;
-    let ns = env.namespace("rr-lease").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let start = |identity: &str| {
         Registrar::start(&Options {
             kubeconfig: env.kubeconfig_path(),
@@ -329,8 +311,8 @@ async fn one_leader_registers_and_a_standby_takes_over(kind: RegistryKind) {
     };
     let mut a = start("replica-a");
     let mut b = start("replica-b");
-    create(&api, &mk_rr("one", Some(&registry.to_string()))).await;
-    wait_rr(&api, "one", &a, "Confirmed", |rr| {
+    create(api, &mk_rr("one", Some(&registry.to_string()))).await;
+    wait_rr(api, "one", &a, "Confirmed", |rr| {
         phase(rr) == Some(Phase::Confirmed)
     })
     .await;
@@ -355,14 +337,14 @@ async fn one_leader_registers_and_a_standby_takes_over(kind: RegistryKind) {
         b.kill();
         &a
     };
-    create(&api, &mk_rr("two", Some(&registry.to_string()))).await;
-    let two = wait_rr(&api, "two", survivor, "Confirmed by the standby", |rr| {
+    create(api, &mk_rr("two", Some(&registry.to_string()))).await;
+    let two = wait_rr(api, "two", survivor, "Confirmed by the standby", |rr| {
         phase(rr) == Some(Phase::Confirmed)
     })
     .await;
     assert_eq!(two.status.unwrap().agent_id.as_deref(), Some("1"));
     assert!(is_leader(survivor).await);
-    assert_eq!(registered_events(&anvil, registry).await.len(), 2);
+    assert_eq!(registered_events(anvil, registry).await.len(), 2);
 }
 
 on_both_registries!(

@@ -19,30 +19,22 @@ use obol_api::{RegistrationPhase as Phase, RegistrationRequest};
 use obol_registrar::contracts::IdentityRegistry::{self, URIUpdated};
 use obol_registrar::document;
 use obol_testenv::TestEnv;
-use support::anvil::{Anvil, RegistryKind};
+use support::anvil::RegistryKind;
 use support::registrar::{
-    Options, Registrar, create, golden, mk_rr, phase, registered_events, wait_gone, wait_rr,
+    Options, Registrar, Scene, create, golden, mk_rr, phase, registered_events, wait_gone, wait_rr,
 };
 
 async fn registers_confirms_serves_and_tombstones(kind: RegistryKind) {
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-happy").await;
+    let (anvil, ns, api) = (&s.anvil, &s.ns, &s.api);
     let registry = anvil.deploy(kind).await;
-    let ns = env.namespace("rr-happy").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     // Pause the miner so that Submitted (hash recorded, not mined) is observable.
     let chain = anvil.provider(None);
     chain.anvil_set_auto_mine(false).await.unwrap();
-    let registrar = Registrar::start(&Options {
-        kubeconfig: env.kubeconfig_path(),
-        namespace: ns.name(),
-        rpc_url: Some(anvil.url()),
-        with_key: true,
-        extra: vec![],
-    });
-    create(&api, &mk_rr("demo", Some(&registry.to_string()))).await;
+    let registrar = Registrar::start(&s.options());
+    create(api, &mk_rr("demo", Some(&registry.to_string()))).await;
 
-    let submitted = wait_rr(&api, "demo", &registrar, "Submitted", |rr| {
+    let submitted = wait_rr(api, "demo", &registrar, "Submitted", |rr| {
         phase(rr) == Some(Phase::Submitted)
     })
     .await;
@@ -55,7 +47,7 @@ async fn registers_confirms_serves_and_tombstones(kind: RegistryKind) {
 
     chain.anvil_set_auto_mine(true).await.unwrap();
     chain.evm_mine(None).await.unwrap();
-    let confirmed = wait_rr(&api, "demo", &registrar, "Confirmed and synced", |rr| {
+    let confirmed = wait_rr(api, "demo", &registrar, "Confirmed and synced", |rr| {
         phase(rr) == Some(Phase::Confirmed)
             && rr.status.as_ref().is_some_and(|s| {
                 s.conditions.iter().any(|c| c.type_ == "MetadataSynced")
@@ -82,7 +74,7 @@ async fn registers_confirms_serves_and_tombstones(kind: RegistryKind) {
         "{managers:?}"
     );
     let status = confirmed.status.unwrap();
-    let events = registered_events(&anvil, registry).await;
+    let events = registered_events(anvil, registry).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(
         status.agent_id.as_deref(),
@@ -140,7 +132,7 @@ async fn registers_confirms_serves_and_tombstones(kind: RegistryKind) {
 
     // Delete: a tombstone transaction, then the finalizer is released.
     api.delete("demo", &DeleteParams::default()).await.unwrap();
-    wait_gone(&api, "demo", &registrar).await;
+    wait_gone(api, "demo", &registrar).await;
     let updates = chain
         .get_logs(
             &Filter::new()
@@ -155,7 +147,7 @@ async fn registers_confirms_serves_and_tombstones(kind: RegistryKind) {
     assert!(!tomb.active && !tomb.x402_support && tomb.services.is_empty());
     assert_eq!(tomb.registrations[0].agent_id, 0);
     assert_eq!(r.tokenURI(U256::ZERO).call().await.unwrap(), last.newURI);
-    assert_eq!(registered_events(&anvil, registry).await.len(), 1);
+    assert_eq!(registered_events(anvil, registry).await.len(), 1);
 }
 
 #[tokio::test]
@@ -201,20 +193,12 @@ async fn without_a_key_requests_are_off_chain_only_and_still_served() {
 
 #[tokio::test]
 async fn a_reverting_registry_fails_with_the_message() {
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-revert").await;
+    let (anvil, api) = (&s.anvil, &s.api);
     let registry = anvil.deploy_reverting_registry().await;
-    let ns = env.namespace("rr-revert").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
-    let registrar = Registrar::start(&Options {
-        kubeconfig: env.kubeconfig_path(),
-        namespace: ns.name(),
-        rpc_url: Some(anvil.url()),
-        with_key: true,
-        extra: vec![],
-    });
-    create(&api, &mk_rr("revert", Some(&registry.to_string()))).await;
-    let failed = wait_rr(&api, "revert", &registrar, "Failed", |rr| {
+    let registrar = Registrar::start(&s.options());
+    create(api, &mk_rr("revert", Some(&registry.to_string()))).await;
+    let failed = wait_rr(api, "revert", &registrar, "Failed", |rr| {
         phase(rr) == Some(Phase::Failed)
     })
     .await;
@@ -246,19 +230,11 @@ async fn the_agent_wallet_is_never_the_hot_key_and_is_cleared_on_retirement() {
             uint256 deadline;
         }
     }
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-wallet").await;
+    let (anvil, api) = (&s.anvil, &s.api);
     let registry = anvil.deploy(RegistryKind::Upgradeable).await;
-    let ns = env.namespace("rr-wallet").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
-    let registrar = Registrar::start(&Options {
-        kubeconfig: env.kubeconfig_path(),
-        namespace: ns.name(),
-        rpc_url: Some(anvil.url()),
-        with_key: true,
-        extra: vec![],
-    });
-    create(&api, &mk_rr("wallet", Some(&registry.to_string()))).await;
+    let registrar = Registrar::start(&s.options());
+    create(api, &mk_rr("wallet", Some(&registry.to_string()))).await;
     let synced = |rr: &RegistrationRequest| {
         phase(rr) == Some(Phase::Confirmed)
             && rr
@@ -266,7 +242,7 @@ async fn the_agent_wallet_is_never_the_hot_key_and_is_cleared_on_retirement() {
                 .as_ref()
                 .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "MetadataSynced"))
     };
-    wait_rr(&api, "wallet", &registrar, "Confirmed and synced", synced).await;
+    wait_rr(api, "wallet", &registrar, "Confirmed and synced", synced).await;
     let registrar_key = anvil.provider(Some(support::anvil::DEV_KEY_0));
     let r = Upgradeable::new(registry, &registrar_key);
     assert_eq!(
@@ -322,7 +298,7 @@ async fn the_agent_wallet_is_never_the_hot_key_and_is_cleared_on_retirement() {
     api.delete("wallet", &DeleteParams::default())
         .await
         .unwrap();
-    wait_gone(&api, "wallet", &registrar).await;
+    wait_gone(api, "wallet", &registrar).await;
     assert_eq!(
         r.getAgentWallet(U256::ZERO).call().await.unwrap(),
         Address::ZERO,
@@ -342,23 +318,15 @@ async fn wallet_on_the_upgradeable_registry() {
 /// agent minted there would live in the implementation's own storage. Refused by name.
 #[tokio::test]
 async fn the_registrys_implementation_address_is_refused() {
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-impl").await;
+    let (anvil, api) = (&s.anvil, &s.api);
     let deployer = anvil.provider(Some(support::anvil::DEV_KEY_1));
     let d = obol_registrar::contracts::deploy_upgradeable_registry(&deployer)
         .await
         .unwrap();
-    let ns = env.namespace("rr-impl").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
-    let registrar = Registrar::start(&Options {
-        kubeconfig: env.kubeconfig_path(),
-        namespace: ns.name(),
-        rpc_url: Some(anvil.url()),
-        with_key: true,
-        extra: vec![],
-    });
-    create(&api, &mk_rr("impl", Some(&d.implementation.to_string()))).await;
-    let failed = wait_rr(&api, "impl", &registrar, "Failed", |rr| {
+    let registrar = Registrar::start(&s.options());
+    create(api, &mk_rr("impl", Some(&d.implementation.to_string()))).await;
+    let failed = wait_rr(api, "impl", &registrar, "Failed", |rr| {
         phase(rr) == Some(Phase::Failed)
     })
     .await;
@@ -368,7 +336,7 @@ async fn the_registrys_implementation_address_is_refused() {
             && message.contains("implementation contract, not its proxy"),
         "{message}"
     );
-    assert!(registered_events(&anvil, d.implementation).await.is_empty());
+    assert!(registered_events(anvil, d.implementation).await.is_empty());
     let sent = anvil
         .provider(None)
         .get_transaction_count(support::anvil::DEV_0)

@@ -12,14 +12,14 @@ use alloy::primitives::U256;
 use alloy::providers::Provider as _;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent as _;
-use kube::Api;
 use kube::api::{Patch, PatchParams};
 use obol_api::{RegistrationPhase as Phase, RegistrationRequest};
 use obol_registrar::contracts::IdentityRegistry::{self, URIUpdated};
 use obol_registrar::document;
-use obol_testenv::TestEnv;
-use support::anvil::{Anvil, RegistryKind};
-use support::registrar::{Options, Registrar, create, mk_rr, phase, registered_events, wait_rr};
+use support::anvil::RegistryKind;
+use support::registrar::{
+    Options, Registrar, Scene, create, mk_rr, phase, registered_events, wait_rr,
+};
 
 fn synced(rr: &RegistrationRequest) -> bool {
     phase(rr) == Some(Phase::Confirmed)
@@ -32,27 +32,19 @@ fn synced(rr: &RegistrationRequest) -> bool {
 }
 
 async fn a_spec_change_moves_the_agent_uri_without_a_second_registration(kind: RegistryKind) {
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-update").await;
+    let (anvil, api) = (&s.anvil, &s.api);
     let registry = anvil.deploy(kind).await;
-    let ns = env.namespace("rr-update").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
-    let registrar = Registrar::start(&Options {
-        kubeconfig: env.kubeconfig_path(),
-        namespace: ns.name(),
-        rpc_url: Some(anvil.url()),
-        with_key: true,
-        extra: vec![],
-    });
-    create(&api, &mk_rr("upd", Some(&registry.to_string()))).await;
-    let first = wait_rr(&api, "upd", &registrar, "Confirmed", synced).await;
+    let registrar = Registrar::start(&s.options());
+    create(api, &mk_rr("upd", Some(&registry.to_string()))).await;
+    let first = wait_rr(api, "upd", &registrar, "Confirmed", synced).await;
     let old_uri = first.status.unwrap().registration_uri.unwrap();
 
     let patch = serde_json::json!({"spec": {"description": "Now with more GPUs", "metadata": {"gpu": "H100"}}});
     api.patch("upd", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let second = wait_rr(&api, "upd", &registrar, "updated", |rr| {
+    let second = wait_rr(api, "upd", &registrar, "updated", |rr| {
         synced(rr) && rr.metadata.generation == Some(2)
     })
     .await;
@@ -70,15 +62,13 @@ async fn a_spec_change_moves_the_agent_uri_without_a_second_registration(kind: R
         .await
         .unwrap();
     assert_eq!(gpu.as_ref(), b"H100");
-    assert_eq!(registered_events(&anvil, registry).await.len(), 1);
+    assert_eq!(registered_events(anvil, registry).await.len(), 1);
 }
 
 async fn with_a_public_url_the_served_document_is_the_agent_uri(kind: RegistryKind) {
-    let env = TestEnv::get().await;
-    let anvil = Anvil::start(&[]).await;
+    let s = Scene::start("rr-public").await;
+    let (env, anvil, ns, api) = (&s.env, &s.anvil, &s.ns, &s.api);
     let registry = anvil.deploy(kind).await;
-    let ns = env.namespace("rr-public").await;
-    let api: Api<RegistrationRequest> = Api::namespaced(env.client(), ns.name());
     let registrar = Registrar::start(&Options {
         kubeconfig: env.kubeconfig_path(),
         namespace: ns.name(),
@@ -86,8 +76,8 @@ async fn with_a_public_url_the_served_document_is_the_agent_uri(kind: RegistryKi
         with_key: true,
         extra: vec!["--public-url".into(), "https://agents.example/".into()],
     });
-    create(&api, &mk_rr("pub", Some(&registry.to_string()))).await;
-    let rr = wait_rr(&api, "pub", &registrar, "Confirmed", synced).await;
+    create(api, &mk_rr("pub", Some(&registry.to_string()))).await;
+    let rr = wait_rr(api, "pub", &registrar, "Confirmed", synced).await;
     let want = format!(
         "https://agents.example/registrations/{}/pub.json",
         ns.name()

@@ -25,6 +25,46 @@ pub struct Registrar {
     pub log: PathBuf,
 }
 
+/// One registrar test's world: the shared control plane, a fresh anvil, a namespace and its
+/// RegistrationRequests.
+pub struct Scene {
+    /// The control plane.
+    pub env: obol_testenv::TestEnv,
+    /// The chain.
+    pub anvil: Anvil,
+    /// The namespace (deleted when dropped).
+    pub ns: obol_testenv::TestNamespace,
+    /// RegistrationRequests in `ns`.
+    pub api: Api<RegistrationRequest>,
+}
+
+impl Scene {
+    /// A scene in a new namespace named after `prefix`, on an anvil started with no extra flags.
+    pub async fn start(prefix: &str) -> Self {
+        let env = obol_testenv::TestEnv::get().await;
+        let anvil = Anvil::start(&[]).await;
+        let ns = env.namespace(prefix).await;
+        let api = Api::namespaced(env.client(), ns.name());
+        Self {
+            env,
+            anvil,
+            ns,
+            api,
+        }
+    }
+
+    /// A registrar on this anvil with dev key #0, watching this namespace.
+    pub fn options(&self) -> Options<'_> {
+        Options {
+            kubeconfig: self.env.kubeconfig_path(),
+            namespace: self.ns.name(),
+            rpc_url: Some(self.anvil.url()),
+            with_key: true,
+            extra: vec![],
+        }
+    }
+}
+
 /// How to start one.
 pub struct Options<'a> {
     /// Kubeconfig of the test control plane.
