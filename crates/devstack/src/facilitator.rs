@@ -152,7 +152,7 @@ pub struct PaidChainTools {
 }
 
 /// A chain ready for x402 payments, for tests and benchmarks: anvil with the test USDC at Base
-/// Sepolia's USDC address, dev account #1 funded with 10 USDC as the payer, optionally the test
+/// Sepolia's USDC address, dev account #1 funded as the payer, optionally the test
 /// Permit2 and `x402UptoPermit2Proxy` with the payer's one-time approval (for `upto`), and the
 /// official facilitator settling with dev account #0. Everything stops when it is dropped.
 pub struct PaidChain {
@@ -166,12 +166,15 @@ pub struct PaidChain {
     pub payer: alloy::primitives::Address,
 }
 
-/// What the payer holds: 10 USDC.
-pub const PAID_CHAIN_PAYER_FUNDS: u64 = 10_000_000;
-
 impl PaidChain {
-    /// Starts it; logs go to `dir`. `upto` adds Permit2, the upto proxy and the approval.
-    pub async fn start(tools: &PaidChainTools, dir: &Path, upto: bool) -> Result<Self, ChainError> {
+    /// Starts it with `payer_funds` atomic units minted to the payer; logs go to `dir`. `upto`
+    /// adds Permit2, the upto proxy and the payer's approval.
+    pub async fn start(
+        tools: &PaidChainTools,
+        dir: &Path,
+        payer_funds: alloy::primitives::U256,
+        upto: bool,
+    ) -> Result<Self, ChainError> {
         use crate::chain::{Anvil, DEV_ACCOUNTS, dev_address};
         use alloy::primitives::U256;
         let anvil = Anvil::start(&tools.anvil, &dir.join("anvil.log")).await?;
@@ -187,8 +190,7 @@ impl PaidChain {
         rpc.install_test_usdc_at(&contracts, usdc, "USDC", "2")
             .await?;
         let payer = dev_address(1);
-        rpc.mint(usdc, payer, U256::from(PAID_CHAIN_PAYER_FUNDS))
-            .await?;
+        rpc.mint(usdc, payer, payer_funds).await?;
         if upto {
             rpc.install_upto_permit2(&contracts).await?;
             rpc.approve(usdc, payer, obol_x402::permit2::PERMIT2_ADDRESS, U256::MAX)

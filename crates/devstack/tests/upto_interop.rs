@@ -11,7 +11,7 @@ use alloy::sol_types::{SolCall, SolError};
 use obol_devstack::chain::{DEV_ACCOUNTS, Rpc, dev_address};
 use obol_devstack::facilitator::{PaidChain, PaidChainTools, run_node_script};
 use obol_testenv::repo_root;
-use obol_testenv::tools::{tool, x402_peers};
+use obol_testenv::tools::x402_peers;
 use obol_x402::permit2::{self, PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS};
 use obol_x402::wire::{SCHEME_UPTO, UptoPaymentPayload};
 use serde_json::{Value, json};
@@ -46,11 +46,13 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = obol_testenv::scratch_dir("upto");
     let tools = PaidChainTools {
-        anvil: tool("ANVIL_BIN", "anvil.sh"),
+        anvil: obol_testenv::tools::anvil(),
         x402_peers: x402_peers(),
         repo: repo_root(),
     };
-    let chain = PaidChain::start(&tools, &dir, true).await.unwrap();
+    let chain = PaidChain::start(&tools, &dir, U256::from(10_000_000u64), true)
+        .await
+        .unwrap();
     let (rpc, usdc, payer) = (chain.rpc().clone(), chain.usdc, chain.payer);
     // The one-time approval every Permit2 payer gives.
     assert_eq!(

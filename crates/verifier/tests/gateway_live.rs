@@ -20,7 +20,7 @@ use http_body_util::BodyExt as _;
 use obol_devstack::chain::{DEV_ACCOUNTS, Rpc, dev_address};
 use obol_devstack::facilitator::{PaidChain, PaidChainTools};
 use obol_testenv::repo_root;
-use obol_testenv::tools::{free_port, tool, traefik, x402_peers};
+use obol_testenv::tools::{free_port, traefik, x402_peers};
 use obol_verifier::facilitators::Facilitators;
 use obol_verifier::{AppState, RouteEntry, RouteKey, RouteTable};
 use obol_x402::wire::Authorization;
@@ -66,11 +66,13 @@ impl Live {
     async fn start_in(mode: Mode) -> Self {
         let dir = obol_testenv::scratch_dir("gw-live");
         let tools = PaidChainTools {
-            anvil: tool("ANVIL_BIN", "anvil.sh"),
+            anvil: obol_testenv::tools::anvil(),
             x402_peers: x402_peers(),
             repo: repo_root(),
         };
-        let chain = PaidChain::start(&tools, &dir, false).await.unwrap();
+        let chain = PaidChain::start(&tools, &dir, U256::from(10_000_000u64), false)
+            .await
+            .unwrap();
         let (rpc, usdc) = (chain.rpc().clone(), chain.usdc);
         let payer: PrivateKey = DEV_ACCOUNTS[1].1.parse().unwrap();
         assert_eq!(payer.address(), chain.payer);

@@ -13,7 +13,7 @@ use obol_devstack::chain::{DEV_ACCOUNTS, Rpc, dev_address};
 use obol_devstack::facilitator::{PaidChain, PaidChainTools, run_node_script};
 use obol_devstack::llm::{LlmConfig, LlmServer};
 use obol_testenv::repo_root;
-use obol_testenv::tools::{tool, x402_peers};
+use obol_testenv::tools::x402_peers;
 use obol_verifier::facilitators::Facilitators;
 use obol_verifier::{AppState, RouteEntry, RouteKey, RouteTable};
 use obol_x402::permit2::UPTO_PROXY_ADDRESS;
@@ -56,11 +56,13 @@ impl Live {
     pub async fn start() -> Self {
         let dir = obol_testenv::scratch_dir("gw-upto");
         let tools = PaidChainTools {
-            anvil: tool("ANVIL_BIN", "anvil.sh"),
+            anvil: obol_testenv::tools::anvil(),
             x402_peers: x402_peers(),
             repo: repo_root(),
         };
-        let chain = PaidChain::start(&tools, &dir, true).await.unwrap();
+        let chain = PaidChain::start(&tools, &dir, U256::from(10_000_000u64), true)
+            .await
+            .unwrap();
         let (rpc, usdc, payer) = (chain.rpc().clone(), chain.usdc, chain.payer);
         let llm = LlmServer::start("127.0.0.1:0", LlmConfig::default())
             .await
