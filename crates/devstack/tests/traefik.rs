@@ -14,7 +14,7 @@ use obol_api::gateway::{Gateway, HttpRoute};
 use obol_api::traefik::Middleware;
 use obol_devstack::traefik::adapter::{AdapterConfig, run};
 use obol_devstack::traefik::render::GatewayRef;
-use obol_testenv::tools::{free_port, traefik};
+use obol_testenv::traefik::FileTraefik;
 use obol_testenv::{TestEnv, eventually};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -85,32 +85,15 @@ async fn routes_are_served_only_through_their_gate() {
     let ns = env.namespace("traefik").await;
     let n = ns.name().to_owned();
     let (auth_port, up_port) = (server(auth).await, server(upstream).await);
-    let (web, ping) = (free_port(), free_port());
     let dir = obol_testenv::scratch_dir("traefik");
-    let file = dir.join("dynamic.yml");
-    std::fs::write(&file, "{}\n").unwrap();
-    let log = std::fs::File::create(dir.join("traefik.log")).unwrap();
-    let _traefik = tokio::process::Command::new(traefik())
-        .args([
-            "--global.checkNewVersion=false",
-            "--global.sendAnonymousUsage=false",
-            &format!("--entryPoints.web.address=127.0.0.1:{web}"),
-            &format!("--entryPoints.traefik.address=127.0.0.1:{ping}"),
-            "--ping=true",
-            &format!("--providers.file.filename={}", file.display()),
-            "--providers.file.watch=true",
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let traefik = FileTraefik::start(&dir, "{}\n");
+    let (web, file) = (traefik.web, traefik.config.clone());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     eventually(Duration::from_secs(30), || async {
-        http.get(format!("http://127.0.0.1:{ping}/ping"))
+        http.get(traefik.ping_url())
             .send()
             .await
             .ok()

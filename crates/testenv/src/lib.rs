@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod net;
 pub mod process;
 pub mod tools;
+pub mod traefik;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

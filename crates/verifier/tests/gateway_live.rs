@@ -20,7 +20,8 @@ use http_body_util::BodyExt as _;
 use obol_devstack::chain::{DEV_ACCOUNTS, Rpc, dev_address};
 use obol_devstack::facilitator::{PaidChain, PaidChainTools};
 use obol_testenv::repo_root;
-use obol_testenv::tools::{free_port, traefik, x402_peers};
+use obol_testenv::tools::x402_peers;
+use obol_testenv::traefik::FileTraefik;
 use obol_verifier::facilitators::Facilitators;
 use obol_verifier::{AppState, RouteEntry, RouteKey, RouteTable};
 use obol_x402::wire::Authorization;
@@ -43,7 +44,7 @@ struct Live {
     req: Requirement,
     traefik_url: String,
     up: Arc<UpstreamScript>,
-    _traefik: tokio::process::Child,
+    _traefik: FileTraefik,
     _chain: PaidChain,
     _dir: PathBuf,
 }
@@ -115,24 +116,8 @@ impl Live {
                 )
             }
         };
-        let (web, ping) = (free_port(), free_port());
-        let dynamic = dir.join("dynamic.yml");
-        std::fs::write(&dynamic, dynamic_config).unwrap();
-        let log = std::fs::File::create(dir.join("traefik.log")).unwrap();
-        let traefik = tokio::process::Command::new(traefik())
-            .args([
-                "--global.checkNewVersion=false",
-                "--global.sendAnonymousUsage=false",
-                &format!("--entryPoints.web.address=127.0.0.1:{web}"),
-                &format!("--entryPoints.traefik.address=127.0.0.1:{ping}"),
-                "--ping=true",
-                &format!("--providers.file.filename={}", dynamic.display()),
-            ])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let traefik = FileTraefik::start(&dir, &dynamic_config);
+        let web = traefik.web;
         let traefik_url = format!("127.0.0.1:{web}");
         let addr = traefik_url.parse().unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

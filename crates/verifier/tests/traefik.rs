@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use obol_testenv::eventually;
-use obol_testenv::tools::{free_port, traefik};
+use obol_testenv::traefik::FileTraefik;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -56,7 +56,7 @@ async fn raw_get(port: u16, path: &str) -> (u16, String) {
 }
 
 struct Traefik {
-    _child: tokio::process::Child,
+    _proc: FileTraefik,
     dir: std::path::PathBuf,
     web: u16,
 }
@@ -69,12 +69,10 @@ impl Drop for Traefik {
 
 /// Traefik in front of the verifier's route `demo/demo`; ready once `probe` answers 402.
 async fn start_traefik(verifier: u16, upstream: u16, probe: &str) -> Traefik {
-    let (web, ping) = (free_port(), free_port());
     let dir = obol_testenv::scratch_dir("verifier-traefik");
-    let file = dir.join("dynamic.yml");
-    std::fs::write(
-        &file,
-        format!(
+    let proc = FileTraefik::start(
+        &dir,
+        &format!(
             "http:
   routers:
     demo:
@@ -93,23 +91,8 @@ async fn start_traefik(verifier: u16, upstream: u16, probe: &str) -> Traefik {
           - url: \"http://127.0.0.1:{upstream}\"
 "
         ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("traefik.log")).unwrap();
-    let child = tokio::process::Command::new(traefik())
-        .args([
-            "--global.checkNewVersion=false",
-            "--global.sendAnonymousUsage=false",
-            &format!("--entryPoints.web.address=127.0.0.1:{web}"),
-            &format!("--entryPoints.traefik.address=127.0.0.1:{ping}"),
-            "--ping=true",
-            &format!("--providers.file.filename={}", file.display()),
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    );
+    let web = proc.web;
     let http = reqwest::Client::new();
     eventually(Duration::from_secs(30), || async {
         http.get(format!("http://127.0.0.1:{web}{probe}"))
@@ -120,7 +103,7 @@ async fn start_traefik(verifier: u16, upstream: u16, probe: &str) -> Traefik {
     })
     .await;
     Traefik {
-        _child: child,
+        _proc: proc,
         dir,
         web,
     }
