@@ -109,18 +109,25 @@ async fn start_traefik(verifier: u16, upstream: u16, probe: &str) -> Traefik {
     }
 }
 
-#[tokio::test]
-async fn urls_of_every_length_through_traefik() {
-    let h = Harness::demo();
+/// The verifier of `h` served on loopback behind [`start_traefik`], and an HTTP client with a
+/// 10 s timeout.
+async fn behind_traefik(h: &Harness, probe: &str) -> (Traefik, reqwest::Client) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let verifier = listener.local_addr().unwrap().port();
     let app = obol_verifier::app(h.state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let traefik = start_traefik(verifier, upstream().await, "/services/demo/x").await;
+    let traefik = start_traefik(verifier, upstream().await, probe).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
+    (traefik, http)
+}
+
+#[tokio::test]
+async fn urls_of_every_length_through_traefik() {
+    let h = Harness::demo();
+    let (traefik, http) = behind_traefik(&h, "/services/demo/x").await;
     let url = |path_and_query: &str| format!("http://127.0.0.1:{}{path_and_query}", traefik.web);
 
     // A long query: the 402 keeps the path and cuts the query.
@@ -173,15 +180,7 @@ async fn a_route_table_through_traefik() {
         rule("/services/demo/admin", Gate::Paid, None, &["DELETE"]),
     ];
     let h = Harness::new(vec![entry("demo", "demo", &table)]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let verifier = listener.local_addr().unwrap().port();
-    let app = obol_verifier::app(h.state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let traefik = start_traefik(verifier, upstream().await, "/services/demo/v1/x").await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (traefik, http) = behind_traefik(&h, "/services/demo/v1/x").await;
     let url = |path: &str| format!("http://127.0.0.1:{}{path}", traefik.web);
     let amount = |body: &serde_json::Value| body["accepts"][0]["maxAmountRequired"].clone();
 
@@ -224,15 +223,7 @@ async fn a_route_table_through_traefik() {
 #[tokio::test]
 async fn a_browser_gets_the_html_paywall_through_traefik_forward_auth() {
     let h = Harness::demo();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let verifier = listener.local_addr().unwrap().port();
-    let app = obol_verifier::app(h.state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let traefik = start_traefik(verifier, upstream().await, "/services/demo/x").await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (traefik, http) = behind_traefik(&h, "/services/demo/x").await;
     let url = format!("http://127.0.0.1:{}/services/demo/chat", traefik.web);
     let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
     let r = http
