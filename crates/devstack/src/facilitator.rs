@@ -139,3 +139,55 @@ impl ReferenceFacilitator {
         self.0.url()
     }
 }
+
+/// The chain side of a real x402 payment, for tests: anvil with the test USDC at Base Sepolia's
+/// USDC address, dev account #1 (the payer) funded, and the reference facilitator settling on
+/// it with dev account #0. Both processes are killed when it is dropped.
+pub struct PaidChain {
+    /// The chain.
+    pub anvil: crate::chain::Anvil,
+    /// The test USDC's address.
+    pub usdc: alloy::primitives::Address,
+    /// The facilitator.
+    pub facilitator: ReferenceFacilitator,
+}
+
+impl PaidChain {
+    /// Starts anvil (`anvil_bin`) and the facilitator (from the installed `peers`) with the
+    /// contracts and scripts of `repo`, logging into `dir`, and mints `payer_funds` atomic
+    /// units to the payer.
+    pub async fn start(
+        anvil_bin: &Path,
+        peers: &Path,
+        repo: &Path,
+        dir: &Path,
+        payer_funds: alloy::primitives::U256,
+    ) -> Result<Self, ChainError> {
+        use crate::chain::{Anvil, DEV_ACCOUNTS, dev_address};
+        let anvil = Anvil::start(anvil_bin, &dir.join("anvil.log")).await?;
+        let rpc = anvil.rpc();
+        let usdc = obol_x402::Network::resolve("base-sepolia")
+            .ok()
+            .and_then(|n| n.usdc.as_ref().map(|u| u.address))
+            .ok_or_else(|| ChainError::Rpc {
+                method: "base-sepolia".into(),
+                message: "no USDC address in the chain table".into(),
+            })?;
+        rpc.install_test_usdc_at(&repo.join("contracts"), usdc, "USDC", "2")
+            .await?;
+        rpc.mint(usdc, dev_address(1), payer_funds).await?;
+        let facilitator = ReferenceFacilitator::start(
+            peers,
+            &repo.join("tools/x402-peers/facilitator.cjs"),
+            rpc.url(),
+            DEV_ACCOUNTS[0].1,
+            &dir.join("facilitator.log"),
+        )
+        .await?;
+        Ok(Self {
+            anvil,
+            usdc,
+            facilitator,
+        })
+    }
+}
