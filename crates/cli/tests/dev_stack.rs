@@ -341,6 +341,7 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     dev_stack_features::least_privilege(&stack).await;
     dev_stack_features::facilitator_refusals(&stack, &http).await;
     dev_stack_features::concurrent_payers(&stack, &http).await;
+    dev_stack_features::buys_with_a_keystore(&stack, &http).await;
 
     // The demo offer is in proxy mode, as `obol sell http` writes new offers.
     sells_in_its_mode(&stack, &http, "demo", true).await;
