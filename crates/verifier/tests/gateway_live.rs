@@ -17,8 +17,8 @@ use alloy_primitives::{Address, B256, U256};
 use axum::http::StatusCode;
 use gateway_support::*;
 use http_body_util::BodyExt as _;
-use obol_devstack::chain::{Anvil, DEV_ACCOUNTS, Rpc, dev_address};
-use obol_devstack::facilitator::ReferenceFacilitator;
+use obol_devstack::chain::{DEV_ACCOUNTS, Rpc, dev_address};
+use obol_devstack::facilitator::PaidChain;
 use obol_testenv::repo_root;
 use obol_testenv::tools::{free_port, tool, traefik, x402_peers};
 use obol_verifier::facilitators::Facilitators;
@@ -43,8 +43,7 @@ struct Live {
     req: Requirement,
     traefik_url: String,
     up: Arc<UpstreamScript>,
-    _anvil: Anvil,
-    _facilitator: ReferenceFacilitator,
+    _chain: PaidChain,
     _traefik: tokio::process::Child,
     _dir: PathBuf,
 }
@@ -52,28 +51,18 @@ struct Live {
 impl Live {
     async fn start() -> Self {
         let dir = obol_testenv::scratch_dir("gw-live");
-        let anvil = Anvil::start(&tool("ANVIL_BIN", "anvil.sh"), &dir.join("anvil.log"))
-            .await
-            .unwrap();
-        let rpc = anvil.rpc().clone();
-        let network = obol_x402::Network::resolve("base-sepolia").unwrap();
-        let usdc = network.usdc.as_ref().unwrap().address;
-        rpc.install_test_usdc_at(&repo_root().join("contracts"), usdc, "USDC", "2")
-            .await
-            .unwrap();
-        let payer: PrivateKey = DEV_ACCOUNTS[1].1.parse().unwrap();
-        rpc.mint(usdc, payer.address(), U256::from(10_000_000u64))
-            .await
-            .unwrap();
-        let facilitator = ReferenceFacilitator::start(
+        let chain = PaidChain::start(
+            &tool("ANVIL_BIN", "anvil.sh"),
             &x402_peers(),
-            &repo_root().join("tools/x402-peers/facilitator.cjs"),
-            rpc.url(),
-            DEV_ACCOUNTS[0].1,
-            &dir.join("facilitator.log"),
+            &repo_root(),
+            &dir,
+            U256::from(10_000_000u64),
         )
         .await
         .unwrap();
+        let rpc = chain.anvil.rpc().clone();
+        let usdc = chain.usdc;
+        let payer: PrivateKey = DEV_ACCOUNTS[1].1.parse().unwrap();
         let seller = dev_address(2);
         let (up_addr, up) = upstream().await;
         let mut spec = proxy_spec(up_addr);
@@ -84,7 +73,7 @@ impl Live {
         let table = Arc::new(RouteTable::new());
         table.reset(vec![route]);
         let client = HttpFacilitator::new(HttpFacilitatorConfig::new(
-            facilitator.url().parse().unwrap(),
+            chain.facilitator.url().parse().unwrap(),
         ))
         .unwrap();
         let state = AppState::new(table, Facilitators::single(Arc::new(client)));
@@ -138,8 +127,7 @@ impl Live {
             req,
             traefik_url,
             up,
-            _anvil: anvil,
-            _facilitator: facilitator,
+            _chain: chain,
             _traefik: traefik,
             _dir: dir,
         }
