@@ -97,11 +97,17 @@ pub fn total(entries: &[BuyerReplicaStatus], skipped: usize) -> Counts {
     c
 }
 
-/// Whether another process writes this replica's entry: once this process has written it,
-/// the entry read must carry one of the `updated` values it sent. Two pods of one name (a
-/// force-deleted pod still running) would spend the same slots; the one that notices stops.
-pub fn written_by_another(read: Option<&str>, sent: &[&str]) -> bool {
-    !sent.is_empty() && read.is_some_and(|u| !sent.contains(&u))
+/// Whether another process writes this replica's entry: once a write of this process was
+/// accepted (`wrote`), the entry read must carry one of the `updated` values it sent. Two pods
+/// of one name (a force-deleted pod still running) would spend the same slots; the one that
+/// notices stops.
+///
+/// Before its first accepted write, a foreign `updated` is its predecessor's: a process killed
+/// with a write in flight can have that write land after the restarted process sent its own
+/// (which is then refused, the version having moved). After an accepted write no such late
+/// write can land, since each carries the version its writer read.
+pub fn written_by_another(read: Option<&str>, sent: &[&str], wrote: bool) -> bool {
+    wrote && read.is_some_and(|u| !sent.contains(&u))
 }
 
 /// Whether two entries say the same apart from `updated`.
@@ -268,7 +274,7 @@ async fn round(
         .find(|b| b.name == options.name)
         .map(|b| b.updated.as_str());
     let sent: Vec<&str> = held.sent.iter().map(String::as_str).collect();
-    if written_by_another(mine_read, &sent) {
+    if written_by_another(mine_read, &sent, held.last_write.is_some()) {
         return Ok(Round::Impostor);
     }
     let Some(per_slot) = buyer.slot_counts(ctx.upstream) else {
@@ -456,19 +462,24 @@ mod tests {
             &entry("x", "1", 1, 1),
             &entry("x", "1,2", 1, 1)
         ));
-        // Another process writing this replica's entry is noticed once this one has written.
-        for (read, sent, another) in [
-            (None, vec![], false),
-            (Some("t1"), vec![], false),
-            (None, vec!["t1"], false),
-            (Some("t1"), vec!["t0", "t1"], false),
-            (Some("t0"), vec!["t0", "t1"], false),
-            (Some("t9"), vec!["t0", "t1"], true),
+        // Another process writing this replica's entry is noticed once a write of this one
+        // was accepted; before that, a foreign value is the predecessor's late write.
+        for (read, sent, wrote, another) in [
+            (None, vec![], false, false),
+            (Some("t1"), vec![], false, false),
+            (None, vec!["t1"], false, false),
+            (Some("t9"), vec!["t1"], false, false),
+            (Some("t1"), vec!["t1"], false, false),
+            (None, vec!["t1"], true, false),
+            (Some("t1"), vec!["t0", "t1"], true, false),
+            (Some("t0"), vec!["t0", "t1"], true, false),
+            (Some("t9"), vec!["t0", "t1"], true, true),
+            (Some("t9"), vec!["t1"], true, true),
         ] {
             assert_eq!(
-                written_by_another(read, &sent),
+                written_by_another(read, &sent, wrote),
                 another,
-                "{read:?} {sent:?}"
+                "{read:?} {sent:?} {wrote}"
             );
         }
         let per_slot: Vec<Counts> = (0..usize::from(SLOTS))

@@ -29,6 +29,11 @@ enum DevCommand {
         /// balances over them.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(stack::replicas::MAX_REPLICAS)))]
         verifier_replicas: u16,
+        /// Buyer replicas: more than one run as the buyer StatefulSet's pods would, each
+        /// spending its partition of every purchase (`OBOL_BUYER_URL` is replica 0; `obol dev
+        /// status` lists them all).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(stack::replicas::MAX_REPLICAS)))]
+        buyer_replicas: u16,
     },
     /// Stop everything `up` started, its control plane too.
     Down,
@@ -129,13 +134,17 @@ impl DevArgs {
     /// Runs the subcommand.
     pub async fn run(self) -> anyhow::Result<()> {
         match &self.command {
-            DevCommand::Up { verifier_replicas } => {
+            DevCommand::Up {
+                verifier_replicas,
+                buyer_replicas,
+            } => {
                 let paths = self.paths()?;
                 let say = |line: &str| eprintln!("[obol dev] {line}");
                 let state = Up {
                     paths: &paths,
                     progress: &say,
                     verifier_replicas: usize::from(*verifier_replicas),
+                    buyer_replicas: usize::from(*buyer_replicas),
                 }
                 .run()
                 .await?;
@@ -180,6 +189,10 @@ impl DevArgs {
                 }
                 for line in stack::replicas::status_lines(&state) {
                     println!("{line}");
+                }
+                for (ordinal, url) in state.buyers.iter().enumerate() {
+                    let (name, _) = stack::buyer_replica(ordinal, state.buyers.len());
+                    println!("{name:<16} {url}");
                 }
                 Ok(())
             }

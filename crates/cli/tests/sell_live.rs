@@ -5,38 +5,18 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::path::PathBuf;
 use std::process::Output;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::PostParams;
+use obol_testenv::TestEnv;
 use obol_testenv::net::free_port;
-use obol_testenv::process::described as text;
-use obol_testenv::{TestEnv, repo_root};
+use obol_testenv::process::{described as text, workspace_bin};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WALLET: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-/// A sibling binary of `obol`, built when missing.
-fn workspace_bin(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_BIN_EXE_obol"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let bin = dir.join(name);
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .args(["build", "--bin", name])
-            .current_dir(repo_root())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "cannot build {name}");
-    }
-    bin
-}
 
 async fn obol(env: &TestEnv, args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_obol"))

@@ -300,3 +300,37 @@ pub async fn serve_demo_upstream(listen: &str) -> std::io::Result<()> {
         });
     }
 }
+
+/// Waits until the demo purchase's status lists `replicas` buyer replicas, each with slots of
+/// the pool's partition: every replica has claimed its share, so each one pays.
+pub async fn wait_buyer_replicas(
+    state: &State,
+    replicas: usize,
+    timeout: Duration,
+) -> Result<(), String> {
+    let api: Api<obol_api::PurchaseRequest> = Api::namespaced(client(state).await?, DEMO);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let listed: Vec<(String, String)> = api
+            .get_status(DEMO)
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default()
+            .buyers
+            .into_iter()
+            .map(|b| (b.name, b.slots))
+            .collect();
+        let claimed = listed.iter().filter(|(_, slots)| !slots.is_empty()).count();
+        if claimed == replicas {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "{claimed} of {replicas} buyer replicas hold slots after {}s: {listed:?}",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

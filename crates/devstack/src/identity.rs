@@ -145,11 +145,59 @@ pub fn buyer_objects(base: &[Object], namespace: &str) -> Result<Vec<Object>, St
         .collect()
 }
 
-/// Applies [`buyer_objects`] for `namespace`.
-pub async fn apply_buyer_rbac(client: &Client, repo: &Path, namespace: &str) -> Result<(), String> {
-    let base = kustomize::render(&repo.join("deploy")).map_err(|e| e.to_string())?;
+/// Where `deploy/` ships the buyer as StatefulSet replicas (its Role also reads the replica
+/// count).
+pub const BUYER_STATEFULSET_DIR: &str = "deploy/buyer-statefulset";
+
+/// [`buyer_objects`] of the StatefulSet variant (`shipped`, rendered from
+/// [`BUYER_STATEFULSET_DIR`]) and its StatefulSet with `replicas`, all in `namespace`: what
+/// partitioned buyers read their rules and replica count from. The local control plane runs no
+/// StatefulSet controller, so no pod is ever made of it. Pure.
+pub fn replicated_buyer_objects(
+    shipped: &[Object],
+    namespace: &str,
+    replicas: usize,
+) -> Result<Vec<Object>, String> {
+    let mut objects = buyer_objects(shipped, namespace)?;
+    let set = shipped
+        .iter()
+        .find(|o| o.kind() == "StatefulSet" && o.name() == BUYER.service_account)
+        .ok_or_else(|| {
+            format!(
+                "{BUYER_STATEFULSET_DIR} ships no StatefulSet {}",
+                BUYER.service_account
+            )
+        })?;
+    let mut moved = set.0.clone();
+    moved["metadata"]["namespace"] = json!(namespace);
+    moved["spec"]["replicas"] = json!(replicas);
+    // The local control plane (Kubernetes 1.20) predates this field and refuses the object;
+    // it only decides what happens to volumes, and no pod or volume is made here.
+    if let Some(spec) = moved["spec"].as_object_mut() {
+        spec.remove("persistentVolumeClaimRetentionPolicy");
+    }
+    objects.push(Object(moved));
+    Ok(objects)
+}
+
+/// Applies [`buyer_objects`] for `namespace`; for more than one buyer `replicas`, those of
+/// [`replicated_buyer_objects`].
+pub async fn apply_buyer_rbac(
+    client: &Client,
+    repo: &Path,
+    namespace: &str,
+    replicas: usize,
+) -> Result<(), String> {
+    let objects = if replicas > 1 {
+        let shipped =
+            kustomize::render(&repo.join(BUYER_STATEFULSET_DIR)).map_err(|e| e.to_string())?;
+        replicated_buyer_objects(&shipped, namespace, replicas)?
+    } else {
+        let base = kustomize::render(&repo.join("deploy")).map_err(|e| e.to_string())?;
+        buyer_objects(&base, namespace)?
+    };
     let mut kinds = obol_deploy::apply::Kinds::default();
-    for object in &buyer_objects(&base, namespace)? {
+    for object in &objects {
         obol_deploy::apply::apply(client, &mut kinds, object, FIELD_MANAGER, false)
             .await
             .map_err(|e| e.to_string())?;
@@ -283,6 +331,27 @@ mod tests {
             assert_eq!(back, shipped.0);
         }
         assert!(buyer_objects(&[], "demo").unwrap_err().contains("no Role"));
+    }
+
+    #[test]
+    fn replicated_buyers_get_the_statefulsets_rules_and_replica_count() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let shipped = kustomize::render(&repo.join(BUYER_STATEFULSET_DIR)).unwrap();
+        let moved = replicated_buyer_objects(&shipped, "demo", 3).unwrap();
+        let kinds: Vec<&str> = moved.iter().map(Object::kind).collect();
+        assert_eq!(kinds, ["Role", "RoleBinding", "StatefulSet"]);
+        assert!(moved.iter().all(|o| o.namespace() == Some("demo")));
+        assert_eq!(moved[2].0["spec"]["replicas"], 3);
+        assert!(moved[2].0["spec"]["persistentVolumeClaimRetentionPolicy"].is_null());
+        // The Role lets a replica read the count.
+        let rules = moved[0].0["rules"].to_string();
+        assert!(rules.contains("statefulsets"), "{rules}");
+        let base = kustomize::render(&repo.join("deploy")).unwrap();
+        assert!(
+            replicated_buyer_objects(&base, "demo", 3)
+                .unwrap_err()
+                .contains("no StatefulSet")
+        );
     }
 
     #[test]

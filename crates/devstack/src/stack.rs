@@ -110,6 +110,10 @@ pub struct State {
     /// The Redis holding the replicas' reservations (empty with one replica).
     #[serde(default)]
     pub redis_url: String,
+    /// The buyer replicas' addresses, by ordinal (empty with one buyer, at `buyer_url`;
+    /// `buyer_url` is replica 0's when there are several).
+    #[serde(default)]
+    pub buyers: Vec<String>,
 }
 
 /// Stack failures: what failed and where to look.
@@ -344,6 +348,8 @@ pub struct Up<'a> {
     pub progress: &'a dyn Fn(&str),
     /// Verifier replicas (at least 1; more share their reservations in Redis).
     pub verifier_replicas: usize,
+    /// Buyer replicas (at least 1; more are partitioned, as the StatefulSet runs them).
+    pub buyer_replicas: usize,
 }
 
 impl Up<'_> {
@@ -395,6 +401,13 @@ impl Up<'_> {
                     format!(
                         "the running stack has {recorded} verifier replica(s): obol dev down first"
                     ),
+                ));
+            }
+            let buyers = state.buyers.len().max(1);
+            if buyers != self.buyer_replicas.max(1) {
+                return Err(fail(
+                    "already up",
+                    format!("the running stack has {buyers} buyer replica(s): obol dev down first"),
                 ));
             }
             self.say("already up");
@@ -718,8 +731,16 @@ impl Up<'_> {
             .map_err(|e| fail("discovery", e))?;
         state.demo_agent = Some(agent);
 
-        self.say("buyer (ServiceAccount llm/x402-buyer, deploy/'s Role in namespace demo): watches PurchaseRequests, reads the chain");
-        crate::identity::apply_buyer_rbac(&client, &paths.repo, crate::demo::DEMO)
+        let buyers = self.buyer_replicas.max(1);
+        if buyers > 1 {
+            self.say(&format!(
+                "buyer: {buyers} replicas of StatefulSet demo/x402-buyer (ServiceAccount llm/x402-buyer, {}'s Role in namespace demo), each spending its partition of every purchase",
+                crate::identity::BUYER_STATEFULSET_DIR
+            ));
+        } else {
+            self.say("buyer (ServiceAccount llm/x402-buyer, deploy/'s Role in namespace demo): watches PurchaseRequests, reads the chain");
+        }
+        crate::identity::apply_buyer_rbac(&client, &paths.repo, crate::demo::DEMO, buyers)
             .await
             .map_err(|e| fail("buyer RBAC", e))?;
         let buyer_kubeconfig = crate::identity::write_kubeconfigs(
@@ -734,30 +755,42 @@ impl Up<'_> {
             .iter()
             .map(|p| ("KUBECONFIG".to_owned(), p.display().to_string()))
             .collect();
-        let dir = paths.run.join("buyer");
-        std::fs::create_dir_all(dir.join("state")).map_err(|e| fail("buyer", e))?;
-        let port = process::free_port().map_err(|e| fail("buyer", e))?;
-        let args = vec![
-            "--source".into(),
-            "kube".into(),
-            "--namespace".into(),
-            crate::demo::DEMO.into(),
-            "--rpc-url".into(),
-            state.rpc_url.clone(),
-            "--state".into(),
-            dir.join("state/consumed.json").display().to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-        ];
-        let p = self.start(&mut state, "buyer", &bins.buyer, args, buyer_env)?;
-        state.buyer_url = format!("http://127.0.0.1:{port}");
-        wait_http(
-            "buyer",
-            &format!("{}/healthz", state.buyer_url),
-            Some(&p),
-            Duration::from_secs(30),
-        )
-        .await?;
+        for ordinal in 0..buyers {
+            let (name, replica) = buyer_replica(ordinal, buyers);
+            let dir = paths.run.join(&name);
+            std::fs::create_dir_all(dir.join("state")).map_err(|e| fail(&name, e))?;
+            let port = process::free_port().map_err(|e| fail(&name, e))?;
+            let mut args = vec![
+                "--source".into(),
+                "kube".into(),
+                "--namespace".into(),
+                crate::demo::DEMO.into(),
+                "--rpc-url".into(),
+                state.rpc_url.clone(),
+                "--state".into(),
+                dir.join("state/consumed.json").display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+            ];
+            if let Some(replica) = replica {
+                args.extend(["--replica".into(), replica]);
+            }
+            let p = self.start(&mut state, &name, &bins.buyer, args, buyer_env.clone())?;
+            let url = format!("http://127.0.0.1:{port}");
+            wait_http(
+                &name,
+                &format!("{url}/healthz"),
+                Some(&p),
+                Duration::from_secs(30),
+            )
+            .await?;
+            if buyers > 1 {
+                state.buyers.push(url.clone());
+            }
+            if ordinal == 0 {
+                state.buyer_url = url;
+            }
+        }
 
         self.say("purchase: obol buy http demo (pre-signed authorizations, dev account #1)");
         let key_file = paths.run.join("buyer.key");
@@ -793,6 +826,11 @@ impl Up<'_> {
                     String::from_utf8_lossy(&buy.stderr)
                 ),
             ));
+        }
+        if buyers > 1 {
+            crate::demo::wait_buyer_replicas(&state, buyers, Duration::from_secs(60))
+                .await
+                .map_err(|e| fail("buyer replicas", e))?;
         }
         self.paths.save(&state)?;
         Ok(state)
@@ -898,6 +936,20 @@ impl Up<'_> {
     }
 }
 
+/// The process name and `--replica` of buyer `ordinal` of `count`. One buyer keeps the name
+/// `buyer` and runs unpartitioned, as before; several are the StatefulSet's pods
+/// `x402-buyer-<ordinal>` (the buyer's default `--statefulset`). Pure.
+pub fn buyer_replica(ordinal: usize, count: usize) -> (String, Option<String>) {
+    if count <= 1 {
+        ("buyer".to_owned(), None)
+    } else {
+        (
+            format!("buyer-{ordinal}"),
+            Some(format!("{}-{ordinal}", BUYER.service_account)),
+        )
+    }
+}
+
 fn port_of(url: &str) -> u16 {
     url.rsplit(':')
         .next()
@@ -994,4 +1046,25 @@ fn pay_llm_line() -> String {
         crate::demo::LLM,
         shell_quote(&body.to_string())
     )
+}
+
+#[cfg(test)]
+mod buyer_tests {
+    use super::buyer_replica;
+
+    #[test]
+    fn one_buyer_keeps_its_name_several_are_the_statefulsets_pods() {
+        for (ordinal, count, name, replica) in [
+            (0, 0, "buyer", None),
+            (0, 1, "buyer", None),
+            (0, 3, "buyer-0", Some("x402-buyer-0")),
+            (2, 3, "buyer-2", Some("x402-buyer-2")),
+        ] {
+            assert_eq!(
+                buyer_replica(ordinal, count),
+                (name.to_owned(), replica.map(str::to_owned)),
+                "{ordinal} of {count}"
+            );
+        }
+    }
 }

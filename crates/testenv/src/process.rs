@@ -36,3 +36,26 @@ pub fn described(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A binary of this workspace beside the running test's own build (`<target>/<profile>/name`;
+/// test binaries run from `<target>/<profile>/deps`), built with `cargo build --bin name` when
+/// it is missing. A binary that exists may be older than the sources: build the workspace's
+/// binaries (`cargo build --workspace --bins`) before tests that start them.
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("test binaries run from <target>/<profile>/deps");
+    let bin = dir.join(name);
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let built = Command::new(cargo)
+            .args(["build", "--bin", name])
+            .current_dir(crate::repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(built.success(), "cargo build --bin {name}: {built}");
+    }
+    bin
+}

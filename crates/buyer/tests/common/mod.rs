@@ -231,6 +231,11 @@ pub fn fake_auths(first: u64, n: u64) -> Vec<Value> {
 /// Authorizations signed with the public Anvil dev key #1 for Base Sepolia USDC, as the
 /// controller's buy-side signing stores them.
 pub fn signed_auths(first: u64, n: u64) -> Vec<Value> {
+    signed_auths_to(PAY_TO, first, n)
+}
+
+/// [`signed_auths`] paying `pay_to`.
+pub fn signed_auths_to(pay_to: &str, first: u64, n: u64) -> Vec<Value> {
     use obol_x402::{Network, PrivateKey, U256, eip3009, wire::Authorization};
     let key: PrivateKey = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
         .parse()
@@ -243,7 +248,7 @@ pub fn signed_auths(first: u64, n: u64) -> Vec<Value> {
         .map(|i| {
             let authorization = Authorization {
                 from: key.address(),
-                to: PAY_TO.parse().unwrap(),
+                to: pay_to.parse().unwrap(),
                 value: U256::from(1000u64),
                 valid_after: 0,
                 valid_before: 4_294_967_295,
@@ -353,6 +358,18 @@ pub async fn create_purchase(
     url: &str,
     shards: &[Vec<Value>],
 ) {
+    create_purchase_to(client, ns, name, url, PAY_TO, shards).await;
+}
+
+/// [`create_purchase`] of authorizations paying `pay_to`.
+pub async fn create_purchase_to(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    url: &str,
+    pay_to: &str,
+    shards: &[Vec<Value>],
+) {
     let purchases: kube::Api<PurchaseRequest> = kube::Api::namespaced(client.clone(), ns);
     let spec = PurchaseRequestSpec {
         seller_url: url.into(),
@@ -360,7 +377,7 @@ pub async fn create_purchase(
         remote_model: None,
         network: "eip155:84532".into(),
         asset: USDC_BASE_SEPOLIA.into(),
-        pay_to: PAY_TO.into(),
+        pay_to: pay_to.into(),
         price: "1000".into(),
         payer: PAYER.into(),
         eip712_name: Some("USDC".into()),

@@ -791,3 +791,99 @@ pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Cli
         "deploy/monitoring uses series no binary exported: {missing:?}\nexported: {exported:?}"
     );
 }
+
+/// `obol buy http` with an encrypted keystore and a password file (the key never on disk in
+/// the clear): a wrong password is refused and writes nothing; the right one buys the demo
+/// offer, the stack's buyer pays from the new purchase at once (the seller is paid on chain,
+/// `obol buy status` counts the spend), and no output of any of these commands contains the
+/// password. The purchase is deleted afterwards.
+pub async fn buys_with_a_keystore(stack: &Stack, http: &reqwest::Client) {
+    use alloy::signers::local::PrivateKeySigner;
+    let dir = stack.run.join("keystore-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Unique, so that finding it in an output cannot be a coincidence.
+    let password = format!("pw-{}-kEyStOrE", std::process::id());
+    let key: PrivateKey = obol_devstack::chain::DEV_ACCOUNTS[1].1.parse().unwrap();
+    PrivateKeySigner::encrypt_keystore(
+        &dir,
+        &mut rand08::thread_rng(),
+        key.signer().to_bytes(),
+        &password,
+        Some("payer.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("password"), format!("{password}\n")).unwrap();
+    std::fs::write(dir.join("wrong"), "not-the-password\n").unwrap();
+    let kube = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+            .args(args)
+            .env("KUBECONFIG", stack.var("KUBECONFIG"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let said = text(&out);
+        assert!(
+            !said.contains(&password),
+            "`obol {}` printed the password",
+            args.join(" ")
+        );
+        (out.status.success(), said)
+    };
+    let seller_url = format!("{}/services/demo", stack.var("OBOL_GATEWAY_URL"));
+    let keystore = dir.join("payer.json").display().to_string();
+    let buy = |name: &str, password_file: &str| {
+        let password_file = dir.join(password_file).display().to_string();
+        kube(&[
+            "buy",
+            "http",
+            name,
+            &seller_url,
+            "--count",
+            "3",
+            "--max-price",
+            "0.001",
+            "--keystore",
+            &keystore,
+            "--password-file",
+            &password_file,
+            "-n",
+            "demo",
+            "--yes",
+        ])
+    };
+    let (ok, said) = buy("keystore-wrong", "wrong");
+    assert!(!ok && said.contains("wrong password"), "{said}");
+    let (ok, said) = kube(&["buy", "status", "keystore-wrong", "-n", "demo"]);
+    assert!(!ok, "a refused purchase was written:\n{said}");
+
+    let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
+    let usdc = stack.var("OBOL_USDC_ADDRESS").parse().unwrap();
+    let seller = stack.var("OBOL_SELLER_ADDRESS").parse().unwrap();
+    let before = rpc.balance_of(usdc, seller).await.unwrap();
+    let (ok, said) = buy("keystore", "password");
+    assert!(ok, "{said}");
+    let url = format!("{}/upstream/keystore/hello", stack.var("OBOL_BUYER_URL"));
+    eventually(Duration::from_secs(10), || async {
+        let r = http.get(&url).send().await.ok()?;
+        (r.status() == reqwest::StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(
+        rpc.balance_of(usdc, seller).await.unwrap() - before,
+        U256::from(obol_devstack::stack::DEMO_PRICE_ATOMIC),
+        "the buyer paid once from the keystore's authorizations"
+    );
+    // The buyer writes its counts on its own tick.
+    eventually(Duration::from_secs(15), || async {
+        let (ok, said) = kube(&["buy", "status", "keystore", "-n", "demo"]);
+        (ok && status_field(&said, "spent").starts_with("1 ")).then_some(())
+    })
+    .await;
+    let (ok, said) = kube(&["buy", "delete", "keystore", "-n", "demo", "--yes"]);
+    assert!(ok, "{said}");
+    eprintln!(
+        "keystore purchase: a wrong password refused with nothing written; 3 bought, 1 paid \
+         through the buyer and settled on chain, counted spent; deleted"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
