@@ -703,6 +703,14 @@ impl Up<'_> {
             .await
             .map_err(|e| fail("discovery", e))?;
         state.demo_agent = Some(agent);
+        // The storefront's catalogue, through the gateway as a buyer's agent finds it.
+        crate::discovery::wait_catalogue(
+            &state.gateway_url,
+            &crate::discovery::catalogue_key(crate::demo::DEMO, crate::demo::DEMO),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| fail("discovery", e))?;
 
         self.say("buyer (ServiceAccount llm/x402-buyer, deploy/'s Role in namespace demo): watches PurchaseRequests, reads the chain");
         crate::identity::apply_buyer_rbac(&client, &paths.repo, crate::demo::DEMO)
@@ -908,6 +916,8 @@ pub fn try_lines(env: &str) -> Vec<(String, &'static str)> {
         ("curl -i $OBOL_GATEWAY_URL/services/demo/hello".into(), "402 Payment Required (v1 body + PAYMENT-REQUIRED header)"),
         ("curl -i $OBOL_BUYER_URL/upstream/demo/hello".into(), "200: the buyer pays with a pre-signed authorization"),
         ("curl -s $OBOL_GATEWAY_URL/.well-known/agent-registration.json".into(), "the ERC-8004 discovery document, through the gateway"),
+        (format!("curl -s $OBOL_GATEWAY_URL{}", obol_api::routes::WELL_KNOWN_X402), "the x402 catalogue: every Ready offer's resources and how to pay for them"),
+        (format!("curl -s $OBOL_GATEWAY_URL{}", obol_api::routes::OPENAPI), "the same as OpenAPI 3.1 (x-x402 per operation)"),
         ("obol sell status demo -n demo".into(), "conditions, agent id and registration transaction"),
         ("obol buy status demo -n demo".into(), "what the demo purchase has left"),
         ("obol sell http mine -n demo --upstream demo --port $OBOL_DEMO_PORT --wallet $OBOL_SELLER_ADDRESS --price 0.002 --register --wait".into(), "your own offer, registered on chain"),
