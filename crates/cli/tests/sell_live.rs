@@ -389,3 +389,96 @@ async fn route_schemas_from_files_reach_the_402_as_bazaar() {
     let _ = std::fs::remove_dir_all(&dir);
     drop(live);
 }
+
+/// `obol sell stop drain -n NAMESPACE EXTRA…`.
+async fn stop(live: &Live, extra: &[&str]) -> Output {
+    let mut args = vec!["sell", "stop", "drain", "-n", &live.n];
+    args.extend_from_slice(extra);
+    live.obol_in(&std::env::temp_dir(), &args).await
+}
+
+/// `obol sell stop --wait` with the real controller: out of time while the route still gates
+/// (exit 4, saying it is draining); the drain removed while waiting (exit 1); a short grace
+/// waited out until the controller reports `Drained` (exit 0, phase Drained).
+#[tokio::test]
+async fn stop_wait_follows_the_drain_to_its_end() {
+    let live = Live::start("cli-stop").await;
+    let n = live.n.as_str();
+    let dir = std::env::temp_dir();
+    let out = live
+        .obol_in(
+            &dir,
+            &[
+                "sell",
+                "http",
+                "drain",
+                "-n",
+                n,
+                "--upstream",
+                "up",
+                "--port",
+                &live.upstream_port,
+                "--wallet",
+                WALLET,
+                "--price",
+                "0.001",
+                "--wait",
+                "--timeout",
+                "90s",
+            ],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}\n(logs in {})",
+        text(&out),
+        live.logs.display()
+    );
+    let out = stop(&live, &["--grace", "1h", "--wait", "--timeout", "3s"]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not Drained after 3s; Drained=False (Draining)"),
+        "{}",
+        text(&out)
+    );
+
+    // Waiting, then the drain is cancelled: the waiter says so.
+    let waiter = stop(&live, &["--grace", "1h", "--wait", "--timeout", "60s"]);
+    let cancel = async {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        stop(&live, &["--cancel"]).await
+    };
+    let (waited, cancelled) = tokio::join!(waiter, cancel);
+    assert!(cancelled.status.success(), "{}", text(&cancelled));
+    assert_eq!(waited.status.code(), Some(1), "{}", text(&waited));
+    assert!(
+        String::from_utf8_lossy(&waited.stderr).contains("the drain was removed while waiting"),
+        "{}",
+        text(&waited)
+    );
+
+    let started = std::time::Instant::now();
+    let out = stop(&live, &["--grace", "3s", "--wait"]).await;
+    assert!(
+        out.status.success(),
+        "{}\n(logs in {})",
+        text(&out),
+        live.logs.display()
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "the grace was waited out"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("is Drained: its route is withdrawn"),
+        "{stdout}"
+    );
+    let status = live
+        .obol_in(&dir, &["sell", "status", "drain", "-n", n])
+        .await;
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("Phase:           Drained"), "{status}");
+    drop(live);
+}
