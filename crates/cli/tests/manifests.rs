@@ -185,7 +185,7 @@ fn buyer_is_a_single_writer_on_its_own_volume() {
 /// backend is a port of a Service `deploy/` ships, and that port is the listener that serves it.
 #[test]
 fn gateway_routes_the_discovery_documents() {
-    use obol_api::routes::{OPENAPI, WELL_KNOWN_X402};
+    use obol_api::routes::{AGENT_REGISTRATION, OPENAPI, WELL_KNOWN_X402};
     let docs = render();
     let cases = [
         (
@@ -194,11 +194,7 @@ fn gateway_routes_the_discovery_documents() {
             obol_api::proxy::GATEWAY_PORT_NAME,
         ),
         (OPENAPI, "x402-verifier", obol_api::proxy::GATEWAY_PORT_NAME),
-        (
-            obol_devstack::discovery::WELL_KNOWN,
-            "erc8004-registrar",
-            "http",
-        ),
+        (AGENT_REGISTRATION, "erc8004-registrar", "http"),
     ];
     for (path, service, port_name) in cases {
         let matching: Vec<(&Value, &Value)> = of_kind(&docs, "HTTPRoute")

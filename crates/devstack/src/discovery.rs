@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::identity::{FIELD_MANAGER, REGISTRAR};
 
 /// The path every agent's discovery document is served at.
-pub const WELL_KNOWN: &str = "/.well-known/agent-registration.json";
+pub const WELL_KNOWN: &str = obol_api::routes::AGENT_REGISTRATION;
 /// The port `deploy/registrar.yaml` gives the registrar's Service.
 pub const REGISTRAR_SERVICE_PORT: i32 = 8080;
 

@@ -915,7 +915,7 @@ pub fn try_lines(env: &str) -> Vec<(String, &'static str)> {
         (format!("eval \"$({env})\""), "the stack's variables; obol on PATH"),
         ("curl -i $OBOL_GATEWAY_URL/services/demo/hello".into(), "402 Payment Required (v1 body + PAYMENT-REQUIRED header)"),
         ("curl -i $OBOL_BUYER_URL/upstream/demo/hello".into(), "200: the buyer pays with a pre-signed authorization"),
-        ("curl -s $OBOL_GATEWAY_URL/.well-known/agent-registration.json".into(), "the ERC-8004 discovery document, through the gateway"),
+        (format!("curl -s $OBOL_GATEWAY_URL{}", obol_api::routes::AGENT_REGISTRATION), "the ERC-8004 discovery document, through the gateway"),
         (format!("curl -s $OBOL_GATEWAY_URL{}", obol_api::routes::WELL_KNOWN_X402), "the x402 catalogue: every Ready offer's resources and how to pay for them"),
         (format!("curl -s $OBOL_GATEWAY_URL{}", obol_api::routes::OPENAPI), "the same as OpenAPI 3.1 (x-x402 per operation)"),
         ("obol sell status demo -n demo".into(), "conditions, agent id and registration transaction"),
