@@ -399,7 +399,8 @@ async fn stop(live: &Live, extra: &[&str]) -> Output {
 
 /// `obol sell stop --wait` with the real controller: out of time while the route still gates
 /// (exit 4, saying it is draining); the drain removed while waiting (exit 1); a short grace
-/// waited out until the controller reports `Drained` (exit 0, phase Drained).
+/// waited out until the controller reports `Drained` (exit 0, phase Drained); `--cancel
+/// --wait` until Ready again.
 #[tokio::test]
 async fn stop_wait_follows_the_drain_to_its_end() {
     let live = Live::start("cli-stop").await;
@@ -480,5 +481,19 @@ async fn stop_wait_follows_the_drain_to_its_end() {
         .await;
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.contains("Phase:           Drained"), "{status}");
+
+    // Sold again: --cancel --wait follows it until Ready.
+    let out = stop(&live, &["--cancel", "--wait", "--timeout", "60s"]).await;
+    assert!(
+        out.status.success(),
+        "{}\n(logs in {})",
+        text(&out),
+        live.logs.display()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ServiceOffer drain is Ready at"),
+        "{stdout}"
+    );
     drop(live);
 }

@@ -284,7 +284,7 @@ fn describe(c: &Condition) -> String {
 
 /// Follows the offer until Ready, printing each condition change; fails with the blocking
 /// condition on timeout.
-async fn wait_ready(
+pub(super) async fn wait_ready(
     offers: &Api<ServiceOffer>,
     name: &str,
     timeout: Duration,

@@ -7,7 +7,8 @@
 //!
 //! `--wait` follows the offer until the controller reports it `Drained` (exit 0); out of time
 //! it exits [`TIMEOUT`], and when the drain is removed meanwhile ([`ERROR`]) or the offer is
-//! deleted ([`NOT_FOUND`]) it says so.
+//! deleted ([`NOT_FOUND`]) it says so. `--cancel --wait` follows it until Ready again, as
+//! `obol sell http --wait` does.
 
 use std::time::Duration;
 
@@ -46,11 +47,11 @@ pub struct StopArgs {
     /// Sell again: remove the drain `obol sell stop` set.
     #[arg(long, conflicts_with_all = ["grace", "now"])]
     cancel: bool,
-    /// Wait until the offer reports Drained (its route withdrawn). Exit 4 when --timeout runs
-    /// out first.
-    #[arg(long, conflicts_with = "cancel")]
+    /// Wait until the offer reports Drained (its route withdrawn), or with --cancel until it is
+    /// Ready again. Exit 4 when --timeout runs out first.
+    #[arg(long)]
     wait: bool,
-    /// How long --wait waits (default: until the grace period ends, plus 1m).
+    /// How long --wait waits (default: until the grace period ends, plus 1m; with --cancel 2m).
     #[arg(long, requires = "wait", value_parser = parse_duration)]
     timeout: Option<Duration>,
 }
@@ -58,6 +59,9 @@ pub struct StopArgs {
 /// What `--wait` waits for beyond the drain's end by default: the controller's reconcile at the
 /// end and the status write.
 pub const WAIT_SLACK: Duration = Duration::from_secs(60);
+
+/// How long `--cancel --wait` waits for Ready by default.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(120);
 
 /// How long `--wait` waits: `--timeout`, else until `drain` ends plus [`WAIT_SLACK`]. Pure.
 pub fn wait_timeout(flag: Option<Duration>, drain: &Drain, now: Timestamp) -> Duration {
@@ -234,11 +238,15 @@ impl StopArgs {
             announce(&format!("{ns}/{}", self.name), plan.drain.as_ref(), now)
         );
         match (self.wait, plan.drain) {
+            (false, _) => Ok(()),
             (true, Some(drain)) => {
                 let timeout = wait_timeout(self.timeout, &drain, now);
                 wait_drained(&offers, &format!("{ns}/{}", self.name), timeout).await
             }
-            _ => Ok(()),
+            (true, None) => {
+                let timeout = self.timeout.unwrap_or(CANCEL_WAIT);
+                super::http::wait_ready(&offers, &self.name, timeout).await
+            }
         }
     }
 }
