@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub const WELL_KNOWN_X402: &str = "/.well-known/x402.json";
 /// The OpenAPI 3.1 document the gateway serves (no payment).
 pub const OPENAPI: &str = "/openapi.json";
+/// The ERC-8004 registration document the gateway serves from the registrar (no payment).
+pub const AGENT_REGISTRATION: &str = "/.well-known/agent-registration.json";
 /// The `Link` header value every 402 carries, pointing at the catalog.
 pub const CATALOG_LINK: &str = "</.well-known/x402.json>; rel=\"catalog\"";
 /// The path segment reserved for well-known documents (RFC 8615).

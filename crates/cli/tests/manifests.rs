@@ -179,6 +179,68 @@ fn buyer_is_a_single_writer_on_its_own_volume() {
     assert_eq!(claims[0]["claimName"], "x402-buyer-state");
 }
 
+/// The gateway serves the discovery documents free: the storefront's (x402 manifest, OpenAPI)
+/// from the verifier's gateway listener, the ERC-8004 one from the registrar. Each path is an
+/// `Exact` match of an HTTPRoute on the Gateway the controller attaches offers to, whose
+/// backend is a port of a Service `deploy/` ships, and that port is the listener that serves it.
+#[test]
+fn gateway_routes_the_discovery_documents() {
+    use obol_api::routes::{AGENT_REGISTRATION, OPENAPI, WELL_KNOWN_X402};
+    let docs = render();
+    let cases = [
+        (
+            WELL_KNOWN_X402,
+            "x402-verifier",
+            obol_api::proxy::GATEWAY_PORT_NAME,
+        ),
+        (OPENAPI, "x402-verifier", obol_api::proxy::GATEWAY_PORT_NAME),
+        (AGENT_REGISTRATION, "erc8004-registrar", "http"),
+    ];
+    for (path, service, port_name) in cases {
+        let matching: Vec<(&Value, &Value)> = of_kind(&docs, "HTTPRoute")
+            .into_iter()
+            .flat_map(|r| {
+                r["spec"]["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |rule| (r, rule))
+            })
+            .filter(|(_, rule)| {
+                rule["matches"].as_array().into_iter().flatten().any(|m| {
+                    m["path"]["type"] == "Exact" && m["path"]["value"].as_str() == Some(path)
+                })
+            })
+            .collect();
+        assert_eq!(matching.len(), 1, "{path}: one route rule serves it");
+        let (route, rule) = matching[0];
+        let ns = route["metadata"]["namespace"].as_str().unwrap();
+        assert_eq!(
+            route["spec"]["parentRefs"][0],
+            serde_json::json!({"name": "traefik-gateway", "namespace": "traefik", "sectionName": "web"}),
+            "{path}: the controller's default Gateway"
+        );
+        let backends = rule["backendRefs"].as_array().unwrap();
+        assert_eq!(backends.len(), 1, "{path}");
+        assert_eq!(backends[0]["name"], service, "{path}");
+        let svc = docs
+            .iter()
+            .find(|d| {
+                d["kind"] == "Service"
+                    && d["metadata"]["name"] == service
+                    && d["metadata"]["namespace"] == ns
+            })
+            .unwrap_or_else(|| panic!("{path}: no Service {ns}/{service} beside its route"));
+        let port = svc["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == backends[0]["port"])
+            .unwrap_or_else(|| panic!("{path}: {service} has no port {}", backends[0]["port"]));
+        assert_eq!(port["name"], port_name, "{path}: {port}");
+    }
+}
+
 /// Every flag and `OBOL_*` variable a manifest sets exists in that binary's `--help`.
 #[test]
 fn manifests_only_use_flags_the_binaries_have() {

@@ -730,6 +730,14 @@ impl Up<'_> {
             .await
             .map_err(|e| fail("discovery", e))?;
         state.demo_agent = Some(agent);
+        // The storefront's catalogue, through the gateway as a buyer's agent finds it.
+        crate::discovery::wait_catalogue(
+            &state.gateway_url,
+            &crate::discovery::catalogue_key(crate::demo::DEMO, crate::demo::DEMO),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| fail("discovery", e))?;
 
         let buyers = self.buyer_replicas.max(1);
         if buyers > 1 {
@@ -1018,7 +1026,9 @@ pub fn try_lines(env: &str) -> Vec<(String, &'static str)> {
         (format!("eval \"$({env})\""), "the stack's variables; obol on PATH"),
         ("curl -i $OBOL_GATEWAY_URL/services/demo/hello".into(), "402 Payment Required (v1 body + PAYMENT-REQUIRED header)"),
         ("curl -i $OBOL_BUYER_URL/upstream/demo/hello".into(), "200: the buyer pays with a pre-signed authorization"),
-        ("curl -s $OBOL_GATEWAY_URL/.well-known/agent-registration.json".into(), "the ERC-8004 discovery document, through the gateway"),
+        (format!("curl -s $OBOL_GATEWAY_URL{}", obol_api::routes::AGENT_REGISTRATION), "the ERC-8004 discovery document, through the gateway"),
+        (format!("curl -s $OBOL_GATEWAY_URL{}", obol_api::routes::WELL_KNOWN_X402), "the x402 catalogue: every Ready offer's resources and how to pay for them"),
+        (format!("curl -s $OBOL_GATEWAY_URL{}", obol_api::routes::OPENAPI), "the same as OpenAPI 3.1 (x-x402 per operation)"),
         (pay_llm_line(), "a chat completion paid per token by the official @x402/fetch upto client: the receipt's amount is what the tokens cost"),
         ("obol sell status demo -n demo".into(), "conditions, agent id and registration transaction"),
         ("obol buy status demo -n demo".into(), "what the demo purchase has left"),

@@ -54,7 +54,7 @@ impl Served {
     /// The router (tests call it with `oneshot`).
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/.well-known/agent-registration.json", get(well_known))
+            .route(obol_api::routes::AGENT_REGISTRATION, get(well_known))
             .route("/registrations/{namespace}/{file}", get(one))
             .with_state(self.clone())
             .merge(self.admin.router())

@@ -1,5 +1,6 @@
 //! `obol sell http NAME`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -12,7 +13,7 @@ use obol_api::condition::{self, Condition};
 use obol_api::service_offer::GatewayMode;
 use obol_api::validation;
 
-use super::offer::{OfferRequest, Refusal, gateway_mode, plan_offer};
+use super::offer::{OfferRequest, Refusal, gateway_mode, plan_offer, schema_files};
 use super::{FIELD_MANAGER, parse_duration, render};
 use crate::failure::{Failure, REFUSED, TIMEOUT};
 use crate::kube_args::KubeArgs;
@@ -104,6 +105,8 @@ pub struct HttpArgs {
     /// A route of the offer's table (repeatable):
     /// `path=/v1/chat/completions,gate=paid,price=0.01,methods=POST,summary=Chat`. With routes,
     /// only the listed paths are served (others answer 404); `gate=free` ones need no payment.
+    /// `input-schema=@in.json` and `output-schema=@out.json` give the route's request and
+    /// answer JSON Schemas (files): agents find them in the catalogue and in every 402.
     #[arg(long = "route")]
     routes: Vec<String>,
     /// Print the manifest and write nothing (no cluster needed).
@@ -121,8 +124,10 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
-    fn request(&self, namespace: String) -> OfferRequest {
-        OfferRequest {
+    /// The request the flags describe, with the schema files `--route` names read.
+    fn request(&self, namespace: String) -> Result<OfferRequest, Refusal> {
+        let schema_files = read_schema_files(&self.routes)?;
+        Ok(OfferRequest {
             name: self.name.clone(),
             namespace,
             upstream: self.upstream.clone(),
@@ -151,21 +156,22 @@ impl HttpArgs {
             streaming_types: self.streaming_types.clone(),
             allow_web_socket: self.allow_web_socket,
             routes: self.routes.clone(),
-        }
+            schema_files,
+        })
     }
 
     pub(super) async fn run(self, kube: &KubeArgs) -> anyhow::Result<()> {
         let refuse = |r: Refusal| Failure::new(REFUSED, r.to_string());
         if self.dry_run {
             let ns = kube.namespace.clone().unwrap_or_else(|| "default".into());
-            let planned = plan_offer(&self.request(ns)).map_err(refuse)?;
+            let planned = plan_offer(&self.request(ns).map_err(refuse)?).map_err(refuse)?;
             print!("{}", serde_yaml::to_string(&planned.offer)?);
             return Ok(());
         }
         let (client, ns) = kube.connect().await?;
         let offers: Api<ServiceOffer> = Api::namespaced(client.clone(), &ns);
         let existing = offers.get_opt(&self.name).await?;
-        let mut request = self.request(ns.clone());
+        let mut request = self.request(ns.clone()).map_err(refuse)?;
         request.gateway_mode = Some(gateway_mode(
             self.gateway_mode,
             existing.as_ref().map(|o| &o.spec),
@@ -278,7 +284,7 @@ fn describe(c: &Condition) -> String {
 
 /// Follows the offer until Ready, printing each condition change; fails with the blocking
 /// condition on timeout.
-async fn wait_ready(
+pub(super) async fn wait_ready(
     offers: &Api<ServiceOffer>,
     name: &str,
     timeout: Duration,
@@ -337,4 +343,19 @@ async fn wait_ready(
         ),
     )
     .into())
+}
+
+/// Reads the files `--route` names with `@` ([`schema_files`]), relative to the working
+/// directory.
+fn read_schema_files(routes: &[String]) -> Result<BTreeMap<String, String>, Refusal> {
+    schema_files(routes)
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(e) => Err(Refusal::SchemaFile {
+                path,
+                error: e.to_string(),
+            }),
+        })
+        .collect()
 }

@@ -70,6 +70,8 @@ pub struct OfferRequest {
     pub allow_web_socket: bool,
     /// `--route` (repeatable), unparsed ([`parse_route`]).
     pub routes: Vec<String>,
+    /// The text of each file the routes name with `@` ([`schema_files`]), read by the caller.
+    pub schema_files: BTreeMap<String, String>,
 }
 
 /// The gateway mode `obol sell http` writes: the flag's; else, updating an offer, the mode it
@@ -129,9 +131,17 @@ pub enum Refusal {
     },
     /// A `--route` that does not parse.
     #[error(
-        "invalid --route {0:?}: {1}; write path=/v1/chat/completions,gate=paid,price=0.01,methods=POST|GET,summary=text"
+        "invalid --route {0:?}: {1}; write path=/v1/chat/completions,gate=paid,price=0.01,methods=POST|GET,summary=text,input-schema=@in.json,output-schema=@out.json"
     )]
     Route(String, String),
+    /// A schema file `--route` names cannot be read.
+    #[error("cannot read the --route schema file {path:?}: {error}")]
+    SchemaFile {
+        /// The path as given after `@`.
+        path: String,
+        /// Why.
+        error: String,
+    },
     /// An offer with this name exists and belongs to someone else's flags.
     #[error("ServiceOffer {0} is being deleted: wait for it to disappear, then try again")]
     Deleting(String),
@@ -164,6 +174,7 @@ fn subject(field: OfferField) -> &'static str {
         F::RoutePrice => "--route price",
         F::RouteMethods => "--route methods",
         F::RouteSummary => "--route summary",
+        F::RouteSchema => "--route input-schema/output-schema of",
         F::Routes => "--route",
         other => other.spec_path(),
     }
@@ -267,7 +278,7 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
     let routes = req
         .routes
         .iter()
-        .map(|r| parse_route(r))
+        .map(|r| parse_route(r, &req.schema_files))
         .collect::<Result<Vec<_>, _>>()?;
     let spec = ServiceOfferSpec {
         type_: OfferType::Http,
@@ -316,11 +327,37 @@ pub fn offer_from_flags(req: &OfferRequest) -> Result<ServiceOffer, Refusal> {
     Ok(offer)
 }
 
+/// The keys of `--route` that name a JSON Schema file.
+pub const SCHEMA_KEYS: [&str; 2] = ["input-schema", "output-schema"];
+
+/// The files `routes` name with `input-schema=@FILE` / `output-schema=@FILE`, in order, each
+/// once: what the caller reads into [`OfferRequest::schema_files`]. Pairs that do not parse
+/// are left to [`parse_route`] to refuse. Pure.
+pub fn schema_files(routes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for text in routes {
+        for pair in text.split(',') {
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if let Some(path) = value.trim().strip_prefix('@')
+                && SCHEMA_KEYS.contains(&key.trim())
+                && !path.is_empty()
+                && !out.iter().any(|p| p == path)
+            {
+                out.push(path.to_owned());
+            }
+        }
+    }
+    out
+}
+
 /// One `--route`: comma-separated `key=value` pairs, `path` required; `gate` is `paid`
 /// (default) or `free`; `price` in USDC per request; `methods` separated by `|`; `summary`
-/// (no commas). Only the syntax is checked here; the rules are
-/// [`ServiceOfferSpec::validate`]'s.
-pub fn parse_route(text: &str) -> Result<OfferRoute, Refusal> {
+/// (no commas); `input-schema=@FILE` and `output-schema=@FILE`, JSON Schemas read from files
+/// (`files`: their text by path, [`schema_files`]). Only the syntax is checked here (a schema
+/// must be JSON); the rules are [`ServiceOfferSpec::validate`]'s.
+pub fn parse_route(text: &str, files: &BTreeMap<String, String>) -> Result<OfferRoute, Refusal> {
     let refuse = |why: &str| Refusal::Route(text.to_owned(), why.to_owned());
     let mut route = OfferRoute::new(String::new());
     let mut seen = Vec::new();
@@ -351,9 +388,27 @@ pub fn parse_route(text: &str) -> Result<OfferRoute, Refusal> {
                     .collect();
             }
             "summary" => route.summary = Some(value.to_owned()),
+            "input-schema" | "output-schema" => {
+                let path = value.strip_prefix('@').filter(|p| !p.is_empty());
+                let path = path.ok_or_else(|| {
+                    refuse(&format!(
+                        "{key} takes @FILE, a file holding the JSON Schema (inline JSON would need commas)"
+                    ))
+                })?;
+                let text = files
+                    .get(path)
+                    .ok_or_else(|| refuse(&format!("{path} was not read")))?;
+                let schema = serde_json::from_str(text)
+                    .map_err(|e| refuse(&format!("{key} file {path} is not JSON ({e})")))?;
+                if key == "input-schema" {
+                    route.input_schema = Some(schema);
+                } else {
+                    route.output_schema = Some(schema);
+                }
+            }
             other => {
                 return Err(refuse(&format!(
-                    "unknown key {other:?} (path, gate, price, methods, summary)"
+                    "unknown key {other:?} (path, gate, price, methods, summary, input-schema, output-schema)"
                 )));
             }
         }

@@ -1,19 +1,29 @@
-//! `obol sell stop NAME [--grace 1h | --now | --cancel]`: drain an offer ([`obol_api::drain`]).
+//! `obol sell stop NAME [--grace 1h | --now | --cancel] [--wait [--timeout 10m]]`: drain an
+//! offer ([`obol_api::drain`]).
 //!
 //! Sets `spec.drainAt` (now) and `spec.drainGracePeriod` by server-side apply under a field
 //! manager of its own ([`STOP_FIELD_MANAGER`]): `obol sell http` re-applying the offer neither
 //! removes the drain nor is undone by it, and `--cancel` removes exactly what `stop` wrote.
+//!
+//! `--wait` follows the offer until the controller reports it `Drained` (exit 0); out of time
+//! it exits [`TIMEOUT`], and when the drain is removed meanwhile ([`ERROR`]) or the offer is
+//! deleted ([`NOT_FOUND`]) it says so. `--cancel --wait` follows it until Ready again, as
+//! `obol sell http --wait` does.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use obol_api::ServiceOffer;
+use obol_api::condition::{self, Phase, types};
 use obol_api::drain::{self, Drain};
 use obol_api::service_offer::OfferField;
 use serde_json::{Value, json};
 
 use super::offer::chain;
-use crate::failure::{Failure, NOT_FOUND, REFUSED};
+use super::parse_duration;
+use crate::failure::{ERROR, Failure, NOT_FOUND, REFUSED, TIMEOUT};
 use crate::kube_args::KubeArgs;
 
 /// Field manager of `obol sell stop`'s applies (apart from `obol sell http`'s, see the module).
@@ -37,6 +47,72 @@ pub struct StopArgs {
     /// Sell again: remove the drain `obol sell stop` set.
     #[arg(long, conflicts_with_all = ["grace", "now"])]
     cancel: bool,
+    /// Wait until the offer reports Drained (its route withdrawn), or with --cancel until it is
+    /// Ready again. Exit 4 when --timeout runs out first.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits (default: until the grace period ends, plus 1m; with --cancel 2m).
+    #[arg(long, requires = "wait", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+}
+
+/// What `--wait` waits for beyond the drain's end by default: the controller's reconcile at the
+/// end and the status write.
+pub const WAIT_SLACK: Duration = Duration::from_secs(60);
+
+/// How long `--cancel --wait` waits for Ready by default.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(120);
+
+/// How long `--wait` waits: `--timeout`, else until `drain` ends plus [`WAIT_SLACK`]. Pure.
+pub fn wait_timeout(flag: Option<Duration>, drain: &Drain, now: Timestamp) -> Duration {
+    flag.unwrap_or_else(|| {
+        let left = now.duration_until(drain.ends).as_secs().max(0);
+        Duration::from_secs(left.unsigned_abs()) + WAIT_SLACK
+    })
+}
+
+/// Where a stopped offer is, as `--wait` judges it. Pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The status of the current generation says `Drained` ([`condition::compute_phase`]).
+    Drained,
+    /// Not yet; the `Drained` condition's reason and message, when there is one.
+    Draining(String),
+    /// `spec.drainAt` is gone: someone sold it again.
+    Cancelled,
+}
+
+/// Where `offer` is after `stop` drained it ([`Progress`]). Pure.
+pub fn progress(offer: &ServiceOffer) -> Progress {
+    if offer.spec.drain_at.is_none() {
+        return Progress::Cancelled;
+    }
+    let status = offer.status.clone().unwrap_or_default();
+    let phase = condition::compute_phase(
+        offer.metadata.deletion_timestamp.is_some(),
+        offer.metadata.generation,
+        status.observed_generation,
+        &status.conditions,
+    );
+    match phase {
+        Phase::Drained => return Progress::Drained,
+        Phase::Pending => {
+            return Progress::Draining("the controller has not reconciled the drain yet".into());
+        }
+        _ => {}
+    }
+    let why = condition::find(&status.conditions, types::DRAINED).map_or_else(
+        || format!("phase {phase:?}, no Drained condition yet"),
+        |c| {
+            format!(
+                "Drained={} ({}): {}",
+                c.status.as_str(),
+                c.reason,
+                c.message
+            )
+        },
+    );
+    Progress::Draining(why)
 }
 
 /// What `stop` was asked to do.
@@ -161,8 +237,81 @@ impl StopArgs {
             "{}",
             announce(&format!("{ns}/{}", self.name), plan.drain.as_ref(), now)
         );
-        Ok(())
+        match (self.wait, plan.drain) {
+            (false, _) => Ok(()),
+            (true, Some(drain)) => {
+                let timeout = wait_timeout(self.timeout, &drain, now);
+                wait_drained(&offers, &format!("{ns}/{}", self.name), timeout).await
+            }
+            (true, None) => {
+                let timeout = self.timeout.unwrap_or(CANCEL_WAIT);
+                super::http::wait_ready(&offers, &self.name, timeout).await
+            }
+        }
     }
+}
+
+/// Polls the offer until [`progress`] says it is drained, printing each change; fails with
+/// [`TIMEOUT`] (where it is), [`ERROR`] (the drain was removed) or [`NOT_FOUND`] (deleted).
+async fn wait_drained(
+    offers: &Api<ServiceOffer>,
+    key: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    println!(
+        "Waiting up to {}s for {key} to be Drained…",
+        timeout.as_secs()
+    );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let offer = match offers.get_opt(name).await {
+            Ok(Some(offer)) => offer,
+            Ok(None) => {
+                return Err(
+                    Failure::new(NOT_FOUND, format!("{key} was deleted while draining")).into(),
+                );
+            }
+            Err(e) => {
+                // The API server may be briefly unavailable: keep trying until the deadline.
+                last = format!("cannot read the offer: {e}");
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        match progress(&offer) {
+            Progress::Drained => {
+                println!("ServiceOffer {key} is Drained: its route is withdrawn.");
+                return Ok(());
+            }
+            Progress::Cancelled => {
+                return Err(Failure::new(
+                    ERROR,
+                    format!("{key}: the drain was removed while waiting (obol sell stop --cancel?); it is sold again"),
+                )
+                .into());
+            }
+            Progress::Draining(why) => {
+                if why != last {
+                    println!("  {why}");
+                    last = why;
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(Failure::new(
+        TIMEOUT,
+        format!("{key} not Drained after {}s; {last}", timeout.as_secs()),
+    )
+    .into())
 }
 
 #[cfg(test)]
@@ -242,6 +391,83 @@ mod tests {
         let plan = plan_stop(&broken, &grace("10m"), now).unwrap();
         assert_eq!(plan.drain.unwrap().ends, ts("2026-01-02T03:14:05Z"));
         assert!(plan_stop(&broken, &grace("10"), now).is_err());
+    }
+
+    #[test]
+    fn wait_timeouts() {
+        let now = ts("2026-01-02T03:00:00Z");
+        let drain = |end: &str| Drain {
+            starts: now,
+            ends: ts(end),
+        };
+        let cases = [
+            (None, "2026-01-02T03:05:00Z", 300 + 60),
+            (None, "2026-01-02T03:00:00Z", 60),
+            // A drain that ended before now (clock skew): the slack alone.
+            (None, "2026-01-02T02:00:00Z", 60),
+            (Some(10), "2026-01-02T04:00:00Z", 10),
+        ];
+        for (flag, end, secs) in cases {
+            assert_eq!(
+                wait_timeout(flag.map(Duration::from_secs), &drain(end), now),
+                Duration::from_secs(secs),
+                "{flag:?} {end}"
+            );
+        }
+    }
+
+    #[test]
+    fn progress_table() {
+        let with = |drain_at: Option<&str>,
+                    generation: i64,
+                    observed: i64,
+                    drained: Option<(&str, &str)>| {
+            let mut o = offer();
+            o.spec.drain_at = drain_at.map(str::to_owned);
+            o.metadata.generation = Some(generation);
+            let conditions: Vec<Value> = drained
+                .into_iter()
+                .map(|(status, reason)| {
+                    json!({"type": "Drained", "status": status, "reason": reason,
+                           "message": "m", "lastTransitionTime": "2026-01-02T03:00:00Z"})
+                })
+                .collect();
+            o.status = Some(
+                serde_json::from_value(
+                    json!({"observedGeneration": observed, "conditions": conditions}),
+                )
+                .unwrap(),
+            );
+            o
+        };
+        let at = Some("2026-01-02T03:00:00Z");
+        let cases = [
+            (with(at, 2, 2, Some(("True", "Drained"))), Ok(())),
+            (
+                with(at, 2, 2, Some(("False", "Draining"))),
+                Err("Drained=False (Draining): m"),
+            ),
+            // The status is of an older generation: not yet, whatever it says.
+            (
+                with(at, 3, 2, Some(("True", "Drained"))),
+                Err("has not reconciled the drain yet"),
+            ),
+            (
+                with(at, 2, 2, None),
+                Err("phase Reconciling, no Drained condition yet"),
+            ),
+        ];
+        for (o, want) in cases {
+            match (progress(&o), want) {
+                (Progress::Drained, Ok(())) => {}
+                (Progress::Draining(why), Err(words)) => assert!(why.contains(words), "{why}"),
+                (got, want) => panic!("got {got:?}, want {want:?}"),
+            }
+        }
+        assert_eq!(
+            progress(&with(None, 2, 2, Some(("True", "Drained")))),
+            Progress::Cancelled
+        );
     }
 
     #[test]

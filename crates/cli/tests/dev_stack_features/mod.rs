@@ -171,6 +171,64 @@ pub async fn registration_and_discovery(stack: &Stack, http: &reqwest::Client) {
         402,
         "the announced endpoint is the paid one"
     );
+    storefront_catalogue(stack, http).await;
+}
+
+/// The gateway serves the storefront's catalogue free: `/.well-known/x402.json` lists the demo
+/// offer's paid resource under the gateway's own URL with its price, payee and chain, and
+/// `/openapi.json` has the same resource as a paid operation.
+async fn storefront_catalogue(stack: &Stack, http: &reqwest::Client) {
+    use obol_api::routes::{OPENAPI, WELL_KNOWN_X402};
+    let gateway = stack.var("OBOL_GATEWAY_URL");
+    let get = |path: &str| {
+        let url = format!("{gateway}{path}");
+        async move {
+            let r = http.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{url} is free");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let manifest = get(WELL_KNOWN_X402).await;
+    let key = obol_devstack::discovery::catalogue_key("demo", "demo");
+    let item = obol_devstack::discovery::paid_item(&manifest, &key)
+        .unwrap_or_else(|| panic!("no paid {key} item in {manifest}"));
+    let resource = item["resource"].as_str().unwrap();
+    assert!(
+        resource.starts_with(&format!("{gateway}/services/demo")),
+        "{item}"
+    );
+    let accepts = &item["accepts"][0];
+    assert_eq!(accepts["scheme"], "exact", "{item}");
+    assert_eq!(accepts["network"], "eip155:84532", "{item}");
+    assert_eq!(
+        accepts["amount"],
+        obol_devstack::stack::DEMO_PRICE_ATOMIC.to_string(),
+        "{item}"
+    );
+    assert!(
+        accepts["payTo"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(stack.var("OBOL_SELLER_ADDRESS")),
+        "{item}"
+    );
+    let template = item["routeTemplate"].as_str().unwrap();
+    let openapi = get(OPENAPI).await;
+    assert_eq!(openapi["openapi"], "3.1.0", "{openapi}");
+    let path: Vec<String> = template
+        .split('/')
+        .map(|s| match s.strip_prefix(':') {
+            Some(name) => format!("{{{name}}}"),
+            None => s.to_owned(),
+        })
+        .collect();
+    let ops = &openapi["paths"][path.join("/")];
+    let paid = ops
+        .as_object()
+        .unwrap_or_else(|| panic!("no {template} in {openapi}"))
+        .values()
+        .all(|op| op["x-x402"]["gate"] == "paid" && op["x-x402"]["accepts"][0] == *accepts);
+    assert!(paid, "{ops}");
 }
 
 /// The "Try" lines of `obol dev up`, pasted into a new login-less shell in another directory
@@ -216,6 +274,8 @@ pub async fn try_lines_work_in_a_new_shell(stack: &Stack, http: &reqwest::Client
         "HTTP/1.1 200 OK",
         "hello from the demo upstream",
         "\"agentId\": 0",
+        "\"offer\":\"demo/x402-demo\"",
+        "\"openapi\":\"3.1.0\"",
         "ServiceOffer mine is Ready",
         "seller 0x",
         "serviceoffer.obol.org/mine",

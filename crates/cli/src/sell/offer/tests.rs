@@ -385,7 +385,7 @@ fn route_flags_table() {
         ("path=/a,free", Err("\"free\" is not key=value")),
     ];
     for (flag, want) in cases {
-        let got = parse_route(flag);
+        let got = parse_route(flag, &BTreeMap::new());
         match (got, want) {
             (Ok(r), Ok((path, gate, price, methods, summary))) => {
                 assert_eq!(r.path, *path, "{flag}");
@@ -402,6 +402,135 @@ fn route_flags_table() {
             (got, want) => panic!("{flag}: got {got:?}, want {want:?}"),
         }
     }
+}
+
+#[test]
+fn schema_files_table() {
+    // (flags, the files they name, in order, each once)
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["path=/a"], &[]),
+        (&["path=/a,input-schema=@in.json"], &["in.json"]),
+        (
+            &[
+                "path=/a,input-schema=@in.json,output-schema=@out.json",
+                " path=/b , output-schema = @out.json ",
+            ],
+            &["in.json", "out.json"],
+        ),
+        (&["path=/a,input-schema=in.json"], &[]),
+        (&["path=/a,input-schema=@"], &[]),
+        (&["path=/a,summary=@not-a-file"], &[]),
+        (&["path=/a,input-schema"], &[]),
+    ];
+    for (flags, want) in cases {
+        let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+        assert_eq!(schema_files(&flags), *want, "{flags:?}");
+    }
+}
+
+#[test]
+fn route_schema_flags_table() {
+    let files: BTreeMap<String, String> = [
+        (
+            "in.json",
+            r#"{"type": "object", "examples": [{"model": "m"}]}"#,
+        ),
+        (
+            "out.json",
+            r#"{"type": "object", "description": "The answer"}"#,
+        ),
+        ("broken.json", r#"{"type": "#),
+        ("list.json", "[1, 2]"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let input = serde_json::json!({"type": "object", "examples": [{"model": "m"}]});
+    let output = serde_json::json!({"type": "object", "description": "The answer"});
+    // (flag, Ok((input schema, output schema)) or the refusal's words)
+    type Schemas = (Option<serde_json::Value>, Option<serde_json::Value>);
+    let cases: Vec<(&str, Result<Schemas, &str>)> = vec![
+        (
+            "path=/v1/chat,input-schema=@in.json,output-schema=@out.json",
+            Ok((Some(input.clone()), Some(output.clone()))),
+        ),
+        (
+            "path=/v1/chat,output-schema=@out.json",
+            Ok((None, Some(output.clone()))),
+        ),
+        (
+            "path=/v1/chat, input-schema = @in.json ",
+            Ok((Some(input.clone()), None)),
+        ),
+        // Not JSON is refused here; JSON that is no schema object is validate's to refuse.
+        (
+            "path=/v1/chat,input-schema=@list.json",
+            Ok((Some(serde_json::json!([1, 2])), None)),
+        ),
+        (
+            "path=/v1/chat,input-schema=@broken.json",
+            Err("input-schema file broken.json is not JSON"),
+        ),
+        (
+            "path=/v1/chat,input-schema={\"type\":\"object\"}",
+            Err("input-schema takes @FILE"),
+        ),
+        (
+            "path=/v1/chat,output-schema=@",
+            Err("output-schema takes @FILE"),
+        ),
+        (
+            "path=/v1/chat,input-schema=@in.json,input-schema=@in.json",
+            Err("input-schema is given twice"),
+        ),
+        (
+            "path=/v1/chat,input-schema=@gone.json",
+            Err("gone.json was not read"),
+        ),
+    ];
+    for (flag, want) in cases {
+        match (parse_route(flag, &files), want) {
+            (Ok(r), Ok((input, output))) => {
+                assert_eq!(r.input_schema, input, "{flag}");
+                assert_eq!(r.output_schema, output, "{flag}");
+            }
+            (Err(e), Err(words)) => {
+                let text = e.to_string();
+                assert!(text.contains(words), "{flag}: {text}");
+                assert!(text.contains("--route"), "{flag}: {text}");
+            }
+            (got, want) => panic!("{flag}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn route_schemas_reach_the_offer_and_validate_judges_them() {
+    let mut req = ok_request();
+    req.routes = vec!["path=/v1/chat,methods=POST,input-schema=@in.json".into()];
+    req.schema_files = [("in.json".to_owned(), r#"{"type": "object"}"#.to_owned())].into();
+    let planned = plan_offer(&req).unwrap();
+    assert_eq!(
+        planned.offer.spec.routes[0].input_schema,
+        Some(serde_json::json!({"type": "object"}))
+    );
+    // JSON, but not a schema object: ServiceOfferSpec::validate's rule, in the flag's words.
+    req.schema_files = [("in.json".to_owned(), "[1, 2]".to_owned())].into();
+    let e = plan_offer(&req).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "invalid --route input-schema/output-schema of \"/v1/chat\": use a JSON Schema object"
+        ),
+        "{e}"
+    );
+    // Too large: the same rule.
+    let big = format!(
+        r#"{{"description": "{}"}}"#,
+        "x".repeat(obol_api::routes::MAX_SCHEMA_BYTES)
+    );
+    req.schema_files = [("in.json".to_owned(), big)].into();
+    let e = plan_offer(&req).unwrap_err().to_string();
+    assert!(e.contains("use a JSON Schema object of at most"), "{e}");
 }
 
 #[test]
