@@ -2,7 +2,7 @@
 //! discovery, commands that work in a new shell, least privilege, the facilitator's refusal
 //! reasons, and concurrent payers. Each function checks one of them on a running stack.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -502,21 +502,26 @@ pub async fn llm_offer_pays_per_token(stack: &Stack, http: &reqwest::Client) {
         rpc.balance_of(usdc, buyer).await.unwrap(),
         rpc.balance_of(usdc, seller).await.unwrap(),
     );
-    let out = std::process::Command::new("node")
-        .arg(repo_root().join("tools/x402-peers/pay.cjs"))
-        .arg(&url)
-        .arg(body.to_string())
-        .env(
-            "NODE_PATH",
-            Path::new(stack.var("OBOL_X402_PEERS")).join("node_modules"),
-        )
-        .env("BUYER_KEY", stack.var("OBOL_BUYER_KEY"))
-        .env("SCHEMES", "upto,exact")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pay.cjs: {}", text(&out));
-    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(line["status"], 200, "{line}");
+    // The official client pays `body` per token; its output line (status, answer, receipt).
+    let official = |body: &Value| {
+        let out = std::process::Command::new("node")
+            .arg(repo_root().join("tools/x402-peers/pay.cjs"))
+            .arg(&url)
+            .arg(body.to_string())
+            .env(
+                "NODE_PATH",
+                Path::new(stack.var("OBOL_X402_PEERS")).join("node_modules"),
+            )
+            .env("BUYER_KEY", stack.var("OBOL_BUYER_KEY"))
+            .env("SCHEMES", "upto,exact")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pay.cjs: {}", text(&out));
+        let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(line["status"], 200, "{line}");
+        line
+    };
+    let line = official(&body);
     let after = (
         rpc.balance_of(usdc, buyer).await.unwrap(),
         rpc.balance_of(usdc, seller).await.unwrap(),
@@ -537,6 +542,37 @@ pub async fn llm_offer_pays_per_token(stack: &Stack, http: &reqwest::Client) {
         (&used["basis"], &used["inputTokens"], &used["outputTokens"]),
         (&json!("usage"), &json!(3), &json!(100)),
         "{line}"
+    );
+    // An answer without usage is charged the declared fallback (1000 tokens at the output
+    // price, 600), one whose usage costs more than the maximum (3 + 5000 tokens: 3001) is
+    // charged the maximum 2400 and says so: both show on the dashboard's metering panels.
+    let cases = [
+        (
+            json!({"model": "fake-no-usage", "messages": [{"role": "user", "content": "hi"}]}),
+            "600",
+            "fallback",
+            false,
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5000}),
+            "2400",
+            "usage",
+            true,
+        ),
+    ];
+    for (body, amount, basis, capped) in cases {
+        let line = official(&body);
+        let receipt = &line["receipt"]["PAYMENT-RESPONSE"];
+        let used = &receipt["extensions"]["metering"];
+        assert_eq!(
+            (&receipt["amount"], &used["basis"], &used["capped"]),
+            (&json!(amount), &json!(basis), &json!(capped)),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        before.0 - rpc.balance_of(usdc, buyer).await.unwrap(),
+        U256::from(61u64 + 600 + 2400)
     );
 
     // Our buyer signs exact authorizations only: `obol buy http` says the offer also sells per
@@ -719,11 +755,12 @@ pub async fn deleted_offer_series_are_pruned(stack: &Stack, http: &reqwest::Clie
 
 /// Every `obol_*` series used by deploy/monitoring (the PrometheusRule's expressions and the
 /// dashboard's queries) is one the binaries export: names taken from real `/metrics` scrapes of
-/// the verifier, controller, registrar and buyer of this stack, after its payments. Also: the
-/// rule file is a PrometheusRule whose alerts all have a severity and a runbook section.
+/// the verifier, controller, registrar and buyer of this stack, after its payments (a family
+/// shows only once it has a sample: the llm payments include a fallback and a capped answer,
+/// so every metering series is there and on the dashboard). Also: the rule file is a PrometheusRule whose alerts all have a severity and a runbook section.
 pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Client) {
     let s = state(stack);
-    let mut exported = std::collections::BTreeSet::new();
+    let mut exported = BTreeSet::new();
     for url in [
         &s.verifier_url,
         &s.controller_url,
@@ -790,4 +827,20 @@ pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Cli
         missing.is_empty(),
         "deploy/monitoring uses series no binary exported: {missing:?}\nexported: {exported:?}"
     );
+    // After the stack's metered payments (llm: by usage, a fallback, a capped one) every
+    // metering series has samples and the dashboard shows each.
+    for series in [
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "charged_atomic",
+        "unused_atomic",
+        "fallback",
+        "capped",
+    ]
+    .map(|s| format!("obol_x402_verifier_metered_{s}_total"))
+    {
+        assert!(used.contains(&series), "{series} not on the dashboard");
+        assert!(exported.contains(&series), "{series}: no sample");
+    }
 }
