@@ -272,6 +272,7 @@ impl HttpArgs {
             asset: choice.offered.asset.to_checksum(None),
             pay_to: choice.offered.pay_to.to_checksum(None),
             price: choice.offered.amount.to_string(),
+            scheme: None,
             payer: payer.to_checksum(None),
             eip712_name: Some(choice.domain.name.clone()),
             eip712_version: Some(choice.domain.version.clone()),

@@ -844,3 +844,148 @@ pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Cli
         assert!(exported.contains(&series), "{series}: no sample");
     }
 }
+
+/// The stack's buyer spends `upto` authorizations: a PurchaseRequest of scheme `upto` for the
+/// llm offer's maximum, its pool signed here as Permit2 witness authorizations by the stack's
+/// buyer key (Permit2 approved at `up`). A 3 + 100 token completion through the buyer settles
+/// exactly its cost (61) on chain, the seller's receipt reaches the client, and the purchase
+/// counts one spent.
+pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use obol_api::purchase_request as purch;
+
+    let url = format!(
+        "{}/services/llm/v1/chat/completions",
+        stack.var("OBOL_GATEWAY_URL")
+    );
+    let body =
+        json!({"messages": [{"role": "user", "content": "one two three"}], "max_tokens": 100});
+    let unpaid = http.post(&url).json(&body).send().await.unwrap();
+    let required = obol_x402::codec::decode_payment_required(
+        unpaid.headers()["payment-required"].to_str().unwrap(),
+    )
+    .unwrap();
+    let upto = serde_json::to_value(&required).unwrap()["accepts"][0].clone();
+    assert_eq!(upto["scheme"], "upto", "{upto}");
+    let chain_id: u64 = upto["network"].as_str().unwrap()["eip155:".len()..]
+        .parse()
+        .unwrap();
+    let address = |v: &Value| -> obol_x402::Address { v.as_str().unwrap().parse().unwrap() };
+    let key: PrivateKey = stack.var("OBOL_BUYER_KEY").parse().unwrap();
+    let maximum: U256 = upto["amount"].as_str().unwrap().parse().unwrap();
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let items: Vec<String> = (1..=3u64)
+        .map(|i| {
+            let nonce = U256::from(0x5eed_0000u64 + i);
+            let authorization = obol_x402::wire::Permit2Authorization {
+                from: key.address(),
+                permitted: obol_x402::wire::Permitted {
+                    token: address(&upto["asset"]),
+                    amount: maximum,
+                },
+                spender: obol_x402::permit2::UPTO_PROXY_ADDRESS,
+                nonce,
+                deadline,
+                witness: obol_x402::wire::UptoWitness {
+                    to: address(&upto["payTo"]),
+                    facilitator: address(&upto["extra"]["facilitatorAddress"]),
+                    valid_after: 0,
+                },
+            };
+            let payload = obol_x402::permit2::sign_payload(&key, chain_id, authorization).unwrap();
+            json!({"id": nonce.to_string(), "payment": {"x402Version": 2, "payload": payload}})
+                .to_string()
+        })
+        .collect();
+
+    let kube = stack.client().await;
+    let purchases: kube::Api<obol_api::PurchaseRequest> =
+        kube::Api::namespaced(kube.clone(), "demo");
+    let name = "llm-upto";
+    let expires_at = jiff::Timestamp::from_second(i64::try_from(deadline).unwrap())
+        .unwrap()
+        .to_string();
+    let request: obol_api::PurchaseRequest = serde_json::from_value(json!({
+        "apiVersion": "obol.org/v1alpha1", "kind": "PurchaseRequest",
+        "metadata": {"name": name, "namespace": "demo"},
+        "spec": {
+            "sellerUrl": format!("{}/services/llm", stack.var("OBOL_GATEWAY_URL")),
+            "network": upto["network"], "asset": upto["asset"], "payTo": upto["payTo"],
+            "price": maximum.to_string(), "scheme": "upto",
+            "payer": key.address().to_checksum(None), "count": items.len(),
+            "pool": [{"configMap": purch::pool_config_map(name, 0), "count": items.len(), "expiresAt": expires_at}],
+        },
+    }))
+    .unwrap();
+    let created = purchases
+        .create(&Default::default(), &request)
+        .await
+        .unwrap();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {
+            "name": purch::pool_config_map(name, 0), "namespace": "demo",
+            "labels": {purch::POOL_LABEL: name},
+            "ownerReferences": [{"apiVersion": "obol.org/v1alpha1", "kind": "PurchaseRequest",
+                "name": name, "uid": created.metadata.uid.clone().unwrap()}],
+        },
+        "data": {purch::POOL_KEY: format!("[{}]", items.join(","))},
+        "immutable": true,
+    }))
+    .unwrap();
+    kube::Api::<ConfigMap>::namespaced(kube.clone(), "demo")
+        .create(&Default::default(), &cm)
+        .await
+        .unwrap();
+    let loaded = eventually(Duration::from_secs(30), || async {
+        let s = purchases.get(name).await.ok()?.status?;
+        (s.remaining == Some(3)).then_some(())
+    })
+    .await;
+    assert_eq!(loaded, ());
+
+    let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
+    let usdc = address(&upto["asset"]);
+    let (buyer, seller) = (key.address(), address(&upto["payTo"]));
+    let before = (
+        rpc.balance_of(usdc, buyer).await.unwrap(),
+        rpc.balance_of(usdc, seller).await.unwrap(),
+    );
+    let paid = http
+        .post(format!(
+            "{}/upstream/{name}/v1/chat/completions",
+            stack.var("OBOL_BUYER_URL")
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    let receipt: Value = serde_json::to_value(
+        obol_x402::codec::decode_settle_response(
+            paid.headers()["payment-response"].to_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let answer: Value = paid.json().await.unwrap();
+    assert_eq!(answer["usage"]["completion_tokens"], 100, "{answer}");
+    assert_eq!(receipt["amount"], "61", "{receipt}");
+    let after = (
+        rpc.balance_of(usdc, buyer).await.unwrap(),
+        rpc.balance_of(usdc, seller).await.unwrap(),
+    );
+    assert_eq!(
+        (before.0 - after.0, after.1 - before.1),
+        (U256::from(61u64), U256::from(61u64))
+    );
+    let counted = eventually(Duration::from_secs(30), || async {
+        let s = purchases.get(name).await.ok()?.status?;
+        (s.spent == Some(1) && s.held == Some(0)).then_some(s.remaining)
+    })
+    .await;
+    assert_eq!(counted, Some(2));
+}
