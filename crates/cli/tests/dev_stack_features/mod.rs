@@ -846,8 +846,8 @@ pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Cli
 }
 
 /// The stack's buyer spends `upto` authorizations: a PurchaseRequest of scheme `upto` for the
-/// llm offer's maximum, its pool signed here as Permit2 witness authorizations by the stack's
-/// buyer key (Permit2 approved at `up`). A 3 + 100 token completion through the buyer settles
+/// llm offer's maximum, its pool signed as Permit2 witness authorizations by `obol buy`'s
+/// `choose_upto` and `pool::sign_upto` with the stack's buyer key (Permit2 approved at `up`). A 3 + 100 token completion through the buyer settles
 /// exactly its cost (61) on chain, the seller's receipt reaches the client, and the purchase
 /// counts one spent.
 pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
@@ -878,29 +878,26 @@ pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
         .unwrap()
         .as_secs()
         + 3600;
-    let items: Vec<String> = (1..=3u64)
-        .map(|i| {
-            let nonce = U256::from(0x5eed_0000u64 + i);
-            let authorization = obol_x402::wire::Permit2Authorization {
-                from: key.address(),
-                permitted: obol_x402::wire::Permitted {
-                    token: address(&upto["asset"]),
-                    amount: maximum,
-                },
-                spender: obol_x402::permit2::UPTO_PROXY_ADDRESS,
-                nonce,
-                deadline,
-                witness: obol_x402::wire::UptoWitness {
-                    to: address(&upto["payTo"]),
-                    facilitator: address(&upto["extra"]["facilitatorAddress"]),
-                    valid_after: 0,
-                },
-            };
-            let payload = obol_x402::permit2::sign_payload(&key, chain_id, authorization).unwrap();
-            json!({"id": nonce.to_string(), "payment": {"x402Version": 2, "payload": payload}})
-                .to_string()
-        })
-        .collect();
+    // What `obol buy` decides and signs (its pure functions; the command does not call them yet).
+    let (offers, _) = obol_cli::buy::plan::offered(&obol_x402::wire::PaymentRequired::V2(required));
+    let want = obol_cli::buy::plan::Want {
+        network: obol_x402::Network::resolve(upto["network"].as_str().unwrap()).unwrap(),
+        asset: address(&upto["asset"]),
+        max_price: Some(maximum),
+        confirmed: false,
+        decimals: obol_x402::USDC_DECIMALS,
+    };
+    let choice = obol_cli::buy::upto::choose_upto(&offers, &want)
+        .unwrap()
+        .unwrap();
+    let items = obol_cli::buy::pool::sign_upto(
+        &key,
+        chain_id,
+        &choice,
+        deadline,
+        &obol_cli::buy::pool::nonces(3),
+    )
+    .unwrap();
 
     let kube = stack.client().await;
     let purchases: kube::Api<obol_api::PurchaseRequest> =
