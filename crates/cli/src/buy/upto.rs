@@ -3,10 +3,11 @@
 //! the token is needed (and for how much), and the Permit2 witness authorization each
 //! purchased request is signed as.
 //!
-//! Not yet called by `obol buy http`, which still signs `exact` (see
-//! [`super::plan::metered_notice`]); the buyer spends `upto` pools (PurchaseRequest
-//! `scheme: upto`, items as [`super::pool::sign_upto`] writes them). These are the checks it
-//! will make, in this order, before it sends the approval or signs anything.
+//! `obol buy http --scheme upto` makes these decisions, in this order, before it sends the
+//! approval (through [`super::chain`]) or signs anything; without `--scheme upto` it signs
+//! `exact` and says the seller also sells per token ([`super::plan::metered_notice`]). The
+//! buyer spends the pool (PurchaseRequest `scheme: upto`, items as
+//! [`super::pool::sign_upto`] writes them).
 
 use obol_api::purchase_request::PurchaseRequest;
 use obol_x402::permit2::{PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS};

@@ -845,115 +845,75 @@ pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Cli
     }
 }
 
-/// The stack's buyer spends `upto` authorizations: a PurchaseRequest of scheme `upto` for the
-/// llm offer's maximum, its pool signed as Permit2 witness authorizations by `obol buy`'s
-/// `choose_upto` and `pool::sign_upto` with the stack's buyer key (Permit2 approved at `up`). A 3 + 100 token completion through the buyer settles
-/// exactly its cost (61) on chain, the seller's receipt reaches the client, and the purchase
-/// counts one spent.
+/// `obol buy http --scheme upto` buys the llm offer per token with a fresh payer (ether for
+/// gas and test USDC, no Permit2 allowance): it says it approves Permit2 and sends the
+/// approval (unlimited, on chain after), signs Permit2 witness authorizations for the maximum
+/// and writes a PurchaseRequest of scheme `upto`; the stack's buyer spends one: a 3 + 100
+/// token completion settles exactly its cost (61) on chain and the receipt reaches the
+/// client; the purchase counts one spent. A second purchase needs no approval.
 pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use obol_api::purchase_request as purch;
-
-    let url = format!(
-        "{}/services/llm/v1/chat/completions",
-        stack.var("OBOL_GATEWAY_URL")
-    );
-    let body =
-        json!({"messages": [{"role": "user", "content": "one two three"}], "max_tokens": 100});
-    let unpaid = http.post(&url).json(&body).send().await.unwrap();
-    let required = obol_x402::codec::decode_payment_required(
-        unpaid.headers()["payment-required"].to_str().unwrap(),
-    )
-    .unwrap();
-    let upto = serde_json::to_value(&required).unwrap()["accepts"][0].clone();
-    assert_eq!(upto["scheme"], "upto", "{upto}");
-    let chain_id: u64 = upto["network"].as_str().unwrap()["eip155:".len()..]
-        .parse()
+    let gateway = stack.var("OBOL_GATEWAY_URL");
+    let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
+    let usdc: obol_x402::Address = stack.var("OBOL_USDC_ADDRESS").parse().unwrap();
+    let seller: obol_x402::Address = stack.var("OBOL_SELLER_ADDRESS").parse().unwrap();
+    let nonce = obol_cli::buy::pool::nonces(1)[0];
+    let key: PrivateKey = format!("{nonce}").parse().unwrap();
+    let payer = key.address();
+    rpc.set_balance(payer, U256::from(10u64).pow(U256::from(18u64)))
+        .await
         .unwrap();
-    let address = |v: &Value| -> obol_x402::Address { v.as_str().unwrap().parse().unwrap() };
-    let key: PrivateKey = stack.var("OBOL_BUYER_KEY").parse().unwrap();
-    let maximum: U256 = upto["amount"].as_str().unwrap().parse().unwrap();
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    // What `obol buy` decides and signs (its pure functions; the command does not call them yet).
-    let (offers, _) = obol_cli::buy::plan::offered(&obol_x402::wire::PaymentRequired::V2(required));
-    let want = obol_cli::buy::plan::Want {
-        network: obol_x402::Network::resolve(upto["network"].as_str().unwrap()).unwrap(),
-        asset: address(&upto["asset"]),
-        max_price: Some(maximum),
-        confirmed: false,
-        decimals: obol_x402::USDC_DECIMALS,
+    rpc.mint(usdc, payer, U256::from(1_000_000u64))
+        .await
+        .unwrap();
+    let key_file = stack.run.join("upto-payer.key");
+    std::fs::write(&key_file, format!("{nonce}\n")).unwrap();
+    let buy = |name: &str, count: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+            .args(["buy", "http", name])
+            .arg(format!("{gateway}/services/llm"))
+            .args(["--scheme", "upto", "--rpc-url", stack.var("OBOL_RPC_URL")])
+            .args(["--count", count, "--max-price", "0.0024", "--key-file"])
+            .arg(&key_file)
+            .args(["-n", "demo", "--yes"])
+            .env("KUBECONFIG", stack.var("KUBECONFIG"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
     };
-    let choice = obol_cli::buy::upto::choose_upto(&offers, &want)
-        .unwrap()
-        .unwrap();
-    let items = obol_cli::buy::pool::sign_upto(
-        &key,
-        chain_id,
-        &choice,
-        deadline,
-        &obol_cli::buy::pool::nonces(3),
-    )
-    .unwrap();
-
+    let out = buy("llm-upto", "3");
+    assert!(out.status.success(), "{}", text(&out));
+    for said in [
+        "charges per token (x402 upto)",
+        "must approve Permit2",
+        "Permit2 approved in transaction 0x",
+        "PurchaseRequest demo/llm-upto created: 3 authorizations",
+    ] {
+        assert!(text(&out).contains(said), "{said}: {}", text(&out));
+    }
+    assert_eq!(
+        rpc.allowance(usdc, payer, obol_x402::permit2::PERMIT2_ADDRESS)
+            .await
+            .unwrap(),
+        U256::MAX
+    );
     let kube = stack.client().await;
     let purchases: kube::Api<obol_api::PurchaseRequest> =
         kube::Api::namespaced(kube.clone(), "demo");
-    let name = "llm-upto";
-    let expires_at = jiff::Timestamp::from_second(i64::try_from(deadline).unwrap())
-        .unwrap()
-        .to_string();
-    let request: obol_api::PurchaseRequest = serde_json::from_value(json!({
-        "apiVersion": "obol.org/v1alpha1", "kind": "PurchaseRequest",
-        "metadata": {"name": name, "namespace": "demo"},
-        "spec": {
-            "sellerUrl": format!("{}/services/llm", stack.var("OBOL_GATEWAY_URL")),
-            "network": upto["network"], "asset": upto["asset"], "payTo": upto["payTo"],
-            "price": maximum.to_string(), "scheme": "upto",
-            "payer": key.address().to_checksum(None), "count": items.len(),
-            "pool": [{"configMap": purch::pool_config_map(name, 0), "count": items.len(), "expiresAt": expires_at}],
-        },
-    }))
-    .unwrap();
-    let created = purchases
-        .create(&Default::default(), &request)
-        .await
-        .unwrap();
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {
-            "name": purch::pool_config_map(name, 0), "namespace": "demo",
-            "labels": {purch::POOL_LABEL: name},
-            "ownerReferences": [{"apiVersion": "obol.org/v1alpha1", "kind": "PurchaseRequest",
-                "name": name, "uid": created.metadata.uid.clone().unwrap()}],
-        },
-        "data": {purch::POOL_KEY: format!("[{}]", items.join(","))},
-        "immutable": true,
-    }))
-    .unwrap();
-    kube::Api::<ConfigMap>::namespaced(kube.clone(), "demo")
-        .create(&Default::default(), &cm)
-        .await
-        .unwrap();
-    let loaded = eventually(Duration::from_secs(30), || async {
-        let s = purchases.get(name).await.ok()?.status?;
-        (s.remaining == Some(3)).then_some(())
-    })
-    .await;
-    assert_eq!(loaded, ());
+    let spec = purchases.get("llm-upto").await.unwrap().spec;
+    assert_eq!(
+        (spec.scheme.as_deref(), spec.price.as_str(), spec.count),
+        (Some("upto"), "2400", 3)
+    );
 
-    let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
-    let usdc = address(&upto["asset"]);
-    let (buyer, seller) = (key.address(), address(&upto["payTo"]));
+    let body =
+        json!({"messages": [{"role": "user", "content": "one two three"}], "max_tokens": 100});
     let before = (
-        rpc.balance_of(usdc, buyer).await.unwrap(),
+        rpc.balance_of(usdc, payer).await.unwrap(),
         rpc.balance_of(usdc, seller).await.unwrap(),
     );
     let paid = http
         .post(format!(
-            "{}/upstream/{name}/v1/chat/completions",
+            "{}/upstream/llm-upto/v1/chat/completions",
             stack.var("OBOL_BUYER_URL")
         ))
         .json(&body)
@@ -972,7 +932,7 @@ pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
     assert_eq!(answer["usage"]["completion_tokens"], 100, "{answer}");
     assert_eq!(receipt["amount"], "61", "{receipt}");
     let after = (
-        rpc.balance_of(usdc, buyer).await.unwrap(),
+        rpc.balance_of(usdc, payer).await.unwrap(),
         rpc.balance_of(usdc, seller).await.unwrap(),
     );
     assert_eq!(
@@ -980,9 +940,18 @@ pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
         (U256::from(61u64), U256::from(61u64))
     );
     let counted = eventually(Duration::from_secs(30), || async {
-        let s = purchases.get(name).await.ok()?.status?;
+        let s = purchases.get("llm-upto").await.ok()?.status?;
         (s.spent == Some(1) && s.held == Some(0)).then_some(s.remaining)
     })
     .await;
     assert_eq!(counted, Some(2));
+
+    let out = buy("llm-upto-2", "1");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("has approved Permit2 for enough of the token")
+            && !text(&out).contains("Permit2 approved in transaction"),
+        "{}",
+        text(&out)
+    );
 }
