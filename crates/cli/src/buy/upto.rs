@@ -4,7 +4,7 @@
 //! purchased request is signed as.
 //!
 //! `obol buy http --scheme upto` makes these decisions, in this order, before it sends the
-//! approval (through [`super::chain`]) or signs anything; without `--scheme upto` it signs
+//! approval (through its chain edge, `buy::chain`) or signs anything; without `--scheme upto` it signs
 //! `exact` and says the seller also sells per token ([`super::plan::metered_notice`]). The
 //! buyer spends the pool (PurchaseRequest `scheme: upto`, items as
 //! [`super::pool::sign_upto`] writes them).
