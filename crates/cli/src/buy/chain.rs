@@ -82,10 +82,16 @@ pub async fn approve(
     token: Address,
     amount: U256,
 ) -> anyhow::Result<B256> {
-    let redact = |e: &dyn std::fmt::Display| e.to_string().replace(url, "<--rpc-url>");
     let parsed: reqwest::Url = url
         .parse()
         .map_err(|_| anyhow::anyhow!("--rpc-url is not a URL"))?;
+    // Transport errors may quote the URL (as given, or normalized), which may carry a key.
+    let normalized = parsed.as_str().to_owned();
+    let redact = |e: &dyn std::fmt::Display| {
+        e.to_string()
+            .replace(&normalized, "<--rpc-url>")
+            .replace(url, "<--rpc-url>")
+    };
     let provider = ProviderBuilder::new()
         .with_chain_id(chain_id)
         .wallet(EthereumWallet::from(key.signer()))
@@ -112,4 +118,29 @@ pub async fn approve(
         anyhow::bail!("the approval {hash} reverted");
     }
     Ok(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn errors_never_show_the_rpc_url() {
+        // Nothing listens on port 1 of this machine: both calls fail in transport.
+        let url = "http://127.0.0.1:1/v2/s3cret-api-key";
+        let key: PrivateKey = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+            .parse()
+            .unwrap();
+        let token = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+            .parse()
+            .unwrap();
+        let sent = approve(url, 84_532, &key, token, U256::MAX)
+            .await
+            .unwrap_err();
+        let read = facts(url, 84_532, key.address(), token).await.unwrap_err();
+        for e in [sent, read] {
+            let text = format!("{e:#}");
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+    }
 }
