@@ -946,6 +946,22 @@ pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
     .await;
     assert_eq!(counted, Some(2));
 
+    // Refill signs exact authorizations: it refuses an upto purchase and writes nothing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(["buy", "refill", "llm-upto", "--count", "1", "--key-file"])
+        .arg(&key_file)
+        .args(["-n", "demo", "--yes"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("is an upto (per-token) purchase"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(purchases.get("llm-upto").await.unwrap().spec.count, 3);
+
     let out = buy("llm-upto-2", "1");
     assert!(out.status.success(), "{}", text(&out));
     assert!(
