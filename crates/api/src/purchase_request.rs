@@ -72,9 +72,15 @@ pub struct PurchaseRequestSpec {
     #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
     pub pay_to: String,
     /// Price of one request in atomic units of the asset (`"1000"` = 0.001 USDC); the value
-    /// of every authorization.
+    /// of every authorization. With scheme `upto`, the most one request may be charged.
     #[schemars(regex(pattern = r"^[0-9]+$"), length(max = 78))]
     pub price: String,
+    /// The x402 scheme the authorizations are signed as: `exact` (absent: EIP-3009 for the
+    /// price) or `upto` (Permit2 witness authorizations for the maximum `price`; the seller
+    /// charges what each answer cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(exact|upto)$"))]
+    pub scheme: Option<String>,
     /// The wallet that signed (every authorization's `from`).
     #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
     pub payer: String,

@@ -42,8 +42,14 @@ pub struct UpstreamConfig {
     /// EIP-712 domain version of the token.
     #[serde(default)]
     pub eip712_version: Option<String>,
-    /// Price per request in atomic units (`"1000"` = 0.001 USDC).
+    /// Price per request in atomic units (`"1000"` = 0.001 USDC); with scheme `upto`, the
+    /// most one request may be charged (every authorization's Permit2 amount).
     pub price: String,
+    /// The x402 scheme the authorizations are signed for: `exact` (the default: EIP-3009 for
+    /// the price) or `upto` (Permit2 witness authorizations for the maximum; the seller
+    /// charges what the answer cost).
+    #[serde(default)]
+    pub scheme: Option<String>,
     /// The wallet every authorization must come from (a PurchaseRequest's payer); unset in the
     /// Go buyer's files.
     #[serde(default)]

@@ -15,6 +15,7 @@ pub(crate) fn mk_config(url: &str, model: Option<&str>, network: &str) -> Upstre
         eip712_name: None,
         eip712_version: None,
         price: "1000".into(),
+        scheme: None,
         payer: None,
     }
 }

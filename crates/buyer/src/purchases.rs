@@ -144,6 +144,7 @@ pub fn assemble(
                 eip712_name: spec.eip712_name.clone(),
                 eip712_version: spec.eip712_version.clone(),
                 price: spec.price.clone(),
+                scheme: spec.scheme.clone(),
                 payer: Some(spec.payer.clone()),
             },
         );

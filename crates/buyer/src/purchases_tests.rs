@@ -18,6 +18,7 @@ fn purchase(ns: &str, name: &str, created: i64, shards: &[(&str, u64)]) -> Arc<P
             asset: USDC.into(),
             pay_to: PAY_TO.into(),
             price: "1000".into(),
+            scheme: None,
             payer: PAYER.into(),
             eip712_name: Some("USDC".into()),
             eip712_version: Some("2".into()),

@@ -2,8 +2,9 @@
 //! build the payment header, and recognise an answer meaning "this authorization was used".
 //!
 //! The 402 is read leniently (the Go mock seller omits `maxTimeoutSeconds` and `resource`)
-//! but matched strictly: scheme `exact`, same chain, `asset` and `payTo` equal as addresses
-//! (so case never matters), `amount` (or v1 `maxAmountRequired`) equal to the price.
+//! but matched strictly: the upstream's scheme (`exact`, or `upto` for a metered purchase),
+//! same chain, `asset` and `payTo` equal as addresses (so case never matters), `amount` (or v1
+//! `maxAmountRequired`) equal to the price (for `upto`: the maximum the authorizations allow).
 
 use obol_x402::codec::{self, headers};
 use obol_x402::refusal::{self, Reason};
@@ -16,7 +17,7 @@ use crate::upstream::{Auth, Upstream};
 /// One `accepts[]` entry, as far as matching needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    /// `exact`.
+    /// `exact` or `upto`.
     pub scheme: String,
     /// Name or CAIP-2 id, as sent.
     pub network: String,
@@ -104,7 +105,7 @@ pub fn candidate(entry: &Value) -> Option<Candidate> {
 pub fn pick(upstream: &Upstream, offer: &Offer) -> Option<usize> {
     offer.accepts.iter().position(|entry| {
         candidate(entry).is_some_and(|c| {
-            c.scheme == "exact"
+            c.scheme == upstream.scheme.as_str()
                 && upstream.same_network(&c.network)
                 && c.asset == upstream.asset
                 && c.pay_to == upstream.pay_to
@@ -158,8 +159,12 @@ pub fn terms_mismatch(upstream: &Upstream, offer: &Offer) -> String {
         .filter_map(candidate)
         .map(|c| {
             let mut d = Vec::new();
-            if c.scheme != "exact" {
-                d.push(format!("scheme {} (signed for exact)", c.scheme));
+            if c.scheme != upstream.scheme.as_str() {
+                d.push(format!(
+                    "scheme {} (signed for {})",
+                    c.scheme,
+                    upstream.scheme.as_str()
+                ));
             }
             if !upstream.same_network(&c.network) {
                 d.push(format!(
@@ -191,7 +196,7 @@ pub fn terms_mismatch(upstream: &Upstream, offer: &Offer) -> String {
         })
         .collect();
     match described.into_iter().min_by_key(Vec::len) {
-        None => "the 402 lists no exact EVM requirement".into(),
+        None => "the 402 lists no EVM requirement".into(),
         Some(d) if d.is_empty() => "the terms match".into(),
         Some(d) => format!("the seller now asks for {}", d.join(", ")),
     }

@@ -11,11 +11,13 @@ fn mk_auth() -> Auth {
     Auth {
         key: "0xn".into(),
         payload: json!({"signature": "0x01", "authorization": {"nonce": "0xn"}}),
+        scheme: crate::upstream::Scheme::Exact,
         valid_after: None,
         valid_before: None,
         from: None,
         to: None,
         value: None,
+        token: None,
     }
 }
 
@@ -238,4 +240,74 @@ fn a_stated_reason_decides() {
             "{body}"
         );
     }
+}
+
+#[test]
+fn a_metered_purchase_pays_the_upto_requirement_with_its_permit2_payload() {
+    const USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+    let seller = mk_upstream().pay_to.to_checksum(None);
+    let entry = |scheme: &str, amount: &str| {
+        json!({"scheme": scheme, "network": "eip155:84532", "amount": amount, "asset": USDC,
+            "payTo": seller, "maxTimeoutSeconds": 300,
+            "extra": {"name": "USDC", "version": "2", "assetTransferMethod": "permit2"}})
+    };
+    // The local stack's llm offer: upto for the maximum first, exact for the approximation.
+    let required = json!({"x402Version": 2, "resource": {"url": "http://s/v1/chat/completions"},
+        "accepts": [entry("upto", "2400"), entry("exact", "600")]});
+    let offer = parse_offer(Some(&codec::encode_header(&required).unwrap()), b"").unwrap();
+    let upstream = |scheme: Option<&str>, price: &str| {
+        let mut c = mk_config("http://s", None, "base-sepolia");
+        c.scheme = scheme.map(Into::into);
+        c.price = price.into();
+        Upstream::parse("s", &c).unwrap()
+    };
+    let metered = upstream(Some("upto"), "2400");
+    assert_eq!(pick(&metered, &offer), Some(0));
+    assert_eq!(
+        pick(&upstream(None, "600"), &offer),
+        Some(1),
+        "exact still buys exact"
+    );
+    assert_eq!(pick(&upstream(None, "2400"), &offer), None);
+    let raised = parse_offer(
+        Some(
+            &codec::encode_header(&json!({"x402Version": 2, "accepts": [entry("upto", "3000")]}))
+                .unwrap(),
+        ),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(pick(&metered, &raised), None);
+    assert_eq!(
+        terms_mismatch(&metered, &raised),
+        "the seller now asks for price 3000 atomic units, more than the 2400 signed for"
+    );
+    assert_eq!(
+        terms_mismatch(
+            &upstream(Some("upto"), "600"),
+            &parse_offer(None, MOCK_402.as_bytes()).unwrap()
+        ),
+        "the seller now asks for scheme exact (signed for upto), price 1000 atomic units, more than the 600 signed for"
+    );
+
+    // The header is what the verifier reads as an upto payment: the requirement echoed, the
+    // Permit2 payload as signed.
+    let auth =
+        Auth::from_presigned(&crate::upstream::tests::upto_item(USDC, &seller, 2400, 7)).unwrap();
+    let (name, value) = payment_header(&offer, 0, &auth).unwrap();
+    assert_eq!(name, "PAYMENT-SIGNATURE");
+    let payment: obol_x402::wire::UptoPaymentPayload =
+        serde_json::from_slice(&codec::decode_base64(&value).unwrap()).unwrap();
+    assert_eq!(payment.accepted.scheme, "upto");
+    assert_eq!(
+        payment.payload.permit2_authorization.permitted.amount,
+        U256::from(2400u64)
+    );
+    let signer = obol_x402::permit2::recover_signer(
+        84_532,
+        &payment.payload.permit2_authorization,
+        &payment.payload.signature,
+    )
+    .unwrap();
+    assert_eq!(Some(signer), auth.from);
 }

@@ -1,5 +1,6 @@
 //! Upstream configuration parsed at the edge, the consume key, and model-name normalisation.
 
+use obol_x402::wire::{SCHEME_EXACT, SCHEME_UPTO};
 use obol_x402::{Address, Network, U256, wire::scalar};
 use serde_json::{Value, json};
 
@@ -22,10 +23,51 @@ pub struct Upstream {
     pub pay_to: Address,
     /// The token.
     pub asset: Address,
-    /// Exact price in atomic units.
+    /// Exact price in atomic units; with [`Scheme::Upto`], the maximum every authorization
+    /// allows (the 402's `upto` amount).
     pub price: U256,
+    /// What the authorizations are signed as.
+    pub scheme: Scheme,
     /// The wallet every authorization must come from, when configured.
     pub payer: Option<Address>,
+}
+
+/// The x402 scheme of an upstream's authorizations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scheme {
+    /// EIP-3009 `transferWithAuthorization` for the price.
+    #[default]
+    Exact,
+    /// A Permit2 witness authorization for a maximum; the seller settles what was used.
+    Upto,
+}
+
+impl Scheme {
+    /// The config's `scheme` (absent: exact).
+    pub fn parse(name: Option<&str>) -> Result<Self, String> {
+        match name {
+            None => Ok(Self::Exact),
+            Some(n) if n == SCHEME_EXACT => Ok(Self::Exact),
+            Some(n) if n == SCHEME_UPTO => Ok(Self::Upto),
+            Some(n) => Err(format!("{n:?} is neither {SCHEME_EXACT} nor {SCHEME_UPTO}")),
+        }
+    }
+
+    /// The wire name (`accepts[].scheme`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => SCHEME_EXACT,
+            Self::Upto => SCHEME_UPTO,
+        }
+    }
+
+    /// The payload's key holding the signed message.
+    fn message_key(self) -> &'static str {
+        match self {
+            Self::Exact => "authorization",
+            Self::Upto => "permit2Authorization",
+        }
+    }
 }
 
 /// Why an upstream config was skipped.
@@ -58,6 +100,7 @@ impl Upstream {
             pay_to: scalar::parse_address(&c.pay_to).map_err(|e| bad("payTo", e.to_string()))?,
             asset: scalar::parse_address(&c.asset).map_err(|e| bad("asset", e.to_string()))?,
             price: scalar::parse_decimal_u256(&c.price).map_err(|e| bad("price", e.to_string()))?,
+            scheme: Scheme::parse(c.scheme.as_deref()).map_err(|e| bad("scheme", e))?,
             payer: c
                 .payer
                 .as_deref()
@@ -67,10 +110,21 @@ impl Upstream {
         })
     }
 
-    /// Whether `auth` was signed for this upstream's terms: paying `payTo` exactly the price,
-    /// from the configured payer. Fields a legacy authorization does not state are not checked.
-    /// The buyer never sends an authorization to a seller it was not signed for.
+    /// Whether `auth` was signed for this upstream's terms: its scheme, paying `payTo` exactly
+    /// the price (the maximum, for `upto`) in the upstream's token, from the configured payer.
+    /// Fields a legacy authorization does not state are not checked. The buyer never sends an
+    /// authorization to a seller it was not signed for.
     pub fn signed_for(&self, auth: &Auth) -> Result<(), String> {
+        if auth.scheme != self.scheme {
+            return Err(format!(
+                "signed as {}, the purchase is {}",
+                auth.scheme.as_str(),
+                self.scheme.as_str()
+            ));
+        }
+        if auth.token.is_some_and(|t| t != self.asset) {
+            return Err("signed for another token".into());
+        }
         if auth.to.is_some_and(|to| to != self.pay_to) {
             return Err("signed for another payTo".into());
         }
@@ -124,18 +178,24 @@ pub fn normalize_model(model: &str) -> String {
 pub struct Auth {
     /// The consume key recorded in the journal.
     pub key: String,
-    /// The exact-scheme `payload` object: `{signature, authorization}`.
+    /// The scheme's `payload` object: `{signature, authorization}` (exact) or
+    /// `{signature, permit2Authorization}` (upto).
     pub payload: Value,
-    /// `authorization.validAfter`, when readable.
+    /// Which of the two the payload is.
+    pub scheme: Scheme,
+    /// `authorization.validAfter` / `permit2Authorization.witness.validAfter`, when readable.
     pub valid_after: Option<u64>,
-    /// `authorization.validBefore`, when readable.
+    /// `authorization.validBefore` / `permit2Authorization.deadline`, when readable.
     pub valid_before: Option<u64>,
-    /// `authorization.from`, when readable.
+    /// `authorization.from` / `permit2Authorization.from`, when readable.
     pub from: Option<Address>,
-    /// `authorization.to`, when readable.
+    /// `authorization.to` / `permit2Authorization.witness.to`, when readable.
     pub to: Option<Address>,
-    /// `authorization.value`, when readable.
+    /// `authorization.value` / `permit2Authorization.permitted.amount`, when readable.
     pub value: Option<U256>,
+    /// `permit2Authorization.permitted.token` (an EIP-3009 authorization names no token: its
+    /// signature's domain does).
+    pub token: Option<Address>,
 }
 
 fn non_empty(v: Option<&str>) -> Option<&str> {
@@ -179,20 +239,40 @@ impl Auth {
                 }
             }),
         };
-        let field = |name: &str| {
+        let scheme = if payload.get(Scheme::Upto.message_key()).is_some() {
+            Scheme::Upto
+        } else {
+            Scheme::Exact
+        };
+        // Where each field is in the scheme's message.
+        let [after, before, from, to, value, token] = match scheme {
+            Scheme::Exact => ["validAfter", "validBefore", "from", "to", "value", ""],
+            Scheme::Upto => [
+                "witness/validAfter",
+                "deadline",
+                "from",
+                "witness/to",
+                "permitted/amount",
+                "permitted/token",
+            ],
+        };
+        let field = |path: &str| {
             payload
-                .pointer(&format!("/authorization/{name}"))
+                .pointer(&format!("/{}/{path}", scheme.message_key()))
+                .filter(|_| !path.is_empty())
                 .and_then(Value::as_str)
         };
-        let time = |name: &str| field(name).and_then(|s| s.parse().ok());
-        let address = |name: &str| field(name).and_then(|s| scalar::parse_address(s).ok());
+        let time = |path: &str| field(path).and_then(|s| s.parse().ok());
+        let address = |path: &str| field(path).and_then(|s| scalar::parse_address(s).ok());
         Some(Self {
             key,
-            valid_after: time("validAfter"),
-            valid_before: time("validBefore"),
-            from: address("from"),
-            to: address("to"),
-            value: field("value").and_then(|s| scalar::parse_decimal_u256(s).ok()),
+            scheme,
+            valid_after: time(after),
+            valid_before: time(before),
+            from: address(from),
+            to: address(to),
+            value: field(value).and_then(|s| scalar::parse_decimal_u256(s).ok()),
+            token: address(token),
             payload,
         })
     }
@@ -212,11 +292,11 @@ impl Auth {
         self.valid_after.is_none_or(|t| t < now)
     }
 
-    /// Its partition slot: by `authorization.nonce`, or the consume key when it has none.
+    /// Its partition slot: by the message's nonce, or the consume key when it has none.
     pub fn slot(&self) -> crate::partition::Slot {
         let nonce = self
             .payload
-            .pointer("/authorization/nonce")
+            .pointer(&format!("/{}/nonce", self.scheme.message_key()))
             .and_then(Value::as_str)
             .unwrap_or(&self.key);
         crate::partition::slot_of_nonce(nonce)
@@ -231,8 +311,127 @@ impl Auth {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use obol_x402::permit2::{UPTO_PROXY_ADDRESS, sign_payload};
+    use obol_x402::wire::{Permit2Authorization, Permitted, UptoWitness};
+
+    /// A signed Permit2 witness authorization (upto) of `amount` of `token` to `to`, by the
+    /// public Anvil dev key #1 (test-only), as `obol buy` writes it into a pool.
+    pub(crate) fn upto_item(token: &str, to: &str, amount: u64, nonce: u64) -> PreSignedAuth {
+        let key: obol_x402::PrivateKey =
+            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+                .parse()
+                .unwrap();
+        let authorization = Permit2Authorization {
+            from: key.address(),
+            permitted: Permitted {
+                token: token.parse().unwrap(),
+                amount: U256::from(amount),
+            },
+            spender: UPTO_PROXY_ADDRESS,
+            nonce: U256::from(nonce),
+            deadline: 2_000_000_000,
+            witness: UptoWitness {
+                to: to.parse().unwrap(),
+                facilitator: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+                    .parse()
+                    .unwrap(),
+                valid_after: 0,
+            },
+        };
+        let payload = sign_payload(&key, 84_532, authorization).unwrap();
+        PreSignedAuth {
+            id: Some(nonce.to_string()),
+            payment: Some(json!({"x402Version": 2, "payload": payload})),
+            ..PreSignedAuth::default()
+        }
+    }
+
+    #[test]
+    fn upto_items_are_read_and_checked_against_the_purchase() {
+        const USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+        const SELLER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+        let config = |scheme: Option<&str>, price: &str| UpstreamConfig {
+            url: "http://s".into(),
+            remote_model: None,
+            network: "base-sepolia".into(),
+            pay_to: SELLER.into(),
+            asset: USDC.into(),
+            asset_symbol: None,
+            asset_decimals: None,
+            asset_transfer_method: None,
+            eip712_name: None,
+            eip712_version: None,
+            price: price.into(),
+            scheme: scheme.map(Into::into),
+            payer: Some("0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into()),
+        };
+        let metered = Upstream::parse("llm", &config(Some("upto"), "2400")).unwrap();
+        assert_eq!(metered.scheme, Scheme::Upto);
+        let auth = Auth::from_presigned(&upto_item(USDC, SELLER, 2400, 7)).unwrap();
+        assert_eq!(auth.scheme, Scheme::Upto);
+        assert_eq!(
+            (auth.value, auth.to, auth.token, auth.from),
+            (
+                Some(U256::from(2400u64)),
+                Some(SELLER.parse().unwrap()),
+                Some(USDC.parse().unwrap()),
+                metered.payer
+            )
+        );
+        assert_eq!(
+            (auth.valid_after, auth.valid_before),
+            (Some(0), Some(2_000_000_000))
+        );
+        assert_eq!(auth.slot(), crate::partition::slot_of_nonce("7"));
+        assert_eq!(metered.signed_for(&auth), Ok(()));
+
+        let exact_auth = Auth::from_payload(
+            "0xn",
+            json!({"signature": "0x01", "authorization": {"from": SELLER, "to": SELLER, "value": "2400", "nonce": "0xn"}}),
+        )
+        .unwrap();
+        let other = |item: PreSignedAuth| Auth::from_presigned(&item).unwrap();
+        let exact = Upstream::parse("llm", &config(None, "2400")).unwrap();
+        let cases: Vec<(&str, &Upstream, Auth, &str)> = vec![
+            (
+                "upto item, exact purchase",
+                &exact,
+                auth.clone(),
+                "signed as upto, the purchase is exact",
+            ),
+            (
+                "exact item, upto purchase",
+                &metered,
+                exact_auth,
+                "signed as exact, the purchase is upto",
+            ),
+            (
+                "another token",
+                &metered,
+                other(upto_item(SELLER, SELLER, 2400, 8)),
+                "signed for another token",
+            ),
+            (
+                "another seller",
+                &metered,
+                other(upto_item(USDC, USDC, 2400, 9)),
+                "signed for another payTo",
+            ),
+            (
+                "another maximum",
+                &metered,
+                other(upto_item(USDC, SELLER, 2399, 10)),
+                "signed for another amount than the price",
+            ),
+        ];
+        for (name, upstream, auth, want) in cases {
+            assert_eq!(upstream.signed_for(&auth), Err(want.to_owned()), "{name}");
+        }
+        let err = Upstream::parse("llm", &config(Some("stream"), "1")).unwrap_err();
+        assert!(err.to_string().contains("scheme"), "{err}");
+    }
 
     #[test]
     fn models_normalise_like_the_go_buyer() {

@@ -8,7 +8,7 @@
 //! | `obol sell list [-A]` | one line per offer |
 //! | `obol sell test NAME` | probes the endpoint through the gateway and explains the answer |
 //! | `obol sell delete NAME [--yes]` | deletes and waits until everything it created is gone |
-//! | `obol buy http NAME SELLER_URL --count N --max-price P --key-file F` (or `--keystore F` with `--password-file F` or `OBOL_KEYSTORE_PASSWORD`) | probes the seller's 402, refuses before signing (price above the cap or unconfirmed, other network or asset, plain http off this machine), signs N EIP-3009 authorizations here, writes a PurchaseRequest and its ConfigMaps |
+//! | `obol buy http NAME SELLER_URL --count N --max-price P --key-file F` (or `--keystore F` with `--password-file F` or `OBOL_KEYSTORE_PASSWORD`) | probes the seller's 402, refuses before signing (price above the cap or unconfirmed, other network or asset, plain http off this machine), signs N EIP-3009 authorizations here, writes a PurchaseRequest and its ConfigMaps; with `--scheme upto --rpc-url URL` (a metered seller): sends the payer's one-time Permit2 approval if its allowance does not cover the batch and its outstanding upto authorizations (asks unless --yes), signs N Permit2 witness authorizations for the maximum |
 //! | `obol buy list \| status \| refill \| delete` | inspect, buy more on the same terms, delete (says how many were never spent) |
 //! | `obol dev up \| down \| env \| status \| balance` | the local stack with a demo offer |
 //! | `obol install [-k DIR] [--dry-run] [--timeout S]` | server-side apply of `deploy/` (or the release overlay), then waits for the Deployments |

@@ -343,6 +343,7 @@ async fn local_stack_sells_and_buys_with_real_parts() {
     dev_stack_features::concurrent_payers(&stack, &http).await;
     dev_stack_features::llm_offer_pays_per_token(&stack, &http).await;
     dev_stack_features::buys_with_a_keystore(&stack, &http).await;
+    dev_stack_features::buyer_spends_upto(&stack, &http).await;
 
     // The demo offer is in proxy mode, as `obol sell http` writes new offers.
     sells_in_its_mode(&stack, &http, "demo", true).await;

@@ -379,6 +379,7 @@ pub async fn create_purchase_to(
         asset: USDC_BASE_SEPOLIA.into(),
         pay_to: pay_to.into(),
         price: "1000".into(),
+        scheme: None,
         payer: PAYER.into(),
         eip712_name: Some("USDC".into()),
         eip712_version: Some("2".into()),

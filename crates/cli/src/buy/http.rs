@@ -10,10 +10,13 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource as _};
 use obol_api::purchase_request::{PoolShard, PurchaseRequest, PurchaseRequestSpec, types};
+use obol_x402::permit2::PERMIT2_ADDRESS;
+use obol_x402::wire::SCHEME_UPTO;
 use obol_x402::{Network, U256};
 
 use super::plan::{self, Choice, Refusal, Want};
 use super::pool::{self, Terms};
+use super::upto;
 use super::{KeyArgs, parse_validity};
 use crate::failure::{Failure, REFUSED, TIMEOUT};
 use crate::kube_args::KubeArgs;
@@ -47,6 +50,15 @@ pub struct HttpArgs {
     /// Model the seller serves (routes `paid/<model>` on the buyer's OpenAI-compatible API).
     #[arg(long)]
     model: Option<String>,
+    /// `exact`: one price per request (EIP-3009). `upto`: pay per token where the seller
+    /// meters (x402 upto): Permit2 witness authorizations for the offer's maximum per request,
+    /// each charged what its answer cost; needs --rpc-url for the one-time Permit2 approval.
+    #[arg(long, value_enum, default_value_t = Scheme::Exact)]
+    scheme: Scheme,
+    /// JSON-RPC endpoint of the payment's chain (with --scheme upto: the payer's Permit2
+    /// allowance is read and, if short, the approval sent there).
+    #[arg(long)]
+    rpc_url: Option<String>,
     #[command(flatten)]
     key: KeyArgs,
     /// Do not ask before signing (the price still needs --max-price or a confirmation).
@@ -58,6 +70,15 @@ pub struct HttpArgs {
     /// How long to wait for the buyer.
     #[arg(long, default_value = "30s", value_parser = crate::sell::parse_duration)]
     timeout: Duration,
+}
+
+/// `--scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scheme {
+    /// A fixed price per request.
+    Exact,
+    /// Per token, at most the offer's maximum per request.
+    Upto,
 }
 
 fn refuse(r: Refusal) -> anyhow::Error {
@@ -195,6 +216,17 @@ impl HttpArgs {
             confirmed: false,
             decimals,
         };
+        if self.scheme == Scheme::Upto {
+            let bought = Bought {
+                url,
+                network,
+                key,
+                client,
+                ns,
+                unread,
+            };
+            return self.run_upto(bought, want, &offers, &purchases).await;
+        }
         let choice = match plan::choose(&offers, &want) {
             Err(Refusal::NotConfirmed { price }) => {
                 // Show what is asked, then ask; a refusal still writes nothing.
@@ -254,16 +286,6 @@ impl HttpArgs {
         .await??;
         let (items, payer) = items;
         let signed = started.elapsed();
-        let expires_at = rfc3339(valid_before);
-        // The request first (the ConfigMaps need its uid as their owner), listing the shards.
-        let shard_plan = pool::config_maps(
-            &self.name,
-            &ns,
-            &OwnerReference::default(),
-            0,
-            &items,
-            &expires_at,
-        );
         let spec = PurchaseRequestSpec {
             seller_url: url.to_string().trim_end_matches('/').to_owned(),
             upstream: Some(self.name.clone()),
@@ -272,25 +294,190 @@ impl HttpArgs {
             asset: choice.offered.asset.to_checksum(None),
             pay_to: choice.offered.pay_to.to_checksum(None),
             price: choice.offered.amount.to_string(),
+            scheme: None,
             payer: payer.to_checksum(None),
             eip712_name: Some(choice.domain.name.clone()),
             eip712_version: Some(choice.domain.version.clone()),
             count: self.count,
-            pool: shard_plan
-                .iter()
-                .map(|(_, s)| s.clone())
-                .collect::<Vec<PoolShard>>(),
+            pool: vec![],
         };
+        self.publish(&client, &ns, spec, &items, valid_before, started, signed)
+            .await
+    }
+
+    /// `--scheme upto`: the seller's upto requirement (within --max-price or confirmed), the
+    /// one-time Permit2 approval when the payer's allowance does not cover this purchase and
+    /// its outstanding upto authorizations (said, asked unless --yes, sent through
+    /// --rpc-url), then Permit2 witness authorizations for the maximum, written as a
+    /// PurchaseRequest of scheme `upto`.
+    async fn run_upto(
+        &self,
+        b: Bought,
+        mut want: Want,
+        offers: &[plan::Offered],
+        purchases: &Api<PurchaseRequest>,
+    ) -> anyhow::Result<()> {
+        let Bought {
+            url,
+            network,
+            key,
+            client,
+            ns,
+            unread,
+        } = b;
+        let Some(rpc_url) = self.rpc_url.clone() else {
+            return Err(refuse(Refusal::Invalid(
+                "--scheme upto needs --rpc-url (the payment's chain): the one-time Permit2 approval is read and sent there".into(),
+            )));
+        };
+        let decimals = want.decimals;
+        let (choice, confirm) = match upto::choose_upto(offers, &want) {
+            Err(Refusal::NotConfirmed { price }) => {
+                want.confirmed = true;
+                (
+                    upto::choose_upto(offers, &want).map_err(refuse)?,
+                    Some(price),
+                )
+            }
+            other => (other.map_err(refuse)?, None),
+        };
+        let choice = choice.ok_or_else(|| {
+            refuse(Refusal::Invalid(
+                "the seller offers no upto (per-token) payment: buy without --scheme upto".into(),
+            ))
+        })?;
+        let maximum = choice.offered.amount;
+        let most = plan::decimal(maximum, decimals);
+        let total = plan::decimal(maximum * U256::from(self.count), decimals);
+        print!(
+            "Seller {url} charges per token (x402 upto):\n  maximum  {most} per request ({maximum} atomic units); each request is charged what its answer cost\n  network  {} ({})\n  asset    {} (by Permit2 {})\n  payTo    {}\n  settled by {}\n",
+            network.name,
+            network.caip2().as_str(),
+            choice.offered.asset.to_checksum(None),
+            PERMIT2_ADDRESS.to_checksum(None),
+            choice.offered.pay_to.to_checksum(None),
+            choice.facilitator.to_checksum(None),
+        );
+        if unread > 0 {
+            println!("  ({unread} other payment options could not be read and were ignored)");
+        }
+        if let Some(price) = confirm
+            && !ask(&format!(
+                "Authorize at most {price} per request ({total} for {})?",
+                self.count
+            ))?
+        {
+            return Err(refuse(Refusal::NotConfirmed { price }));
+        }
+        let payer = key.address();
+        let token = choice.offered.asset;
+        let facts = super::chain::facts(&rpc_url, network.chain_id, payer, token).await?;
+        let existing = purchases.list(&Default::default()).await?.items;
+        let outstanding = upto::outstanding(&existing, payer, token).map_err(refuse)?;
+        match upto::approval(facts, self.count, maximum, outstanding).map_err(refuse)? {
+            upto::Approval::Enough => println!(
+                "Permit2: {} has approved Permit2 for enough of the token ({} atomic units; this purchase and the payer's outstanding upto authorizations need {}).",
+                payer.to_checksum(None),
+                facts.allowance,
+                maximum * U256::from(self.count) + outstanding
+            ),
+            upto::Approval::Approve { amount, short } => {
+                println!(
+                    "Permit2: {} must approve Permit2 ({}) once for this token: its allowance is {short} atomic units short of this purchase and the payer's outstanding upto authorizations. The approval is unlimited, as Permit2 payers give it (Permit2 moves only what a signed authorization allows); one transaction, gas paid by the payer.",
+                    payer.to_checksum(None),
+                    PERMIT2_ADDRESS.to_checksum(None)
+                );
+                if !self.yes && !ask("Send the approval?")? {
+                    return Err(Failure::new(
+                        REFUSED,
+                        "approval not confirmed (pass --yes to skip this question); nothing was sent or signed",
+                    )
+                    .into());
+                }
+                let hash =
+                    super::chain::approve(&rpc_url, network.chain_id, &key, token, amount).await?;
+                println!("Permit2 approved in transaction {hash}.");
+            }
+        }
+        let valid_before = now_unix() + self.valid_for.as_secs();
+        println!(
+            "Buying {} requests: at most {total} in total, valid until {}, signed here by {} (the key stays on this machine).",
+            self.count,
+            rfc3339(valid_before),
+            payer.to_checksum(None)
+        );
+        if !self.yes && !ask("Sign and write them into the cluster?")? {
+            return Err(Failure::new(
+                REFUSED,
+                "not confirmed (pass --yes to skip this question); nothing was signed",
+            )
+            .into());
+        }
+        let started = Instant::now();
+        let count = usize::try_from(self.count)?;
+        let chain_id = network.chain_id;
+        let signing = choice.clone();
+        let items = tokio::task::spawn_blocking(move || {
+            pool::sign_upto(&key, chain_id, &signing, valid_before, &pool::nonces(count))
+        })
+        .await??;
+        let signed = started.elapsed();
+        let spec = PurchaseRequestSpec {
+            seller_url: url.to_string().trim_end_matches('/').to_owned(),
+            upstream: Some(self.name.clone()),
+            remote_model: self.model.clone(),
+            network: network.caip2().as_str().to_owned(),
+            asset: token.to_checksum(None),
+            pay_to: choice.offered.pay_to.to_checksum(None),
+            price: maximum.to_string(),
+            scheme: Some(SCHEME_UPTO.to_owned()),
+            payer: payer.to_checksum(None),
+            eip712_name: None,
+            eip712_version: None,
+            count: self.count,
+            pool: vec![],
+        };
+        self.publish(&client, &ns, spec, &items, valid_before, started, signed)
+            .await
+    }
+
+    /// Writes the request (`spec` without its pool) and its pool ConfigMaps, then waits for
+    /// the buyer unless --no-wait.
+    #[allow(clippy::too_many_arguments)]
+    async fn publish(
+        &self,
+        client: &Client,
+        ns: &str,
+        mut spec: PurchaseRequestSpec,
+        items: &[String],
+        valid_before: u64,
+        started: Instant,
+        signed: Duration,
+    ) -> anyhow::Result<()> {
+        let expires_at = rfc3339(valid_before);
+        // The request first (the ConfigMaps need its uid as their owner), listing the shards.
+        let shard_plan = pool::config_maps(
+            &self.name,
+            ns,
+            &OwnerReference::default(),
+            0,
+            items,
+            &expires_at,
+        );
+        spec.pool = shard_plan
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect::<Vec<PoolShard>>();
+        let purchases: Api<PurchaseRequest> = Api::namespaced(client.clone(), ns);
         let mut request = PurchaseRequest::new(&self.name, spec);
-        request.metadata.namespace = Some(ns.clone());
+        request.metadata.namespace = Some(ns.to_owned());
         let created = purchases.create(&PostParams::default(), &request).await?;
         let owner = owner(&created)?;
-        let cms: Vec<ConfigMap> =
-            pool::config_maps(&self.name, &ns, &owner, 0, &items, &expires_at)
-                .into_iter()
-                .map(|(cm, _)| cm)
-                .collect();
-        let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+        let cms: Vec<ConfigMap> = pool::config_maps(&self.name, ns, &owner, 0, items, &expires_at)
+            .into_iter()
+            .map(|(cm, _)| cm)
+            .collect();
+        let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
         if let Err(e) = write_config_maps(&cm_api, &cms).await {
             let _ = purchases.delete(&self.name, &DeleteParams::default()).await;
             return Err(anyhow::anyhow!(
@@ -310,7 +497,7 @@ impl HttpArgs {
             println!("Check: obol buy status {} -n {ns}", self.name);
             return Ok(());
         }
-        let waited = wait_loaded(&client, &ns, &self.name, self.timeout).await?;
+        let waited = wait_loaded(client, ns, &self.name, self.timeout).await?;
         println!(
             "The buyer loaded them {} ms after they were written; spend at <buyer>/upstream/{}/",
             waited.as_millis(),
@@ -318,6 +505,16 @@ impl HttpArgs {
         );
         Ok(())
     }
+}
+
+/// What `run` has resolved before the scheme's own steps.
+struct Bought {
+    url: reqwest::Url,
+    network: &'static Network,
+    key: obol_x402::PrivateKey,
+    client: Client,
+    ns: String,
+    unread: usize,
 }
 
 /// Waits until the buyer reports the purchase's current generation loaded (`PoolLoaded`).

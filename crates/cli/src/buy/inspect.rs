@@ -225,6 +225,7 @@ mod tests {
                 asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e".into(),
                 pay_to: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
                 price: "1000".into(),
+                scheme: None,
                 payer: "0x857b06519E91e3A54538791bDbb0E22373e36b66".into(),
                 eip712_name: None,
                 eip712_version: None,

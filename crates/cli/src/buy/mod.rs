@@ -6,6 +6,7 @@
 //! network or asset, a domain that is not the token's, plain http to another machine) comes
 //! before anything is signed, exits 3, and writes nothing.
 
+mod chain;
 mod delete;
 mod http;
 mod inspect;

@@ -325,7 +325,7 @@ pub fn metered_notice(offers: &[Offered], chosen: &Offered, decimals: u8) -> Opt
     };
     let upto = offers.iter().find(same_terms)?;
     Some(format!(
-        "  note     the seller also sells per token (x402 upto, at most {} per request); obol buy signs exact authorizations: each request costs {}, the seller's approximate price, whatever its answer uses",
+        "  note     the seller also sells per token (x402 upto, at most {} per request); these are exact authorizations: each request costs {}, the seller's approximate price, whatever its answer uses (--scheme upto --rpc-url URL pays per token)",
         decimal(upto.amount, decimals),
         decimal(chosen.amount, decimals),
     ))

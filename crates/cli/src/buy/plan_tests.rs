@@ -192,7 +192,7 @@ fn a_metered_offer_beside_exact_is_pointed_out() {
             "upto on the same chain and token",
             vec![upto("eip155:84532", USDC_BASE_SEPOLIA), exact.clone()],
             Some(
-                "at most 0.0024 per request); obol buy signs exact authorizations: each request costs 0.0006",
+                "at most 0.0024 per request); these are exact authorizations: each request costs 0.0006",
             ),
         ),
         (

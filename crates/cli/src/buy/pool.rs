@@ -45,6 +45,32 @@ pub fn sign(key: &PrivateKey, terms: &Terms, nonces: &[B256]) -> anyhow::Result<
         .collect()
 }
 
+/// Signs one Permit2 witness authorization (x402 `upto`) per nonce for `choice`'s maximum,
+/// valid until `deadline`, on chain `chain_id`, each in the buyer's pre-signed format
+/// (`{id, payment: {x402Version: 2, payload: {signature, permit2Authorization}}}`, `id` the
+/// nonce in decimal), serialized. Permit2 nonces are unordered (a bitmap), so random 256-bit
+/// nonces never collide with the payer's other authorizations.
+pub fn sign_upto(
+    key: &PrivateKey,
+    chain_id: u64,
+    choice: &super::upto::UptoChoice,
+    deadline: u64,
+    nonces: &[B256],
+) -> anyhow::Result<Vec<String>> {
+    nonces
+        .iter()
+        .map(|nonce| {
+            let nonce = U256::from_be_bytes(nonce.0);
+            let authorization = super::upto::authorization(key.address(), choice, nonce, deadline);
+            let payload = obol_x402::permit2::sign_payload(key, chain_id, authorization)
+                .map_err(|e| anyhow::anyhow!("signing failed: {e}"))?;
+            let item =
+                json!({"id": nonce.to_string(), "payment": {"x402Version": 2, "payload": payload}});
+            Ok(serde_json::to_string(&item)?)
+        })
+        .collect()
+}
+
 /// `count` random nonces from the thread's cryptographically secure generator (seeded from
 /// the operating system).
 pub fn nonces(count: usize) -> Vec<B256> {
@@ -153,6 +179,56 @@ mod tests {
             assert_eq!(parsed.len() as u64, shard.count);
             assert!(text.len() < purch::MAX_POOL_BYTES_PER_CONFIGMAP);
             assert_eq!(cm.immutable, Some(true));
+        }
+    }
+
+    #[test]
+    fn upto_items_are_permit2_witness_authorizations_of_the_payer() {
+        use crate::buy::plan::Offered;
+        let key: PrivateKey = KEY.parse().unwrap();
+        let mut extra = obol_x402::wire::Eip712Extra::new("USDC", "2");
+        extra.asset_transfer_method = Some("permit2".into());
+        let choice = crate::buy::upto::UptoChoice {
+            offered: Offered {
+                version: obol_x402::X402Version::V2,
+                scheme: "upto".into(),
+                network: "eip155:84532".into(),
+                amount: U256::from(2400u64),
+                asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+                    .parse()
+                    .unwrap(),
+                pay_to: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+                    .parse()
+                    .unwrap(),
+                max_timeout_seconds: 300,
+                extra: Some(extra),
+            },
+            facilitator: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+                .parse()
+                .unwrap(),
+        };
+        let n = nonces(3);
+        let items = sign_upto(&key, 84_532, &choice, 2_000_000_000, &n).unwrap();
+        assert_eq!(items.len(), 3);
+        for (item, nonce) in items.iter().zip(&n) {
+            let item: serde_json::Value = serde_json::from_str(item).unwrap();
+            let nonce = U256::from_be_bytes(nonce.0);
+            assert_eq!(item["id"], nonce.to_string());
+            assert_eq!(item["payment"]["x402Version"], 2);
+            let payload: obol_x402::wire::UptoEvmPayload =
+                serde_json::from_value(item["payment"]["payload"].clone()).unwrap();
+            let a = &payload.permit2_authorization;
+            assert_eq!(
+                (a.nonce, a.deadline, a.permitted.amount, a.witness.to),
+                (
+                    nonce,
+                    2_000_000_000,
+                    U256::from(2400u64),
+                    choice.offered.pay_to
+                )
+            );
+            let signer = obol_x402::permit2::recover_signer(84_532, a, &payload.signature).unwrap();
+            assert_eq!(signer, key.address());
         }
     }
 }

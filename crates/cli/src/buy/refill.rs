@@ -60,6 +60,13 @@ impl RefillArgs {
         let api: Api<PurchaseRequest> = Api::namespaced(client.clone(), &ns);
         let p = get_purchase(&api, &ns, &self.name).await?;
         let spec = &p.spec;
+        if spec.scheme.as_deref() == Some(obol_x402::wire::SCHEME_UPTO) {
+            // Refill signs EIP-3009 items, which the buyer would skip in an upto pool.
+            return Err(refuse(Refusal::Invalid(format!(
+                "{} is an upto (per-token) purchase: obol buy refill signs exact authorizations only; buy more with obol buy http NAME URL --scheme upto",
+                self.name
+            ))));
+        }
         let payer: Address = spec
             .payer
             .parse()

@@ -3,13 +3,15 @@
 //! the token is needed (and for how much), and the Permit2 witness authorization each
 //! purchased request is signed as.
 //!
-//! Not yet called by `obol buy http`: the buyer cannot spend `upto` authorizations yet (its
-//! pool holds EIP-3009 ones), so `obol buy` still signs `exact` (see
-//! [`super::plan::metered_notice`]). These are the checks it will make, in this order, before
-//! it sends the approval or signs anything.
+//! `obol buy http --scheme upto` makes these decisions, in this order, before it sends the
+//! approval (through its chain edge, `buy::chain`) or signs anything; without `--scheme upto` it signs
+//! `exact` and says the seller also sells per token ([`super::plan::metered_notice`]). The
+//! buyer spends the pool (PurchaseRequest `scheme: upto`, items as
+//! [`super::pool::sign_upto`] writes them).
 
+use obol_api::purchase_request::PurchaseRequest;
 use obol_x402::permit2::{PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS};
-use obol_x402::wire::{Permit2Authorization, Permitted, UptoWitness};
+use obol_x402::wire::{Permit2Authorization, Permitted, SCHEME_UPTO, UptoWitness};
 use obol_x402::{Address, Network, U256};
 
 use super::plan::{Offered, Refusal, Want, accepted_price};
@@ -71,7 +73,8 @@ pub enum Approval {
     Approve {
         /// The allowance asked for.
         amount: U256,
-        /// What the payer would otherwise be short of (`count × maximum − allowance`).
+        /// What the payer would otherwise be short of (`count × maximum + outstanding −
+        /// allowance`).
         short: U256,
     },
 }
@@ -87,10 +90,53 @@ pub struct ChainFacts {
     pub proxy_deployed: bool,
 }
 
-/// Whether the one-time approval is needed for `count` authorizations of `maximum` each;
-/// refuses when Permit2 or the proxy is missing on the chain (an approval to an empty address
-/// could be taken by whatever is deployed there later) or the total overflows.
-pub fn approval(facts: ChainFacts, count: u64, maximum: U256) -> Result<Approval, Refusal> {
+/// What the payer's existing `upto` purchases (`purchases`, e.g. those of the namespace) can
+/// still draw through Permit2: for each PurchaseRequest of scheme `upto` signed by `payer` on
+/// the same token, its maximum (`price`) times its authorizations not known spent (`count`
+/// minus the buyer's `status.spent`; all of them before the buyer reported). Expired ones
+/// still count: the estimate errs towards a larger allowance, never a smaller one. A price
+/// that does not parse is refused rather than counted as 0.
+pub fn outstanding(
+    purchases: &[PurchaseRequest],
+    payer: Address,
+    token: Address,
+) -> Result<U256, Refusal> {
+    let mut total = U256::ZERO;
+    for p in purchases {
+        let spec = &p.spec;
+        let same = |a: &str| a.parse::<Address>().is_ok_and(|a| a == payer);
+        let same_token = spec.asset.parse::<Address>().is_ok_and(|a| a == token);
+        if spec.scheme.as_deref() != Some(SCHEME_UPTO) || !same(&spec.payer) || !same_token {
+            continue;
+        }
+        let price: U256 = spec.price.parse().map_err(|_| {
+            Refusal::Invalid(format!(
+                "PurchaseRequest {}: price {:?} is not a number",
+                p.metadata.name.as_deref().unwrap_or_default(),
+                spec.price
+            ))
+        })?;
+        let spent = p.status.as_ref().and_then(|s| s.spent).unwrap_or(0);
+        let left = U256::from(spec.count.saturating_sub(spent));
+        total = price
+            .checked_mul(left)
+            .and_then(|v| v.checked_add(total))
+            .ok_or_else(|| Refusal::Invalid("outstanding upto maxima overflow".into()))?;
+    }
+    Ok(total)
+}
+
+/// Whether the one-time approval is needed for `count` authorizations of `maximum` each on
+/// top of the payer's `outstanding` ones ([`outstanding`]: an allowance that covers only the
+/// new batch would let the older authorizations fail); refuses when Permit2 or the proxy is
+/// missing on the chain (an approval to an empty address could be taken by whatever is
+/// deployed there later) or the total overflows.
+pub fn approval(
+    facts: ChainFacts,
+    count: u64,
+    maximum: U256,
+    outstanding: U256,
+) -> Result<Approval, Refusal> {
     if !facts.permit2_deployed {
         return Err(Refusal::Invalid(format!(
             "no Permit2 at {}: nothing to approve to",
@@ -105,6 +151,7 @@ pub fn approval(facts: ChainFacts, count: u64, maximum: U256) -> Result<Approval
     }
     let need = maximum
         .checked_mul(U256::from(count))
+        .and_then(|n| n.checked_add(outstanding))
         .ok_or_else(|| Refusal::Invalid("count × maximum overflows".into()))?;
     if facts.allowance >= need {
         return Ok(Approval::Enough);

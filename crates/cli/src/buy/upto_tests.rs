@@ -140,7 +140,7 @@ fn the_approval_is_sent_only_when_needed_and_only_to_a_deployed_permit2() {
         ),
     ];
     for (case, facts, count, expected) in cases {
-        let got = approval(facts, count, max);
+        let got = approval(facts, count, max, U256::ZERO);
         match (got, expected) {
             (Ok(Approval::Enough), Ok(None)) => {}
             (Ok(Approval::Approve { amount, short }), Ok(Some(s))) => {
@@ -150,7 +150,79 @@ fn the_approval_is_sent_only_when_needed_and_only_to_a_deployed_permit2() {
             (got, expected) => panic!("{case}: {got:?}, expected {expected:?}"),
         }
     }
-    assert!(approval(facts(0, true, true), u64::MAX, U256::MAX).is_err());
+    assert!(approval(facts(0, true, true), u64::MAX, U256::MAX, U256::ZERO).is_err());
+    // The payer's older authorizations count: enough for the batch alone is not enough.
+    assert_eq!(
+        approval(facts(24_000, true, true), 10, max, U256::from(600u64)),
+        Ok(Approval::Approve {
+            amount: U256::MAX,
+            short: U256::from(600u64)
+        })
+    );
+    assert_eq!(
+        approval(facts(24_600, true, true), 10, max, U256::from(600u64)),
+        Ok(Approval::Enough)
+    );
+}
+
+#[test]
+fn outstanding_counts_the_payers_unspent_upto_maxima_on_the_token() {
+    use obol_api::purchase_request::{PurchaseRequestSpec, PurchaseRequestStatus};
+    const PAYER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let purchase =
+        |scheme: Option<&str>, payer: &str, asset: &str, price: &str, spent: Option<u64>| {
+            let mut p = PurchaseRequest::new(
+                "p",
+                PurchaseRequestSpec {
+                    seller_url: "https://s".into(),
+                    upstream: None,
+                    remote_model: None,
+                    network: "eip155:84532".into(),
+                    asset: asset.into(),
+                    pay_to: PAY_TO.into(),
+                    price: price.into(),
+                    scheme: scheme.map(Into::into),
+                    payer: payer.into(),
+                    eip712_name: None,
+                    eip712_version: None,
+                    count: 10,
+                    pool: vec![],
+                },
+            );
+            p.status = spent.map(|s| PurchaseRequestStatus {
+                spent: Some(s),
+                ..PurchaseRequestStatus::default()
+            });
+            p
+        };
+    let lower = PAYER.to_lowercase();
+    let all = [
+        purchase(Some("upto"), PAYER, USDC_BASE_SEPOLIA, "2400", Some(4)), // 6 × 2400
+        purchase(Some("upto"), &lower, USDC_BASE_SEPOLIA, "100", None),    // 10 × 100
+        purchase(None, PAYER, USDC_BASE_SEPOLIA, "2400", None),            // exact: no Permit2
+        purchase(Some("exact"), PAYER, USDC_BASE_SEPOLIA, "2400", None),
+        purchase(Some("upto"), PAY_TO, USDC_BASE_SEPOLIA, "2400", None), // another payer
+        purchase(Some("upto"), PAYER, USDC_BASE, "2400", None),          // another token
+        purchase(Some("upto"), PAYER, USDC_BASE_SEPOLIA, "1", Some(11)), // over-reported: 0
+    ];
+    let payer: Address = PAYER.parse().unwrap();
+    let token: Address = USDC_BASE_SEPOLIA.parse().unwrap();
+    assert_eq!(
+        outstanding(&all, payer, token),
+        Ok(U256::from(6u64 * 2400 + 10 * 100))
+    );
+    assert_eq!(outstanding(&[], payer, token), Ok(U256::ZERO));
+    let bad = [purchase(
+        Some("upto"),
+        PAYER,
+        USDC_BASE_SEPOLIA,
+        "lots",
+        None,
+    )];
+    assert!(matches!(
+        outstanding(&bad, payer, token),
+        Err(Refusal::Invalid(_))
+    ));
 }
 
 #[test]

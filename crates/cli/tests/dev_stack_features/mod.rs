@@ -2,7 +2,7 @@
 //! discovery, commands that work in a new shell, least privilege, the facilitator's refusal
 //! reasons, and concurrent payers. Each function checks one of them on a running stack.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -562,21 +562,26 @@ pub async fn llm_offer_pays_per_token(stack: &Stack, http: &reqwest::Client) {
         rpc.balance_of(usdc, buyer).await.unwrap(),
         rpc.balance_of(usdc, seller).await.unwrap(),
     );
-    let out = std::process::Command::new("node")
-        .arg(repo_root().join("tools/x402-peers/pay.cjs"))
-        .arg(&url)
-        .arg(body.to_string())
-        .env(
-            "NODE_PATH",
-            Path::new(stack.var("OBOL_X402_PEERS")).join("node_modules"),
-        )
-        .env("BUYER_KEY", stack.var("OBOL_BUYER_KEY"))
-        .env("SCHEMES", "upto,exact")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pay.cjs: {}", text(&out));
-    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(line["status"], 200, "{line}");
+    // The official client pays `body` per token; its output line (status, answer, receipt).
+    let official = |body: &Value| {
+        let out = std::process::Command::new("node")
+            .arg(repo_root().join("tools/x402-peers/pay.cjs"))
+            .arg(&url)
+            .arg(body.to_string())
+            .env(
+                "NODE_PATH",
+                Path::new(stack.var("OBOL_X402_PEERS")).join("node_modules"),
+            )
+            .env("BUYER_KEY", stack.var("OBOL_BUYER_KEY"))
+            .env("SCHEMES", "upto,exact")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pay.cjs: {}", text(&out));
+        let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(line["status"], 200, "{line}");
+        line
+    };
+    let line = official(&body);
     let after = (
         rpc.balance_of(usdc, buyer).await.unwrap(),
         rpc.balance_of(usdc, seller).await.unwrap(),
@@ -597,6 +602,37 @@ pub async fn llm_offer_pays_per_token(stack: &Stack, http: &reqwest::Client) {
         (&used["basis"], &used["inputTokens"], &used["outputTokens"]),
         (&json!("usage"), &json!(3), &json!(100)),
         "{line}"
+    );
+    // An answer without usage is charged the declared fallback (1000 tokens at the output
+    // price, 600), one whose usage costs more than the maximum (3 + 5000 tokens: 3001) is
+    // charged the maximum 2400 and says so: both show on the dashboard's metering panels.
+    let cases = [
+        (
+            json!({"model": "fake-no-usage", "messages": [{"role": "user", "content": "hi"}]}),
+            "600",
+            "fallback",
+            false,
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "one two three"}], "max_tokens": 5000}),
+            "2400",
+            "usage",
+            true,
+        ),
+    ];
+    for (body, amount, basis, capped) in cases {
+        let line = official(&body);
+        let receipt = &line["receipt"]["PAYMENT-RESPONSE"];
+        let used = &receipt["extensions"]["metering"];
+        assert_eq!(
+            (&receipt["amount"], &used["basis"], &used["capped"]),
+            (&json!(amount), &json!(basis), &json!(capped)),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        before.0 - rpc.balance_of(usdc, buyer).await.unwrap(),
+        U256::from(61u64 + 600 + 2400)
     );
 
     // Our buyer signs exact authorizations only: `obol buy http` says the offer also sells per
@@ -779,11 +815,12 @@ pub async fn deleted_offer_series_are_pruned(stack: &Stack, http: &reqwest::Clie
 
 /// Every `obol_*` series used by deploy/monitoring (the PrometheusRule's expressions and the
 /// dashboard's queries) is one the binaries export: names taken from real `/metrics` scrapes of
-/// the verifier, controller, registrar and buyer of this stack, after its payments. Also: the
-/// rule file is a PrometheusRule whose alerts all have a severity and a runbook section.
+/// the verifier, controller, registrar and buyer of this stack, after its payments (a family
+/// shows only once it has a sample: the llm payments include a fallback and a capped answer,
+/// so every metering series is there and on the dashboard). Also: the rule file is a PrometheusRule whose alerts all have a severity and a runbook section.
 pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Client) {
     let s = state(stack);
-    let mut exported = std::collections::BTreeSet::new();
+    let mut exported = BTreeSet::new();
     for url in [
         &s.verifier_url,
         &s.controller_url,
@@ -849,6 +886,149 @@ pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Cli
     assert!(
         missing.is_empty(),
         "deploy/monitoring uses series no binary exported: {missing:?}\nexported: {exported:?}"
+    );
+    // After the stack's metered payments (llm: by usage, a fallback, a capped one) every
+    // metering series has samples and the dashboard shows each.
+    for series in [
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "charged_atomic",
+        "unused_atomic",
+        "fallback",
+        "capped",
+    ]
+    .map(|s| format!("obol_x402_verifier_metered_{s}_total"))
+    {
+        assert!(used.contains(&series), "{series} not on the dashboard");
+        assert!(exported.contains(&series), "{series}: no sample");
+    }
+}
+
+/// `obol buy http --scheme upto` buys the llm offer per token with a fresh payer (ether for
+/// gas and test USDC, no Permit2 allowance): it says it approves Permit2 and sends the
+/// approval (unlimited, on chain after), signs Permit2 witness authorizations for the maximum
+/// and writes a PurchaseRequest of scheme `upto`; the stack's buyer spends one: a 3 + 100
+/// token completion settles exactly its cost (61) on chain and the receipt reaches the
+/// client; the purchase counts one spent. A second purchase needs no approval.
+pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
+    let gateway = stack.var("OBOL_GATEWAY_URL");
+    let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
+    let usdc: obol_x402::Address = stack.var("OBOL_USDC_ADDRESS").parse().unwrap();
+    let seller: obol_x402::Address = stack.var("OBOL_SELLER_ADDRESS").parse().unwrap();
+    let nonce = obol_cli::buy::pool::nonces(1)[0];
+    let key: PrivateKey = format!("{nonce}").parse().unwrap();
+    let payer = key.address();
+    rpc.set_balance(payer, U256::from(10u64).pow(U256::from(18u64)))
+        .await
+        .unwrap();
+    rpc.mint(usdc, payer, U256::from(1_000_000u64))
+        .await
+        .unwrap();
+    let key_file = stack.run.join("upto-payer.key");
+    std::fs::write(&key_file, format!("{nonce}\n")).unwrap();
+    let buy = |name: &str, count: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+            .args(["buy", "http", name])
+            .arg(format!("{gateway}/services/llm"))
+            .args(["--scheme", "upto", "--rpc-url", stack.var("OBOL_RPC_URL")])
+            .args(["--count", count, "--max-price", "0.0024", "--key-file"])
+            .arg(&key_file)
+            .args(["-n", "demo", "--yes"])
+            .env("KUBECONFIG", stack.var("KUBECONFIG"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = buy("llm-upto", "3");
+    assert!(out.status.success(), "{}", text(&out));
+    for said in [
+        "charges per token (x402 upto)",
+        "must approve Permit2",
+        "Permit2 approved in transaction 0x",
+        "PurchaseRequest demo/llm-upto created: 3 authorizations",
+    ] {
+        assert!(text(&out).contains(said), "{said}: {}", text(&out));
+    }
+    assert_eq!(
+        rpc.allowance(usdc, payer, obol_x402::permit2::PERMIT2_ADDRESS)
+            .await
+            .unwrap(),
+        U256::MAX
+    );
+    let kube = stack.client().await;
+    let purchases: kube::Api<obol_api::PurchaseRequest> =
+        kube::Api::namespaced(kube.clone(), "demo");
+    let spec = purchases.get("llm-upto").await.unwrap().spec;
+    assert_eq!(
+        (spec.scheme.as_deref(), spec.price.as_str(), spec.count),
+        (Some("upto"), "2400", 3)
+    );
+
+    let body =
+        json!({"messages": [{"role": "user", "content": "one two three"}], "max_tokens": 100});
+    let before = (
+        rpc.balance_of(usdc, payer).await.unwrap(),
+        rpc.balance_of(usdc, seller).await.unwrap(),
+    );
+    let paid = http
+        .post(format!(
+            "{}/upstream/llm-upto/v1/chat/completions",
+            stack.var("OBOL_BUYER_URL")
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    let receipt: Value = serde_json::to_value(
+        obol_x402::codec::decode_settle_response(
+            paid.headers()["payment-response"].to_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let answer: Value = paid.json().await.unwrap();
+    assert_eq!(answer["usage"]["completion_tokens"], 100, "{answer}");
+    assert_eq!(receipt["amount"], "61", "{receipt}");
+    let after = (
+        rpc.balance_of(usdc, payer).await.unwrap(),
+        rpc.balance_of(usdc, seller).await.unwrap(),
+    );
+    assert_eq!(
+        (before.0 - after.0, after.1 - before.1),
+        (U256::from(61u64), U256::from(61u64))
+    );
+    let counted = eventually(Duration::from_secs(30), || async {
+        let s = purchases.get("llm-upto").await.ok()?.status?;
+        (s.spent == Some(1) && s.held == Some(0)).then_some(s.remaining)
+    })
+    .await;
+    assert_eq!(counted, Some(2));
+
+    // Refill signs exact authorizations: it refuses an upto purchase and writes nothing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(["buy", "refill", "llm-upto", "--count", "1", "--key-file"])
+        .arg(&key_file)
+        .args(["-n", "demo", "--yes"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("is an upto (per-token) purchase"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(purchases.get("llm-upto").await.unwrap().spec.count, 3);
+
+    let out = buy("llm-upto-2", "1");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("has approved Permit2 for enough of the token")
+            && !text(&out).contains("Permit2 approved in transaction"),
+        "{}",
+        text(&out)
     );
 }
 
