@@ -146,6 +146,14 @@ pub struct PurchaseRequestStatus {
     /// terms than the spec's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<u64>,
+    /// Of the spent, those whose receipt stated the amount charged (an `upto` seller settles
+    /// what was used; a streamed answer settles after its head and states nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<u64>,
+    /// What those receipts charged, in the asset's atomic units (a decimal string). Authorized
+    /// for them was `receipts × spec.price`; the difference was never moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged: Option<String>,
     /// What the buyer last saw from the seller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seller: Option<SellerObservation>,
@@ -191,9 +199,19 @@ pub struct BuyerReplicaStatus {
     pub healed: u64,
     /// Expired in its slots.
     pub expired: u64,
+    /// Spent in its slots with a receipt stating the amount charged (this replica's journal).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub receipts: u64,
+    /// What those receipts charged, in atomic units (a decimal string; empty when none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub charged: String,
     /// When it last wrote this entry (RFC 3339).
     #[schemars(extend("format" = "date-time"))]
     pub updated: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Condition types of a PurchaseRequest.

@@ -105,9 +105,17 @@ impl Buyer {
             expiry_margin,
         } = parts;
         let (reload_tx, reload_rx) = mpsc::channel(1);
-        let marks = journal.records().into_iter().map(|r| (r.key, r.mark));
+        let records = journal.records();
+        let charges: Vec<(String, u128)> = records
+            .iter()
+            .filter_map(|r| Some((r.key.clone(), r.charged?)))
+            .collect();
+        let marks = records.into_iter().map(|r| (r.key, r.mark));
+        let pool = Pool::new(marks)
+            .with_charges(charges)
+            .with_margin(expiry_margin);
         let buyer = Self {
-            pool: Mutex::new(Pool::new(marks).with_margin(expiry_margin)),
+            pool: Mutex::new(pool),
             journal,
             metrics: BuyerMetrics::default(),
             client,
@@ -247,10 +255,27 @@ impl Buyer {
     /// the journal in the same critical section, so a released key cannot be taken again
     /// before its release is in the log.
     pub fn settle(&self, upstream: &Upstream, key: &str, mark: Mark) -> Option<Mark> {
+        self.settle_charged(upstream, key, mark, None)
+    }
+
+    /// [`Buyer::settle`] for an answer whose receipt stated the amount charged (`upto`): the
+    /// amount is journaled with the spend and counted in the status.
+    pub fn settle_charged(
+        &self,
+        upstream: &Upstream,
+        key: &str,
+        mark: Mark,
+        charged: Option<u128>,
+    ) -> Option<Mark> {
         let effective = {
             let mut pool = self.pool.lock();
-            let effective = pool.settle(&upstream.name, key, mark)?;
-            let record = Record::marked(upstream.name.clone(), key.to_owned(), effective);
+            let effective = pool.settle_charged(&upstream.name, key, mark, charged)?;
+            let record = match (effective, charged) {
+                (Mark::Spent, Some(amount)) => {
+                    Record::spent_charged(upstream.name.clone(), key.to_owned(), amount)
+                }
+                _ => Record::marked(upstream.name.clone(), key.to_owned(), effective),
+            };
             if let Err(error) = self.journal.note(&[record]) {
                 // Held stays held on disk: never re-sent, which is the safe side.
                 tracing::error!(%error, "Could not journal an answer");

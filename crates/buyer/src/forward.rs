@@ -132,12 +132,15 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn receipt_tx(headers: &HeaderMap) -> Option<String> {
-    let receipts: Vec<&str> = [x402h::PAYMENT_RESPONSE, x402h::X_PAYMENT_RESPONSE]
+fn receipts(headers: &HeaderMap) -> Vec<&str> {
+    [x402h::PAYMENT_RESPONSE, x402h::X_PAYMENT_RESPONSE]
         .iter()
         .filter_map(|h| header_str(headers, h))
-        .collect();
-    select::settlement_tx(&receipts, header_str(headers, "x-payment-tx"))
+        .collect()
+}
+
+fn receipt_tx(headers: &HeaderMap) -> Option<String> {
+    select::settlement_tx(&receipts(headers), header_str(headers, "x-payment-tx"))
 }
 
 /// Sends `req` to `upstream`, paying once if asked to.
@@ -231,14 +234,18 @@ pub async fn forward(
             if tx.is_none() {
                 m.unsettled_confirmations.get_or_create(&labels).inc();
             }
-            buyer.settle(upstream, &auth.key, Mark::Spent);
+            // An upto receipt states what was charged; a stream's settles after its head, so
+            // its amount is not known here and is not guessed.
+            let charged = select::settled_amount(&receipts(paid.headers()));
+            buyer.settle_charged(upstream, &auth.key, Mark::Spent, charged);
             buyer.seller_answered(&upstream.name, Some(status.as_u16()), "paid", "");
             return Ok(stream_back(paid));
         }
         m.failure.get_or_create(&labels).inc();
         if let Some(tx) = tx {
             // Settled on chain although the answer is an error: it was spent.
-            buyer.settle(upstream, &auth.key, Mark::Spent);
+            let charged = select::settled_amount(&receipts(paid.headers()));
+            buyer.settle_charged(upstream, &auth.key, Mark::Spent, charged);
             let message = format!("settled in {tx}, answered {status}");
             buyer.seller_answered(
                 &upstream.name,

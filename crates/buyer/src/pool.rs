@@ -32,6 +32,20 @@ pub struct Counts {
     pub expired: usize,
     /// Ignored: malformed, duplicated, or signed for other terms.
     pub skipped: usize,
+    /// Of the spent, those whose receipt stated the amount charged (`upto`: the seller
+    /// settles what was used, at most what was authorized).
+    pub receipts: usize,
+    /// The sum of those amounts, in the asset's atomic units.
+    pub charged: u128,
+}
+
+impl Counts {
+    fn add_charge(&mut self, charged: Option<&u128>) {
+        if let Some(&a) = charged {
+            self.receipts += 1;
+            self.charged = self.charged.saturating_add(a);
+        }
+    }
 }
 
 /// One upstream's pool.
@@ -67,8 +81,18 @@ pub struct Status {
     pub healed: usize,
     /// Dropped unsent because they expire within the safety margin.
     pub expired: usize,
+    /// Of the spent, those whose receipt stated the amount charged.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub receipts: usize,
+    /// What those receipts charged, in atomic units (a decimal string, as x402 writes amounts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charged: Option<String>,
     /// The network as configured.
     pub network: String,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Why no authorization could be taken.
@@ -86,6 +110,8 @@ pub struct Pool {
     entries: BTreeMap<String, Entry>,
     models: BTreeMap<String, String>,
     marks: HashMap<String, Mark>,
+    /// What each spent key's receipt said it charged, where it said so.
+    charged: HashMap<String, u128>,
     /// Seconds before `validBefore` at which an authorization is no longer sent.
     margin: u64,
     /// Per upstream, the partition slots this replica may spend from; an upstream without an
@@ -107,6 +133,12 @@ impl Pool {
             margin: DEFAULT_EXPIRY_MARGIN,
             ..Self::default()
         }
+    }
+
+    /// Adds what the journal recorded as charged per spent key.
+    pub fn with_charges(mut self, charged: impl IntoIterator<Item = (String, u128)>) -> Self {
+        self.charged.extend(charged);
+        self
     }
 
     /// Sets the expiry safety margin (seconds).
@@ -162,7 +194,10 @@ impl Pool {
                     Some(Mark::Held) => {
                         entry.held.insert(auth.key.clone(), auth);
                     }
-                    Some(Mark::Spent) => entry.counts.spent += 1,
+                    Some(Mark::Spent) => {
+                        entry.counts.spent += 1;
+                        entry.counts.add_charge(self.charged.get(&auth.key));
+                    }
                     Some(Mark::Healed) => {
                         entry.counts.spent += 1;
                         entry.counts.healed += 1;
@@ -286,7 +321,10 @@ impl Pool {
             let c = &mut out[usize::from(*slot)];
             match self.marks.get(key) {
                 Some(Mark::Held) if e.held.contains_key(key) => c.held += 1,
-                Some(Mark::Spent) => c.spent += 1,
+                Some(Mark::Spent) => {
+                    c.spent += 1;
+                    c.add_charge(self.charged.get(key));
+                }
                 Some(Mark::Healed) => {
                     c.spent += 1;
                     c.healed += 1;
@@ -316,6 +354,18 @@ impl Pool {
     /// changed: a held key found used becomes [`Mark::Spent`], a free one [`Mark::Healed`],
     /// unless `mark` itself says healed.
     pub fn settle(&mut self, name: &str, key: &str, mark: Mark) -> Option<Mark> {
+        self.settle_charged(name, key, mark, None)
+    }
+
+    /// [`Pool::settle`], for an answer whose receipt stated the amount `charged`: kept when
+    /// the key becomes [`Mark::Spent`] (a held key the seller confirmed).
+    pub fn settle_charged(
+        &mut self,
+        name: &str,
+        key: &str,
+        mark: Mark,
+        charged: Option<u128>,
+    ) -> Option<Mark> {
         let current = self.marks.get(key).copied();
         let entry = self.entries.get_mut(name);
         let effective = match (current, mark) {
@@ -347,6 +397,12 @@ impl Pool {
                 e.counts.spent += 1;
                 if effective == Mark::Healed {
                     e.counts.healed += 1;
+                }
+            }
+            if let (Mark::Spent, Some(amount)) = (effective, charged) {
+                self.charged.insert(key.to_owned(), amount);
+                if was_held || was_free {
+                    e.counts.add_charge(Some(&amount));
                 }
             }
             e.counts.remaining = e.remaining.len();
@@ -409,6 +465,8 @@ impl Pool {
                     held: c.held,
                     healed: c.healed,
                     expired: c.expired,
+                    receipts: c.receipts,
+                    charged: (c.receipts > 0).then(|| c.charged.to_string()),
                     network: u.network_label.clone(),
                 };
                 (name.clone(), status)

@@ -281,3 +281,66 @@ fn a_partitioned_pool_takes_only_from_open_slots_and_counts_per_slot() {
         60
     );
 }
+
+#[test]
+fn a_stated_charge_is_counted_once_and_survives_a_reload() {
+    let charged = |pool: &Pool| {
+        let c = pool.counts("s").unwrap();
+        (c.spent, c.receipts, c.charged)
+    };
+    let mut pool = Pool::new([]);
+    pool.apply(&mk_loaded(4), 1000);
+    let a = pool.take("s", 1000).unwrap();
+    let b = pool.take("s", 1000).unwrap();
+    let c = pool.take("s", 1000).unwrap();
+    // A confirmed spend with a receipt amount, one without (a stream), a refusal.
+    assert_eq!(
+        pool.settle_charged("s", &a.key, Mark::Spent, Some(61)),
+        Some(Mark::Spent)
+    );
+    assert_eq!(
+        pool.settle_charged("s", &b.key, Mark::Spent, None),
+        Some(Mark::Spent)
+    );
+    assert_eq!(
+        pool.settle_charged("s", &c.key, Mark::Released, Some(9)),
+        Some(Mark::Released)
+    );
+    assert_eq!(charged(&pool), (2, 1, 61));
+    // A second answer for a spent key changes nothing, amount included.
+    assert_eq!(pool.settle_charged("s", &a.key, Mark::Spent, Some(5)), None);
+    // A free key found used is healed: the chain says nothing of an amount.
+    let d = pool.unresolved("s").pop().unwrap();
+    assert_eq!(
+        pool.settle_charged("s", &d.key, Mark::Spent, Some(7)),
+        Some(Mark::Healed)
+    );
+    assert_eq!(charged(&pool), (3, 1, 61));
+    let status = &pool.status()["s"];
+    assert_eq!(
+        (status.receipts, status.charged.as_deref()),
+        (1, Some("61"))
+    );
+    assert_eq!(
+        pool.slot_counts("s")
+            .unwrap()
+            .iter()
+            .map(|c| c.charged)
+            .sum::<u128>(),
+        61
+    );
+    pool.apply(&mk_loaded(4), 1000);
+    assert_eq!(charged(&pool), (3, 1, 61));
+
+    // A restart: the journal's marks and amounts give the same counts.
+    let mut again = Pool::new([
+        (a.key.clone(), Mark::Spent),
+        (b.key.clone(), Mark::Spent),
+        (d.key.clone(), Mark::Healed),
+    ])
+    .with_charges([(a.key.clone(), 61)]);
+    again.apply(&mk_loaded(4), 1000);
+    assert_eq!(charged(&again), (3, 1, 61));
+    let none = &Pool::new([]);
+    assert_eq!(none.status().get("s"), None);
+}

@@ -243,6 +243,8 @@ pub fn status(input: &StatusInput<'_>) -> PurchaseRequestStatus {
     s.healed = Some(c.healed as u64);
     s.expired = Some(c.expired as u64);
     s.skipped = Some(c.skipped as u64);
+    s.receipts = (c.receipts > 0).then_some(c.receipts as u64);
+    s.charged = (c.receipts > 0).then(|| c.charged.to_string());
     s.last_seller = input.seller.cloned().or(s.last_seller);
     let generation = input.purchase.generation;
     let cond = |t: &str, ok: bool, reason: &str, message: String| Condition {

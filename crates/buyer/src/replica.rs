@@ -59,6 +59,8 @@ pub fn sum_slots(per_slot: &[Counts], slots: &BTreeSet<Slot>) -> Counts {
             c.spent += x.spent;
             c.healed += x.healed;
             c.expired += x.expired;
+            c.receipts += x.receipts;
+            c.charged = c.charged.saturating_add(x.charged);
         }
     }
     c
@@ -93,8 +95,22 @@ pub fn total(entries: &[BuyerReplicaStatus], skipped: usize) -> Counts {
         c.spent += b.spent as usize;
         c.healed += b.healed as usize;
         c.expired += b.expired as usize;
+        c.receipts += b.receipts as usize;
+        // Written by a replica as a decimal; anything else counts as nothing charged.
+        c.charged = c
+            .charged
+            .saturating_add(b.charged.parse::<u128>().unwrap_or(0));
     }
     c
+}
+
+/// The charged amount of `c` as a status writes it: a decimal, empty when no receipt stated one.
+pub fn charged_text(c: &Counts) -> String {
+    if c.receipts == 0 {
+        String::new()
+    } else {
+        c.charged.to_string()
+    }
 }
 
 /// Whether another process writes this replica's entry: once a write of this process was
@@ -331,6 +347,8 @@ async fn round(
         spent: mine.spent as u64,
         healed: mine.healed as u64,
         expired: mine.expired as u64,
+        receipts: mine.receipts as u64,
+        charged: charged_text(&mine),
         updated: now_millis(),
     };
     let unchanged = current
@@ -451,6 +469,26 @@ mod tests {
         assert_eq!(out[0].slots, "0,2,3,5");
         let t = total(&out, 2);
         assert_eq!((t.remaining, t.spent, t.skipped), (13, 7, 2));
+        assert_eq!((t.receipts, t.charged), (0, 0));
+        // Charged amounts add up over the replicas; an unreadable one counts as nothing.
+        let charged = |name: &str, receipts, charged: &str| BuyerReplicaStatus {
+            receipts,
+            charged: charged.into(),
+            ..entry(name, "", 0, receipts)
+        };
+        let t = total(
+            &[
+                charged("b-0", 2, "61"),
+                charged("b-1", 1, "340282366920938463463374607431768211455"),
+                charged("b-2", 1, "junk"),
+            ],
+            0,
+        );
+        assert_eq!((t.receipts, t.charged), (4, u128::MAX));
+        let t = total(&[charged("b-0", 2, "61"), charged("b-1", 1, "5")], 0);
+        assert_eq!((t.receipts, t.charged), (3, 66));
+        assert_eq!(charged_text(&t), "66");
+        assert_eq!(charged_text(&Counts::default()), "");
         assert!(same_entry(
             &entry("x", "1", 1, 1),
             &BuyerReplicaStatus {

@@ -251,6 +251,16 @@ pub fn settlement_tx(receipts: &[&str], payment_tx: Option<&str>) -> Option<Stri
         })
 }
 
+/// The amount a receipt says was charged (an `upto` settlement states it), in atomic units:
+/// the first receipt that decodes and states a decimal amount. A receipt without one (an
+/// `exact` payment, a v1 seller) or with an unreadable one gives nothing, never a guess.
+pub fn settled_amount(receipts: &[&str]) -> Option<u128> {
+    receipts
+        .iter()
+        .filter_map(|h| codec::decode_settle_response(h).ok())
+        .find_map(|r| r.amount.as_deref().and_then(|a| a.parse::<u128>().ok()))
+}
+
 /// Whether a failed paid answer says the authorization's nonce was already consumed (the state
 /// was lost and this one was spent before). `texts` are the body and any decoded x402 headers.
 ///

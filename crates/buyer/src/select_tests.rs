@@ -181,6 +181,40 @@ fn settlement_transactions_are_read_from_receipts() {
 }
 
 #[test]
+fn the_charged_amount_is_read_from_a_receipt_that_states_it() {
+    let receipt = |amount: Option<&str>| {
+        let mut r = json!({"success": true, "transaction": "0xabc", "network": "eip155:84532"});
+        if let Some(a) = amount {
+            r["amount"] = json!(a);
+        }
+        codec::encode_header(&r).unwrap()
+    };
+    let cases: &[(&str, Vec<String>, Option<u128>)] = &[
+        ("upto receipt", vec![receipt(Some("61"))], Some(61)),
+        ("charged nothing", vec![receipt(Some("0"))], Some(0)),
+        (
+            "beyond u64",
+            vec![receipt(Some("340282366920938463463374607431768211455"))],
+            Some(u128::MAX),
+        ),
+        ("exact receipt: no amount", vec![receipt(None)], None),
+        ("not a number", vec![receipt(Some("61 USDC"))], None),
+        ("negative", vec![receipt(Some("-1"))], None),
+        ("not base64", vec!["%%%".to_owned()], None),
+        (
+            "the first stated amount",
+            vec![receipt(None), receipt(Some("7")), receipt(Some("9"))],
+            Some(7),
+        ),
+        ("no receipt", vec![], None),
+    ];
+    for (name, receipts, want) in cases {
+        let refs: Vec<&str> = receipts.iter().map(String::as_str).collect();
+        assert_eq!(settled_amount(&refs), *want, "{name}");
+    }
+}
+
+#[test]
 fn a_mismatch_says_what_differs() {
     let up = mk_upstream();
     let more = MOCK_402.replace(

@@ -5,7 +5,9 @@
 //! byte and fields; a journal record is a [`Record`]: what became of one authorization
 //! ([`Mark`]: held before it was sent, spent, healed, released). Tag 1 (spent) is what the
 //! first format wrote for every authorization handed out, so an old journal reads as all
-//! spent. A snapshot uses the same frames and ends with an `End` frame carrying the record
+//! spent. Tag 6 is a spend whose receipt stated the amount charged (an `upto` payment): the
+//! same fields plus the amount, 16 bytes little-endian. A buyer older than tag 6 refuses such
+//! a file as corrupt rather than guess (a downgrade fails closed). A snapshot uses the same frames and ends with an `End` frame carrying the record
 //! count, so a snapshot missing its end is detected.
 //!
 //! Recovery of the append-only journal distinguishes a **torn tail** (the last frame was cut or
@@ -30,6 +32,7 @@ const TAG_END: u8 = 2;
 const TAG_HELD: u8 = 3;
 const TAG_RELEASED: u8 = 4;
 const TAG_HEALED: u8 = 5;
+const TAG_SPENT_CHARGED: u8 = 6;
 
 /// What became of an authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +83,9 @@ pub struct Record {
     pub key: String,
     /// What happened.
     pub mark: Mark,
+    /// For a spend whose receipt stated it: the amount charged, in the asset's atomic units
+    /// (an `upto` payment charges at most what was authorized). Kept only on [`Mark::Spent`].
+    pub charged: Option<u128>,
 }
 
 impl Record {
@@ -95,6 +101,26 @@ impl Record {
             upstream: upstream.into(),
             key: key.into(),
             mark,
+            charged: None,
+        }
+    }
+
+    /// The record of a spend whose receipt stated `charged` (atomic units).
+    pub fn spent_charged(
+        upstream: impl Into<String>,
+        key: impl Into<String>,
+        charged: u128,
+    ) -> Self {
+        Self {
+            charged: Some(charged),
+            ..Self::marked(upstream, key, Mark::Spent)
+        }
+    }
+
+    fn tag(&self) -> u8 {
+        match (self.mark, self.charged) {
+            (Mark::Spent, Some(_)) => TAG_SPENT_CHARGED,
+            (mark, _) => mark.tag(),
         }
     }
 }
@@ -123,12 +149,14 @@ pub struct DecodedJournal {
 pub fn encode_record(out: &mut Vec<u8>, record: &Record) -> Result<(), TooLarge> {
     let up = record.upstream.as_bytes();
     let key = record.key.as_bytes();
-    let len = 1 + 2 + up.len() + 2 + key.len();
+    let tag = record.tag();
+    let amount_len = if tag == TAG_SPENT_CHARGED { 16 } else { 0 };
+    let len = 1 + 2 + up.len() + 2 + key.len() + amount_len;
     if len > MAX_PAYLOAD {
         return Err(TooLarge);
     }
     let mut payload = Vec::with_capacity(len);
-    payload.push(record.mark.tag());
+    payload.push(tag);
     for field in [up, key] {
         payload.extend_from_slice(
             &u16::try_from(field.len())
@@ -136,6 +164,9 @@ pub fn encode_record(out: &mut Vec<u8>, record: &Record) -> Result<(), TooLarge>
                 .to_le_bytes(),
         );
         payload.extend_from_slice(field);
+    }
+    if let (TAG_SPENT_CHARGED, Some(amount)) = (tag, record.charged) {
+        payload.extend_from_slice(&amount.to_le_bytes());
     }
     push_frame(out, &payload);
     Ok(())
@@ -218,13 +249,24 @@ fn decode_payload(p: &[u8]) -> Option<Frame> {
     if tag == TAG_END {
         return Some(Frame::End(u64::from_le_bytes(rest.try_into().ok()?)));
     }
-    let mark = Mark::from_tag(tag)?;
+    let (mark, with_amount) = match tag {
+        TAG_SPENT_CHARGED => (Mark::Spent, true),
+        t => (Mark::from_tag(t)?, false),
+    };
     let (upstream, rest) = take_str(rest)?;
     let (key, rest) = take_str(rest)?;
-    rest.is_empty().then_some(Frame::Record(Record {
+    let charged = if with_amount {
+        Some(u128::from_le_bytes(rest.try_into().ok()?))
+    } else if rest.is_empty() {
+        None
+    } else {
+        return None;
+    };
+    Some(Frame::Record(Record {
         upstream,
         key,
         mark,
+        charged,
     }))
 }
 

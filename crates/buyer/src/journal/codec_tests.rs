@@ -91,3 +91,53 @@ fn oversized_records_are_refused() {
     assert_eq!(encode_record(&mut out, &huge), Err(TooLarge));
     assert!(out.is_empty());
 }
+
+#[test]
+fn a_charged_spend_keeps_its_amount_through_journal_and_snapshot() {
+    let records = vec![
+        Record::spent_charged("llm", "k1", 61),
+        Record::spent_charged("llm", "k2", 0),
+        Record::spent_charged("llm", "k3", u128::MAX),
+        Record::new("llm", "k4"),
+        Record::marked("llm", "k5", Mark::Held),
+    ];
+    let mut buf = JOURNAL_MAGIC.to_vec();
+    for r in &records {
+        encode_record(&mut buf, r).unwrap();
+    }
+    assert_eq!(decode_journal(&buf).unwrap().records, records);
+    let snap = encode_snapshot(&records).unwrap();
+    assert_eq!(decode_snapshot(&snap).unwrap(), records);
+}
+
+#[test]
+fn the_charged_frame_is_pinned_and_a_bad_amount_is_malformed() {
+    let mut out = Vec::new();
+    encode_record(&mut out, &Record::spent_charged("u", "k", 0x0102)).unwrap();
+    let payload = &out[FRAME_HEADER..];
+    let mut want = vec![6u8, 1, 0, b'u', 1, 0, b'k', 0x02, 0x01];
+    want.extend([0u8; 14]);
+    assert_eq!(payload, want.as_slice());
+    // An amount on a mark other than spent is not written (only spends are charged).
+    let mut held = Record::marked("u", "k", Mark::Held);
+    held.charged = Some(5);
+    let mut out = Vec::new();
+    encode_record(&mut out, &held).unwrap();
+    assert_eq!(&out[FRAME_HEADER..], &[3u8, 1, 0, b'u', 1, 0, b'k']);
+
+    // A charged frame whose amount is short, and a plain spend with trailing bytes, are
+    // malformed (corrupt, not guessed at).
+    for payload in [
+        vec![6u8, 1, 0, b'u', 1, 0, b'k', 1, 2, 3],
+        vec![1u8, 1, 0, b'u', 1, 0, b'k', 0],
+    ] {
+        let mut buf = JOURNAL_MAGIC.to_vec();
+        push_frame(&mut buf, &payload);
+        encode_record(&mut buf, &Record::new("u", "k2")).unwrap();
+        assert_eq!(
+            decode_journal(&buf).unwrap_err().reason,
+            "malformed record",
+            "{payload:?}"
+        );
+    }
+}

@@ -55,6 +55,32 @@ fn file_journal_survives_reopen_and_compaction() {
 }
 
 #[test]
+fn a_charged_spend_survives_reopen_and_compaction() {
+    let dir = temp_dir("charged");
+    let open = || {
+        let storage = Arc::new(FileStorage::open(&dir).unwrap());
+        Journal::open(storage, Vec::new(), 64).unwrap()
+    };
+    let (j, _) = open();
+    j.record(&[Record::marked("llm", "k1", Mark::Held)])
+        .unwrap();
+    j.note(&[Record::spent_charged("llm", "k1", 61)]).unwrap();
+    // A late second answer for the key cannot change what was charged.
+    j.note(&[Record::spent_charged("llm", "k1", 2400)]).unwrap();
+    for i in 0..10 {
+        j.record(&[rec(i)]).unwrap();
+    }
+    drop(j);
+    let (j, r) = open();
+    assert!(
+        r.records.contains(&Record::spent_charged("llm", "k1", 61)),
+        "{r:?}"
+    );
+    assert_eq!(j.mark("k1"), Some(Mark::Spent));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn concurrent_spends_share_syncs() {
     let dir = temp_dir("group");
     let storage = Arc::new(FileStorage::open(&dir).unwrap());

@@ -2,7 +2,7 @@
 
 use kube::Api;
 use kube::api::ListParams;
-use obol_api::purchase_request::{PurchaseRequest, types};
+use obol_api::purchase_request::{PurchaseRequest, PurchaseRequestStatus, types};
 
 use crate::failure::{Failure, NOT_FOUND};
 use crate::kube_args::KubeArgs;
@@ -109,6 +109,7 @@ pub fn status(p: &PurchaseRequest) -> String {
         n(s.expired),
         n(s.skipped),
     ));
+    out.push_str(&charged_lines(&spec.price, &s));
     if let Some(seen) = &s.last_seller {
         out.push_str(&format!(
             "  seller said {} {} at {}{}\n",
@@ -140,6 +141,42 @@ pub fn status(p: &PurchaseRequest) -> String {
     }
     if s.observed_generation != p.metadata.generation {
         out.push_str("  (the buyer has not reported on the current generation yet)\n");
+    }
+    out
+}
+
+/// What the receipts charged against what was authorized for them (a metered `upto`
+/// purchase: the seller settles what each answer used, at most the price signed for), and how
+/// many spends did not say (a streamed answer settles after its head). Nothing when no
+/// receipt stated an amount.
+fn charged_lines(price: &str, s: &PurchaseRequestStatus) -> String {
+    let receipts = s.receipts.unwrap_or(0);
+    let Some(charged) = s.charged.as_deref().filter(|_| receipts > 0) else {
+        return String::new();
+    };
+    let authorized = price
+        .parse::<u128>()
+        .ok()
+        .and_then(|p| p.checked_mul(u128::from(receipts)));
+    let noun = if receipts == 1 { "receipt" } else { "receipts" };
+    let mut out = match authorized {
+        Some(a) => {
+            let unmoved = charged
+                .parse::<u128>()
+                .ok()
+                .and_then(|c| a.checked_sub(c))
+                .map_or_else(String::new, |u| format!("; {u} never moved"));
+            format!(
+                "  charged    {charged} atomic units by {receipts} {noun} (authorized {a}{unmoved})\n"
+            )
+        }
+        None => format!("  charged    {charged} atomic units by {receipts} {noun}\n"),
+    };
+    let unstated = s.spent.unwrap_or(0).saturating_sub(receipts);
+    if unstated > 0 {
+        out.push_str(&format!(
+            "  ({unstated} spent without a stated charge: streamed or exact answers, or recorded by another replica)\n"
+        ));
     }
     out
 }
@@ -207,9 +244,7 @@ impl StatusArgs {
 
 #[cfg(test)]
 mod tests {
-    use obol_api::purchase_request::{
-        BuyerReplicaStatus, PurchaseRequestSpec, PurchaseRequestStatus,
-    };
+    use obol_api::purchase_request::{BuyerReplicaStatus, PurchaseRequestSpec};
 
     use super::*;
 
@@ -258,5 +293,41 @@ mod tests {
         );
         assert!(text.contains("replica x402-buyer-1 slots [1,3,5,7,9,11]: remaining 3"));
         assert!(text.contains("remaining  7"));
+        assert!(!text.contains("charged"), "{text}");
+    }
+
+    #[test]
+    fn a_metered_purchase_shows_charged_against_authorized() {
+        let status = |spent, receipts, charged: Option<&str>| PurchaseRequestStatus {
+            spent: Some(spent),
+            receipts,
+            charged: charged.map(str::to_owned),
+            ..PurchaseRequestStatus::default()
+        };
+        let cases: &[(&str, &str, PurchaseRequestStatus, &str)] = &[
+            (
+                "every spend stated",
+                "2400",
+                status(3, Some(3), Some("183")),
+                "  charged    183 atomic units by 3 receipts (authorized 7200; 7017 never moved)\n",
+            ),
+            (
+                "a stream among them",
+                "2400",
+                status(4, Some(3), Some("183")),
+                "  charged    183 atomic units by 3 receipts (authorized 7200; 7017 never moved)\n  (1 spent without a stated charge: streamed or exact answers, or recorded by another replica)\n",
+            ),
+            (
+                "unreadable price",
+                "x",
+                status(1, Some(1), Some("5")),
+                "  charged    5 atomic units by 1 receipt\n",
+            ),
+            ("no receipt", "2400", status(3, None, None), ""),
+            ("zero receipts", "2400", status(3, Some(0), Some("0")), ""),
+        ];
+        for (name, price, s, want) in cases {
+            assert_eq!(charged_lines(price, s), *want, "{name}");
+        }
     }
 }

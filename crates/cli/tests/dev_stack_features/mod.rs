@@ -910,7 +910,8 @@ pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Cli
 /// approval (unlimited, on chain after), signs Permit2 witness authorizations for the maximum
 /// and writes a PurchaseRequest of scheme `upto`; the stack's buyer spends one: a 3 + 100
 /// token completion settles exactly its cost (61) on chain and the receipt reaches the
-/// client; the purchase counts one spent. A second purchase needs no approval.
+/// client; the purchase counts one spent, charged 61 of the 2 400 authorized (`obol buy
+/// status` says so). A second purchase needs no approval.
 pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
     let gateway = stack.var("OBOL_GATEWAY_URL");
     let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
@@ -999,12 +1000,28 @@ pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
         (before.0 - after.0, after.1 - before.1),
         (U256::from(61u64), U256::from(61u64))
     );
+    // The buyer journals what the receipt charged, and the purchase says it against what was
+    // authorized.
     let counted = eventually(Duration::from_secs(30), || async {
         let s = purchases.get("llm-upto").await.ok()?.status?;
-        (s.spent == Some(1) && s.held == Some(0)).then_some(s.remaining)
+        (s.spent == Some(1) && s.held == Some(0) && s.receipts == Some(1))
+            .then_some((s.remaining, s.charged))
     })
     .await;
-    assert_eq!(counted, Some(2));
+    assert_eq!(counted, (Some(2), Some("61".to_owned())));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
+        .args(["buy", "status", "llm-upto", "-n", "demo"])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success()
+            && text(&out).contains(
+                "charged    61 atomic units by 1 receipt (authorized 2400; 2339 never moved)"
+            ),
+        "{}",
+        text(&out)
+    );
 
     // Refill signs exact authorizations: it refuses an upto purchase and writes nothing.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
