@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_COMPACT_BYTES)]
     pub compact_bytes: u64,
     /// JSON-RPC endpoints (one per chain, repeatable or comma-separated): `authorizationState`
-    /// tells which authorizations were used, whatever any journal or seller remembers. Asked at
+    /// (exact) and Permit2's nonce bitmap (upto) tell which authorizations were used, whatever any journal or seller remembers. Asked at
     /// start-up for the whole pool, when a seller refuses for a reason the buyer cannot
     /// classify, and periodically for held authorizations. Required with `--source kube`.
     #[arg(long, value_delimiter = ',')]
@@ -134,7 +134,7 @@ impl obol_runtime::Service for Args {
         &self.log
     }
 
-    /// Runs the buyer until shutdown; requests in flight get [`SHUTDOWN_GRACE`] to finish.
+    /// Runs the buyer until shutdown; requests in flight get `SHUTDOWN_GRACE` to finish.
     async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self {
             config_dir,

@@ -30,7 +30,7 @@ pub struct BuyerParts {
     pub clock: Arc<dyn Clock>,
     /// Most authorizations tried per request when sellers answer "already used".
     pub max_heal: usize,
-    /// `authorizationState` readers.
+    /// Chain readers (`authorizationState`, Permit2's nonce bitmap).
     pub chains: Arc<ChainReaders>,
     /// Seconds before `validBefore` at which an authorization is no longer sent.
     pub expiry_margin: u64,
@@ -368,7 +368,7 @@ impl Buyer {
         }
         let items: Vec<_> = auths
             .iter()
-            .filter_map(|a| Some((a.key.clone(), crate::chain::authorizer(a)?)))
+            .filter_map(|a| Some((a.key.clone(), crate::chain::query(a)?)))
             .collect();
         let pairs: Vec<_> = items.iter().map(|(_, p)| *p).collect();
         let labels = BuyerMetrics::labels(&upstream.name, upstream.remote_model.as_deref());

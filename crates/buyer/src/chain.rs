@@ -1,12 +1,17 @@
-//! The chain reader: `authorizationState(from, nonce)` on the token says whether an
-//! authorization was used (or cancelled), whatever any seller or journal remembers. The buyer
+//! The chain reader: `authorizationState(from, nonce)` on the token says whether an EIP-3009
+//! authorization (scheme `exact`) was used (or cancelled), and Permit2's
+//! `nonceBitmap(owner, nonce >> 8)` whether a Permit2 witness authorization (scheme `upto`)
+//! was: bit `nonce & 0xff` of that word is set once Permit2 consumed the nonce (or the owner
+//! invalidated it). Either answer holds whatever any seller or journal remembers. The buyer
 //! asks it at start-up for the whole pool, whenever a seller refuses an authorization for a
 //! reason it cannot classify, and periodically for held authorizations. One JSON-RPC batch of
 //! `eth_call`s per [`BATCH`] authorizations. Each `--rpc-url` serves the chain it reports
 //! (`eth_chainId`, asked once).
 
+use obol_x402::permit2::PERMIT2_ADDRESS;
 use obol_x402::rpc::{JsonRpc, RpcError};
-use obol_x402::{Address, B256};
+use obol_x402::wire::Permit2Authorization;
+use obol_x402::{Address, B256, U256};
 use serde_json::{Value, json};
 
 use crate::upstream::Auth;
@@ -14,6 +19,8 @@ use crate::upstream::Auth;
 alloy::sol! {
     /// FiatToken / EIP-3009: whether `(authorizer, nonce)` was used or cancelled.
     function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+    /// Permit2: the word `wordPos` of `owner`'s unordered-nonce bitmap.
+    function nonceBitmap(address owner, uint256 wordPos) external view returns (uint256);
 }
 
 /// `eth_call`s per JSON-RPC batch.
@@ -43,27 +50,82 @@ impl ChainError {
     }
 }
 
-/// The payer and nonce of an EIP-3009 authorization, when its payload names them.
-pub fn authorizer(auth: &Auth) -> Option<(Address, B256)> {
-    let a = auth.payload.get("authorization")?;
-    let from = obol_x402::wire::scalar::parse_address(a.get("from")?.as_str()?).ok()?;
-    let nonce = obol_x402::wire::scalar::parse_b256(a.get("nonce")?.as_str()?).ok()?;
-    Some((from, nonce))
+/// What to ask the chain about one authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceQuery {
+    /// EIP-3009: `authorizationState(from, nonce)` on the token.
+    Eip3009 {
+        /// The payer.
+        from: Address,
+        /// The authorization's nonce.
+        nonce: B256,
+    },
+    /// Permit2: `nonceBitmap(owner, nonce >> 8)` on Permit2, bit `nonce & 0xff`.
+    Permit2 {
+        /// The payer (Permit2's owner).
+        owner: Address,
+        /// The unordered nonce.
+        nonce: U256,
+    },
 }
 
-/// The `eth_call` data for `authorizationState(from, nonce)`.
-pub fn call_data(from: Address, nonce: B256) -> String {
-    use alloy::sol_types::SolCall as _;
-    let data = authorizationStateCall {
-        authorizer: from,
-        nonce,
+/// What to ask about `auth`, when its payload names a payer and a nonce: an EIP-3009
+/// `authorization`, or a Permit2 `permit2Authorization` (an `upto` item).
+pub fn query(auth: &Auth) -> Option<NonceQuery> {
+    if let Some(a) = auth.payload.get("authorization") {
+        let from = obol_x402::wire::scalar::parse_address(a.get("from")?.as_str()?).ok()?;
+        let nonce = obol_x402::wire::scalar::parse_b256(a.get("nonce")?.as_str()?).ok()?;
+        return Some(NonceQuery::Eip3009 { from, nonce });
     }
-    .abi_encode();
-    format!("0x{}", alloy::hex::encode(data))
+    let p = auth.payload.get("permit2Authorization")?;
+    let p: Permit2Authorization = serde_json::from_value(p.clone()).ok()?;
+    Some(NonceQuery::Permit2 {
+        owner: p.from,
+        nonce: p.nonce,
+    })
 }
 
-/// An `eth_call` result that is one ABI word, as a bool.
-fn decode_bool(result: &Value) -> Result<bool, ChainError> {
+impl NonceQuery {
+    /// The contract to call and the call data (`token` is the asset, for EIP-3009).
+    pub fn call(&self, token: Address) -> (Address, String) {
+        use alloy::sol_types::SolCall as _;
+        let (to, data) = match *self {
+            Self::Eip3009 { from, nonce } => (
+                token,
+                authorizationStateCall {
+                    authorizer: from,
+                    nonce,
+                }
+                .abi_encode(),
+            ),
+            Self::Permit2 { owner, nonce } => (
+                PERMIT2_ADDRESS,
+                nonceBitmapCall {
+                    owner,
+                    wordPos: nonce >> 8,
+                }
+                .abi_encode(),
+            ),
+        };
+        (to, format!("0x{}", alloy::hex::encode(data)))
+    }
+
+    /// Whether the answer to [`NonceQuery::call`] says the nonce was used.
+    pub fn used(&self, result: &Value) -> Result<bool, ChainError> {
+        let word = abi_word(result)?;
+        Ok(match *self {
+            Self::Eip3009 { .. } => word == U256::from(1u8),
+            Self::Permit2 { nonce, .. } => {
+                // The low byte of the nonce is the bit's index in its word.
+                let bit = usize::from(nonce.byte(0));
+                word.bit(bit)
+            }
+        })
+    }
+}
+
+/// An `eth_call` result that is one ABI word.
+fn abi_word(result: &Value) -> Result<U256, ChainError> {
     let hex = result
         .as_str()
         .ok_or_else(|| ChainError::Answer(format!("not an ABI word: {result}")))?;
@@ -71,7 +133,7 @@ fn decode_bool(result: &Value) -> Result<bool, ChainError> {
     if word.len() != 64 || !word.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ChainError::Answer("result is not one ABI word".into()));
     }
-    Ok(word.trim_start_matches('0') == "1")
+    U256::from_str_radix(word, 16).map_err(|_| ChainError::Answer("result is not hex".into()))
 }
 
 /// A JSON-RPC endpoint (obol-x402's client, each call limited to [`RPC_TIMEOUT`]).
@@ -96,20 +158,21 @@ impl Rpc {
         u64::try_from(id).map_err(|_| ChainError::Answer(format!("{method}: {v}")))
     }
 
-    /// `authorizationState` on `token` for each `(from, nonce)`, in order.
+    /// Whether each of `items` was used, in order (`token`: the asset, for EIP-3009).
     pub async fn used(
         &self,
         token: Address,
-        items: &[(Address, B256)],
+        items: &[NonceQuery],
     ) -> Result<Vec<bool>, ChainError> {
         let rpc = self.rpc()?;
         let mut out = Vec::with_capacity(items.len());
         for chunk in items.chunks(BATCH) {
-            let calls = chunk.iter().map(|&(from, nonce)| {
-                json!([{"to": token.to_checksum(None), "data": call_data(from, nonce)}, "latest"])
+            let calls = chunk.iter().map(|q| {
+                let (to, data) = q.call(token);
+                json!([{"to": to.to_checksum(None), "data": data}, "latest"])
             });
-            for result in rpc.batch("eth_call", calls).await? {
-                out.push(decode_bool(&result?)?);
+            for (q, result) in chunk.iter().zip(rpc.batch("eth_call", calls).await?) {
+                out.push(q.used(&result?)?);
             }
         }
         Ok(out)
@@ -120,21 +183,106 @@ impl Rpc {
 mod tests {
     use super::*;
 
-    #[test]
-    fn call_data_uses_the_authorization_state_selector() {
-        let data = call_data(Address::ZERO, B256::ZERO);
-        assert!(data.starts_with("0xe94a0102"), "{data}");
-        assert_eq!(data.len(), 2 + 8 + 128);
+    const TOKEN: Address = Address::repeat_byte(0x11);
+    const PAYER: Address = Address::repeat_byte(0x22);
+
+    fn word(w: &str) -> Value {
+        json!(format!("0x{w:0>64}"))
     }
 
     #[test]
-    fn results_decode_as_bool_words() {
-        let word = |w: &str| json!(format!("0x{w:0>64}"));
-        assert!(decode_bool(&word("1")).unwrap());
-        assert!(!decode_bool(&word("0")).unwrap());
-        for bad in [json!(null), json!("0x01"), json!({"message": "reverted"})] {
-            assert!(decode_bool(&bad).is_err(), "{bad}");
+    fn an_exact_item_asks_the_token_for_its_authorization_state() {
+        let q = NonceQuery::Eip3009 {
+            from: Address::ZERO,
+            nonce: B256::ZERO,
+        };
+        let (to, data) = q.call(TOKEN);
+        assert_eq!(to, TOKEN);
+        assert!(data.starts_with("0xe94a0102"), "{data}");
+        assert_eq!(data.len(), 2 + 8 + 128);
+        assert!(q.used(&word("1")).unwrap());
+        assert!(!q.used(&word("0")).unwrap());
+        for bad in [
+            json!(null),
+            json!("0x01"),
+            json!({"message": "reverted"}),
+            word("zz"),
+        ] {
+            assert!(q.used(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn items_of_either_scheme_say_what_to_ask() {
+        use crate::upstream::tests::upto_item;
+        let upto = Auth::from_presigned(&upto_item(
+            "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            2400,
+            0x0001_0205,
+        ))
+        .unwrap();
+        let Some(NonceQuery::Permit2 { owner, nonce }) = query(&upto) else {
+            panic!("an upto item is asked of Permit2");
+        };
+        assert_eq!(nonce, U256::from(0x0001_0205_u32));
+        assert_eq!(
+            owner,
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+                .parse::<Address>()
+                .unwrap(),
+            "dev key #1 signs the test items"
+        );
+        let mut exact = upto.clone();
+        exact.payload = json!({"authorization": {"from": PAYER.to_checksum(None), "nonce": format!("0x{:064x}", 7)}});
+        assert_eq!(
+            query(&exact),
+            Some(NonceQuery::Eip3009 {
+                from: PAYER,
+                nonce: B256::with_last_byte(7)
+            })
+        );
+        // A payload naming neither cannot be asked about.
+        exact.payload = json!({"authorization": {"from": "nope", "nonce": "0x07"}});
+        assert_eq!(query(&exact), None);
+        exact.payload = json!({"permit2Authorization": {"from": PAYER.to_checksum(None)}});
+        assert_eq!(query(&exact), None);
+        exact.payload = json!({});
+        assert_eq!(query(&exact), None);
+    }
+
+    #[test]
+    fn an_upto_item_asks_permit2_for_its_bit() {
+        // nonce = word 0x0102 << 8 | bit 0x05.
+        let nonce = U256::from(0x0001_0205_u32);
+        let q = NonceQuery::Permit2 {
+            owner: PAYER,
+            nonce,
+        };
+        let (to, data) = q.call(TOKEN);
+        assert_eq!(to, PERMIT2_ADDRESS, "Permit2, not the token");
+        // nonceBitmap(address,uint256), the owner, then word position 0x0102.
+        assert!(data.starts_with("0x4fe02b44"), "{data}");
+        assert_eq!(&data[2 + 8 + 24..2 + 8 + 64], &"22".repeat(20));
+        assert!(data.ends_with(&format!("{:0>64}", "102")), "{data}");
+        // (the word answered, whether the nonce is used)
+        let cases = [
+            ("20", true),        // bit 5 alone
+            ("ffffffdf", false), // every bit but 5
+            ("0", false),
+            ("1", false),
+        ];
+        for (w, used) in cases {
+            assert_eq!(q.used(&word(w)).unwrap(), used, "{w}");
+        }
+        // The top bit of a word.
+        let top = NonceQuery::Permit2 {
+            owner: PAYER,
+            nonce: U256::from(0xffu8),
+        };
+        assert!(top.used(&word(&format!("8{}", "0".repeat(63)))).unwrap());
+        assert!(!top.used(&word("1")).unwrap());
+        assert!(q.used(&json!("0x20")).is_err());
     }
 }
 

@@ -48,7 +48,7 @@ pub struct BuyerMetrics {
     pub released: Family<UpstreamLabels, Counter>,
     /// Authorizations found used on chain that were not known spent.
     pub chain_healed: Family<UpstreamLabels, Counter>,
-    /// `authorizationState` checks, by result (`ok` or an error label).
+    /// Chain checks of nonces (`authorizationState`, Permit2's `nonceBitmap`), by result (`ok` or an error label).
     pub chain_checks: Family<ReasonLabels, Counter>,
     /// Authorizations held: sent, fate unknown.
     pub held: Family<UpstreamLabels, Gauge>,
@@ -119,7 +119,7 @@ impl Default for BuyerMetrics {
         );
         registry.register(
             "chain_checks",
-            "authorizationState checks by result",
+            "Chain checks of authorization nonces (authorizationState, Permit2 nonceBitmap) by result",
             m.chain_checks.clone(),
         );
         registry.register(

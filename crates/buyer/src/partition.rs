@@ -11,7 +11,7 @@
 //! 1. its entry in the PurchaseRequest's `status.buyers[]` lists the slot, written with the
 //!    resourceVersion of the status it decided on (a compare-and-swap: two replicas deciding
 //!    on the same view cannot both list a slot, the second write fails with a conflict), and
-//! 2. it asked the chain (`authorizationState`, batched) about every authorization of the slot
+//! 2. it asked the chain (batched nonce checks: [`crate::chain`]) about every authorization of the slot
 //!    after that write, so whatever a previous holder spent is known spent here.
 //!
 //! **Letting go.** A replica that is no longer assigned a slot stops spending from it at once

@@ -5,7 +5,7 @@
 //! status back with the resourceVersion read as a precondition (a conflict means another
 //! replica wrote first: nothing changes here, the next tick decides again). Only after a
 //! successful write do the slots' holdings move on; claimed slots are then checked on chain
-//! (batched `authorizationState`) and opened for spending. A replica that could not write for
+//! (batched nonce checks, [`crate::chain`]) and opened for spending. A replica that could not write for
 //! half the lease closes every slot ([`may_spend`]).
 //!
 //! The status written: this replica's entry in `status.buyers[]` (its listed slots, their

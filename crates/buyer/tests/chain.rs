@@ -1,4 +1,5 @@
-//! The start-up `authorizationState` check against a loopback JSON-RPC stub.
+//! The start-up chain check: `authorizationState` against a loopback JSON-RPC stub, and
+//! Permit2's nonce bitmap on a real anvil.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -84,4 +85,108 @@ async fn used_authorizations_are_recorded_before_any_request() {
         (s["s"]["spent"].clone(), s["s"]["healed"].clone()),
         (json!(6), json!(5))
     );
+}
+
+alloy::sol! {
+    function invalidateUnorderedNonces(uint256 wordPos, uint256 mask) external;
+}
+
+/// The Permit2 check on a real chain: anvil with the repository's test Permit2 at the
+/// canonical address. A payer invalidates two nonces (in two words); the chain reader says
+/// exactly those are used, and a neighbour bit of the same word is not; a buyer that lost its
+/// state heals an upto pool signed with them before its first request.
+#[tokio::test]
+async fn upto_nonces_are_read_from_permit2_on_a_real_chain() {
+    use alloy::sol_types::SolCall as _;
+    use obol_buyer::chain::{NonceQuery, Rpc};
+    use obol_x402::U256;
+
+    let dir = temp_dir("permit2-chain");
+    let anvil =
+        obol_devstack::chain::Anvil::start(&obol_testenv::tools::anvil(), &dir.join("anvil.log"))
+            .await
+            .unwrap();
+    anvil
+        .rpc()
+        .install_upto_permit2(&obol_testenv::repo_root().join("contracts"))
+        .await
+        .unwrap();
+    let owner = obol_devstack::chain::dev_address(1);
+    let low = U256::from((5u32 << 8) | 3);
+    let neighbour = U256::from((5u32 << 8) | 4);
+    let high = U256::MAX - U256::from(1u8);
+    for nonce in [low, high] {
+        let data = invalidateUnorderedNoncesCall {
+            wordPos: nonce >> 8,
+            mask: U256::from(1u8) << usize::from(nonce.byte(0)),
+        }
+        .abi_encode();
+        anvil
+            .rpc()
+            .transact(owner, Some(obol_x402::permit2::PERMIT2_ADDRESS), &data)
+            .await
+            .unwrap();
+    }
+    let q = |owner, nonce| NonceQuery::Permit2 { owner, nonce };
+    let other = obol_devstack::chain::dev_address(2);
+    let reader = Rpc::new(reqwest::Client::new(), anvil.rpc().url());
+    let used = reader
+        .used(
+            obol_x402::Address::ZERO,
+            &[
+                q(owner, low),
+                q(owner, neighbour),
+                q(owner, high),
+                q(other, low),
+                q(owner, U256::from(3u8)),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(used, [true, false, true, false, false]);
+
+    // A buyer whose journal knows nothing of an upto pool signed with these nonces asks the
+    // chain at start-up and never sends the two used ones.
+    let key: obol_x402::PrivateKey =
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+            .parse()
+            .unwrap();
+    assert_eq!(key.address(), owner);
+    let item = |nonce: U256| {
+        let authorization = obol_x402::wire::Permit2Authorization {
+            from: owner,
+            permitted: obol_x402::wire::Permitted {
+                token: USDC_BASE_SEPOLIA.parse().unwrap(),
+                amount: U256::from(2400u64),
+            },
+            spender: obol_x402::permit2::UPTO_PROXY_ADDRESS,
+            nonce,
+            deadline: 4_294_967_295,
+            witness: obol_x402::wire::UptoWitness {
+                to: PAY_TO.parse().unwrap(),
+                facilitator: obol_devstack::chain::dev_address(0),
+                valid_after: 0,
+            },
+        };
+        let payload = obol_x402::permit2::sign_payload(&key, 84_532, authorization).unwrap();
+        json!({"id": nonce.to_string(), "payment": {"x402Version": 2, "payload": payload}})
+    };
+    let seller = spawn_seller(Mode::V1, "base-sepolia", USDC_BASE_SEPOLIA).await;
+    let mut cfg = upstream_json(&seller.url(""), None, "base-sepolia", USDC_BASE_SEPOLIA);
+    cfg["scheme"] = json!("upto");
+    cfg["price"] = json!("2400");
+    let items: Vec<Value> = [low, neighbour, high, U256::from(3u8)]
+        .into_iter()
+        .map(item)
+        .collect();
+    write_upstream(&dir, "llm", &cfg, &items);
+    let t = mk_buyer_with(&dir, 0, &[anvil.rpc().url().to_owned()]).await;
+    assert_eq!(t.buyer.check_chain().await, 2);
+    let s = status(&t.app).await;
+    assert_eq!(
+        (s["llm"]["remaining"].clone(), s["llm"]["spent"].clone()),
+        (json!(2), json!(2)),
+        "{s}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
