@@ -196,6 +196,15 @@ pub async fn forward(
     loop {
         let auth = buyer.spend(upstream).await?;
         tries += 1;
+        if let Some(detail) = select::unpayable_with(&offer.accepts[index], &auth) {
+            // Signed for another facilitator than the seller's: never sent.
+            buyer.settle(upstream, &auth.key, Mark::Released);
+            buyer.seller_answered(&upstream.name, Some(402), "terms_changed", &detail);
+            return Err(SpendError::NoMatch {
+                upstream: upstream.name.clone(),
+                detail,
+            });
+        }
         let payment = match select::payment_header(&offer, index, &auth) {
             Ok(p) => p,
             Err(e) => {

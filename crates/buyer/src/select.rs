@@ -149,6 +149,32 @@ pub fn payment_header(
     Ok((name, codec::encode_header(&body)?))
 }
 
+/// Why `auth` must not be sent on requirement `accepted` although the terms match: an `upto`
+/// authorization names in its witness the one facilitator allowed to settle it, and a seller
+/// that now settles through another (`extra.facilitatorAddress`) could never settle it.
+/// Nothing to say for `exact` items, or when the requirement names no facilitator.
+pub fn unpayable_with(accepted: &Value, auth: &Auth) -> Option<String> {
+    let wanted = accepted
+        .get("extra")?
+        .get("facilitatorAddress")?
+        .as_str()
+        .and_then(|a| scalar::parse_address(a).ok());
+    let signed = auth
+        .payload
+        .get("permit2Authorization")?
+        .pointer("/witness/facilitator")
+        .and_then(Value::as_str)
+        .and_then(|a| scalar::parse_address(a).ok());
+    match (wanted, signed) {
+        (Some(w), Some(s)) if w == s => None,
+        (Some(w), Some(s)) => Some(format!(
+            "the seller settles through facilitator {w} (signed for {s})"
+        )),
+        (None, _) => Some("the seller's facilitatorAddress is not an address".to_owned()),
+        (_, None) => Some("the authorization's witness names no facilitator".to_owned()),
+    }
+}
+
 /// Why the first requirement closest to this upstream's terms cannot be paid, for the client
 /// and the status: "price 2000 (signed for 1000)", ... The buyer never sends an authorization
 /// to terms it was not signed for.

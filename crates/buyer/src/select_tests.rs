@@ -345,3 +345,61 @@ fn a_metered_purchase_pays_the_upto_requirement_with_its_permit2_payload() {
     .unwrap();
     assert_eq!(Some(signer), auth.from);
 }
+
+#[test]
+fn an_upto_item_is_sent_only_to_the_facilitator_it_names() {
+    const USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+    // upto_item's witness names dev account #0 as the facilitator.
+    const SIGNED: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+    const OTHER: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+    let seller = mk_upstream().pay_to.to_checksum(None);
+    let upto =
+        Auth::from_presigned(&crate::upstream::tests::upto_item(USDC, &seller, 2400, 7)).unwrap();
+    let with_extra = |extra: Value| json!({"scheme": "upto", "extra": extra});
+    let cases: &[(&str, Value, Option<&str>)] = &[
+        (
+            "same facilitator",
+            with_extra(json!({"facilitatorAddress": SIGNED})),
+            None,
+        ),
+        (
+            "same, lower case",
+            with_extra(json!({"facilitatorAddress": SIGNED.to_lowercase()})),
+            None,
+        ),
+        (
+            "another facilitator",
+            with_extra(json!({"facilitatorAddress": OTHER})),
+            Some(
+                "the seller settles through facilitator 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC (signed for 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266)",
+            ),
+        ),
+        (
+            "not an address",
+            with_extra(json!({"facilitatorAddress": "settler"})),
+            Some("the seller's facilitatorAddress is not an address"),
+        ),
+        ("no facilitator named", with_extra(json!({})), None),
+        ("no extra", json!({"scheme": "upto"}), None),
+    ];
+    for (name, accepted, want) in cases {
+        assert_eq!(unpayable_with(accepted, &upto).as_deref(), *want, "{name}");
+    }
+    // An exact item names no facilitator: nothing to compare.
+    let mut exact = upto.clone();
+    exact.payload = json!({"authorization": {"from": seller}});
+    assert_eq!(
+        unpayable_with(&with_extra(json!({"facilitatorAddress": OTHER})), &exact),
+        None
+    );
+    // An upto item whose witness lost its facilitator is not sent.
+    let mut bare = upto.clone();
+    bare.payload["permit2Authorization"]["witness"]
+        .as_object_mut()
+        .unwrap()
+        .remove("facilitator");
+    assert_eq!(
+        unpayable_with(&with_extra(json!({"facilitatorAddress": OTHER})), &bare).as_deref(),
+        Some("the authorization's witness names no facilitator")
+    );
+}
