@@ -290,6 +290,18 @@ impl Buyer {
         Some(effective)
     }
 
+    /// Records the amount a receipt stated after the spend of `key` was recorded (a streamed
+    /// answer's trailer): journaled and counted once, only for a spent key without one.
+    pub fn add_charge(&self, upstream: &str, key: &str, amount: u128) {
+        let mut pool = self.pool.lock();
+        if pool.add_charge(upstream, key, amount) {
+            let record = Record::spent_charged(upstream.to_owned(), key.to_owned(), amount);
+            if let Err(error) = self.journal.note(&[record]) {
+                tracing::error!(%error, "Could not journal a charged amount");
+            }
+        }
+    }
+
     fn heal_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.heal_locks
             .lock()

@@ -5,10 +5,12 @@
 //! Responses other than the 402 (and error answers inspected for healing) stream through
 //! unbuffered.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use futures::TryStreamExt as _;
+use http_body_util::BodyExt as _;
 use obol_x402::codec::headers as x402h;
 use tracing::warn;
 
@@ -17,7 +19,7 @@ use crate::error::SpendError;
 use crate::journal::Mark;
 use crate::metrics::BuyerMetrics;
 use crate::select::{self, Refusal};
-use crate::upstream::Upstream;
+use crate::upstream::{Scheme, Upstream};
 
 /// Largest 402 or 4xx body read to decide what to do (bigger ones are not x402 answers).
 const MAX_INSPECT: usize = 256 * 1024;
@@ -80,7 +82,9 @@ async fn send(
         .headers(req.headers.clone())
         .body(req.body.clone());
     if let Some((name, value)) = payment {
-        builder = builder.header(name, value);
+        // A streamed paid answer's receipt comes as a trailer, sent only to a client that
+        // says it takes trailers.
+        builder = builder.header(name, value).header("te", "trailers");
     }
     builder.send().await.map_err(|source| SpendError::Upstream {
         upstream: upstream.name.clone(),
@@ -98,10 +102,27 @@ fn response_head(resp: &reqwest::Response) -> axum::http::response::Builder {
     builder
 }
 
+/// Streams the answer back as it comes, trailers included.
 fn stream_back(resp: reqwest::Response) -> Response {
+    stream_back_then(resp, |_| {})
+}
+
+/// [`stream_back`], handing the answer's trailers (if any come) to `on_trailers` once.
+fn stream_back_then(
+    resp: reqwest::Response,
+    on_trailers: impl FnOnce(&HeaderMap) + Send + 'static,
+) -> Response {
     let head = response_head(&resp);
-    let body = Body::from_stream(resp.bytes_stream().map_err(std::io::Error::other));
-    head.body(body).unwrap_or_else(|_| bad_gateway())
+    let mut on_trailers = Some(on_trailers);
+    let body = reqwest::Body::from(resp).map_frame(move |frame| {
+        if let Some(trailers) = frame.trailers_ref()
+            && let Some(f) = on_trailers.take()
+        {
+            f(trailers);
+        }
+        frame
+    });
+    head.body(Body::new(body)).unwrap_or_else(|_| bad_gateway())
 }
 
 fn buffered(head: axum::http::response::Builder, body: Bytes) -> Response {
@@ -153,7 +174,7 @@ fn receipt_tx(headers: &HeaderMap) -> Option<String> {
 /// releases it. A connection that failed before sending releases it; an answer that never
 /// came leaves it held.
 pub async fn forward(
-    buyer: &Buyer,
+    buyer: &Arc<Buyer>,
     upstream: &Upstream,
     req: Outgoing,
 ) -> Result<Response, SpendError> {
@@ -248,7 +269,17 @@ pub async fn forward(
             let charged = select::settled_amount(&receipts(paid.headers()));
             buyer.settle_charged(upstream, &auth.key, Mark::Spent, charged);
             buyer.seller_answered(&upstream.name, Some(status.as_u16()), "paid", "");
-            return Ok(stream_back(paid));
+            if charged.is_some() || auth.scheme != Scheme::Upto {
+                return Ok(stream_back(paid));
+            }
+            // An upto stream settles when it ended: its receipt, and what it charged, come as
+            // a trailer.
+            let (buyer, name, key) = (buyer.clone(), upstream.name.clone(), auth.key.clone());
+            return Ok(stream_back_then(paid, move |trailers| {
+                if let Some(amount) = select::settled_amount(&receipts(trailers)) {
+                    buyer.add_charge(&name, &key, amount);
+                }
+            }));
         }
         m.failure.get_or_create(&labels).inc();
         if let Some(tx) = tx {

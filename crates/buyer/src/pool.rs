@@ -411,6 +411,20 @@ impl Pool {
         Some(effective)
     }
 
+    /// Records that the spent key `key` of `name` was charged `amount`, stated after the spend
+    /// (a streamed answer's receipt trailer). Only a spent key without a known amount takes
+    /// it; returns whether it did.
+    pub fn add_charge(&mut self, name: &str, key: &str, amount: u128) -> bool {
+        if self.marks.get(key) != Some(&Mark::Spent) || self.charged.contains_key(key) {
+            return false;
+        }
+        self.charged.insert(key.to_owned(), amount);
+        if let Some(e) = self.entries.get_mut(name) {
+            e.counts.add_charge(Some(&amount));
+        }
+        true
+    }
+
     /// Drops authorizations expiring before `now` + margin from every pool (so the counts say
     /// so even when nothing is spent).
     pub fn sweep(&mut self, now: u64) {

@@ -341,6 +341,17 @@ fn a_stated_charge_is_counted_once_and_survives_a_reload() {
     .with_charges([(a.key.clone(), 61)]);
     again.apply(&mk_loaded(4), 1000);
     assert_eq!(charged(&again), (3, 1, 61));
+    // A stream's amount arrives after its spend was recorded: taken once, by a spent key only.
+    assert!(again.add_charge("s", &b.key, 30));
+    assert!(!again.add_charge("s", &b.key, 99), "once");
+    assert!(!again.add_charge("s", &a.key, 99), "a has its amount");
+    assert!(
+        !again.add_charge("s", &d.key, 99),
+        "healed: nothing was answered"
+    );
+    let free = again.unresolved("s").pop().unwrap();
+    assert!(!again.add_charge("s", &free.key, 99), "not spent");
+    assert_eq!(charged(&again), (3, 2, 91));
     let none = &Pool::new([]);
     assert_eq!(none.status().get("s"), None);
 }

@@ -145,7 +145,7 @@ async fn by_name(
     run(&b, &upstream, out).await
 }
 
-async fn run(b: &Buyer, upstream: &crate::upstream::Upstream, out: Outgoing) -> Response {
+async fn run(b: &Arc<Buyer>, upstream: &crate::upstream::Upstream, out: Outgoing) -> Response {
     match forward::forward(b, upstream, out).await {
         Ok(r) => r,
         Err(e) => {

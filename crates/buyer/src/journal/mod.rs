@@ -101,16 +101,24 @@ fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> JournalError {
 }
 
 /// Applies `record` to the state of its key: spent and healed are final; a release frees only
-/// a held key; a hold never downgrades a spent key. Returns whether the state changed.
+/// a held key; a hold never downgrades a spent key. The one change to a spent key: a spend
+/// without an amount learns it (a streamed answer's receipt comes after its head), once.
+/// Returns whether the state changed.
 pub fn settle(state: &mut BTreeMap<String, Record>, record: Record) -> bool {
-    let current = state.get(&record.key).map(|r| r.mark);
+    let current = state
+        .get(&record.key)
+        .map(|r| (r.mark, r.charged.is_some()));
     match (current, record.mark) {
-        (Some(m), _) if m.is_spent() => false,
-        (Some(Mark::Held), Mark::Released) => {
+        (Some((Mark::Spent, false)), Mark::Spent) if record.charged.is_some() => {
+            state.insert(record.key.clone(), record);
+            true
+        }
+        (Some((m, _)), _) if m.is_spent() => false,
+        (Some((Mark::Held, _)), Mark::Released) => {
             state.remove(&record.key);
             true
         }
-        (_, Mark::Released) | (Some(Mark::Held), Mark::Held) => false,
+        (_, Mark::Released) | (Some((Mark::Held, _)), Mark::Held) => false,
         _ => {
             state.insert(record.key.clone(), record);
             true

@@ -67,6 +67,12 @@ fn a_charged_spend_survives_reopen_and_compaction() {
     j.note(&[Record::spent_charged("llm", "k1", 61)]).unwrap();
     // A late second answer for the key cannot change what was charged.
     j.note(&[Record::spent_charged("llm", "k1", 2400)]).unwrap();
+    // A spend recorded without an amount learns it later (a stream's trailer), once.
+    j.record(&[Record::marked("llm", "k2", Mark::Held)])
+        .unwrap();
+    j.note(&[Record::new("llm", "k2")]).unwrap();
+    j.note(&[Record::spent_charged("llm", "k2", 31)]).unwrap();
+    j.note(&[Record::spent_charged("llm", "k2", 7)]).unwrap();
     for i in 0..10 {
         j.record(&[rec(i)]).unwrap();
     }
@@ -74,6 +80,10 @@ fn a_charged_spend_survives_reopen_and_compaction() {
     let (j, r) = open();
     assert!(
         r.records.contains(&Record::spent_charged("llm", "k1", 61)),
+        "{r:?}"
+    );
+    assert!(
+        r.records.contains(&Record::spent_charged("llm", "k2", 31)),
         "{r:?}"
     );
     assert_eq!(j.mark("k1"), Some(Mark::Spent));

@@ -910,8 +910,9 @@ pub async fn monitoring_uses_exported_metrics(stack: &Stack, http: &reqwest::Cli
 /// approval (unlimited, on chain after), signs Permit2 witness authorizations for the maximum
 /// and writes a PurchaseRequest of scheme `upto`; the stack's buyer spends one: a 3 + 100
 /// token completion settles exactly its cost (61) on chain and the receipt reaches the
-/// client; the purchase counts one spent, charged 61 of the 2 400 authorized (`obol buy
-/// status` says so). A second purchase needs no approval.
+/// client; the purchase counts one spent, charged 61 of the 2 400 authorized. A streamed
+/// completion's charge reaches the buyer in the trailer: the purchase's charged total is what
+/// moved on chain for both (`obol buy status` says so). A second purchase needs no approval.
 pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
     let gateway = stack.var("OBOL_GATEWAY_URL");
     let rpc = Rpc::new(stack.var("OBOL_RPC_URL"));
@@ -1009,17 +1010,56 @@ pub async fn buyer_spends_upto(stack: &Stack, http: &reqwest::Client) {
     })
     .await;
     assert_eq!(counted, (Some(2), Some("61".to_owned())));
+
+    // A streamed completion settles when the stream ended: the buyer reads the receipt from
+    // the trailer and journals what it charged, which is what moved on chain.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let before = rpc.balance_of(usdc, payer).await.unwrap();
+    let paid = http
+        .post(format!(
+            "{}/upstream/llm-upto/v1/chat/completions",
+            stack.var("OBOL_BUYER_URL")
+        ))
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    assert!(
+        !paid.headers().contains_key("payment-response"),
+        "a stream's receipt is not known at its head"
+    );
+    let events = paid.text().await.unwrap();
+    assert!(events.contains("data: [DONE]"), "{events}");
+    let moved = eventually(Duration::from_secs(30), || async {
+        let now = rpc.balance_of(usdc, payer).await.ok()?;
+        (now < before).then(|| before - now)
+    })
+    .await;
+    assert!(
+        moved > U256::ZERO && moved <= U256::from(2400u64),
+        "{moved}"
+    );
+    let total = (U256::from(61u64) + moved).to_string();
+    let counted = eventually(Duration::from_secs(30), || async {
+        let s = purchases.get("llm-upto").await.ok()?.status?;
+        (s.spent == Some(2) && s.receipts == Some(2)).then_some((s.remaining, s.charged))
+    })
+    .await;
+    assert_eq!(counted, (Some(1), Some(total.clone())));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_obol"))
         .args(["buy", "status", "llm-upto", "-n", "demo"])
         .env("KUBECONFIG", stack.var("KUBECONFIG"))
         .output()
         .unwrap();
+    let unmoved = 4800 - total.parse::<u64>().unwrap();
+    let line = format!(
+        "charged    {total} atomic units by 2 receipts (authorized 4800; {unmoved} never moved)"
+    );
     assert!(
-        out.status.success()
-            && text(&out).contains(
-                "charged    61 atomic units by 1 receipt (authorized 2400; 2339 never moved)"
-            ),
-        "{}",
+        out.status.success() && text(&out).contains(&line),
+        "{line}: {}",
         text(&out)
     );
 
