@@ -264,8 +264,7 @@ pub async fn forward(
             if tx.is_none() {
                 m.unsettled_confirmations.get_or_create(&labels).inc();
             }
-            // An upto receipt states what was charged; a stream's settles after its head, so
-            // its amount is not known here and is not guessed.
+            // An upto receipt at the head states what was charged (a whole answer).
             let charged = select::settled_amount(&receipts(paid.headers()));
             buyer.settle_charged(upstream, &auth.key, Mark::Spent, charged);
             buyer.seller_answered(&upstream.name, Some(status.as_u16()), "paid", "");

@@ -175,7 +175,7 @@ fn charged_lines(price: &str, s: &PurchaseRequestStatus) -> String {
     let unstated = s.spent.unwrap_or(0).saturating_sub(receipts);
     if unstated > 0 {
         out.push_str(&format!(
-            "  ({unstated} spent without a stated charge: streamed or exact answers, or recorded by another replica)\n"
+            "  ({unstated} spent without a stated charge: exact answers, streams whose trailer never came, or spends another replica recorded)\n"
         ));
     }
     out
@@ -315,7 +315,7 @@ mod tests {
                 "a stream among them",
                 "2400",
                 status(4, Some(3), Some("183")),
-                "  charged    183 atomic units by 3 receipts (authorized 7200; 7017 never moved)\n  (1 spent without a stated charge: streamed or exact answers, or recorded by another replica)\n",
+                "  charged    183 atomic units by 3 receipts (authorized 7200; 7017 never moved)\n  (1 spent without a stated charge: exact answers, streams whose trailer never came, or spends another replica recorded)\n",
             ),
             (
                 "unreadable price",
